@@ -1,0 +1,96 @@
+"""Time socialvalue.metrics on 1,000,000 synthetic contract-supplier lines, 50 anchors, 12 quarters.
+
+Run: .venv/bin/python benchmarks/metrics_bench.py [lines]
+Prints wall time per basis and the peak resident set size of the process (polars allocates outside
+Python, so tracemalloc would not see it).
+"""
+
+import resource
+import sys
+import time
+from datetime import date
+
+import polars as pl
+
+from socialvalue.metrics import CATEGORIES, INPUT_SCHEMA, TIERS, compute_metrics
+
+ANCHORS = 50
+SUPPLIERS = 60_000
+FIRST_DAY = date(2023, 4, 1)  # 2023Q1; twelve quarters run to 31 Mar 2026
+DAYS = (date(2026, 3, 31) - FIRST_DAY).days + 1
+
+
+def synthesise(n: int) -> pl.DataFrame:
+    """Deterministic pseudo-random lines (hash of the row number, one seed per column)."""
+
+    def rnd(seed: int, modulo: int) -> pl.Expr:
+        return (pl.col("i").hash(seed) % modulo).cast(pl.Int64)
+
+    # Contract lengths: 40 % up to 3 months, 40 % 3 months-2 years, 20 % 2-5 years.
+    length_kind = rnd(7, 10)
+    length = (
+        pl.when(length_kind < 4)
+        .then(rnd(8, 90) + 1)
+        .when(length_kind < 8)
+        .then(rnd(9, 640) + 90)
+        .otherwise(rnd(10, 1100) + 730)
+    )
+    award_offset = rnd(3, DAYS)
+    frame = pl.DataFrame({"i": pl.int_range(n, eager=True)}).with_columns(
+        line_id=pl.col("i") + 1,
+        contract_id=pl.col("i") // 2 + 1,
+        anchor_id=rnd(1, ANCHORS) + 1,
+        supplier_id=rnd(2, SUPPLIERS) + 1,
+        # log-ish spread of values: £100 to about £10m
+        value_pence=pl.when(rnd(11, 100) == 0)
+        .then(None)
+        .otherwise((rnd(12, 1000) + 1) * (pl.lit(10) ** (rnd(13, 5) + 4))),
+        currency=pl.when(rnd(14, 100) == 0).then(pl.lit("EUR")).otherwise(pl.lit("GBP")),
+        award_date=pl.lit(FIRST_DAY) + pl.duration(days=award_offset),
+        start_date=pl.when(rnd(15, 20) == 0)
+        .then(None)
+        .otherwise(pl.lit(FIRST_DAY) + pl.duration(days=award_offset + rnd(16, 60))),
+        length=length,
+        cpv_code=pl.when(rnd(17, 30) == 0)
+        .then(None)
+        .otherwise(pl.format("{}000000", (rnd(18, 90) + 10).cast(pl.String))),
+        tier=pl.lit(pl.Series(TIERS)).get(rnd(19, len(TIERS))),
+        category=pl.lit(pl.Series(CATEGORIES)).get(rnd(20, len(CATEGORIES))),
+        sme=pl.when(rnd(21, 5) == 0).then(None).otherwise(rnd(22, 2) == 0),
+        vcse=pl.when(rnd(23, 5) == 0).then(None).otherwise(rnd(24, 4) == 0),
+        social_enterprise=pl.when(rnd(25, 3) == 0).then(None).otherwise(rnd(26, 6) == 0),
+        status=pl.when(rnd(27, 50) == 0).then(pl.lit("withdrawn")).otherwise(pl.lit("active")),
+    )
+    frame = frame.with_columns(
+        end_date=pl.col("start_date") + pl.duration(days=pl.col("length") - 1),
+        supplier_name=pl.format("Supplier {}", pl.col("supplier_id")),
+    )
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in INPUT_SCHEMA.items())
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    t0 = time.perf_counter()
+    lines = synthesise(n)
+    print(f"synthesised {lines.height:,} lines, {ANCHORS} anchors in {time.perf_counter() - t0:.2f} s")
+    print(f"polars {pl.__version__}, threads {pl.thread_pool_size()}")
+    total = 0.0
+    for basis in ("awarded", "spread"):
+        t0 = time.perf_counter()
+        result = compute_metrics(lines, basis=basis, periods="quarter")
+        elapsed = time.perf_counter() - t0
+        total += elapsed
+        print(
+            f"{basis:8s} quarter: {elapsed:.2f} s; summary {result.summary.height} rows, "
+            f"lines {result.lines.height:,} rows, excluded {result.excluded.height:,} rows"
+        )
+    print(f"both bases, every anchor + 'all', quarterly: {total:.2f} s")
+    t0 = time.perf_counter()
+    compute_metrics(lines, basis="spread", periods="year")
+    print(f"spread   year:    {time.perf_counter() - t0:.2f} s")
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"peak RSS: {peak_kib / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The composition root: the only module that wires HTTP, database, CLI and the domain together."""
+
+from __future__ import annotations
+
+import logging
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from procurement.auth import TokenAuthenticationMiddleware
+from procurement.cli import LocalValueCLIPlugin
+from procurement.controllers.contracts import ContractController
+from procurement.controllers.health import HealthController, app_version
+from procurement.controllers.organisations import OrganisationController
+from procurement.controllers.suppliers import SupplierController
+from procurement.db import ALCHEMY_STATE_KEY, make_alchemy_config
+from procurement.errors import EXCEPTION_HANDLERS
+from procurement.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    alchemy = make_alchemy_config(settings)
+    logging.basicConfig(level=logging.INFO if settings.debug else logging.WARNING)
+    return Litestar(
+        route_handlers=[HealthController, OrganisationController, SupplierController, ContractController],
+        plugins=[SQLAlchemyPlugin(config=alchemy), LocalValueCLIPlugin()],
+        state=State({ALCHEMY_STATE_KEY: alchemy}),
+        middleware=[DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema"])],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET"]),
+        openapi_config=OpenAPIConfig(
+            title="Local Value",
+            version=app_version(),
+            description=(
+                "Local procurement and social-value tracking for health and care anchor institutions. "
+                "Writes need `Authorization: Bearer <token>`; errors are RFC 9457 problem documents."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", description="API token")}
+            ),
+            security=[{"bearer": []}],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,72 @@
+"""Database engine, the advanced-alchemy config, and sessions for work outside a request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    SQLAlchemyAsyncConfig,
+)
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from procurement.settings import Settings, get_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+VERSION_TABLE = "alembic_version"
+ALCHEMY_STATE_KEY = "localvalue_alchemy"
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite ignores foreign keys unless asked on every connection.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=echo)
+        event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+        return engine
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    return SQLAlchemyAsyncConfig(
+        engine_instance=make_engine(settings.database_url, echo=settings.echo_sql),
+        before_send_handler="autocommit",
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        alembic_config=AlembicAsyncConfig(
+            version_table_name=VERSION_TABLE,
+            script_config=str(MIGRATIONS_DIR / "alembic.ini"),
+            script_location=str(MIGRATIONS_DIR),
+            compare_type=True,
+            render_as_batch=True,
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_alchemy_config() -> SQLAlchemyAsyncConfig:
+    return make_alchemy_config(get_settings())
+
+
+@asynccontextmanager
+async def session_scope(config: SQLAlchemyAsyncConfig | None = None) -> AsyncIterator[AsyncSession]:
+    """A session for CLI commands and jobs: commit on success, roll back on error."""
+    cfg = config or get_alchemy_config()
+    async with cfg.get_session() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

@@ -1,0 +1,58 @@
+"""Exact money: Decimal in, integer pence stored, strings out. Never a binary float."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+# Active ISO 4217 codes (list of 2024), so a typo like "GPB" is refused rather than stored.
+ISO_4217 = frozenset(
+    ["AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG"]
+)
+
+MAX_PENCE = 10**15  # £10 trillion: far above any contract, small enough to catch unit mistakes
+
+
+def parse_currency(code: str) -> str:
+    value = code.strip().upper()
+    if value not in ISO_4217:
+        msg = f"currency {code!r} is not an ISO 4217 code (for example GBP)"
+        raise ValueError(msg)
+    return value
+
+
+def to_pence(amount: Decimal | int | str, *, field: str = "value") -> int:
+    """Exact conversion; refuses negatives, more than two decimal places and absurd sizes."""
+    try:
+        value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    except InvalidOperation as exc:
+        msg = f"{field} must be a decimal amount such as 1234.50"
+        raise ValueError(msg) from exc
+    if not value.is_finite():
+        msg = f"{field} must be a finite amount"
+        raise ValueError(msg)
+    if value < 0:
+        msg = f"{field} must not be negative"
+        raise ValueError(msg)
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2:
+        msg = f"{field} has more than two decimal places"
+        raise ValueError(msg)
+    pence = int(value * 100)
+    if pence > MAX_PENCE:
+        msg = f"{field} is implausibly large"
+        raise ValueError(msg)
+    return pence
+
+
+def format_pence(pence: int | None) -> str | None:
+    if pence is None:
+        return None
+    sign = "-" if pence < 0 else ""
+    pounds, rem = divmod(abs(pence), 100)
+    return f"{sign}{pounds}.{rem:02d}"
+
+
+def split_evenly(total_pence: int, parts: int) -> list[int]:
+    """Equal shares that add up exactly; the first shares take the leftover pence."""
+    base, rem = divmod(total_pence, parts)
+    return [base + (1 if i < rem else 0) for i in range(parts)]

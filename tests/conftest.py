@@ -1,0 +1,193 @@
+"""Shared fixtures: every database test runs once on SQLite and once on PostgreSQL.
+
+Each backend gets a fresh database for the session, migrated to head with Alembic (the real schema path,
+not create_all). Tables are emptied after each test. PostgreSQL is expected at TEST_POSTGRES_URL
+(default postgres@127.0.0.1:5432, trust auth); `.ci/run` starts or installs it. If it is unreachable the
+PostgreSQL half fails loudly rather than skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+os.environ.setdefault("LOCALVALUE_DEBUG", "0")
+
+PG_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+BACKENDS = ("sqlite", "postgresql")
+
+
+@dataclass
+class Database:
+    backend: str
+    url: str
+    engine: AsyncEngine
+
+
+def _pg_url(database: str) -> str:
+    base, _, _ = PG_SERVER_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def create_pg_database(name: str) -> str:
+    import asyncpg
+
+    dsn = PG_SERVER_URL.replace("postgresql+asyncpg", "postgresql")
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_SERVER_URL}: {exc}. Run .ci/run or start it.")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return _pg_url(name)
+
+
+async def drop_pg_database(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_SERVER_URL.replace("postgresql+asyncpg", "postgresql"), timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def alembic_upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from procurement.db import MIGRATIONS_DIR
+
+    cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, revision)
+
+
+async def new_database(backend: str, tmp_dir: Path, label: str) -> tuple[str, str]:
+    """Returns (url, name); name is the file path for SQLite, the database name for PostgreSQL."""
+    if backend == "sqlite":
+        path = tmp_dir / f"{label}.db"
+        return f"sqlite+aiosqlite:///{path}", str(path)
+    name = f"lv_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    return await create_pg_database(name), name
+
+
+async def dispose_database(backend: str, name: str) -> None:
+    if backend == "postgresql":
+        await drop_pg_database(name)
+    else:
+        Path(name).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+    from procurement.db import make_engine
+
+    backend = request.param
+    url, name = await new_database(backend, tmp_path_factory.mktemp(backend), "suite")
+    await asyncio.to_thread(alembic_upgrade, url)
+    engine = make_engine(url)
+    yield Database(backend=backend, url=url, engine=engine)
+    await engine.dispose()
+    await dispose_database(backend, name)
+
+
+async def _empty_tables(db: Database) -> None:
+    from advanced_alchemy.base import metadata_registry
+
+    tables = [t.name for t in reversed(metadata_registry.get(None).sorted_tables)]
+    async with db.engine.begin() as conn:
+        if db.backend == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+async def db(database: Database) -> AsyncIterator[Database]:
+    """A migrated, empty database of the current backend; emptied again after the test."""
+    yield database
+    await _empty_tables(database)
+
+
+@pytest.fixture
+async def session(db: Database) -> AsyncIterator[AsyncSession]:
+    maker = async_sessionmaker(db.engine, expire_on_commit=False)
+    async with maker() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+async def _session_client(database: Database) -> AsyncIterator[Any]:
+    from litestar.testing import AsyncTestClient
+
+    from procurement.app import create_app
+    from procurement.db import ALCHEMY_STATE_KEY
+    from procurement.settings import Settings
+
+    settings = Settings(**{**Settings.from_env().__dict__, "database_url": database.url})
+    app = create_app(settings)
+    async with AsyncTestClient(app=app) as client:
+        yield client
+    await app.state[ALCHEMY_STATE_KEY].get_engine().dispose()
+
+
+@pytest.fixture
+async def app_client(db: Database, _session_client: Any) -> Any:
+    """An in-process client of the real app on the current backend (tables emptied after each test)."""
+    return _session_client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "database" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
+_outcomes: Counter[tuple[str, str]] = Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    for backend in BACKENDS:
+        if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid or f"-{backend}-" in report.nodeid:
+            _outcomes[(backend, report.outcome)] += 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _outcomes:
+        return
+    terminalreporter.section("database tests per backend")
+    for backend in BACKENDS:
+        passed = _outcomes[(backend, "passed")]
+        failed = _outcomes[(backend, "failed")]
+        skipped = _outcomes[(backend, "skipped")]
+        terminalreporter.write_line(f"{backend:<11} {passed} passed, {failed} failed, {skipped} skipped")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
