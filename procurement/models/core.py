@@ -57,6 +57,9 @@ class Organisation(BigIntAuditBase):
     lad_code: Mapped[str | None] = mapped_column(String(16))
     is_anchor: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     name_key: Mapped[str] = mapped_column(String(300), index=True, default="")
+    # The anchor's own definition of "local": a preset (own_lad, icb, wmca_7, wm_region) or custom LADs.
+    local_preset: Mapped[str | None] = mapped_column(String(16))
+    local_lad_codes: Mapped[list[str] | None] = mapped_column(JsonB)
 
     identifiers: Mapped[list[OrganisationIdentifier]] = relationship(
         back_populates="organisation", cascade="all, delete-orphan", lazy="selectin"
@@ -88,6 +91,9 @@ class Supplier(BigIntAuditBase):
     country: Mapped[str | None] = mapped_column(String(100))
     declared_scale: Mapped[str | None] = mapped_column(String(16))
     declared_vcse: Mapped[bool | None] = mapped_column(Boolean)
+    declared_source: Mapped[str | None] = mapped_column(String(500))
+    # A duplicate merged into another supplier points at it; contracts keep their original links.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("supplier.id"), index=True)
 
     identifiers: Mapped[list[SupplierIdentifier]] = relationship(
         back_populates="supplier", cascade="all, delete-orphan", lazy="selectin"

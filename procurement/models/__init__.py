@@ -1,0 +1,71 @@
+"""All tables share one metadata; each module holds one capability's tables."""
+
+from procurement.models.classification import (
+    ClassificationOverride,
+    SupplierAttestation,
+    SupplierClassification,
+    SupplierMerge,
+)
+from procurement.models.core import (
+    ApiToken,
+    AuditEvent,
+    AuditIsAppendOnlyError,
+    Contract,
+    ContractCpv,
+    ContractSource,
+    ContractStatus,
+    ContractSupplier,
+    Organisation,
+    OrganisationIdentifier,
+    OrganisationKind,
+    Role,
+    Supplier,
+    SupplierIdentifier,
+    User,
+)
+from procurement.models.imports import FeedWatermark, ImportNote, ImportRun, RawRelease, SupplierMatch
+from procurement.models.social_value import (
+    AnchorGroup,
+    AnchorGroupMember,
+    Commitment,
+    CommitmentTarget,
+    DeliveryReturn,
+    Lm3Response,
+    Measure,
+)
+from procurement.models.statements import Statement
+
+__all__ = [
+    "AnchorGroup",
+    "AnchorGroupMember",
+    "ApiToken",
+    "AuditEvent",
+    "AuditIsAppendOnlyError",
+    "ClassificationOverride",
+    "Commitment",
+    "CommitmentTarget",
+    "Contract",
+    "ContractCpv",
+    "ContractSource",
+    "ContractStatus",
+    "ContractSupplier",
+    "DeliveryReturn",
+    "FeedWatermark",
+    "ImportNote",
+    "ImportRun",
+    "Lm3Response",
+    "Measure",
+    "Organisation",
+    "OrganisationIdentifier",
+    "OrganisationKind",
+    "RawRelease",
+    "Role",
+    "Statement",
+    "Supplier",
+    "SupplierAttestation",
+    "SupplierClassification",
+    "SupplierIdentifier",
+    "SupplierMatch",
+    "SupplierMerge",
+    "User",
+]
