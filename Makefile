@@ -7,8 +7,11 @@ DEMO_DB ?= sqlite+aiosqlite:///$(CURDIR)/localvalue.db
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PACKAGES := procurement importers socialvalue
+# The sample's Birmingham City Council award (a Dudley contractor, June 2022) makes the demo statement.
+DEMO_ANCHOR ?= E08000025
+DEMO_QUARTER ?= 2022Q1
 
-.PHONY: install demo demo-data test lint typecheck pytest postgres clean
+.PHONY: install demo demo-data test lint typecheck pytest postgres browser clean statement-preview
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +25,12 @@ install: $(STAMP)
 demo-data: install
 	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue database upgrade --no-prompt
 	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue seed anchors
+	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue import file procurement/data/samples/contracts-finder-*.json
+	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue seed measures
+	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue seed groups
+	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue classify
+	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue statements publish --anchor $(DEMO_ANCHOR) --quarter $(DEMO_QUARTER) \
+		--by "make demo" --if-absent
 
 demo: demo-data
 	@echo "Local Value on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/schema/swagger)"
@@ -30,6 +39,9 @@ demo: demo-data
 postgres:
 	bash .ci/ensure-postgres
 
+browser:
+	bash .ci/ensure-browser
+
 lint: install
 	$(BIN)/ruff check $(PACKAGES) tests benchmarks migrations/env.py
 	$(BIN)/ruff format --check $(PACKAGES) tests benchmarks migrations/env.py
@@ -37,10 +49,19 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install postgres
+pytest: install postgres browser
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# PNGs of the first two pages of the demo statement, for reviewers without a PDF viewer.
+statement-preview: demo-data
+	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue statements download --anchor $(DEMO_ANCHOR) --quarter $(DEMO_QUARTER) \
+		--out docs/demo-statement.pdf
+	command -v pdftoppm >/dev/null || bash .ci/ensure-browser
+	pdftoppm -png -r 60 -f 1 -l 2 docs/demo-statement.pdf docs/demo-statement
+	rm docs/demo-statement.pdf
+	@ls docs/demo-statement-*.png
 
 clean:
 	rm -rf $(VENV) localvalue.db .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,10 @@
 """Time socialvalue.metrics on 1,000,000 synthetic contract-supplier lines, 50 anchors, 12 quarters.
 
-Run: .venv/bin/python benchmarks/metrics_bench.py [lines]
+Run: .venv/bin/python benchmarks/metrics_bench.py [lines] [uniform|zipf]
+
+Suppliers are drawn uniformly by default (the worst case: almost every anchor x supplier x quarter group is
+new). "zipf" draws them with probability proportional to 1/rank, closer to real procurement, where a few
+suppliers hold many contracts.
 Prints wall time per basis and the peak resident set size of the process (polars allocates outside
 Python, so tracemalloc would not see it).
 """
@@ -20,7 +24,7 @@ FIRST_DAY = date(2023, 4, 1)  # 2023Q1; twelve quarters run to 31 Mar 2026
 DAYS = (date(2026, 3, 31) - FIRST_DAY).days + 1
 
 
-def synthesise(n: int) -> pl.DataFrame:
+def synthesise(n: int, suppliers: str = "uniform") -> pl.DataFrame:
     """Deterministic pseudo-random lines (hash of the row number, one seed per column)."""
 
     def rnd(seed: int, modulo: int) -> pl.Expr:
@@ -36,11 +40,14 @@ def synthesise(n: int) -> pl.DataFrame:
         .otherwise(rnd(10, 1100) + 730)
     )
     award_offset = rnd(3, DAYS)
+    # SUPPLIERS ** u for uniform u has P(id <= k) = log k / log SUPPLIERS, i.e. density ~ 1 / k.
+    zipf = pl.lit(float(SUPPLIERS)).pow((pl.col("i").hash(2) % 1_000_000) / 1_000_000).floor().cast(pl.Int64)
+    supplier = zipf if suppliers == "zipf" else rnd(2, SUPPLIERS) + 1
     frame = pl.DataFrame({"i": pl.int_range(n, eager=True)}).with_columns(
         line_id=pl.col("i") + 1,
         contract_id=pl.col("i") // 2 + 1,
         anchor_id=rnd(1, ANCHORS) + 1,
-        supplier_id=rnd(2, SUPPLIERS) + 1,
+        supplier_id=supplier,
         # log-ish spread of values: £100 to about £10m
         value_pence=pl.when(rnd(11, 100) == 0)
         .then(None)
@@ -70,9 +77,13 @@ def synthesise(n: int) -> pl.DataFrame:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    suppliers = sys.argv[2] if len(sys.argv) > 2 else "uniform"
     t0 = time.perf_counter()
-    lines = synthesise(n)
-    print(f"synthesised {lines.height:,} lines, {ANCHORS} anchors in {time.perf_counter() - t0:.2f} s")
+    lines = synthesise(n, suppliers)
+    print(
+        f"synthesised {lines.height:,} lines, {ANCHORS} anchors, {lines['supplier_id'].n_unique():,} suppliers "
+        f"({suppliers}) in {time.perf_counter() - t0:.2f} s"
+    )
     print(f"polars {pl.__version__}, threads {pl.thread_pool_size()}")
     total = 0.0
     for basis in ("awarded", "spread"):

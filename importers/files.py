@@ -213,22 +213,21 @@ def _detect_item_prefix(path: Path) -> str | None:
     Reads only until the first item starts (or, for a single release, to the end of that object).
     None when the file does not start with an object or array.
     """
+    found: str | None = None
     with path.open("rb") as raw:
         events = ijson.parse(_CleanReader(raw), multiple_values=True, use_float=False)
         try:
             prefix, event, _ = next(events)
-            if prefix != "" or event not in ("start_map", "start_array"):
-                return None
-            if event == "start_array":
-                return "item"
-            for prefix, event, _ in events:
-                if prefix in ("releases.item", "records.item"):
-                    return prefix
-                if prefix == "" and event == "end_map":
-                    return ""
+            if prefix == "" and event == "start_array":
+                found = "item"
+            elif prefix == "" and event == "start_map":
+                for prefix, event, _ in events:
+                    if prefix in ("releases.item", "records.item") or (prefix == "" and event == "end_map"):
+                        found = prefix
+                        break
         except (StopIteration, ijson.JSONError, ijson.IncompleteJSONError):
-            return None
-    return None
+            found = None
+    return found
 
 
 def _stream_items(path: Path, item_prefix: str) -> Iterator[FileItem]:

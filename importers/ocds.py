@@ -7,6 +7,7 @@ import copy
 import hashlib
 import html
 import json
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+from ocdsmerge.exceptions import DuplicateIdValueWarning
 from ocdsmerge.merge import CompiledRelease
 from ocdsmerge.rules import get_merge_rules
 
@@ -143,19 +145,33 @@ def compile_releases(releases: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     Dates are compared as instants (feeds mix ``Z`` and ``+01:00``, which sort wrongly as strings);
     releases without a usable date go first, ties keep the given order. Raises ``ValueError`` for an empty
-    list or mixed ocids.
+    list or mixed ocids. ``compile_releases_with_notes`` also returns what ocdsmerge warned about.
     """
+    return compile_releases_with_notes(releases)[0]
+
+
+def compile_releases_with_notes(releases: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[Note]]:
+    """``compile_releases`` plus notes for ocdsmerge's warnings (e.g. two suppliers with the same id collapse)."""
     if not releases:
         raise ValueError("compile_releases needs at least one release")
     ocids = {r.get("ocid") for r in releases}
     if len(ocids) != 1:
         raise ValueError(f"compile_releases got releases of several ocids: {sorted(map(str, ocids))}")
+    ocid = _text(next(iter(ocids)))
     compiled = CompiledRelease(merge_rules=MERGE_RULES)
-    # Appending one by one bypasses ocdsmerge's string sort of dates.
-    for _, release in sorted(enumerate(releases), key=_release_sort_key):
-        compiled.append(dict(release))
+    notes: list[Note] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DuplicateIdValueWarning)
+        # Appending one by one bypasses ocdsmerge's string sort of dates.
+        for _, release in sorted(enumerate(releases), key=_release_sort_key):
+            compiled.append(dict(release))
+    for warning in caught:
+        if issubclass(warning.category, DuplicateIdValueWarning):
+            notes.append(Note(WARNING, f"merged as one: {warning.message}", ocid=ocid))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     result: dict[str, Any] = compiled.asdict()
-    return result
+    return result, notes
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,9 +15,19 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from procurement.auth import TokenAuthenticationMiddleware
 from procurement.cli import LocalValueCLIPlugin
+from procurement.controllers.classification import ClassificationController
 from procurement.controllers.contracts import ContractController
 from procurement.controllers.health import HealthController, app_version
+from procurement.controllers.imports import ImportController
+from procurement.controllers.metrics import MetricsController
 from procurement.controllers.organisations import OrganisationController
+from procurement.controllers.social_value import (
+    AnchorGroupController,
+    CommitmentController,
+    Lm3Controller,
+    MeasureController,
+)
+from procurement.controllers.statements import PublicStatementController, StatementController, public_home
 from procurement.controllers.suppliers import SupplierController
 from procurement.db import ALCHEMY_STATE_KEY, make_alchemy_config
 from procurement.errors import EXCEPTION_HANDLERS
@@ -29,7 +39,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
     alchemy = make_alchemy_config(settings)
     logging.basicConfig(level=logging.INFO if settings.debug else logging.WARNING)
     return Litestar(
-        route_handlers=[HealthController, OrganisationController, SupplierController, ContractController],
+        route_handlers=[
+            HealthController,
+            public_home,
+            PublicStatementController,
+            StatementController,
+            OrganisationController,
+            SupplierController,
+            ContractController,
+            ImportController,
+            ClassificationController,
+            MetricsController,
+            MeasureController,
+            CommitmentController,
+            AnchorGroupController,
+            Lm3Controller,
+        ],
         plugins=[SQLAlchemyPlugin(config=alchemy), LocalValueCLIPlugin()],
         state=State({ALCHEMY_STATE_KEY: alchemy}),
         middleware=[DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema"])],

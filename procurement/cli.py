@@ -111,6 +111,19 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: click.Group) -> None:
         cli.add_command(tokens_group)
         cli.add_command(seed_group)
+        from procurement.cli_imports import import_group
+
+        cli.add_command(import_group)
+        from procurement.cli_classification import classify_group, geo_group
+
+        cli.add_command(classify_group)
+        cli.add_command(geo_group)
+        from procurement.cli_social_value import register as register_social_value
+
+        register_social_value(cli, seed_group)
+        from procurement.cli_statements import statements_group
+
+        cli.add_command(statements_group)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
 
 from socialvalue.identifiers import clean_org_name, company_number_prefix
@@ -86,6 +87,14 @@ _PUBLIC_BODY_NAME = re.compile(
     r"\bNHS\s+(?:foundation\s+)?trust$|\bintegrated\s+care\s+board$|^NHS\s+England$"
     r"|\b(?:city|county|borough|district|metropolitan\s+borough|town|parish)\s+council$",
     re.IGNORECASE,
+)
+# Stands for the supplier's legal name in name-rule evidence until the memoised decision is made.
+_LEGAL_NAME = "\x00legal name\x00"
+# Fragments at least one of which every name rule needs (checked on the lower-cased ASCII name): most supplier
+# names ("Acme Widgets Ltd") contain none, so the seven rules above are skipped for them.
+_NAME_RULE_HINT = re.compile(
+    r"c\.?\s?i\.?\s?c|c\.?i\.?o|community|cwmni|charitable|bencom|operative|co-op"
+    r"|p\.?l\.?c|public|l\.?l\.?p|trust|board|nhs|council"
 )
 
 _METHOD_RANK = {
@@ -200,7 +209,8 @@ def _identifier_signals(identifiers: Iterable[tuple[str, str]]) -> list[Evidence
         elif scheme == "GB-MPR":
             out += _form_signal("registered_society", _Basis("register_identifier", label, value, 0.9, "SE3"))
         elif scheme == "GB-COH":
-            prefix = company_number_prefix(value)
+            # A plain E&W number (the common case) has no prefix; skip the parse.
+            prefix = None if value.isascii() and value.isdigit() else company_number_prefix(value)
             if prefix in _PREFIX_CATEGORY:
                 category = _PREFIX_CATEGORY[prefix]
                 rule = "SE4" if category == "cio" else "SE3"
@@ -231,38 +241,43 @@ def _company_type_signals(company_type: str | None, company_subtype: str | None)
     return out
 
 
-def _name_signals(name: str | None) -> list[Evidence]:
+def _name_signals(name: str | None) -> tuple[str, list[Evidence]]:
+    """(legal name, signals); the signals carry _LEGAL_NAME for the name so that deciding can be memoised."""
     if not name or not name.strip():
-        return []
+        return "", []
     legal = _legal_name(name)
+    if legal.isascii() and not _NAME_RULE_HINT.search(legal.lower()):
+        return legal, []
+    found = legal
+    legal = _LEGAL_NAME
     out: list[Evidence] = []
-    cic = _CIC_NAME.search(legal) or _CIC_PHRASE.search(legal)
+    cic = _CIC_NAME.search(found) or _CIC_PHRASE.search(found)
     if cic:
         out += _form_signal(
             "cic", _Basis("legal_name_pattern", f"legal name form {cic.group(0).strip()!r}", legal, 0.6, "SE2")
         )
-    elif suffix := _PLC_NAME.search(legal):
+    elif suffix := _PLC_NAME.search(found):
         source = f"legal name suffix {suffix.group(0).strip()!r}: a for-profit company or partnership"
         out.append(_ev("vcse", "false", _Basis("legal_name_pattern", source, legal, 0.5, "FP1")))
-    cio = _CIO_NAME.search(legal)
+    cio = _CIO_NAME.search(found)
     if cio:
         out += _form_signal(
             "cio", _Basis("legal_name_pattern", f"legal name form {cio.group(0).strip()!r}", legal, 0.6, "SE4")
         )
-    bencom = _BENCOM_NAME.search(legal)
+    bencom = _BENCOM_NAME.search(found)
     if bencom:
         source = f"legal name form {bencom.group(0)!r}"
         out += _form_signal("registered_society", _Basis("legal_name_pattern", source, legal, 0.55, "SE3"))
-    elif coop := _COOP_NAME.search(legal):
+    elif coop := _COOP_NAME.search(found):
         # Many co-operatives are registered societies, but a company can use the word too.
         source = f"legal name word {coop.group(0)!r}"
         out += _form_signal("registered_society", _Basis("legal_name_pattern", source, legal, 0.45, "SE3"))
-    public = _PUBLIC_BODY_NAME.search(legal)
+    public = _PUBLIC_BODY_NAME.search(found)
     if public:
         source = f"public-body name {public.group(0)!r}: not non-governmental, so not a VCSE"
         out.append(_ev("vcse", "false", _Basis("legal_name_pattern", source, legal, 0.7, "PB1")))
         out.append(_ev("social_enterprise", "false", _Basis("legal_name_pattern", source, legal, 0.7, "PB1")))
-    return out
+    return found, out
 
 
 def _declared_signals(facts: SupplierFacts) -> list[Evidence]:
@@ -360,13 +375,40 @@ def _default(flag: str, source: str) -> Evidence:
 
 
 def classify_enterprise(facts: SupplierFacts) -> EnterpriseClassification:
+    legal, name_signals = _name_signals(facts.name)
     signals = (
-        _identifier_signals(facts.identifiers)
-        + _company_type_signals(facts.company_type, facts.company_subtype)
-        + _name_signals(facts.name)
-        + _declared_signals(facts)
-        + _attestation_signals(facts.attestations)
+        (_identifier_signals(facts.identifiers) if facts.identifiers else [])
+        + (
+            _company_type_signals(facts.company_type, facts.company_subtype)
+            if facts.company_type or facts.company_subtype
+            else []
+        )
+        + name_signals
+        + list(_declared_signals_cached(facts.declared_scale, facts.declared_vcse, facts.declared_source))
+        + (_attestation_signals(facts.attestations) if facts.attestations else [])
     )
+    result = _decide(tuple(signals))
+    if not name_signals:
+        return result
+    evidence = tuple(replace(e, evidence=legal) if e.evidence == _LEGAL_NAME else e for e in result.evidence)
+    return replace(result, evidence=evidence)
+
+
+@lru_cache(maxsize=4096)
+def _declared_signals_cached(
+    declared_scale: str | None, declared_vcse: bool | None, declared_source: str | None
+) -> tuple[Evidence, ...]:
+    facts = SupplierFacts(
+        name=None, declared_scale=declared_scale, declared_vcse=declared_vcse, declared_source=declared_source
+    )
+    return tuple(_declared_signals(facts))
+
+
+# The answer depends only on the signals, and most suppliers share a handful of signal sets (a feed's declared
+# scale, a plain company name), so the settling is memoised. Results are immutable, so sharing them is safe.
+@lru_cache(maxsize=16384)
+def _decide(signals_key: tuple[Evidence, ...]) -> EnterpriseClassification:
+    signals = list(signals_key)
     by_flag: dict[str, list[Evidence]] = {flag: [s for s in signals if s.flag == flag] for flag in FLAGS}
     conflicts: list[str] = []
     evidence: dict[str, list[Evidence]] = {}

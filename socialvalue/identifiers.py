@@ -169,7 +169,7 @@ _TRADING_AS = re.compile(r"[\s(](?:t/a|t\\a|trading\s+as)\s.*$", re.IGNORECASE)
 
 
 def _repair_mojibake(text: str) -> str:
-    if not any(marker in text for marker in _MOJIBAKE_MARKERS):
+    if text.isascii() or not any(marker in text for marker in _MOJIBAKE_MARKERS):
         return text
     for codec in ("cp1252", "latin-1"):
         try:

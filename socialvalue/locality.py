@@ -18,9 +18,10 @@ district or area), so callers can report expected values and lower bounds.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -208,12 +209,17 @@ def _no_postcode(method: str, country_hint: str | None, why: str) -> TierResult:
     return TierResult("unknown", None, method, why)
 
 
+def _percent(share: float) -> int:
+    # Half-up, written so the vectorised tiers_for rounds identically.
+    return math.floor(share * 100 + 0.5)
+
+
 def _tier_by_lad(place: Place, area: LocalArea) -> TierResult:
     confidence = place.confidence
     where = place.lad_name or place.lad_code
     how = ""
     if place.method != "unit":
-        share = "" if confidence is None else f", {confidence:.0%}"
+        share = "" if confidence is None else f", {_percent(confidence)}%"
         how = f" (best fit for {place.method} {place.lookup_key or place.postcode}{share})"
     if place.lad_code in CROWN_DEPENDENCY_LADS:
         tier, reason = "outside_uk", f"{where}: Crown Dependency, outside the UK{how}."
@@ -243,3 +249,112 @@ def tier_for(place: Place | None, area: LocalArea, *, country_hint: str | None =
         why = "No usable postcode." if place.postcode is None else f"Postcode {place.postcode} not found."
         return _no_postcode(place.method, country_hint, why)
     return _tier_by_lad(place, area)
+
+
+def tiers_for(
+    places: pl.DataFrame, area: LocalArea, *, country_hints: Sequence[str | None] | None = None
+) -> pl.DataFrame:
+    """:func:`tier_for` over a :func:`~socialvalue.geography.locate_many` frame, vectorised.
+
+    Returns one row per place with ``tier``, ``tier_confidence``, ``tier_method``, ``tier_reason``,
+    equal to what ``tier_for`` gives row by row.
+    """
+    hints = list(country_hints) if country_hints is not None else [None] * places.height
+    if len(hints) != places.height:
+        raise ValueError("country_hints must have one entry per place")
+    distinct = {hint for hint in hints if hint is not None}
+    uk_by_hint = {hint: country_is_uk(hint) for hint in distinct}
+    frame = places.select(
+        "method", "postcode", "lookup_key", "confidence", "lad_code", "lad_name", "region_code", "country_code"
+    ).with_columns(
+        hint_uk=pl.Series([uk_by_hint.get(h) if h is not None else None for h in hints], dtype=pl.Boolean),
+        hint_repr=pl.Series([repr(h) if h is not None else None for h in hints], dtype=pl.String),
+    )
+    rules = pl.DataFrame(
+        {
+            "method": list(_RULE_TIERS),
+            "rule_tier": [rule[0] for rule in _RULE_TIERS.values()],
+            "rule_confidence": [rule[1] for rule in _RULE_TIERS.values()],
+            "rule_reason": [rule[2] for rule in _RULE_TIERS.values()],
+        },
+        schema={"method": pl.String, "rule_tier": pl.String, "rule_confidence": pl.Float64, "rule_reason": pl.String},
+    )
+    frame = frame.join(rules, on="method", how="left", maintain_order="left")
+    method, conf = pl.col("method"), pl.col("confidence")
+    why = (
+        pl.when(pl.col("postcode").is_null())
+        .then(pl.lit("No usable postcode."))
+        .otherwise(pl.lit("Postcode ") + pl.col("postcode") + pl.lit(" not found."))
+    )
+    where = pl.coalesce("lad_name", "lad_code")
+    share = (
+        pl.when(conf.is_null())
+        .then(pl.lit(""))
+        .otherwise(pl.lit(", ") + (conf * 100 + 0.5).floor().cast(pl.Int64).cast(pl.String) + pl.lit("%"))
+    )
+    how = (
+        pl.when(method == "unit")
+        .then(pl.lit(""))
+        .otherwise(
+            pl.lit(" (best fit for ")
+            + method
+            + pl.lit(" ")
+            + pl.coalesce("lookup_key", "postcode")
+            + share
+            + pl.lit(")")
+        )
+    )
+    in_area = pl.col("lad_code").is_in(list(area.lad_codes))
+    crown = pl.col("lad_code").is_in(list(CROWN_DEPENDENCY_LADS))
+    same_region = pl.col("region_code") == area.region_code
+    in_uk = pl.col("country_code").is_in(list(UK_COUNTRY_CODES))
+    has_rule, no_lad = pl.col("rule_tier").is_not_null(), pl.col("lad_code").is_null()
+    hint_uk = pl.col("hint_uk")
+    tier = (
+        pl.when(has_rule)
+        .then(pl.col("rule_tier"))
+        .when(no_lad & (hint_uk == False))  # noqa: E712 - polars comparison, null stays null
+        .then(pl.lit("outside_uk"))
+        .when(no_lad)
+        .then(pl.lit("unknown"))
+        .when(crown)
+        .then(pl.lit("outside_uk"))
+        .when(in_area)
+        .then(pl.lit("local"))
+        .when(same_region)
+        .then(pl.lit("regional"))
+        .when(in_uk)
+        .then(pl.lit("rest_of_uk"))
+        .otherwise(pl.lit("unknown"))
+    )
+    confidence = (
+        pl.when(has_rule)
+        .then(pl.col("rule_confidence"))
+        .when(no_lad & (hint_uk == False))  # noqa: E712
+        .then(pl.lit(1.0))
+        .when(no_lad)
+        .then(pl.lit(None, dtype=pl.Float64))
+        .when(crown | in_area | same_region | in_uk)
+        .then(conf)
+    )
+    label = area.label
+    reason = (
+        pl.when(has_rule)
+        .then(pl.col("rule_reason"))
+        .when(no_lad & (hint_uk == False))  # noqa: E712
+        .then(why + pl.lit(" Country given as ") + pl.col("hint_repr") + pl.lit(", outside the UK."))
+        .when(no_lad & hint_uk)
+        .then(why + pl.lit(" Country given as ") + pl.col("hint_repr") + pl.lit("; UK but area unknown."))
+        .when(no_lad)
+        .then(why)
+        .when(crown)
+        .then(where + pl.lit(": Crown Dependency, outside the UK") + how + pl.lit("."))
+        .when(in_area)
+        .then(where + pl.lit(f" is in {label}") + how + pl.lit("."))
+        .when(same_region)
+        .then(where + pl.lit(f" is in the same region, outside {label}") + how + pl.lit("."))
+        .when(in_uk)
+        .then(where + pl.lit(" is elsewhere in the UK") + how + pl.lit("."))
+        .otherwise(where + pl.lit(": country not recognised."))
+    )
+    return frame.select(tier=tier, tier_confidence=confidence, tier_method=method, tier_reason=reason)

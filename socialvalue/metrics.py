@@ -160,45 +160,60 @@ def compute_metrics(
     validate_lines(lines)
     scope_anchors = _scope_frame(lines, scopes)
 
-    prepared = lines.with_columns(
-        cpv_division=pl.col("cpv_code").str.extract(r"^(\d{2})\d{6}(?:-\d)?$", 1),
-        has_period=(
-            pl.col("start_date").is_not_null()
-            & pl.col("end_date").is_not_null()
-            & (pl.col("end_date") >= pl.col("start_date"))
-        ).fill_null(False),
-    ).with_columns(
-        reason=pl.when(pl.col("status") == "withdrawn")
+    has_period = (
+        pl.col("start_date").is_not_null()
+        & pl.col("end_date").is_not_null()
+        & (pl.col("end_date") >= pl.col("start_date"))
+    ).fill_null(False)
+    reason = (
+        pl.when(pl.col("status") == "withdrawn")
         .then(pl.lit("withdrawn"))
         .when(pl.col("currency").is_null() | (pl.col("currency") != "GBP"))
         .then(pl.lit("non_gbp"))
         .when(pl.col("value_pence").is_null())
         .then(pl.lit("no_value"))
-        .when(~pl.col("has_period") & pl.col("award_date").is_null())
+        .when(~has_period & pl.col("award_date").is_null())
         .then(pl.lit("no_date"))
     )
-    included = prepared.filter(pl.col("reason").is_null()).drop("reason")
-    excluded_lines = prepared.filter(pl.col("reason").is_not_null())
+    marks = lines.select(reason.alias("reason"), has_period.alias("has_period"))
+    is_included = marks["reason"].is_null()
+    included = pl.concat([lines, marks.select("has_period")], how="horizontal").filter(is_included)
+    included = included.with_columns(
+        cpv_division=pl.col("cpv_code").str.extract(r"^(\d{2})\d{6}(?:-\d)?$", 1), bits=_bits()
+    )
+    excluded_lines = pl.concat([lines, marks], how="horizontal").filter(~is_included)
     _check_overflow(included)
 
-    alloc = _allocate(included, basis).with_columns(period_key=_period_key(periods))
+    alloc = _allocate(included, basis, periods)
     excluded = _excluded_frame(excluded_lines, basis, periods, scope_anchors)
 
-    grid = _period_grid(pl.concat([alloc["period_key"], excluded["period_key"]]), scope_anchors)
-    value_sums, cpv, suppliers = pl.collect_all(
+    first_key = alloc.first_quarter if periods == "quarter" else alloc.first_quarter // 4
+    span_keys = pl.Series([] if alloc.quarter_range is None else list(alloc.quarter_range), dtype=pl.Int64)
+    span_keys = span_keys if periods == "quarter" else span_keys // 4
+    grid = _period_grid(pl.concat([span_keys, excluded["period_key"]]), scope_anchors)
+    rows = alloc.facts.lazy()
+    line_facts = included.lazy().select("anchor_id", "supplier_id", "tier", first_key=first_key)
+    value_sums, cpv, suppliers, first_local = pl.collect_all(
         [
-            _value_sums(alloc.lazy(), scope_anchors.lazy()),
-            _cpv_sums(alloc.lazy(), scope_anchors.lazy()),
-            _supplier_frame(alloc.lazy(), scope_anchors.lazy()),
-        ]
+            _value_sums(rows, scope_anchors),
+            _cpv_sums(rows, scope_anchors),
+            _supplier_frame(rows, scope_anchors),
+            _new_local_counts(line_facts, scope_anchors),
+        ],
+        engine="streaming",
     )
-    supplier_counts, first_local, top = pl.collect_all(
-        [
-            _supplier_counts(suppliers.lazy()),
-            _new_local_counts(suppliers.lazy()),
-            _top_suppliers(suppliers.lazy(), top_n),
-        ]
+    supplier_counts, top = pl.collect_all(
+        [_supplier_counts(suppliers.lazy()), _top_suppliers(suppliers.lazy(), top_n)], engine="streaming"
     )
+    names = (
+        included.lazy()
+        .select("supplier_id", "supplier_name")
+        .join(top.lazy().select("supplier_id").unique(), on="supplier_id", how="semi")
+        .group_by("supplier_id")
+        .agg(pl.col("supplier_name").min())
+        .collect()
+    )
+    top = top.join(names, on="supplier_id", how="left")
     exclusion_counts = _exclusion_counts(excluded)
 
     summary = _summary(grid, value_sums, supplier_counts, first_local, exclusion_counts, periods)
@@ -215,8 +230,18 @@ def compute_metrics(
         top.with_columns(*with_labels)
         .join(totals, on=["scope", "period"], how="left")
         .with_columns(share=_ratio(pl.col("value_pence"), pl.col("total_pence")))
-        .select("scope", "period", "basis", "rank", "supplier_id", "supplier_name", "tier", "category",
-                "value_pence", "share")
+        .select(
+            "scope",
+            "period",
+            "basis",
+            "rank",
+            "supplier_id",
+            "supplier_name",
+            "tier",
+            "category",
+            "value_pence",
+            "share",
+        )
         .sort("scope", "period", "rank")
     )
     by_cpv = (
@@ -226,18 +251,12 @@ def compute_metrics(
             share=_ratio(pl.col("value_pence"), pl.col("total_pence")),
             local_share=_ratio(pl.col("local_pence"), pl.col("value_pence")),
         )
-        .select("scope", "period", "basis", "cpv_division", "lines", "value_pence", "share", "local_pence",
-                "local_share")
+        .select(
+            "scope", "period", "basis", "cpv_division", "lines", "value_pence", "share", "local_pence", "local_share"
+        )
         .sort("scope", "period", "cpv_division", nulls_last=True)
     )
-    lines_out = alloc.with_columns(
-        labels.alias("period"), quarter_label_expr(pl.col("quarter_idx")).alias("quarter"), pl.lit(basis).alias("basis")
-    ).select(
-        "line_id", "contract_id", "anchor_id", "supplier_id", "supplier_name", "period", "quarter", "basis",
-        "allocated_pence", "days_in_period", "days_total", "value_pence", "spread_fallback", "award_fallback",
-        "tier", "category", "sme", "vcse", "social_enterprise", "cpv_division", "award_date", "start_date",
-        "end_date",
-    )
+    lines_out = _lines_frame(included, alloc, basis, periods)
     return MetricsResult(
         basis=basis,
         periods=periods,
@@ -279,60 +298,207 @@ def _check_overflow(included: pl.DataFrame) -> None:
         raise ValueError("value_pence x contract days would overflow Int64; split such a line first")
 
 
-def _allocate(included: pl.DataFrame, basis: Basis) -> pl.DataFrame:
-    """One row per line and quarter with its allocated pence (see module docstring)."""
+_BIT = {
+    **{f"tier_{t}": i for i, t in enumerate(TIERS)},
+    **{f"category_{c}": len(TIERS) + i for i, c in enumerate(CATEGORIES)},
+    **{f"{f}_{state}": len(TIERS) + len(CATEGORIES) + 2 * i + j for i, f in enumerate(FLAGS) for j, state in
+       enumerate(("true", "null"))},
+}  # fmt: skip
+
+
+def _bits() -> pl.Expr:
+    """One Int32 bit set per line: its tier, its category, and which flags are True / unknown."""
+    parts = [
+        *[pl.when(pl.col("tier") == t).then(1 << _BIT[f"tier_{t}"]).otherwise(0) for t in TIERS],
+        *[pl.when(pl.col("category") == c).then(1 << _BIT[f"category_{c}"]).otherwise(0) for c in CATEGORIES],
+        *[pl.when(pl.col(f)).then(1 << _BIT[f"{f}_true"]).otherwise(0) for f in FLAGS],
+        *[pl.when(pl.col(f).is_null()).then(1 << _BIT[f"{f}_null"]).otherwise(0) for f in FLAGS],
+    ]
+    return pl.sum_horizontal(parts).cast(pl.Int32)
+
+
+def _has(bit: str, column: str = "bits") -> pl.Expr:
+    return (pl.col(column) & (1 << _BIT[bit])) != 0
+
+
+def _span(basis: Basis) -> tuple[pl.Expr, pl.Expr]:
+    """First and last day a line's value is placed on under this basis."""
     if basis == "awarded":
-        on = pl.coalesce("award_date", "start_date")
-        return included.with_columns(
-            quarter_idx=quarter_index_expr(on),
+        day = pl.coalesce("award_date", pl.when(pl.col("has_period")).then(pl.col("start_date")))
+        return day, day
+    on_period = pl.col("has_period")
+    start = pl.when(on_period).then(pl.col("start_date")).otherwise(pl.col("award_date"))
+    end = pl.when(on_period).then(pl.col("end_date")).otherwise(pl.col("award_date"))
+    return start, end
+
+
+@dataclass(frozen=True)
+class _Allocation:
+    """Rows of (included line, quarter): ``r`` is the row of ``included`` (None: one row per line, in order),
+    ``parts`` its allocation columns, ``facts`` the narrow per-row columns the metrics group."""
+
+    r: pl.Series | None
+    parts: pl.DataFrame
+    facts: pl.DataFrame
+    first_quarter: pl.Series
+    quarter_range: tuple[int, int] | None
+
+
+def _allocate(included: pl.DataFrame, basis: Basis, periods: PeriodKind) -> _Allocation:
+    """One row per line and quarter with its allocated pence (see module docstring)."""
+    start, end = _span(basis)
+    spans = included.select(qs=quarter_index_expr(start), qe=quarter_index_expr(end))
+    low, high = spans["qs"].min(), spans["qe"].max()
+    quarter_range = (low, high) if isinstance(low, int) and isinstance(high, int) else None
+    line_facts = included.select(
+        "anchor_id",
+        "supplier_id",
+        "bits",
+        division=pl.col("cpv_division").cast(pl.Int8),
+        spread_fallback=~pl.col("has_period") if basis == "spread" else pl.lit(False),
+        award_fallback=pl.col("award_date").is_null() if basis == "awarded" else pl.lit(False),
+    )
+    if basis == "awarded":
+        parts = included.select(
+            quarter_idx=spans["qs"],
             allocated_pence=pl.col("value_pence"),
             days_in_period=pl.lit(None, pl.Int64),
             days_total=pl.lit(None, pl.Int64),
-            spread_fallback=pl.lit(False),
-            award_fallback=pl.col("award_date").is_null(),
+            first_in_year=pl.lit(True),
         )
-    start = pl.when(pl.col("has_period")).then(pl.col("start_date")).otherwise(pl.col("award_date"))
-    end = pl.when(pl.col("has_period")).then(pl.col("end_date")).otherwise(pl.col("award_date"))
-    spans = included.with_columns(
-        s_day=start.cast(pl.Int64),
-        e_day=end.cast(pl.Int64),
-        quarter_idx=pl.int_ranges(quarter_index_expr(start), quarter_index_expr(end) + 1),
-        spread_fallback=~pl.col("has_period"),
-        award_fallback=pl.lit(False),
+        r = None
+        per_row = line_facts
+    else:
+        raw = _spread_parts(included, spans)
+        r = raw["r"]
+        fallback = line_facts["spread_fallback"].gather(r)
+        parts = raw.select(
+            "quarter_idx",
+            "allocated_pence",
+            days_in_period=pl.when(fallback).then(None).otherwise(pl.col("days_in_period")),
+            days_total=pl.when(fallback).then(None).otherwise(pl.col("days_total")),
+            first_in_year="first_in_year",
+        )
+        per_row = line_facts[r]
+    line_counted = pl.lit(True) if periods == "quarter" else pl.col("first_in_year")
+    own = parts.select("allocated_pence", line_counted.cast(pl.Int64).alias("counted"), period_key=_period_key(periods))
+    facts = pl.concat([per_row, own], how="horizontal")
+    return _Allocation(r=r, parts=parts, facts=facts, first_quarter=spans["qs"], quarter_range=quarter_range)
+
+
+def _spread_parts(included: pl.DataFrame, quarters: pl.DataFrame) -> pl.DataFrame:
+    """Largest-remainder split of each line over the quarters of its period, without per-line windows.
+
+    Returns r (row of ``included``), quarter_idx, allocated_pence, days_in_period, days_total, first_in_year.
+    """
+    start, end = _span("spread")
+    days = included.select(value=pl.col("value_pence"), s_day=start.cast(pl.Int64), e_day=end.cast(pl.Int64))
+    spans = pl.concat([days, quarters], how="horizontal")
+    spans = spans.with_columns(
+        count=pl.col("qe") - pl.col("qs") + 1, days_total=pl.col("e_day") - pl.col("s_day") + 1
+    ).with_columns(first_row=pl.col("count").cum_sum() - pl.col("count"))
+    if spans.height == 0:
+        schema = {"r": pl.UInt32, "quarter_idx": pl.Int64, "allocated_pence": pl.Int64, "days_in_period": pl.Int64,
+                  "days_total": pl.Int64, "first_in_year": pl.Boolean}  # fmt: skip
+        return pl.DataFrame(schema=schema)
+    total = int(spans["count"].sum())
+    # Every line has at least one quarter, so a line's first row is where the row number steps up.
+    steps = pl.zeros(total, pl.UInt32, eager=True).scatter(spans["first_row"].slice(1), 1)
+    r = steps.cum_sum().alias("r")
+    rows = spans.select("value", "s_day", "e_day", "qs", "days_total", "first_row")[r]
+    position = pl.int_range(0, total, eager=True, dtype=pl.Int64) - rows["first_row"]
+    rows = rows.with_columns(r, quarter_idx=pl.col("qs") + position, position=position)
+    low = int(spans["qs"].min())  # type: ignore[arg-type]
+    high = int(spans["qe"].max())  # type: ignore[arg-type]
+    starts = pl.select(quarter_start_expr(pl.int_range(low, high + 2, dtype=pl.Int64)).cast(pl.Int64)).to_series()
+    offset = pl.col("quarter_idx") - low
+    rows = rows.with_columns(
+        days_in_period=pl.min_horizontal("e_day", pl.lit(starts).gather(offset + 1) - 1)
+        - pl.max_horizontal("s_day", pl.lit(starts).gather(offset))
+        + 1
+    ).with_columns(exact=pl.col("value") * pl.col("days_in_period"))
+    rows = rows.with_columns(floor=pl.col("exact") // pl.col("days_total")).with_columns(
+        remainder=pl.col("exact") - pl.col("floor") * pl.col("days_total")
     )
-    single = spans.filter(pl.col("quarter_idx").list.len() == 1)
-    multi = spans.filter(pl.col("quarter_idx").list.len() > 1)
-    single = single.with_columns(
-        quarter_idx=pl.col("quarter_idx").list.first(),
-        allocated_pence=pl.col("value_pence"),
-        days_total=pl.col("e_day") - pl.col("s_day") + 1,
-    ).with_columns(days_in_period=pl.col("days_total"))
-    multi = (
-        multi.explode("quarter_idx")
-        .with_columns(
-            q_start=quarter_start_expr(pl.col("quarter_idx")).cast(pl.Int64),
-            q_end=quarter_start_expr(pl.col("quarter_idx") + 1).cast(pl.Int64) - 1,
-            days_total=pl.col("e_day") - pl.col("s_day") + 1,
-        )
-        .with_columns(
-            days_in_period=pl.min_horizontal("e_day", "q_end") - pl.max_horizontal("s_day", "q_start") + 1
-        )
-        .with_columns(exact=pl.col("value_pence") * pl.col("days_in_period"))
-        .with_columns(floor=pl.col("exact") // pl.col("days_total"))
-        .with_columns(remainder=pl.col("exact") - pl.col("floor") * pl.col("days_total"))
-        .with_columns(
-            leftover=pl.col("value_pence") - pl.col("floor").sum().over("line_id"),
-            # ordinal rank breaks ties by position, and the quarters of a line are in date order
-            order=pl.col("remainder").rank("ordinal", descending=True).over("line_id"),
-        )
-        .with_columns(allocated_pence=pl.col("floor") + (pl.col("order") <= pl.col("leftover")).cast(pl.Int64))
-        .drop("q_start", "q_end", "exact", "floor", "remainder", "leftover", "order")
+    # Pence left over per line = value - sum of its floors; the rows of a line are contiguous.
+    cum_floor = rows["floor"].cum_sum()
+    last_rows = spans["first_row"] + spans["count"] - 1
+    at_last = cum_floor.gather(last_rows)
+    leftover = spans["value"] - (at_last - at_last.shift(1, fill_value=0))
+    rank = _remainder_rank(rows, spans)
+    bump = (rank < leftover.gather(r)).cast(pl.Int64)
+    return rows.select(
+        "r",
+        "quarter_idx",
+        allocated_pence=pl.col("floor") + bump,
+        days_in_period="days_in_period",
+        days_total="days_total",
+        first_in_year=(pl.col("quarter_idx") == pl.col("qs")) | (pl.col("quarter_idx") % 4 == 0),
     )
-    out = pl.concat([single, multi], how="diagonal_relaxed")
-    return out.with_columns(
-        days_in_period=pl.when(pl.col("spread_fallback")).then(None).otherwise(pl.col("days_in_period")),
-        days_total=pl.when(pl.col("spread_fallback")).then(None).otherwise(pl.col("days_total")),
-    ).drop("s_day", "e_day")
+
+
+_PACKED_KEY_BITS = 63
+
+
+def _remainder_rank(rows: pl.DataFrame, spans: pl.DataFrame) -> pl.Series:
+    """Each row's place among its line's parts by remainder, largest first, ties to the earlier quarter."""
+    # remainder < days_total and position < count, so (r, -remainder, position) packs into one unique
+    # Int64 when the widths allow; sorting those plain values is much cheaper than a stable arg-sort.
+    rem_bits = int(spans["days_total"].max()).bit_length()  # type: ignore[arg-type]
+    pos_bits = max(int(spans["count"].max()) - 1, 1).bit_length()  # type: ignore[arg-type]
+    r_bits = max(spans.height - 1, 1).bit_length()
+    first_row = spans["first_row"]
+    if rem_bits + pos_bits + r_bits <= _PACKED_KEY_BITS:
+        top = (1 << rem_bits) - 1
+        key = rows.select(
+            (pl.col("r").cast(pl.Int64) * (1 << (rem_bits + pos_bits)))
+            + (top - pl.col("remainder")) * (1 << pos_bits)
+            + pl.col("position")
+        ).to_series()
+        ordered = key.sort()
+        sorted_r = ordered // (1 << (rem_bits + pos_bits))
+        line_start = first_row.gather(sorted_r)
+        target = line_start + ordered % (1 << pos_bits)
+        place = pl.int_range(0, rows.height, eager=True, dtype=pl.Int64) - line_start
+        return pl.zeros(rows.height, pl.Int64, eager=True).scatter(target, place)
+    key_expr = pl.col("r").cast(pl.Int64) * (1 << 32) + ((1 << 32) - 1 - pl.col("remainder"))
+    order = rows.select(pl.int_range(pl.len(), dtype=pl.UInt32).sort_by(key_expr, maintain_order=True)).to_series()
+    sorted_r = rows["r"].gather(order)
+    place = pl.int_range(0, rows.height, eager=True, dtype=pl.Int64) - first_row.gather(sorted_r)
+    return pl.zeros(rows.height, pl.Int64, eager=True).scatter(order, place)
+
+
+_LINE_OUTPUT = [
+    "line_id", "contract_id", "anchor_id", "supplier_id", "supplier_name", "period", "quarter", "basis",
+    "allocated_pence", "days_in_period", "days_total", "value_pence", "spread_fallback", "award_fallback", "tier",
+    "category", "sme", "vcse", "social_enterprise", "cpv_division", "award_date", "start_date", "end_date",
+]  # fmt: skip
+
+
+def _lines_frame(included: pl.DataFrame, alloc: _Allocation, basis: Basis, periods: PeriodKind) -> pl.DataFrame:
+    per_line = included.select(c for c in _LINE_OUTPUT if c in included.columns)
+    per_row = per_line if alloc.r is None else per_line[alloc.r]
+    # Labels come from a small table of the quarters present rather than being formatted per row.
+    if alloc.quarter_range is None:
+        quarter = pl.Series("quarter", [], pl.String)
+        period = pl.Series("period", [], pl.String)
+    else:
+        low, high = alloc.quarter_range
+        span = pl.int_range(low, high + 1, dtype=pl.Int64)
+        key = span if periods == "quarter" else span // 4
+        table = pl.select(q=quarter_label_expr(span), p=_labels_of(key, periods))
+        offset = alloc.parts["quarter_idx"] - low
+        quarter = table["q"].gather(offset).alias("quarter")
+        period = table["p"].gather(offset).alias("period")
+    extra = alloc.parts.select(
+        "allocated_pence",
+        "days_in_period",
+        "days_total",
+        basis=pl.lit(basis),
+        award_fallback=alloc.facts["award_fallback"],
+        spread_fallback=alloc.facts["spread_fallback"],
+    )
+    return pl.concat([per_row, extra, pl.DataFrame([quarter, period])], how="horizontal").select(_LINE_OUTPUT)
 
 
 def _period_key(periods: PeriodKind) -> pl.Expr:
@@ -346,18 +512,15 @@ def _period_labels(periods: PeriodKind) -> pl.Expr:
 def _excluded_frame(
     excluded_lines: pl.DataFrame, basis: Basis, periods: PeriodKind, scope_anchors: pl.DataFrame
 ) -> pl.DataFrame:
-    placeable = excluded_lines.filter(pl.col("reason") != "no_date")
-    # Only the periods matter here, so allocate a zero value (the real one may be foreign or missing).
-    placed = (
-        _allocate(placeable.with_columns(value_pence=pl.lit(0, pl.Int64)), basis)
-        .with_columns(period_key=_period_key(periods))
-        .select("line_id", "period_key")
-        .unique()
-    )
-    rows = placeable.join(placed, on="line_id", how="left")
-    undated = excluded_lines.filter(pl.col("reason") == "no_date").with_columns(period_key=pl.lit(None, pl.Int64))
-    cols = ["line_id", "anchor_id", "reason", "currency", "value_pence", "period_key"]
-    return pl.concat([rows.select(cols), undated.select(cols)]).join(scope_anchors, on="anchor_id", how="inner")
+    dated = pl.col("has_period") | pl.col("award_date").is_not_null()
+    start, end = _span(basis)
+    cols = ["line_id", "anchor_id", "reason", "currency", "value_pence"]
+    placeable = excluded_lines.filter(dated).with_columns(first=quarter_index_expr(start), last=quarter_index_expr(end))
+    if periods == "year":
+        placeable = placeable.with_columns(pl.col("first") // 4, pl.col("last") // 4)
+    rows = placeable.select(*cols, period_key=pl.int_ranges("first", pl.col("last") + 1)).explode("period_key")
+    undated = excluded_lines.filter(~dated).select(*cols, period_key=pl.lit(None, pl.Int64))
+    return pl.concat([rows, undated]).join(scope_anchors, on="anchor_id", how="inner")
 
 
 def _period_grid(keys: pl.Series, scope_anchors: pl.DataFrame) -> pl.DataFrame:
@@ -369,101 +532,97 @@ def _period_grid(keys: pl.Series, scope_anchors: pl.DataFrame) -> pl.DataFrame:
     return scopes.join(pl.DataFrame({"period_key": pl.int_range(low, high + 1, eager=True)}), how="cross")
 
 
-def _value_sums(alloc: pl.LazyFrame, scope_anchors: pl.LazyFrame) -> pl.LazyFrame:
+def _to_scopes(
+    per_anchor: pl.LazyFrame, scope_anchors: pl.DataFrame, keys: list[str], aggs: list[pl.Expr]
+) -> pl.LazyFrame:
+    """Roll anchor-level rows up to scopes; a one-anchor scope needs no second aggregation."""
+    sizes = scope_anchors.group_by("scope").agg(pl.len().alias("size"))
+    single = scope_anchors.join(sizes.filter(pl.col("size") == 1), on="scope").select("scope", "anchor_id")
+    several = scope_anchors.join(sizes.filter(pl.col("size") > 1), on="scope").select("scope", "anchor_id")
+    joined_single = per_anchor.join(single.lazy(), on="anchor_id", how="inner").drop("anchor_id")
+    joined_several = per_anchor.join(several.lazy(), on="anchor_id", how="inner").group_by("scope", *keys).agg(aggs)
+    return pl.concat([joined_single, joined_several], how="diagonal_relaxed")
+
+
+def _value_sums(rows: pl.LazyFrame, scope_anchors: pl.DataFrame) -> pl.LazyFrame:
     pence = pl.col("allocated_pence")
-    aggs = [
-        pence.sum().alias("total_pence"),
-        pl.col("line_id").n_unique().alias("lines"),
-        *[pence.filter(pl.col("tier") == t).sum().alias(_tier_col(t) + "_pence") for t in TIERS],
-        *[pence.filter(pl.col("category") == c).sum().alias(f"category_{c}_pence") for c in CATEGORIES],
-        *[pence.filter(pl.col(f)).sum().alias(f"{f}_pence") for f in FLAGS],
-        *[pence.filter(pl.col(f).is_null()).sum().alias(f"{f}_unknown_pence") for f in FLAGS],
-        *[
-            expr
-            for flag in ("spread_fallback", "award_fallback")
-            for expr in (
-                pl.col("line_id").filter(pl.col(flag)).n_unique().alias(f"{flag}_lines"),
-                pence.filter(pl.col(flag)).sum().alias(f"{flag}_pence"),
-            )
-        ],
+
+    def masked(condition: pl.Expr) -> pl.Expr:
+        return pl.when(condition).then(pence).otherwise(0)
+
+    columns = [
+        pence.alias("total_pence"),
+        pl.col("counted").alias("lines"),
+        *[masked(_has(f"tier_{t}")).alias(_tier_col(t) + "_pence") for t in TIERS],
+        *[masked(_has(f"category_{c}")).alias(f"category_{c}_pence") for c in CATEGORIES],
+        *[masked(_has(f"{f}_true")).alias(f"{f}_pence") for f in FLAGS],
+        *[masked(_has(f"{f}_null")).alias(f"{f}_unknown_pence") for f in FLAGS],
+        # a fallback line sits whole in one period, so its rows count lines
+        *[pl.col(flag).cast(pl.Int64).alias(f"{flag}_lines") for flag in ("spread_fallback", "award_fallback")],
+        *[masked(pl.col(flag)).alias(f"{flag}_pence") for flag in ("spread_fallback", "award_fallback")],
     ]
-    per_anchor = alloc.group_by("anchor_id", "period_key").agg(aggs)
+    per_anchor = (
+        rows.select("anchor_id", "period_key", *columns).group_by("anchor_id", "period_key").agg(pl.all().sum())
+    )
     # Every column is additive over anchors (a line belongs to exactly one anchor).
-    return (
-        per_anchor.join(scope_anchors, on="anchor_id", how="inner")
-        .group_by(_KEY)
-        .agg(pl.exclude("anchor_id", *_KEY).sum())
-    )
+    return _to_scopes(per_anchor, scope_anchors, ["period_key"], [pl.exclude("anchor_id", *_KEY).sum()])
 
 
-def _cpv_sums(alloc: pl.LazyFrame, scope_anchors: pl.LazyFrame) -> pl.LazyFrame:
+def _cpv_sums(rows: pl.LazyFrame, scope_anchors: pl.DataFrame) -> pl.LazyFrame:
     pence = pl.col("allocated_pence")
-    per_anchor = alloc.group_by("anchor_id", "period_key", "cpv_division").agg(
-        pl.col("line_id").n_unique().alias("lines"),
-        pence.sum().alias("value_pence"),
-        pence.filter(pl.col("tier") == "local").sum().alias("local_pence"),
+    per_anchor = (
+        rows.select(
+            "anchor_id",
+            "period_key",
+            "division",
+            pl.col("counted").alias("lines"),
+            pence.alias("value_pence"),
+            pl.when(_has("tier_local")).then(pence).otherwise(0).alias("local_pence"),
+        )
+        .group_by("anchor_id", "period_key", "division")
+        .agg(pl.all().sum())
     )
-    return (
-        per_anchor.join(scope_anchors, on="anchor_id", how="inner")
-        .group_by(*_KEY, "cpv_division")
-        .agg(pl.col("lines").sum().cast(pl.Int64), pl.col("value_pence", "local_pence").sum())
+    sums = _to_scopes(per_anchor, scope_anchors, ["period_key", "division"], [pl.col("lines", "value_pence",
+                                                                                    "local_pence").sum()])  # fmt: skip
+    return sums.with_columns(cpv_division=pl.col("division").cast(pl.String).str.zfill(2)).drop("division")
+
+
+def _supplier_frame(rows: pl.LazyFrame, scope_anchors: pl.DataFrame) -> pl.LazyFrame:
+    """One row per scope, period and supplier: its value and the union of its lines' bits."""
+    aggs = [pl.col("value_pence").sum(), pl.col("bits").bitwise_or()]
+    per_anchor = (
+        rows.select("anchor_id", "period_key", "supplier_id", pl.col("allocated_pence").alias("value_pence"), "bits")
+        .group_by("anchor_id", "period_key", "supplier_id")
+        .agg(aggs)
     )
-
-
-def _supplier_flags() -> list[pl.Expr]:
-    return [
-        *[(pl.col("tier") == t).any().alias(f"has_tier_{t}") for t in TIERS],
-        *[(pl.col("category") == c).any().alias(f"has_category_{c}") for c in CATEGORIES],
-        *[pl.col(f).any().alias(f"{f}_true") for f in FLAGS],
-        *[pl.col(f).is_null().any().alias(f"{f}_null") for f in FLAGS],
-    ]
-
-
-def _supplier_frame(alloc: pl.LazyFrame, scope_anchors: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per scope, period and supplier, with its value and any-line flags."""
-    per_anchor = alloc.group_by("anchor_id", "period_key", "supplier_id").agg(
-        pl.col("allocated_pence").sum().alias("value_pence"),
-        pl.col("supplier_name").min(),
-        *_supplier_flags(),
-    )
-    return (
-        per_anchor.join(scope_anchors, on="anchor_id", how="inner")
-        .group_by(*_KEY, "supplier_id")
-        .agg(pl.col("value_pence").sum(), pl.col("supplier_name").min(), pl.col(_flag_names()).any())
-    )
-
-
-def _flag_names() -> list[str]:
-    return (
-        [f"has_tier_{t}" for t in TIERS]
-        + [f"has_category_{c}" for c in CATEGORIES]
-        + [f"{f}_true" for f in FLAGS]
-        + [f"{f}_null" for f in FLAGS]
-    )
+    return _to_scopes(per_anchor, scope_anchors, ["period_key", "supplier_id"], aggs)
 
 
 def _supplier_counts(suppliers: pl.LazyFrame) -> pl.LazyFrame:
-    known_tier = pl.any_horizontal([pl.col(f"has_tier_{t}") for t in TIERS if t != "unknown"])
-    known_category = pl.any_horizontal([pl.col(f"has_category_{c}") for c in CATEGORIES if c != "unknown"])
-    return suppliers.group_by(_KEY).agg(
-        pl.len().cast(pl.Int64).alias("suppliers"),
-        *[pl.col(f"has_tier_{t}").sum().cast(pl.Int64).alias(_tier_col(t) + "_suppliers") for t in TIERS],
-        known_tier.sum().cast(pl.Int64).alias("known_tier_suppliers"),
-        *[pl.col(f"has_category_{c}").sum().cast(pl.Int64).alias(f"category_{c}_suppliers") for c in CATEGORIES],
-        known_category.sum().cast(pl.Int64).alias("known_category_suppliers"),
-        *[pl.col(f"{f}_true").sum().cast(pl.Int64).alias(f"{f}_suppliers") for f in FLAGS],
-        *[
-            (~pl.col(f"{f}_true") & pl.col(f"{f}_null")).sum().cast(pl.Int64).alias(f"{f}_unknown_suppliers")
-            for f in FLAGS
-        ],
+    known_tier = pl.any_horizontal([_has(f"tier_{t}") for t in TIERS if t != "unknown"])
+    known_category = pl.any_horizontal([_has(f"category_{c}") for c in CATEGORIES if c != "unknown"])
+    counts = [
+        pl.lit(1).alias("suppliers"),
+        *[_has(f"tier_{t}").alias(_tier_col(t) + "_suppliers") for t in TIERS],
+        known_tier.alias("known_tier_suppliers"),
+        *[_has(f"category_{c}").alias(f"category_{c}_suppliers") for c in CATEGORIES],
+        known_category.alias("known_category_suppliers"),
+        *[_has(f"{f}_true").alias(f"{f}_suppliers") for f in FLAGS],
+        *[(~_has(f"{f}_true") & _has(f"{f}_null")).alias(f"{f}_unknown_suppliers") for f in FLAGS],
+    ]
+    return suppliers.select(*_KEY, *[c.cast(pl.Int64) for c in counts]).group_by(_KEY).agg(pl.all().sum())
+
+
+def _new_local_counts(line_facts: pl.LazyFrame, scope_anchors: pl.DataFrame) -> pl.LazyFrame:
+    # A line has a row in every period from its first one on, so a supplier's first local period in a scope
+    # is the earliest first period of its local lines there; no need to look at the per-period rows.
+    per_anchor = (
+        line_facts.filter(pl.col("tier") == "local")
+        .group_by("anchor_id", "supplier_id")
+        .agg(pl.col("first_key").min().alias("period_key"))
     )
-
-
-def _new_local_counts(suppliers: pl.LazyFrame) -> pl.LazyFrame:
     return (
-        suppliers.filter(pl.col("has_tier_local"))
-        .group_by("scope", "supplier_id")
-        .agg(pl.col("period_key").min())
+        _to_scopes(per_anchor, scope_anchors, ["supplier_id"], [pl.col("period_key").min()])
         .group_by(_KEY)
         .agg(pl.len().cast(pl.Int64).alias("new_local_suppliers"))
     )
@@ -471,29 +630,35 @@ def _new_local_counts(suppliers: pl.LazyFrame) -> pl.LazyFrame:
 
 def _top_suppliers(suppliers: pl.LazyFrame, top_n: int) -> pl.LazyFrame:
     def single_or_mixed(prefix: str, codes: tuple[str, ...]) -> pl.Expr:
-        flags = [pl.col(f"has_{prefix}_{c}") for c in codes]
+        # a supplier whose lines here carry exactly one code shows it, otherwise "mixed"
         expr: pl.Expr = pl.lit("mixed")
-        for code, flag in zip(codes, flags, strict=True):
-            expr = pl.when(pl.sum_horizontal(flags) == 1).then(
-                pl.when(flag).then(pl.lit(code)).otherwise(expr)
-            ).otherwise(pl.lit("mixed"))
+        for code in codes:
+            expr = (
+                pl.when((pl.col("bits") & _mask(prefix, codes)) == (1 << _BIT[f"{prefix}_{code}"]))
+                .then(pl.lit(code))
+                .otherwise(expr)
+            )
         return expr
 
-    ranked = suppliers.with_columns(
+    # The n-th largest value of each scope and period bounds the candidates; only those few are ranked.
+    floors = suppliers.group_by(_KEY).agg(pl.col("value_pence").top_k(top_n).min().alias("floor"))
+    candidates = (
+        suppliers.join(floors, on=_KEY, how="inner").filter(pl.col("value_pence") >= pl.col("floor")).drop("floor")
+    )
+    ranked = candidates.with_columns(
         rank=pl.struct(pl.col("value_pence"), -pl.col("supplier_id"))
         .rank("ordinal", descending=True)
         .over(_KEY)
         .cast(pl.Int64)
     ).filter(pl.col("rank") <= top_n)
-    return ranked.select(
-        *_KEY,
-        "rank",
-        "supplier_id",
-        "supplier_name",
-        single_or_mixed("tier", TIERS).alias("tier"),
-        single_or_mixed("category", CATEGORIES).alias("category"),
-        "value_pence",
+    return ranked.with_columns(
+        tier=single_or_mixed("tier", TIERS),
+        category=single_or_mixed("category", CATEGORIES),
     )
+
+
+def _mask(prefix: str, codes: tuple[str, ...]) -> int:
+    return sum(1 << _BIT[f"{prefix}_{c}"] for c in codes)
 
 
 def _exclusion_counts(excluded: pl.DataFrame) -> pl.DataFrame:

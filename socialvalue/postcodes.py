@@ -129,6 +129,25 @@ def _right_ok(original: str, end: int) -> bool:
     return original.startswith("rn", end) or nxt == "n"
 
 
+def _candidate(match: re.Match[str], address: str) -> tuple[str, bool, int, int] | None:
+    """(canonical postcode, repaired, end offset, area length) for a plausible match, else None."""
+    start = match.start()
+    letters, district_rest, space, inward_digit, inward_letters = match.groups()
+    repaired = inward_digit == "O"
+    if repaired and not space:
+        return None
+    outward = letters + district_rest
+    end = start + len(outward) + len(space) + 3
+    if letters not in UK_AREAS or not _left_ok(address, start) or not _right_ok(address, end):
+        return None
+    if address[start] == "n" and address[start + 1].isupper():
+        return None  # "LondonnE1W 1AW": the lower-case n is a damaged line break, not part of "NE1W"
+    canonical = f"{outward} {'0' if repaired else inward_digit}{inward_letters}"
+    if not STRICT_UNIT_RE.match(canonical):
+        return None
+    return canonical, repaired, end, len(letters)
+
+
 def extract_postcode(address: str) -> str | None:
     """The most plausible UK unit postcode in free text (canonical form), or None.
 
@@ -142,35 +161,17 @@ def extract_postcode(address: str) -> str | None:
     upper = address.upper()
     if len(upper) != len(address):  # some Unicode upper-casing changes length; keep offsets aligned
         upper = "".join(ch.upper() if len(ch.upper()) == 1 else ch for ch in address)
-    best: tuple[int, int, int, str] | None = None  # (is_clean, end, letters, postcode)
-    best_repaired: tuple[int, int, str] | None = None
+    # Per kind (clean, repaired): the latest candidate; at the same end ("NW1" vs "W1") the longer area.
+    best: dict[bool, tuple[int, int, str]] = {}
     for match in _CANDIDATE_RE.finditer(upper):
-        start = match.start()
-        letters, district_rest, space, inward_digit, inward_letters = match.groups()
-        repaired = inward_digit == "O"
-        if repaired:
-            if not space:
-                continue
-            inward_digit = "0"
-        outward = letters + district_rest
-        end = start + len(outward) + len(space) + 1 + 2
-        if letters not in UK_AREAS or not _left_ok(address, start) or not _right_ok(address, end):
+        found = _candidate(match, address)
+        if found is None:
             continue
-        if address[start] == "n" and address[start + 1].isupper():
-            continue  # "LondonnE1W 1AW": the lower-case n is a damaged line break, not part of "NE1W"
-        canonical = f"{outward} {inward_digit}{inward_letters}"
-        if not STRICT_UNIT_RE.match(canonical):
-            continue
-        if repaired:
-            if best_repaired is None or end >= best_repaired[0]:
-                best_repaired = (end, len(letters), canonical)
-            continue
-        # Later wins; at the same end (e.g. "NW1" vs "W1") the longer outward wins.
-        key = (1, end, len(letters), canonical)
-        if best is None or key[1:3] >= best[1:3]:
-            best = key
-    if best is not None:
-        return best[3]
-    if best_repaired is not None:
-        return best_repaired[2]
+        canonical, repaired, end, area_len = found
+        key = (end, area_len, canonical)
+        if repaired not in best or key[:2] >= best[repaired][:2]:
+            best[repaired] = key
+    for kind in (False, True):
+        if kind in best:
+            return best[kind][2]
     return None

@@ -286,7 +286,7 @@ class Handler(BaseHTTPRequestHandler):
     server: "FeedHTTPServer"
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def do_GET(self) -> None:

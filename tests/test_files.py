@@ -153,7 +153,7 @@ def test_big_file_streams_with_flat_memory(tmp_path: Path) -> None:
     real = CF_2025.read_text("utf-8")
     releases = json.loads(real)
     path = tmp_path / "big.json"
-    target = 20_000
+    target = 10_000
     with path.open("w", encoding="utf-8") as out:
         out.write('{"uri": "synthetic", "releases": [\n')
         for n in range(target):

@@ -42,7 +42,7 @@ def test_preset_errors() -> None:
 
 def test_custom_area_validates_codes() -> None:
     area = custom_area([BIRMINGHAM, " e08000029 "], label="BSol")
-    assert (area.preset, area.lad_codes, area.region_code) == (None, {BIRMINGHAM, SOLIHULL}, "E12000005")
+    assert (area.preset, area.lad_codes, area.region_code) == (None, frozenset({BIRMINGHAM, SOLIHULL}), "E12000005")
     with pytest.raises(ValueError, match="E99999998"):
         custom_area([BIRMINGHAM, "E99999998"], label="bad")
     with pytest.raises(ValueError, match="at least one"):
@@ -115,3 +115,32 @@ def test_country_hint_only_used_without_a_postcode() -> None:
 )
 def test_country_is_uk(hint: str | None, expected: bool | None) -> None:
     assert country_is_uk(hint) is expected
+
+
+def test_tiers_for_matches_tier_for_row_by_row() -> None:
+    import polars as pl
+
+    from socialvalue.geography import DATA_DIR, Place, locate_many
+    from socialvalue.locality import tiers_for
+    from tests.paths import GEO_DIR
+
+    sample = pl.read_parquet(DATA_DIR / "units.parquet", columns=["postcode"]).sample(3000, seed=5)["postcode"]
+    cases = [row.split(",")[0] for row in (GEO_DIR / "postcode_test_cases.csv").read_text().splitlines()[1:]]
+    inputs = [
+        *sample.to_list(),
+        *[pc[:-2] for pc in sample.head(300).to_list()],
+        *[pc.split(" ")[0] for pc in sample.head(300).to_list()],
+        *cases,
+        "ASCN 1ZZ",
+        "NPT 8DP",
+        "Denmark",
+        "",
+        "N/A",
+    ]
+    hints = [(None, "Denmark", "United Kingdom", "Ireland", "")[i % 5] for i in range(len(inputs))]
+    places = locate_many(inputs)
+    for area in (local_area("icb", icb_code="QHL"), local_area("wm_region"), custom_area(["E09000033"], label="W")):
+        vectorised = tiers_for(places, area, country_hints=hints)
+        for row, hint, got in zip(places.iter_rows(named=True), hints, vectorised.iter_rows(), strict=True):
+            expected = tier_for(Place(**row), area, country_hint=hint)
+            assert got == (expected.tier, expected.confidence, expected.method, expected.reason)

@@ -1,0 +1,151 @@
+"""Import throughput: a synthetic corpus of real-shaped releases into SQLite and PostgreSQL.
+
+Run: .venv/bin/python benchmarks/import_bench.py [releases] [--backends sqlite,postgresql]
+
+The corpus is built from the 280 real Contracts Finder releases (tests/paths.FEEDS_DIR): copy k of each
+release gets new ocid, release id and award values (the amount times a small factor), and every fifth
+copy gets new supplier names, so suppliers are matched by identifier, by name and created new in a
+realistic mix. It is written as one JSON array file and imported with `procurement.imports.run_file_import`
+(the same code as `localvalue import file`). Printed per backend: releases per second, and the peak
+resident memory of a separate process that did only the import; beside them the time of a bare
+`json.load` of the same file (the floor: no import can read the file faster).
+PostgreSQL is taken from TEST_POSTGRES_URL (default postgres@127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.paths import FEEDS_DIR  # noqa: E402
+
+SAMPLES = (
+    FEEDS_DIR / "contracts-finder" / "releases-2025-01-23_2025-03-11.json",
+    FEEDS_DIR / "contracts-finder" / "ocds-search-page-2022-10-20.json",
+)
+
+
+def real_releases() -> list[dict[str, Any]]:
+    releases: list[dict[str, Any]] = []
+    for path in SAMPLES:
+        data = json.loads(path.read_bytes(), parse_float=Decimal)
+        releases.extend(data["releases"] if isinstance(data, dict) else data)
+    return releases
+
+
+def _scale_amounts(value: Any, factor: int) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "amount" and isinstance(item, int | Decimal) and not isinstance(item, bool):
+                value[key] = item * factor
+            else:
+                _scale_amounts(item, factor)
+    elif isinstance(value, list):
+        for item in value:
+            _scale_amounts(item, factor)
+
+
+def synthesise(n: int, path: Path) -> None:
+    base = real_releases()
+    with path.open("w", encoding="utf-8") as out:
+        out.write("[")
+        for i in range(n):
+            copy_no, index = divmod(i, len(base))
+            release = copy.deepcopy(base[index])
+            release["ocid"] = f"{release['ocid']}-syn{copy_no}"
+            release["id"] = f"{release['id']}-syn{copy_no}"
+            _scale_amounts(release, copy_no % 7 + 1)
+            if copy_no % 5 == 4:
+                for party in release.get("parties", []):
+                    if "supplier" in party.get("roles", []) and party.get("name"):
+                        party["name"] = f"{party['name']} {copy_no}"
+            out.write(("," if i else "") + json.dumps(release, default=str))
+        out.write("]")
+
+
+def import_once(database_url: str, path: Path) -> None:
+    """Runs in a child process so its peak RSS is the import's alone."""
+    from procurement.db import make_engine
+    from procurement.imports import CONTRACTS_FINDER, run_file_import
+    from tests.conftest import alembic_upgrade
+
+    alembic_upgrade(database_url)
+
+    async def go() -> None:
+        engine = make_engine(database_url)
+        started = time.perf_counter()
+        result = await run_file_import(engine, CONTRACTS_FINDER, [path])
+        elapsed = time.perf_counter() - started
+        await engine.dispose()
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"elapsed": elapsed, "peak_mb": peak_mb, "summary": result.counts.summary()}))
+
+    asyncio.run(go())
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 100_000
+    backends = ["sqlite", "postgresql"]
+    for a in sys.argv[1:]:
+        if a.startswith("--backends="):
+            backends = a.split("=", 1)[1].split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.json"
+        started = time.perf_counter()
+        synthesise(n, corpus)
+        size_mb = corpus.stat().st_size / 1e6
+        print(f"corpus: {n} releases, {size_mb:.0f} MB, built in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        with corpus.open("rb") as f:
+            json.load(f, parse_float=Decimal)
+        floor = time.perf_counter() - started
+        print(f"floor: bare json.load of the file {floor:.1f} s = {n / floor:,.0f} releases/s")
+        for backend in backends:
+            if backend == "sqlite":
+                url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+                name = None
+            else:
+                from tests.conftest import create_pg_database
+
+                name = f"lv_import_bench_{os.getpid()}"
+                url = asyncio.run(create_pg_database(name))
+            try:
+                child = subprocess.run(
+                    [sys.executable, __file__, "--child", url, str(corpus)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    cwd=REPO,
+                )
+                figures = json.loads(child.stdout.strip().splitlines()[-1])
+                rate = n / figures["elapsed"]
+                print(
+                    f"{backend:<11} {figures['elapsed']:.1f} s = {rate:,.0f} releases/s, "
+                    f"peak RSS {figures['peak_mb']:.0f} MB ({figures['summary']})"
+                )
+            finally:
+                if name is not None:
+                    from tests.conftest import drop_pg_database
+
+                    asyncio.run(drop_pg_database(name))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        import_once(sys.argv[2], Path(sys.argv[3]))
+    else:
+        main()

@@ -1,0 +1,92 @@
+"""`localvalue seed measures`, `localvalue seed groups` and `localvalue metrics` (headline figures)."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import or_, select
+
+
+@click.command(name="measures")
+def seed_measures_command() -> None:
+    """Load the social value measure catalogue shipped with the package (idempotent)."""
+    from procurement.cli import run_async
+    from procurement.db import session_scope
+    from procurement.social_value import seed_measures
+
+    async def go() -> tuple[int, int]:
+        async with session_scope() as session:
+            return await seed_measures(session)
+
+    created, updated = run_async(go)
+    click.echo(f"measures: created {created}, updated {updated}")
+
+
+@click.command(name="groups")
+def seed_groups_command() -> None:
+    """Create the "Birmingham and Solihull" anchor group from the seeded anchors (idempotent)."""
+    from procurement.cli import run_async
+    from procurement.db import session_scope
+    from procurement.errors import DomainError
+    from procurement.social_value import seed_groups
+
+    async def go() -> tuple[int, int]:
+        async with session_scope() as session:
+            try:
+                return await seed_groups(session)
+            except DomainError as exc:
+                raise click.ClickException(str(exc.detail)) from exc
+
+    created, updated = run_async(go)
+    click.echo(f"anchor groups: created {created}, updated {updated}")
+
+
+@click.command(name="metrics")
+@click.option("--anchor", default=None, help="Anchor id, ODS or GSS code.")
+@click.option("--group", default=None, help="Anchor group slug, e.g. birmingham-and-solihull.")
+@click.option("--period", required=True, help="A quarter (2025Q1 = Apr-Jun 2025) or a financial year (2025/26).")
+@click.option("--basis", type=click.Choice(["awarded", "spread"]), default=None, help="Both when omitted.")
+def metrics_command(anchor: str | None, group: str | None, period: str, basis: str | None) -> None:
+    """Print headline local-spend figures for an anchor, a group or (with neither) all anchors."""
+    from procurement import models as m
+    from procurement.cli import run_async
+    from procurement.controllers.metrics import parse_period, period_metrics
+    from procurement.db import session_scope
+    from procurement.metrics_data import resolve_scope, scope_metrics
+
+    try:
+        kind = parse_period(period)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from exc
+
+    async def go() -> list[str]:
+        async with session_scope() as session:
+            anchor_id = None
+            if anchor is not None:
+                conditions = [m.Organisation.ods_code == anchor.upper(), m.Organisation.gss_code == anchor.upper()]
+                if anchor.isdigit():
+                    conditions.append(m.Organisation.id == int(anchor))
+                org = (await session.scalars(select(m.Organisation).where(or_(*conditions)))).first()
+                if org is None:
+                    raise click.ClickException(f"no organisation matches {anchor!r} (id, ODS or GSS code)")
+                anchor_id = org.id
+            scope = await resolve_scope(session, anchor_id=anchor_id, group=group)
+            lines = [f"{scope.name} ({scope.key}), {period}"]
+            for b in [basis] if basis else ["awarded", "spread"]:
+                result = await scope_metrics(session, scope, basis=b, periods=kind)
+                (p,) = period_metrics(result, scope.key, [period])
+                h = p.headline
+                lines.append(
+                    f"  {b:<8} total £{h.total}  local £{h.local} (share {h.local_share.share or '-'}, "
+                    f"coverage {h.local_share.coverage or '-'})  SME £{h.sme}  VCSE £{h.vcse}  "
+                    f"lines {h.lines}  suppliers {h.suppliers}"
+                )
+            return lines
+
+    for line in run_async(go):
+        click.echo(line)
+
+
+def register(cli: click.Group, seed_group: click.Group) -> None:
+    seed_group.add_command(seed_measures_command)
+    seed_group.add_command(seed_groups_command)
+    cli.add_command(metrics_command)
