@@ -43,7 +43,7 @@ async def test_public_page_link_and_pdf_download(backend: str, tmp_path: Path) -
         assert "published statement" in published.stdout
 
         port = free_port()
-        server = subprocess.Popen(  # noqa: S603
+        server = subprocess.Popen(
             [LOCALVALUE, "run", "--host", "127.0.0.1", "--port", str(port)],
             env=cli_env(url),
             cwd=REPO_DIR,
