@@ -198,6 +198,8 @@ def _collapse_initials(tokens: list[str]) -> list[str]:
 
 def clean_org_name(name: str) -> str:
     """Display form of a feed name: HTML entities decoded, trivial mojibake repaired, spaces collapsed."""
+    if name.isascii() and "&" not in name:  # the common case: nothing to decode or repair
+        return " ".join(name.split())
     text = name
     for _ in range(2):  # legacy feeds double-escape ("&amp;amp;")
         text = html.unescape(text)
