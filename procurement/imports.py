@@ -320,6 +320,14 @@ class ImportService:
         try:
             async with self.sessions() as session, session.begin():
                 counts = Counts(fetched=len(releases) + skipped, skipped=skipped, pages=pages, failed=failed_pages)
+                dialect = session.get_bind().dialect.name
+                if dialect == "postgresql":
+                    # asyncpg keeps prepared statements; a generic plan made while the tables were nearly empty
+                    # (sequential scans) would otherwise be reused as they grow, slowing every batch.
+                    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+                elif dialect == "sqlite":
+                    # SQLite's default page cache (2 MB) is far smaller than the indexes a bulk import probes.
+                    await session.execute(text("PRAGMA cache_size = -65536"))
                 all_notes = list(notes)
                 stored = await self._store_raw(session, run_id, releases, counts, all_notes)
                 await self._derive(session, stored, counts, all_notes)

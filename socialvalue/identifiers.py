@@ -206,13 +206,17 @@ def clean_org_name(name: str) -> str:
     return " ".join(_repair_mojibake(text).split())
 
 
+_TRAILING_ACRONYM = re.compile(r"\s*\(\s*[A-Z][A-Z&.]{1,9}\s*\)\s*$")
+
+
 def normalise_org_name(name: str) -> str:
     """Matching key for an organisation name; "" when nothing is left.
 
     Trading names after "t/a" are dropped so the key names the legal entity. Legal-form suffixes are
     dropped from the end only: "CIC" leaves the key, the enterprise rules read the raw name.
     """
-    text = clean_org_name(name)
+    # A trailing acronym in brackets ("Warwickshire County Council (WCC)") names the same body.
+    text = _TRAILING_ACRONYM.sub("", clean_org_name(name))
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.casefold()

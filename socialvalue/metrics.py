@@ -193,17 +193,19 @@ def compute_metrics(
     grid = _period_grid(pl.concat([span_keys, excluded["period_key"]]), scope_anchors)
     rows = alloc.facts.lazy()
     line_facts = included.lazy().select("anchor_id", "supplier_id", "tier", first_key=first_key)
+    packing = _Packing.of(alloc.facts, scope_anchors)
     value_sums, cpv, suppliers, first_local = pl.collect_all(
         [
-            _value_sums(rows, scope_anchors),
-            _cpv_sums(rows, scope_anchors),
-            _supplier_frame(rows, scope_anchors),
+            _value_sums(rows, scope_anchors, packing),
+            _cpv_sums(rows, scope_anchors, packing),
+            _supplier_frame(rows, packing),
             _new_local_counts(line_facts, scope_anchors),
         ],
         engine="streaming",
     )
     supplier_counts, top = pl.collect_all(
-        [_supplier_counts(suppliers.lazy()), _top_suppliers(suppliers.lazy(), top_n)], engine="streaming"
+        [_supplier_counts(suppliers.lazy(), packing), _top_suppliers(suppliers.lazy(), packing, top_n)],
+        engine="streaming",
     )
     names = (
         included.lazy()
@@ -532,6 +534,120 @@ def _period_grid(keys: pl.Series, scope_anchors: pl.DataFrame) -> pl.DataFrame:
     return scopes.join(pl.DataFrame({"period_key": pl.int_range(low, high + 1, eager=True)}), how="cross")
 
 
+_SUPPLIER_KEY_BITS = 62  # packed supplier-level keys stay clear of the Int64 sign bit
+
+
+@dataclass(frozen=True)
+class _Packing:
+    """Integer codes packed into one Int64 so that supplier-level grouping is on a single integer key.
+
+    A row of the per-anchor grouping is ``(period * suppliers + supplier) * anchors + anchor`` and a row of
+    a scope's grouping ``(scope * periods + period) * suppliers + supplier``, each part an offset from its
+    minimum (or a dense rank when the ids are too spread out to pack).
+    """
+
+    period_low: int
+    periods: int
+    supplier_ids: pl.Series | None  # None: code = supplier_id - supplier_low
+    supplier_low: int
+    suppliers: int
+    anchor_ids: pl.Series | None
+    anchor_low: int
+    anchors: int
+    scopes: pl.Series  # scope name of each scope code
+    scope_codes: pl.DataFrame  # scope_code, anchor_code, single (the scope has one anchor)
+
+    @staticmethod
+    def of(facts: pl.DataFrame, scope_anchors: pl.DataFrame) -> "_Packing":
+        bounds = facts.select(
+            p_low=pl.col("period_key").min(),
+            p_high=pl.col("period_key").max(),
+            s_low=pl.col("supplier_id").min(),
+            s_high=pl.col("supplier_id").max(),
+        ).row(0)
+        p_low = bounds[0] or 0
+        periods = (bounds[1] - p_low + 1) if bounds[1] is not None else 1
+        known_anchors = pl.concat([facts["anchor_id"].unique(), scope_anchors["anchor_id"]]).unique().sort()
+        a_low, a_high = int(known_anchors.min() or 0), int(known_anchors.max() or 0)  # type: ignore[arg-type]
+        scopes = scope_anchors["scope"].unique(maintain_order=True)
+        s_low = bounds[2] or 0
+        suppliers = (bounds[3] - s_low + 1) if bounds[3] is not None else 1
+        anchors = a_high - a_low + 1
+        supplier_ids: pl.Series | None = None
+        anchor_ids: pl.Series | None = None
+
+        def too_wide() -> bool:
+            widest = max(
+                periods * suppliers * max(anchors, scopes.len()),
+                (max(anchors, scopes.len()) * periods) << len(_BIT),
+            )
+            return widest.bit_length() > _SUPPLIER_KEY_BITS
+
+        if too_wide():
+            supplier_ids = facts["supplier_id"].unique().sort()
+            anchor_ids = known_anchors
+            s_low, a_low = 0, 0
+            suppliers, anchors = max(supplier_ids.len(), 1), max(anchor_ids.len(), 1)
+        if too_wide():
+            raise ValueError("too many periods x suppliers x anchors to pack into one Int64 key")
+        packing = _Packing(
+            period_low=p_low,
+            periods=periods,
+            supplier_ids=supplier_ids,
+            supplier_low=s_low,
+            suppliers=suppliers,
+            anchor_ids=anchor_ids,
+            anchor_low=a_low,
+            anchors=anchors,
+            scopes=scopes,
+            scope_codes=pl.DataFrame(),
+        )
+        sizes = scope_anchors.group_by("scope").agg(pl.len().alias("size"))
+        codes = (
+            scope_anchors.join(sizes, on="scope")
+            .join(pl.DataFrame({"scope": scopes, "scope_code": pl.int_range(scopes.len(), eager=True)}), on="scope")
+            .select("scope_code", anchor_code=packing.anchor_code(pl.col("anchor_id")), single=pl.col("size") == 1)
+        )
+        return _Packing(**{**packing.__dict__, "scope_codes": codes})
+
+    def anchor_code(self, anchor_id: pl.Expr) -> pl.Expr:
+        if self.anchor_ids is None:
+            return anchor_id - self.anchor_low
+        return anchor_id.replace_strict(self.anchor_ids, pl.int_range(self.anchor_ids.len(), eager=True))
+
+    def anchor_id(self, code: pl.Expr) -> pl.Expr:
+        if self.anchor_ids is None:
+            return code + self.anchor_low
+        return pl.lit(self.anchor_ids).gather(code)
+
+    def anchor_period(self) -> pl.Expr:
+        """``anchor_code * periods + period`` of a row."""
+        return self.anchor_code(pl.col("anchor_id")) * self.periods + (pl.col("period_key") - self.period_low)
+
+    def anchor_period_columns(self, anchor_period: pl.Expr) -> list[pl.Expr]:
+        return [
+            self.anchor_id(anchor_period // self.periods).alias("anchor_id"),
+            (anchor_period % self.periods + self.period_low).alias("period_key"),
+        ]
+
+    def supplier_code(self, supplier_id: pl.Expr) -> pl.Expr:
+        if self.supplier_ids is None:
+            return supplier_id - self.supplier_low
+        return supplier_id.replace_strict(self.supplier_ids, pl.int_range(self.supplier_ids.len(), eager=True))
+
+    def supplier_id(self, code: pl.Expr) -> pl.Expr:
+        if self.supplier_ids is None:
+            return code + self.supplier_low
+        return pl.lit(self.supplier_ids).gather(code)
+
+    def scope_key(self, scope_period: pl.Expr) -> list[pl.Expr]:
+        """scope and period_key from ``scope_code * periods + period``."""
+        return [
+            pl.lit(self.scopes).gather(scope_period // self.periods).alias("scope"),
+            (scope_period % self.periods + self.period_low).alias("period_key"),
+        ]
+
+
 def _to_scopes(
     per_anchor: pl.LazyFrame, scope_anchors: pl.DataFrame, keys: list[str], aggs: list[pl.Expr]
 ) -> pl.LazyFrame:
@@ -544,7 +660,7 @@ def _to_scopes(
     return pl.concat([joined_single, joined_several], how="diagonal_relaxed")
 
 
-def _value_sums(rows: pl.LazyFrame, scope_anchors: pl.DataFrame) -> pl.LazyFrame:
+def _value_sums(rows: pl.LazyFrame, scope_anchors: pl.DataFrame, packing: _Packing) -> pl.LazyFrame:
     pence = pl.col("allocated_pence")
 
     def masked(condition: pl.Expr) -> pl.Expr:
@@ -562,47 +678,88 @@ def _value_sums(rows: pl.LazyFrame, scope_anchors: pl.DataFrame) -> pl.LazyFrame
         *[masked(pl.col(flag)).alias(f"{flag}_pence") for flag in ("spread_fallback", "award_fallback")],
     ]
     per_anchor = (
-        rows.select("anchor_id", "period_key", *columns).group_by("anchor_id", "period_key").agg(pl.all().sum())
+        rows.select(packing.anchor_period().alias("key"), *columns)
+        .group_by("key")
+        .agg(pl.all().sum())
+        .select(*packing.anchor_period_columns(pl.col("key")), pl.exclude("key"))
     )
     # Every column is additive over anchors (a line belongs to exactly one anchor).
     return _to_scopes(per_anchor, scope_anchors, ["period_key"], [pl.exclude("anchor_id", *_KEY).sum()])
 
 
-def _cpv_sums(rows: pl.LazyFrame, scope_anchors: pl.DataFrame) -> pl.LazyFrame:
+def _cpv_sums(rows: pl.LazyFrame, scope_anchors: pl.DataFrame, packing: _Packing) -> pl.LazyFrame:
     pence = pl.col("allocated_pence")
+    no_division = 127  # divisions are two digits
+    key = packing.anchor_period() * 128 + pl.col("division").cast(pl.Int64).fill_null(no_division)
     per_anchor = (
         rows.select(
-            "anchor_id",
-            "period_key",
-            "division",
+            key.alias("key"),
             pl.col("counted").alias("lines"),
             pence.alias("value_pence"),
             pl.when(_has("tier_local")).then(pence).otherwise(0).alias("local_pence"),
         )
-        .group_by("anchor_id", "period_key", "division")
+        .group_by("key")
         .agg(pl.all().sum())
+        .select(
+            *packing.anchor_period_columns(pl.col("key") // 128),
+            division=pl.when(pl.col("key") % 128 != no_division).then((pl.col("key") % 128).cast(pl.Int8)),
+            lines="lines",
+            value_pence="value_pence",
+            local_pence="local_pence",
+        )
     )
     sums = _to_scopes(per_anchor, scope_anchors, ["period_key", "division"], [pl.col("lines", "value_pence",
                                                                                     "local_pence").sum()])  # fmt: skip
     return sums.with_columns(cpv_division=pl.col("division").cast(pl.String).str.zfill(2)).drop("division")
 
 
-def _supplier_frame(rows: pl.LazyFrame, scope_anchors: pl.DataFrame) -> pl.LazyFrame:
-    """One row per scope, period and supplier: its value and the union of its lines' bits."""
+def _supplier_frame(rows: pl.LazyFrame, packing: _Packing) -> pl.LazyFrame:
+    """One row per scope, period and supplier: key (see ``_Packing``), its value and the union of its lines' bits."""
     aggs = [pl.col("value_pence").sum(), pl.col("bits").bitwise_or()]
+    p = packing
+    anchor_key = (
+        (pl.col("period_key") - p.period_low) * p.suppliers + p.supplier_code(pl.col("supplier_id"))
+    ) * p.anchors + p.anchor_code(pl.col("anchor_id"))
     per_anchor = (
-        rows.select("anchor_id", "period_key", "supplier_id", pl.col("allocated_pence").alias("value_pence"), "bits")
-        .group_by("anchor_id", "period_key", "supplier_id")
+        rows.select(key=anchor_key, value_pence=pl.col("allocated_pence"), bits=pl.col("bits"))
+        .group_by("key")
+        .agg(aggs)
+        .with_columns(anchor_code=pl.col("key") % p.anchors, key=pl.col("key") // p.anchors)
+    )
+    # key is now period * suppliers + supplier; the scope goes on top.
+    scope_key = pl.col("scope_code") * (p.periods * p.suppliers) + pl.col("key")
+    codes = p.scope_codes.lazy()
+    singles = p.scope_codes.filter("single")
+    if p.anchors > 1 << 20 or singles["anchor_code"].is_duplicated().any():
+        single = per_anchor.join(singles.lazy(), on="anchor_code", how="inner")
+    else:
+        # Each anchor heads at most one one-anchor scope: look its scope up by position rather than join.
+        own_scope = pl.Series([None] * p.anchors, dtype=pl.Int64).scatter(singles["anchor_code"], singles["scope_code"])
+        single = per_anchor.with_columns(scope_code=pl.lit(own_scope).gather("anchor_code")).drop_nulls("scope_code")
+    single = single.select(key=scope_key, value_pence="value_pence", bits="bits")
+    several = (
+        per_anchor.join(codes.filter(~pl.col("single")), on="anchor_code", how="inner")
+        .select(key=scope_key, value_pence="value_pence", bits="bits")
+        .group_by("key")
         .agg(aggs)
     )
-    return _to_scopes(per_anchor, scope_anchors, ["period_key", "supplier_id"], aggs)
+    return pl.concat([single, several])
 
 
-def _supplier_counts(suppliers: pl.LazyFrame) -> pl.LazyFrame:
+def _supplier_counts(suppliers: pl.LazyFrame, packing: _Packing) -> pl.LazyFrame:
+    # Suppliers of a scope and period share few distinct bit sets, so count those first and expand the
+    # small result rather than testing every bit on every supplier row.
+    width = 1 << len(_BIT)
+    scope_period = pl.col("key") // packing.suppliers
+    patterns = (
+        suppliers.group_by(scope_period * width + pl.col("bits").cast(pl.Int64))
+        .len()
+        .select(sp=pl.col("key") // width, bits=pl.col("key") % width, n=pl.col("len").cast(pl.Int64))
+    )
     known_tier = pl.any_horizontal([_has(f"tier_{t}") for t in TIERS if t != "unknown"])
     known_category = pl.any_horizontal([_has(f"category_{c}") for c in CATEGORIES if c != "unknown"])
     counts = [
-        pl.lit(1).alias("suppliers"),
+        pl.lit(True).alias("suppliers"),
         *[_has(f"tier_{t}").alias(_tier_col(t) + "_suppliers") for t in TIERS],
         known_tier.alias("known_tier_suppliers"),
         *[_has(f"category_{c}").alias(f"category_{c}_suppliers") for c in CATEGORIES],
@@ -610,7 +767,12 @@ def _supplier_counts(suppliers: pl.LazyFrame) -> pl.LazyFrame:
         *[_has(f"{f}_true").alias(f"{f}_suppliers") for f in FLAGS],
         *[(~_has(f"{f}_true") & _has(f"{f}_null")).alias(f"{f}_unknown_suppliers") for f in FLAGS],
     ]
-    return suppliers.select(*_KEY, *[c.cast(pl.Int64) for c in counts]).group_by(_KEY).agg(pl.all().sum())
+    n = pl.col("n")
+    return (
+        patterns.group_by("sp")
+        .agg(pl.when(c).then(n).otherwise(0).sum().alias(c.meta.output_name()) for c in counts)
+        .select(*packing.scope_key(pl.col("sp")), pl.exclude("sp"))
+    )
 
 
 def _new_local_counts(line_facts: pl.LazyFrame, scope_anchors: pl.DataFrame) -> pl.LazyFrame:
@@ -628,7 +790,7 @@ def _new_local_counts(line_facts: pl.LazyFrame, scope_anchors: pl.DataFrame) -> 
     )
 
 
-def _top_suppliers(suppliers: pl.LazyFrame, top_n: int) -> pl.LazyFrame:
+def _top_suppliers(suppliers: pl.LazyFrame, packing: _Packing, top_n: int) -> pl.LazyFrame:
     def single_or_mixed(prefix: str, codes: tuple[str, ...]) -> pl.Expr:
         # a supplier whose lines here carry exactly one code shows it, otherwise "mixed"
         expr: pl.Expr = pl.lit("mixed")
@@ -641,17 +803,21 @@ def _top_suppliers(suppliers: pl.LazyFrame, top_n: int) -> pl.LazyFrame:
         return expr
 
     # The n-th largest value of each scope and period bounds the candidates; only those few are ranked.
-    floors = suppliers.group_by(_KEY).agg(pl.col("value_pence").top_k(top_n).min().alias("floor"))
+    suppliers = suppliers.with_columns(sp=pl.col("key") // packing.suppliers)
+    floors = suppliers.group_by("sp").agg(pl.col("value_pence").top_k(top_n).min().alias("floor"))
     candidates = (
-        suppliers.join(floors, on=_KEY, how="inner").filter(pl.col("value_pence") >= pl.col("floor")).drop("floor")
+        suppliers.join(floors, on="sp", how="inner").filter(pl.col("value_pence") >= pl.col("floor")).drop("floor")
     )
+    # Within one scope and period the key orders suppliers as supplier_id does.
     ranked = candidates.with_columns(
-        rank=pl.struct(pl.col("value_pence"), -pl.col("supplier_id"))
-        .rank("ordinal", descending=True)
-        .over(_KEY)
-        .cast(pl.Int64)
+        rank=pl.struct(pl.col("value_pence"), -pl.col("key")).rank("ordinal", descending=True).over("sp").cast(pl.Int64)
     ).filter(pl.col("rank") <= top_n)
-    return ranked.with_columns(
+    return ranked.select(
+        *packing.scope_key(pl.col("sp")),
+        supplier_id=packing.supplier_id(pl.col("key") % packing.suppliers),
+        value_pence="value_pence",
+        bits="bits",
+        rank="rank",
         tier=single_or_mixed("tier", TIERS),
         category=single_or_mixed("category", CATEGORIES),
     )

@@ -21,7 +21,15 @@ from procurement import models as m
 from procurement.auth import Principal, requires_reviewer
 from procurement.errors import NotFound, problem
 from procurement.metrics_data import resolve_scope
-from procurement.statements import figures_csv, preview_pdf, public_statements_query, publish, sha256, withdraw
+from procurement.statements import (
+    figures_csv,
+    period_label,
+    preview_pdf,
+    public_statements_query,
+    publish,
+    sha256,
+    withdraw,
+)
 from socialvalue.geography import ATTRIBUTION
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -221,7 +229,7 @@ API documentation: <a href="/schema/swagger">/schema/swagger</a>.</p>
 
 
 def _row_html(s: m.Statement) -> str:
-    period = html.escape(s.period)
+    period = html.escape(period_label(s.period))
     status = _STATUS_TEXT.get(s.status, s.status)
     note = ""
     if s.status == "superseded" and s.superseded_reason:
