@@ -34,7 +34,7 @@ Rules, in the order they are applied:
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 import polars as pl
@@ -608,7 +608,7 @@ class _Packing:
             .join(pl.DataFrame({"scope": scopes, "scope_code": pl.int_range(scopes.len(), eager=True)}), on="scope")
             .select("scope_code", anchor_code=packing.anchor_code(pl.col("anchor_id")), single=pl.col("size") == 1)
         )
-        return _Packing(**{**packing.__dict__, "scope_codes": codes})
+        return replace(packing, scope_codes=codes)
 
     def anchor_code(self, anchor_id: pl.Expr) -> pl.Expr:
         if self.anchor_ids is None:
@@ -747,30 +747,53 @@ def _supplier_frame(rows: pl.LazyFrame, packing: _Packing) -> pl.LazyFrame:
 
 
 def _supplier_counts(suppliers: pl.LazyFrame, packing: _Packing) -> pl.LazyFrame:
-    # Suppliers of a scope and period share few distinct bit sets, so count those first and expand the
-    # small result rather than testing every bit on every supplier row.
-    width = 1 << len(_BIT)
-    scope_period = pl.col("key") // packing.suppliers
-    patterns = (
-        suppliers.group_by(scope_period * width + pl.col("bits").cast(pl.Int64))
-        .len()
-        .select(sp=pl.col("key") // width, bits=pl.col("key") % width, n=pl.col("len").cast(pl.Int64))
-    )
+    # Suppliers of a scope and period share few distinct tier, category and flag bit sets, so count those
+    # (one family of bits at a time keeps the sets few) and expand the small results rather than testing
+    # every bit on every supplier row.
     known_tier = pl.any_horizontal([_has(f"tier_{t}") for t in TIERS if t != "unknown"])
     known_category = pl.any_horizontal([_has(f"category_{c}") for c in CATEGORIES if c != "unknown"])
-    counts = [
-        pl.lit(True).alias("suppliers"),
-        *[_has(f"tier_{t}").alias(_tier_col(t) + "_suppliers") for t in TIERS],
-        known_tier.alias("known_tier_suppliers"),
-        *[_has(f"category_{c}").alias(f"category_{c}_suppliers") for c in CATEGORIES],
-        known_category.alias("known_category_suppliers"),
-        *[_has(f"{f}_true").alias(f"{f}_suppliers") for f in FLAGS],
-        *[(~_has(f"{f}_true") & _has(f"{f}_null")).alias(f"{f}_unknown_suppliers") for f in FLAGS],
+    families = [
+        (
+            ("tier_",),
+            [
+                pl.lit(True).alias("suppliers"),
+                *[_has(f"tier_{t}").alias(_tier_col(t) + "_suppliers") for t in TIERS],
+                known_tier.alias("known_tier_suppliers"),
+            ],
+        ),
+        (
+            ("category_",),
+            [
+                *[_has(f"category_{c}").alias(f"category_{c}_suppliers") for c in CATEGORIES],
+                known_category.alias("known_category_suppliers"),
+            ],
+        ),
+        (
+            tuple(f"{f}_" for f in FLAGS),
+            [
+                *[_has(f"{f}_true").alias(f"{f}_suppliers") for f in FLAGS],
+                *[(~_has(f"{f}_true") & _has(f"{f}_null")).alias(f"{f}_unknown_suppliers") for f in FLAGS],
+            ],
+        ),
     ]
+    scope_period = pl.col("key") // packing.suppliers
     n = pl.col("n")
+    parts = []
+    for prefixes, counts in families:
+        positions = [b for name, b in _BIT.items() if name.startswith(prefixes)]
+        low, width = min(positions), 1 << len(positions)
+        part = (pl.col("bits").cast(pl.Int64) // (1 << low)) % width
+        parts.append(
+            suppliers.group_by(scope_period * width + part)
+            .len()
+            .select(sp=pl.col("key") // width, bits=pl.col("key") % width * (1 << low), n=pl.col("len").cast(pl.Int64))
+            .group_by("sp")
+            .agg(pl.when(c).then(n).otherwise(0).sum().alias(c.meta.output_name()) for c in counts)
+        )
+    tiers, categories, flags = parts
     return (
-        patterns.group_by("sp")
-        .agg(pl.when(c).then(n).otherwise(0).sum().alias(c.meta.output_name()) for c in counts)
+        tiers.join(categories, on="sp", how="left")
+        .join(flags, on="sp", how="left")
         .select(*packing.scope_key(pl.col("sp")), pl.exclude("sp"))
     )
 
