@@ -55,6 +55,11 @@ def _undo_double_encoding(match: re.Match[str]) -> str:
         return text
 
 
+def has_mojibake(text: str) -> bool:
+    """True if ``repair_mojibake`` might change the text (a candidate sequence is present)."""
+    return _MOJIBAKE.search(text) is not None
+
+
 def repair_mojibake(text: str) -> tuple[str, int]:
     """Undo double-encoded UTF-8 where detectable; returns the text and how many sequences were repaired.
 

@@ -1,4 +1,4 @@
-"""Stream OCDS releases out of files of any common shape, one release at a time (ijson; memory stays flat).
+"""Stream OCDS releases out of files of any common shape, one release at a time (memory stays flat).
 
 Shapes recognised (detected from the data, not the file name):
 - a release package ``{"releases": [...]}``;
@@ -6,25 +6,42 @@ Shapes recognised (detected from the data, not the file name):
 - a JSON array of releases (or of packages);
 - JSON lines: one release or package per line (also any stream of concatenated JSON values);
 - a single release object.
+
+The file is decoded in chunks and the containers around the releases are walked here, but each release
+itself is parsed by the standard library's C scanner straight out of the buffer (``raw_decode``): several
+times faster than an event-based streaming parser, and only one release plus a chunk is ever in memory.
 """
 
 import codecs
-import io
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import ijson
 import msgspec
 
-from importers.decoding import ERROR_HANDLER, clean_strings, loads_decimal
+from importers.decoding import ERROR_HANDLER, clean_strings, has_mojibake, loads_decimal
 from importers.ocds import ERROR, WARNING, Note, release_identity
 
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024
+# A single JSON value (one release, record or package metadata) larger than this is refused.
+_MAX_VALUE = 256 * 1024 * 1024
 # A first line longer than this is not worth holding in memory to test for JSON lines.
 _MAX_PROBE_LINE = 1024 * 1024
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_STOPPED = "unparseable JSON, reading stopped"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+# strict=False: control characters inside strings (raw tabs and line breaks in descriptions) are tolerated.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant, strict=False)
 
 
 @dataclass(frozen=True)
@@ -40,45 +57,90 @@ class FileItem:
     position: str
 
 
-class _CleanReader(io.RawIOBase):
-    """A byte stream that is valid UTF-8 whatever the file holds.
+class _JSONText:
+    """The decoded text of a file, a chunk at a time, with a cursor.
 
-    Bad bytes are read as cp1252/ISO-8859-1 (like ``decode_body``) and raw NUL bytes are dropped, so a few
-    broken bytes do not stop the whole file.
+    Bad bytes are read as cp1252/ISO-8859-1 (like ``decode_body``) and raw NUL characters are dropped, so a
+    few broken bytes do not stop the whole file.
     """
 
     def __init__(self, raw: BinaryIO) -> None:
-        super().__init__()
         self._raw = raw
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors=ERROR_HANDLER)
-        self._pending = b""
         self._first = True
+        self.eof = False
+        self.buf = ""
+        self.pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        want = _CHUNK if size is None or size < 0 else size
-        while len(self._pending) < want:
-            chunk = self._raw.read(_CHUNK)
-            final = not chunk
-            text = self._decoder.decode(chunk, final=final)
+    def _read(self, at_least: int) -> bool:
+        """Append at least ``at_least`` more characters (fewer at the end of the file); False at EOF."""
+        if self.eof:
+            return False
+        self.buf = self.buf[self.pos :]
+        self.pos = 0
+        parts = [self.buf]
+        added = 0
+        while added < at_least and not self.eof:
+            chunk = self._raw.read(max(_CHUNK, at_least - added))
+            self.eof = not chunk
+            text = self._decoder.decode(chunk, final=self.eof)
             if self._first and text:
                 text = text.removeprefix("\ufeff")
                 self._first = False
-            self._pending += text.replace("\x00", "").encode("utf-8")
-            if final:
-                break
-        out, self._pending = self._pending[:want], self._pending[want:]
-        return out
+            if "\x00" in text:
+                text = text.replace("\x00", "")
+            parts.append(text)
+            added += len(text)
+        self.buf = "".join(parts)
+        return added > 0
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    def peek(self) -> str:
+        """The next character that is not whitespace, without taking it; "" at the end of the file."""
+        while True:
+            self.pos = _WHITESPACE.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._read(_CHUNK):
+                return ""
+
+    def take(self, expected: str) -> None:
+        found = self.peek()
+        if found != expected:
+            raise ValueError(f"expected {expected!r} at character {self.pos}, found {found[:1] or 'end of file'!r}")
+        self.pos += 1
+
+    def value(self) -> tuple[Any, str]:
+        """The next JSON value and its text, read whole (growing the buffer until it fits)."""
+        self.peek()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError:
+                if self.eof:
+                    raise
+                end = -1
+            # A number that ends where the buffer does may go on in the next chunk.
+            if end != -1 and (end < len(self.buf) or self.eof):
+                text = self.buf[self.pos : end]
+                self.pos = end
+                return value, text
+            pending = len(self.buf) - self.pos
+            if pending > _MAX_VALUE:
+                raise ValueError(f"a JSON value is larger than {_MAX_VALUE // (1024 * 1024)} MiB or unparseable")
+            self._read(max(pending, _CHUNK))
+
+    def separator(self, close: str) -> bool:
+        """After an item: True if another follows (a comma was taken), False if ``close`` ended the container."""
+        found = self.peek()
+        self.pos += 1
+        if found == ",":
+            return True
+        if found == close:
+            return False
+        raise ValueError(f"expected ',' or {close!r} at character {self.pos - 1}, found {found[:1] or 'end of file'!r}")
 
 
-def _release_items(obj: Any, position: str) -> Iterator[FileItem]:
+def _release_items(obj: Any, position: str, text: str | None = None) -> Iterator[FileItem]:
     """Releases inside one parsed item (a release, or a package inside an array/line)."""
     if isinstance(obj, dict) and isinstance(obj.get("releases"), list):
         for i, release in enumerate(obj["releases"]):
@@ -87,7 +149,7 @@ def _release_items(obj: Any, position: str) -> Iterator[FileItem]:
         for i, record in enumerate(obj["records"]):
             yield from _record_items(record, f"{position}.records[{i}]")
     else:
-        yield _checked(obj, position)
+        yield _checked(obj, position, text)
 
 
 def _record_items(record: Any, position: str) -> Iterator[FileItem]:
@@ -113,22 +175,27 @@ def _record_items(record: Any, position: str) -> Iterator[FileItem]:
         yield FileItem(None, note, position)
 
 
-def _checked(release: Any, position: str) -> FileItem:
+def _checked(release: Any, position: str, text: str | None = None) -> FileItem:
     identity, note = release_identity(release)
     if identity is None:
         assert note is not None
         located = Note(note.level, note.message, note.ocid, note.release_id, position, note.value)
         return FileItem(None, located, position)
-    return FileItem(_cleaned(release), None, position)
+    return FileItem(_cleaned(release, text), None, position)
 
 
-def _cleaned(release: Any) -> Any:
+def _cleaned(release: Any, text: str | None) -> Any:
     """``clean_strings(release)``, skipping its Python walk when it could change nothing.
 
-    clean_strings only touches NULs and non-ASCII text; in msgspec's JSON a NUL is always written as the
-    escape ``\\u0000`` and non-ASCII as raw UTF-8, so pure ASCII output without that escape means no string
-    needs cleaning. The C encoder is many times faster than the walk, and most releases are plain ASCII.
+    clean_strings only removes NULs and repairs double-encoded UTF-8. When the JSON text has no ``\\u``
+    escape, its characters are the strings' characters, so text without NUL or a mojibake sequence needs no
+    cleaning (most releases; the regex runs in C). Otherwise the release is re-encoded (msgspec writes NUL
+    as ``\\u0000`` and non-ASCII as raw UTF-8) and walked only if that shows something to clean.
     """
+    if text is not None and "\\u" not in text:
+        if text.isascii() or not has_mojibake(text):
+            return release
+        return clean_strings(release)
     try:
         encoded = _ENCODER.encode(release)
     except (TypeError, ValueError, msgspec.EncodeError):
@@ -138,77 +205,78 @@ def _cleaned(release: Any) -> Any:
     return clean_strings(release)
 
 
-class _Walker:
-    """Turns the ijson events of one or more top-level JSON values into items, one at a time.
+def _members(stream: _JSONText, opening: str, closing: str) -> Iterator[int]:
+    """Steps through the members of an array or object; the caller reads each member (index given)."""
+    stream.take(opening)
+    if stream.peek() == closing:
+        stream.take(closing)
+        return
+    index = 0
+    while True:
+        yield index
+        index += 1
+        if not stream.separator(closing):
+            return
 
-    Only one release (or record) is ever held in memory, plus the package metadata.
-    """
 
-    def __init__(self) -> None:
-        self.value_index = 0
-        self.item: Any = None  # ObjectBuilder of the release/record being read
-        self.item_prefix = ""
-        self.top: Any = None  # ObjectBuilder of the top-level value minus its streamed items
-        self.top_kind = ""
-        self.counts: dict[str, int] = {}
-
-    def where(self, prefix: str) -> str:
-        index = self.counts[prefix] - 1
-        part = f"[{index}]" if prefix == "item" else f"{prefix.split('.', maxsplit=1)[0]}[{index}]"
-        return f"value {self.value_index} {part}" if self.value_index else part
-
-    def feed_item(self, prefix: str, event: str, value: Any) -> Iterator[FileItem]:
-        self.item.event(event, value)
-        if prefix == self.item_prefix and event in ("end_map", "end_array"):
-            position = self.where(self.item_prefix)
-            if self.item_prefix == "records.item":
-                yield from _record_items(self.item.value, position)
-            else:
-                yield from _release_items(self.item.value, position)
-            self.item = None
-
-    def start_item(self, prefix: str, event: str, value: Any) -> Iterator[FileItem]:
-        self.counts[prefix] = self.counts.get(prefix, 0) + 1
-        if event in ("start_map", "start_array"):
-            self.item = ijson.ObjectBuilder()
-            self.item.event(event, value)
-            self.item_prefix = prefix
-        else:
-            yield _checked(value, self.where(prefix))
-
-    def feed_top(self, prefix: str, event: str, value: Any) -> Iterator[FileItem]:
-        if prefix == "" and self.top is None:
-            if event not in ("start_map", "start_array"):
-                note = Note(ERROR, "top-level JSON value is not an object or array; skipped", value=repr(value))
-                yield FileItem(None, note, f"value {self.value_index}")
-                self.value_index += 1
-                return
-            self.top_kind = "object" if event == "start_map" else "array"
-            self.top = ijson.ObjectBuilder()
-            self.counts = {}
-        self.top.event(event, value)
-        if prefix == "" and event in ("end_map", "end_array"):
-            obj = self.top.value
-            if self.top_kind == "object" and isinstance(obj, dict) and "releases" not in obj and "records" not in obj:
-                yield _checked(obj, f"value {self.value_index}" if self.value_index else "(top-level object)")
-            self.top = None
-            self.top_kind = ""
-            self.value_index += 1
-
-    def walk(self, stream: Any) -> Iterator[FileItem]:
-        try:
-            for prefix, event, value in ijson.parse(stream, multiple_values=True, use_float=False):
-                if self.item is not None:
-                    yield from self.feed_item(prefix, event, value)
-                elif (prefix == "item" and self.top_kind == "array") or (
-                    prefix in ("releases.item", "records.item") and self.top_kind == "object"
-                ):
-                    yield from self.start_item(prefix, event, value)
+def _object_items(stream: _JSONText, prefix: str, whole: str) -> Iterator[FileItem]:
+    """A top-level object: a package whose releases or records are streamed one by one, or a single release."""
+    top: dict[str, Any] = {}
+    streamed = False
+    for _ in _members(stream, "{", "}"):
+        key, _text = stream.value()
+        if not isinstance(key, str):
+            raise ValueError(f"object key is not a string at character {stream.pos}")
+        stream.take(":")
+        if key in ("releases", "records") and stream.peek() == "[":
+            streamed = True
+            for index in _members(stream, "[", "]"):
+                item, text = stream.value()
+                position = f"{prefix}{key}[{index}]"
+                if key == "releases":
+                    yield _checked(item, position, text)
                 else:
-                    yield from self.feed_top(prefix, event, value)
-        except (ijson.JSONError, ijson.IncompleteJSONError) as exc:
-            position = f"value {self.value_index}"
-            yield FileItem(None, Note(ERROR, f"unparseable JSON, reading stopped: {exc}", path=position), position)
+                    yield from _record_items(item, position)
+        else:
+            top[key], _text = stream.value()
+    if not streamed:
+        yield _checked(top, whole)
+
+
+def _array_items(stream: _JSONText, prefix: str) -> Iterator[FileItem]:
+    for index in _members(stream, "[", "]"):
+        item, text = stream.value()
+        yield from _release_items(item, f"{prefix}[{index}]", text)
+
+
+def _stream_items(raw: BinaryIO) -> Iterator[FileItem]:
+    """Every top-level value in turn (usually one); reading stops at the first syntax error, with a note."""
+    stream = _JSONText(raw)
+    value_index = 0
+    position = "(file)"
+    try:
+        while (first := stream.peek()) != "":
+            prefix = f"value {value_index} " if value_index else ""
+            whole = f"value {value_index}" if value_index else "(top-level object)"
+            position = whole if value_index else "(file)"
+            items = (
+                _object_items(stream, prefix, whole)
+                if first == "{"
+                else _array_items(stream, prefix)
+                if first == "["
+                else None
+            )
+            if items is None:
+                value, _ = stream.value()
+                note = Note(ERROR, "top-level JSON value is not an object or array; skipped", value=repr(value)[:200])
+                yield FileItem(None, note, f"value {value_index}")
+            else:
+                for item in items:
+                    position = f"after {item.position}"
+                    yield item
+            value_index += 1
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        yield FileItem(None, Note(ERROR, f"{_STOPPED}: {exc}", path=position), position)
 
 
 def _probe_json_lines(path: Path) -> bool:
@@ -223,51 +291,6 @@ def _probe_json_lines(path: Path) -> bool:
             return False
         rest = raw.read(_CHUNK)
         return bool(rest.strip())
-
-
-def _detect_item_prefix(path: Path) -> str | None:
-    """ijson prefix of the items to stream: ``releases.item``, ``records.item``, ``item`` or ``""`` (one release).
-
-    Reads only until the first item starts (or, for a single release, to the end of that object).
-    None when the file does not start with an object or array.
-    """
-    found: str | None = None
-    with path.open("rb") as raw:
-        events = ijson.parse(_CleanReader(raw), multiple_values=True, use_float=False)
-        try:
-            prefix, event, _ = next(events)
-            if prefix == "" and event == "start_array":
-                found = "item"
-            elif prefix == "" and event == "start_map":
-                for prefix, event, _ in events:
-                    if prefix in ("releases.item", "records.item") or (prefix == "" and event == "end_map"):
-                        found = prefix
-                        break
-        except (StopIteration, ijson.JSONError, ijson.IncompleteJSONError):
-            found = None
-    return found
-
-
-def _stream_items(path: Path, item_prefix: str) -> Iterator[FileItem]:
-    """Items at ``item_prefix``, built by ijson's C backend (the Python event loop is ~5x slower)."""
-    index = -1
-    with path.open("rb") as raw:
-        try:
-            for index, obj in enumerate(
-                ijson.items(_CleanReader(raw), item_prefix, multiple_values=True, use_float=False)
-            ):
-                if item_prefix == "":
-                    position = "(top-level object)" if index == 0 else f"value {index}"
-                    yield from _release_items(obj, position)
-                elif item_prefix == "records.item":
-                    yield from _record_items(obj, f"records[{index}]")
-                elif item_prefix == "releases.item":
-                    yield _checked(obj, f"releases[{index}]")
-                else:
-                    yield from _release_items(obj, f"[{index}]")
-        except (ijson.JSONError, ijson.IncompleteJSONError) as exc:
-            position = f"after item {index}" if index >= 0 else "(file)"
-            yield FileItem(None, Note(ERROR, f"unparseable JSON, reading stopped: {exc}", path=position), position)
 
 
 def iter_releases_from_file(path: Path) -> Iterator[FileItem]:
@@ -292,13 +315,8 @@ def iter_releases_from_file(path: Path) -> Iterator[FileItem]:
                 for item in _release_items(obj, position):
                     yield _located(item, item.position.replace(f"{position}.", f"{position} "))
         return
-    item_prefix = _detect_item_prefix(path)
-    if item_prefix is None:
-        # Not a single package/array/release: fall back to the event walker (concatenated values, junk).
-        with path.open("rb") as raw:
-            yield from _Walker().walk(_CleanReader(raw))
-        return
-    yield from _stream_items(path, item_prefix)
+    with path.open("rb") as raw:
+        yield from _stream_items(raw)
 
 
 def _located(item: FileItem, position: str) -> FileItem:

@@ -16,6 +16,7 @@ from importers.files import iter_releases_from_file
 from importers.ocds import (
     MERGE_RULES,
     Procurement,
+    compile_procurement,
     compile_releases,
     compile_releases_with_notes,
     group_by_ocid,
@@ -290,3 +291,63 @@ def test_release_identity() -> None:
     assert note is not None
     assert note.ocid == "o"
     assert "without id" in note.message
+
+
+def _ocdsmerge(releases: list[dict[str, Any]]) -> dict[str, Any]:
+    full, _ = compile_releases_with_notes(releases)
+    return {k: v for k, v in full.items() if k not in ("id", "date", "tag")}
+
+
+def test_direct_merge_equals_ocdsmerge_on_every_real_multi_release_ocid() -> None:
+    releases = [r for path in sorted(FEEDS_DIR.rglob("*.json")) for r in _releases(path)]
+    groups = {o: g for o, g in group_by_ocid(releases).items() if len(g) > 1}
+    assert len(groups) >= 20  # 21 ocids in the shared samples have more than one release
+    for ocid, group in groups.items():
+        upgraded = [upgrade_legacy(r) if is_legacy_cf(r) else r for r in group]
+        fast, notes = compile_procurement(upgraded)
+        assert notes == []
+        assert fast == _ocdsmerge(upgraded), ocid
+
+
+def _release(day: int, **fields: Any) -> dict[str, Any]:
+    return {"ocid": "ocds-x-1", "id": f"r{day}", "date": f"2025-01-{day:02d}T00:00:00Z", "tag": ["award"], **fields}
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        {"awards": [{"id": "1", "value": {"amount": 5, "currency": "GBP"}}, {"id": 2, "status": "active"}]},
+        {"awards": [{"id": 1, "value": {"amount": None}}]},  # null removes a value, leaves the object
+        {"awards": [], "tender": {}},  # empty arrays and objects change nothing
+        {"awards": [{"title": "no id: always a new object"}]},
+        {"parties": [{"id": "p1", "roles": ["supplier"], "additionalIdentifiers": [{"scheme": "GB-COH", "id": "9"}]}]},
+        {"tender": {"title": None, "items": [{"id": "i1", "classification": {"id": "45000000", "scheme": "CPV"}}]}},
+    ],
+)
+def test_direct_merge_equals_ocdsmerge_on_edge_cases(later: dict[str, Any]) -> None:
+    first = _release(
+        1,
+        tender={"title": "Roads", "items": [{"id": "i1", "quantity": 2}]},
+        parties=[{"id": "p1", "name": "A Ltd", "roles": ["buyer", "supplier"],
+                  "additionalIdentifiers": [{"scheme": "GB-CHC", "id": "1"}]}],
+        awards=[{"id": 1, "value": {"amount": 3, "currency": "GBP"}, "suppliers": [{"id": "p1"}]}],
+    )  # fmt: skip
+    second = _release(2, **later)
+    fast, _ = compile_procurement([second, first])  # given out of date order on purpose
+    assert fast == _ocdsmerge([first, second])
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        {"awards": [{"id": "9", "title": "a"}, {"id": "9", "title": "b"}]},  # one id twice: ocdsmerge warns
+        {"tender": "now a string"},  # an object becomes a scalar
+        {"awards": "none"},  # an array becomes a scalar
+    ],
+)
+def test_unusual_merges_are_left_to_ocdsmerge(later: dict[str, Any]) -> None:
+    first = _release(1, tender={"title": "Roads"}, awards=[{"id": "1", "title": "x"}])
+    second = _release(2, **later)
+    fast, notes = compile_procurement([first, second])
+    full, full_notes = compile_releases_with_notes([first, second])
+    assert (fast, notes) == (full, full_notes)
