@@ -6,7 +6,10 @@ Commands open their own session and commit once when they finish; a failure roll
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -17,10 +20,17 @@ from sqlalchemy import select
 T = TypeVar("T")
 
 
-def run_async(fn: Callable[[], Awaitable[T]]) -> T:
-    async def wrapper() -> T:
+def run_async(fn: Callable[[], Awaitable[T]], *, interrupted: str | None = None) -> T:
+    """Run ``fn`` and dispose the engine after. SIGTERM cancels it like Ctrl-C, so ``fn`` can record that it
+    stopped; with ``interrupted`` given, that message is printed and the exit code is 130 instead of a traceback."""
+
+    async def main() -> T:
         from procurement.db import get_alchemy_config
 
+        task = asyncio.current_task()
+        if task is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             return await fn()
         finally:
@@ -28,7 +38,13 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
             if engine is not None:
                 await engine.dispose()
 
-    return asyncio.run(wrapper())
+    try:
+        return asyncio.run(main())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        if interrupted is None:
+            raise
+        click.echo(interrupted, err=True)
+        sys.exit(130)
 
 
 @click.group(name="tokens", help="API tokens (shown once, stored hashed).")

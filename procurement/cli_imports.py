@@ -7,11 +7,8 @@ automatically when the same command is run again with the same parameters.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import functools
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,35 +16,18 @@ from typing import Any, TypeVar
 
 import click
 
+from procurement.cli import run_async
+from procurement.imports import FILE_BATCH
+
 T = TypeVar("T")
 SOURCE_CHOICE = click.Choice(["contracts_finder", "find_a_tender"])
 
 
+_INTERRUPTED = "import interrupted; continue it with `localvalue import resume RUN_ID` (see `import runs`)"
+
+
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run ``fn``; SIGTERM cancels it like Ctrl-C, so the run is marked interrupted before exiting."""
-
-    async def main() -> T:
-        from procurement.db import get_alchemy_config
-
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        if task is not None:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        try:
-            return await fn()
-        finally:
-            engine = get_alchemy_config().engine_instance
-            if engine is not None:
-                await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        click.echo(
-            "import interrupted; continue it with `localvalue import resume RUN_ID` (see `import runs`)", err=True
-        )
-        sys.exit(130)
+    return run_async(fn, interrupted=_INTERRUPTED)
 
 
 def _parse_when(value: str, *, end: bool = False) -> dt.datetime:
@@ -299,7 +279,7 @@ def sync_command(
 @import_group.command(name="file")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", type=SOURCE_CHOICE, default="contracts_finder", show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=FILE_BATCH, show_default=True)
 def file_command(paths: tuple[Path, ...], source: str, batch_size: int) -> None:
     """Import OCDS files: release or record packages, arrays of releases, JSON lines."""
     from procurement.db import get_alchemy_config, session_scope
@@ -372,7 +352,7 @@ def resume_command(
         _report(_run(lambda: _feed(run.source, params, policy, resume_run_id=run.id)))
         return
     paths = [Path(p) for p in run.parameters["paths"]]
-    batch = int(run.parameters.get("batch_size", 1000))
+    batch = int(run.parameters.get("batch_size", FILE_BATCH))
     _report(
         _run(
             lambda: run_file_import(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 # Active ISO 4217 codes (list of 2024), so a typo like "GPB" is refused rather than stored.
 ISO_4217 = frozenset(
@@ -63,3 +63,17 @@ def split_evenly(total_pence: int, parts: int) -> list[int]:
     """Equal shares that add up exactly; the first shares take the leftover pence."""
     base, rem = divmod(total_pence, parts)
     return [base + (1 if i < rem else 0) for i in range(parts)]
+
+
+_SHARE_PLACES = Decimal("0.0001")
+
+
+def ratio_text(numerator: int, denominator: int) -> str | None:
+    """An exact ratio of integers (pence, counts) as a 4-decimal string, half up; None when dividing by 0.
+
+    Every share and change in points that the API, the CSV files and the statements show is written by this
+    one function, so the same figure reads the same everywhere.
+    """
+    if denominator == 0:
+        return None
+    return str((Decimal(numerator) / Decimal(denominator)).quantize(_SHARE_PLACES, rounding=ROUND_HALF_UP))

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -24,6 +24,7 @@ from procurement import models as m
 from procurement.auth import Principal
 from procurement.errors import DomainError, NotFound
 from procurement.metrics_data import Scope, commitment_figures, scope_metrics
+from procurement.money import ratio_text
 from procurement.services import record_audit
 from socialvalue import enterprise, locality
 from socialvalue.geography import lad_reference
@@ -69,10 +70,8 @@ _MONTHS = (
 
 
 def share(part: int, total: int) -> str | None:
-    """A share as a 4-decimal string computed from integer pence, so every figure agrees with its parts."""
-    if total == 0:
-        return None
-    return str((Decimal(part) / Decimal(total)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+    """A share computed from integer pence, so every figure agrees with its parts."""
+    return ratio_text(part, total)
 
 
 def period_label(period: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -22,7 +21,7 @@ from procurement import models as m
 from procurement import schemas_social_value as sv
 from procurement.auth import requires_token
 from procurement.metrics_data import EXTRA_SCHEMA, Scope, lines_with_details, metrics_for_lines, resolve_scope
-from procurement.money import format_pence
+from procurement.money import format_pence, ratio_text
 from socialvalue.metrics import CATEGORIES, FLAGS, INPUT_SCHEMA, TIERS, MetricsResult
 from socialvalue.periods import parse_financial_year, parse_quarter
 
@@ -36,7 +35,6 @@ NOTES = [
     "coverage is that known value as a share of the total.",
     "Each supplier is judged local or not against the buying anchor's own local area.",
 ]
-_Q = Decimal("0.0001")
 BasisParam = Literal["awarded", "spread"]
 
 
@@ -47,7 +45,7 @@ def pounds(pence: int | None) -> str:
 def ratio(num: int | None, den: int | None) -> str | None:
     if not den:
         return None
-    return str((Decimal(num or 0) / Decimal(den)).quantize(_Q, rounding=ROUND_HALF_EVEN))
+    return ratio_text(num or 0, den)
 
 
 def _share(part: int, total: int, unknown: int | None) -> sv.Share:
@@ -83,7 +81,7 @@ def _change(row: dict[str, Any], rows: dict[str, dict[str, Any]], suffix: str) -
     pp = None
     if total and other["total_pence"]:
         exact = (Fraction(local, total) - Fraction(other["local_pence"], other["total_pence"])) * 100
-        pp = str((Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(_Q, rounding=ROUND_HALF_EVEN))
+        pp = ratio_text(exact.numerator, exact.denominator)
     return sv.Change(other["period"], d_total, pounds(d_total), d_local, pounds(d_local), pp)
 
 
