@@ -172,3 +172,14 @@ def test_big_file_streams_with_flat_memory(tmp_path: Path) -> None:
     print(f"streamed {count} releases from {size / 1e6:.0f} MB with a peak of {peak / 1e6:.1f} MB")
     assert count == target
     assert peak < size / 20
+
+
+def test_double_encoded_text_is_repaired_with_or_without_escapes(tmp_path: Path) -> None:
+    release = _real_releases()[0]
+    release["tender"]["title"] = "Â£5k for cafÃ© works"  # "£5k for café works" double-encoded
+    for ensure_ascii in (False, True):  # raw characters, or \\u escapes (two different cleaning paths)
+        path = tmp_path / f"mojibake-{ensure_ascii}.json"
+        path.write_text(json.dumps([release], ensure_ascii=ensure_ascii), "utf-8")
+        items = list(iter_releases_from_file(path))
+        assert items[0].release is not None
+        assert items[0].release["tender"]["title"] == "£5k for café works"

@@ -125,7 +125,8 @@ class Contract(BigIntAuditBase):
     source: Mapped[str] = mapped_column(String(32), default=ContractSource.MANUAL.value)
     source_id: Mapped[str | None] = mapped_column(String(200))
     award_id: Mapped[str | None] = mapped_column(String(250))
-    buyer_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    # Indexed by ix_contract_buyer_award_date, whose first column it is.
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
     title: Mapped[str] = mapped_column(String(500))
     description: Mapped[str | None] = mapped_column(Text)
     value_pence: Mapped[int | None] = mapped_column(BigInteger)
@@ -149,9 +150,10 @@ class Contract(BigIntAuditBase):
 class ContractCpv(BigIntBase):
     # A child table rather than a JSON list so "CPV starts with 851" filters portably on both databases.
     __tablename__ = "contract_cpv"
+    # The unique constraint's index serves lookups by contract_id too (its first column).
     __table_args__ = (UniqueConstraint("contract_id", "code"),)
 
-    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id", ondelete="CASCADE"), index=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id", ondelete="CASCADE"))
     code: Mapped[str] = mapped_column(String(8), index=True)
     position: Mapped[int] = mapped_column(default=0)
 
@@ -161,9 +163,10 @@ class ContractSupplier(BigIntBase):
     and says so in share_basis."""
 
     __tablename__ = "contract_supplier"
+    # The unique constraint's index serves lookups by contract_id too (its first column).
     __table_args__ = (UniqueConstraint("contract_id", "supplier_id"),)
 
-    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id", ondelete="CASCADE"), index=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id", ondelete="CASCADE"))
     supplier_id: Mapped[int] = mapped_column(ForeignKey("supplier.id"), index=True)
     share_pence: Mapped[int | None] = mapped_column(BigInteger)
     share_basis: Mapped[str] = mapped_column(String(16), default="stated")
