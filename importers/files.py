@@ -185,27 +185,25 @@ def _checked(release: Any, position: str, text: str | None = None) -> FileItem:
 
 
 def _cleaned(release: Any, text: str | None) -> Any:
-    """``clean_strings(release)``, skipping its Python walk when it could change nothing.
+    """``clean_strings(release)`` without its Python walk.
 
-    clean_strings only removes NULs and repairs double-encoded UTF-8. When the JSON text has no ``\\u``
-    escape, its characters are the strings' characters (and raw NULs were dropped on reading), so text
-    without a mojibake sequence needs no cleaning (most releases; the regex runs in C). Otherwise the
-    release is re-encoded (msgspec writes NUL as ``\\u0000`` and non-ASCII as raw UTF-8) and walked only if
-    that shows something to clean.
+    clean_strings drops NULs and repairs double-encoded UTF-8 in every string. Raw NULs were dropped on
+    reading, so unless the JSON text has ``\\u`` escapes its characters are exactly the strings' characters;
+    otherwise the release is re-encoded (msgspec writes non-ASCII as raw UTF-8, NUL as ``\\u0000``). Text
+    without a mojibake sequence needs nothing (most releases; the regex runs in C). Mojibake never contains
+    a quote, so repairing the text repairs exactly the strings, and parsing it again is cheap.
     """
-    if text is not None and "\\u" not in text:
-        if text.isascii() or not has_mojibake(text):
-            return release
-        # Mojibake sequences never contain a quote, so repairing the JSON text repairs exactly its strings;
-        # parsing the repaired text again (C) is much faster than walking the release (Python).
-        return _DECODER.decode(repair_mojibake(text)[0])
-    try:
-        encoded = _ENCODER.encode(release)
-    except (TypeError, ValueError, msgspec.EncodeError):
-        return clean_strings(release)
-    if encoded.isascii() and b"\\u0000" not in encoded:
+    if text is None or "\\u" in text:
+        try:
+            encoded = _ENCODER.encode(release)
+        except (TypeError, ValueError, msgspec.EncodeError):
+            return clean_strings(release)
+        if b"\\u0000" in encoded:
+            return clean_strings(release)
+        text = encoded.decode("utf-8")
+    if text.isascii() or not has_mojibake(text):
         return release
-    return clean_strings(release)
+    return _DECODER.decode(repair_mojibake(text)[0])
 
 
 def _members(stream: _JSONText, opening: str, closing: str) -> Iterator[int]:

@@ -116,8 +116,12 @@ async def _bulk_insert(
     quote = dialect.identifier_preparer.quote
     into = f"{quote(table.name)} ({', '.join(quote(c) for c in columns)})"
     statement = f"INSERT INTO {into} VALUES ({', '.join(marks)})"  # noqa: S608
-    fixed = list(defaults.values())
-    processed = [(i, process) for i, process in enumerate(processors) if process is not None]
+    # Defaults are the same for every row (timestamps: the batch's time), so they are processed once.
+    fixed = [
+        value if process is None else process(value)
+        for value, process in zip(defaults.values(), processors[len(names) :], strict=True)
+    ]
+    processed = [(i, process) for i, process in enumerate(processors[: len(names)]) if process is not None]
     values: list[tuple[Any, ...]] = []
     for row in rows:
         item = [row[name] for name in names]
