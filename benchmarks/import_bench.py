@@ -94,6 +94,7 @@ def import_once(database_url: str, path: Path) -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         # Files this size are read and compiled in a child process (importers.prepare); its peak counts too.
         reader = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
         print(
             json.dumps(
                 {
@@ -101,6 +102,7 @@ def import_once(database_url: str, path: Path) -> None:
                     "peak_mb": peak_mb,
                     "reader_peak_mb": reader.ru_maxrss / 1024,
                     "reader_cpu": reader.ru_utime + reader.ru_stime,
+                    "cpu": own.ru_utime + own.ru_stime,
                     "summary": result.counts.summary(),
                 }
             )
@@ -150,8 +152,8 @@ def main() -> None:
                 rate = n / figures["elapsed"]
                 print(
                     f"{backend:<11} {figures['elapsed']:.1f} s = {rate:,.0f} releases/s, "
-                    f"peak RSS {figures['peak_mb']:.0f} MB + reader process {figures['reader_peak_mb']:.0f} MB "
-                    f"({figures['reader_cpu']:.1f} s CPU) ({figures['summary']})"
+                    f"peak RSS {figures['peak_mb']:.0f} MB + reader process {figures['reader_peak_mb']:.0f} MB; "
+                    f"CPU {figures['cpu']:.1f} s + reader {figures['reader_cpu']:.1f} s ({figures['summary']})"
                 )
             finally:
                 if name is not None:
