@@ -1301,11 +1301,13 @@ def _import_gc() -> Iterator[None]:
     Nothing an import builds depends on cycles being collected promptly.
     """
     before = gc.get_threshold()
+    gc.freeze()  # what was alive before the import (modules, mappers, caches) is never scanned again
     gc.set_threshold(50_000, 20, 100)
     try:
         yield
     finally:
         gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 async def unfinished_run(
