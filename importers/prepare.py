@@ -6,8 +6,8 @@ core. The service still decides what is new: it uses a compiled ocid only if it 
 the latest stored version of each of that ocid's releases (``CompiledOcid.basis``), and compiles it again
 itself otherwise (an ocid whose releases arrived in different batches or runs).
 
-Child protocol: ``python -m importers.prepare`` reads its parameters as JSON on stdin and writes pickled
-messages, each preceded by its length, to stdout: ("batch", PreparedBatch), ("error", exception), ("done", None).
+Child protocol: ``python -m importers.prepare`` reads its parameters as JSON on stdin and writes msgpack
+messages, each preceded by its length, to stdout: a batch, an error, or done.
 """
 
 import contextlib
@@ -16,12 +16,10 @@ import gc
 import hashlib
 import json
 import os
-import pickle
 import struct
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -48,8 +46,7 @@ _LENGTH = struct.Struct("<Q")
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
-@dataclass(frozen=True)
-class PreparedRelease:
+class PreparedRelease(msgspec.Struct, frozen=True, gc=False, array_like=True):
     ocid: str
     release_id: str
     content_hash: str  # sha256 hex of ``data``
@@ -62,8 +59,7 @@ class PreparedRelease:
         return value
 
 
-@dataclass(frozen=True)
-class CompiledOcid:
+class CompiledOcid(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """One ocid compiled from exactly the releases in ``basis`` ((release id, content hash) pairs)."""
 
     basis: frozenset[tuple[str, str]]
@@ -72,15 +68,14 @@ class CompiledOcid:
     last_date: dt.datetime | None  # the latest release date among them
 
 
-@dataclass
-class PreparedBatch:
+class PreparedBatch(msgspec.Struct, array_like=True):
     """A batch of releases ready to store. ``skipped``: releases a reader or ``prepare_batch`` dropped (each
     with a note); ``failed``: pages or files that could not be read further; ``checkpoint``: where a resumed
     file import continues once this batch is stored."""
 
-    releases: list[PreparedRelease] = field(default_factory=list)
-    compiled: dict[str, CompiledOcid] = field(default_factory=dict)
-    notes: list[Note] = field(default_factory=list)
+    releases: list[PreparedRelease] = msgspec.field(default_factory=list)
+    compiled: dict[str, CompiledOcid] = msgspec.field(default_factory=dict)
+    notes: list[Note] = msgspec.field(default_factory=list)
     skipped: int = 0
     failed: int = 0
     checkpoint: dict[str, int] | None = None
@@ -250,13 +245,14 @@ class FileBatches:
             return next(self._inline)
         assert self._child is not None
         assert self._child.stdout is not None
-        kind, payload = _read_message(self._child.stdout)
-        if kind == "batch":
-            batch: PreparedBatch = payload
-            return batch
-        if kind == "error":
-            raise payload
-        if kind == "done":
+        message = _read_message(self._child.stdout)
+        if message is not None and message.kind == "batch" and message.batch is not None:
+            return message.batch
+        if message is not None and message.kind == "error":
+            if message.os_error:
+                raise OSError(message.error)
+            raise RuntimeError(f"the file reader process failed: {message.error}")
+        if message is not None and message.kind == "done":
             raise StopIteration
         code = self._child.wait()
         raise RuntimeError(f"the file reader process stopped unexpectedly (exit code {code})")
@@ -276,21 +272,32 @@ class FileBatches:
         self.close()
 
 
-def _read_message(stream: IO[bytes]) -> tuple[str, Any]:
+class _Message(msgspec.Struct, array_like=True):
+    kind: str  # "batch", "error" or "done"
+    batch: PreparedBatch | None = None
+    error: str | None = None  # "ExceptionType: message"
+    os_error: bool = False  # the service reports an OSError (a file it cannot read) as a failed run
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_MESSAGE = msgspec.msgpack.Decoder(_Message)
+
+
+def _read_message(stream: IO[bytes]) -> _Message | None:
     header = stream.read(_LENGTH.size)
     if len(header) < _LENGTH.size:
-        return "eof", None
+        return None
     (size,) = _LENGTH.unpack(header)
     body = stream.read(size)
     if len(body) < size:
-        return "eof", None
-    kind, payload = pickle.loads(body)  # noqa: S301 - written by our own child process, never by a feed
-    return str(kind), payload
+        return None
+    return _MESSAGE.decode(body)
 
 
-def _write_message(stream: IO[bytes], kind: str, payload: Any) -> None:
-    body = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_LENGTH.pack(len(body)) + body)
+def _write_message(stream: IO[bytes], message: _Message) -> None:
+    body = _ENCODER.encode(message)
+    stream.write(_LENGTH.pack(len(body)))
+    stream.write(body)
     stream.flush()
 
 
@@ -313,21 +320,19 @@ def _child_main() -> None:
                     start_file=int(parameters["start_file"]),
                     start_item=int(parameters["start_item"]),
                 ):
-                    _write_message(out, "batch", batch)
+                    _write_message(out, _Message("batch", batch=batch))
+            except OSError as exc:
+                _write_message(out, _Message("error", error=str(exc), os_error=True))
             except Exception as exc:
-                try:
-                    pickle.dumps(exc)
-                except Exception:
-                    exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-                _write_message(out, "error", exc)
-            _write_message(out, "done", None)
+                _write_message(out, _Message("error", error=f"{type(exc).__name__}: {exc}"))
+            _write_message(out, _Message("done"))
     finally:
         with contextlib.suppress(BrokenPipeError, OSError):
             out.close()
 
 
 if __name__ == "__main__":
-    # Run the imported module's copy, so that pickles name importers.prepare classes rather than __main__'s.
+    # Run the imported module's copy, so that there is one set of these classes (not __main__'s as well).
     from importers.prepare import _child_main as child_main
 
     child_main()
