@@ -1,21 +1,29 @@
 """Time socialvalue.metrics on 1,000,000 synthetic contract-supplier lines, 50 anchors, 12 quarters.
 
-Run: .venv/bin/python benchmarks/metrics_bench.py [lines] [uniform|zipf]
+Run: .venv/bin/python benchmarks/metrics_bench.py [lines] [uniform|zipf] [--phases]
 
 Suppliers are drawn uniformly by default (the worst case: almost every anchor x supplier x quarter group is
 new). "zipf" draws them with probability proportional to 1/rank, closer to real procurement, where a few
 suppliers hold many contracts.
 Prints wall and CPU (user + system) time per basis and the peak resident set size of the process (polars
-allocates outside Python, so tracemalloc would not see it).
+allocates outside Python, so tracemalloc would not see it). --phases also prints, per basis, the wall and CPU
+time of each step compute_metrics calls directly.
+result.lines (one row per line and quarter, for downloads) is built on first use, so it is not read here.
 """
 
+import functools
+import inspect
 import resource
 import sys
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import polars as pl
 
+from socialvalue import metrics
 from socialvalue.metrics import CATEGORIES, INPUT_SCHEMA, TIERS, compute_metrics
 
 ANCHORS = 50
@@ -81,9 +89,35 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def time_steps() -> dict[str, list[float]]:
+    """Wrap the module's functions that compute_metrics calls directly so that each records its wall and CPU
+    time; the returned dict (name: [wall, CPU]) fills as they run."""
+    spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+
+    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name][0] += time.perf_counter() - t0
+                spent[name][1] += cpu_seconds() - c0
+
+        return wrapper
+
+    for name in compute_metrics.__code__.co_names:
+        function = getattr(metrics, name, None)
+        if inspect.isfunction(function) and function.__module__ == metrics.__name__:
+            setattr(metrics, name, timed(name, function))
+    return spent
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    suppliers = sys.argv[2] if len(sys.argv) > 2 else "uniform"
+    args = [a for a in sys.argv[1:] if a != "--phases"]
+    n = int(args[0]) if args else 1_000_000
+    suppliers = args[1] if len(args) > 1 else "uniform"
+    steps = time_steps() if "--phases" in sys.argv else None
     t0 = time.perf_counter()
     lines = synthesise(n, suppliers)
     print(
@@ -101,8 +135,15 @@ def main() -> None:
         total_cpu += cpu
         print(
             f"{basis:8s} quarter: {elapsed:.2f} s wall, {cpu:.2f} s CPU; summary {result.summary.height} rows, "
-            f"lines {result.lines.height:,} rows, excluded {result.excluded.height:,} rows"
+            f"excluded {result.excluded.height:,} rows"
         )
+        if steps is not None:
+            for name, (wall, step_cpu) in sorted(steps.items(), key=lambda item: -item[1][0]):
+                print(f"    {name:24s} {wall:.3f} s wall, {step_cpu:.3f} s CPU")
+            rest_wall = elapsed - sum(wall for wall, _ in steps.values())
+            rest_cpu = cpu - sum(step_cpu for _, step_cpu in steps.values())
+            print(f"    {'(the rest)':24s} {rest_wall:.3f} s wall, {rest_cpu:.3f} s CPU")
+            steps.clear()
     print(f"both bases, every anchor + 'all', quarterly: {total:.2f} s wall, {total_cpu:.2f} s CPU")
     t0, c0 = time.perf_counter(), cpu_seconds()
     compute_metrics(lines, basis="spread", periods="year")

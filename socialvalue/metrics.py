@@ -31,10 +31,18 @@ Rules, in the order they are applied:
   empty ones with zero money. Prior-period columns are null when the prior period is before the data.
   ``new_local_suppliers`` counts local suppliers with no local line for that scope in any earlier period
   of the data (so in the first period of the data every local supplier is new).
+
+How (for speed on a million lines): the included lines become a few integer codes each (anchor, supplier,
+period, a bit set of tier / category / flags); on the spread basis each line then gets one row per quarter
+with its pence, worked out without sorting (``_spread_parts``). Money is summed per anchor and period and
+rolled up to scopes; suppliers are grouped per scope only where needed (a supplier with one line for an
+anchor is a group by itself there); ``lines`` is only built when read.
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
 from typing import Literal, get_args
 
 import polars as pl
@@ -86,6 +94,9 @@ INPUT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 _INT64_MAX = 2**63 - 1
+_INT64_MIN = -(2**63)
+_EPOCH = date(1970, 1, 1)
+_DATES = ["award_date", "start_date", "end_date"]
 _KEY = ["scope", "period_key"]
 
 
@@ -95,7 +106,8 @@ class MetricsResult:
 
     ``lines`` is one row per included line and quarter it touches (its allocated pence there), keyed by
     anchor_id rather than scope so that a line is not copied once per scope; ``scope_anchors`` says which
-    anchors each scope holds and ``lines_for_scope`` gives the rows behind one scope's figures.
+    anchors each scope holds and ``lines_for_scope`` gives the rows behind one scope's figures. Only
+    downloads and statements read it, so it is built on first use and then kept.
     ``excluded`` is one row per excluded line, scope and period it would have fallen in (period null for
     ``no_date``).
     """
@@ -107,9 +119,13 @@ class MetricsResult:
     by_category: pl.DataFrame
     top_suppliers: pl.DataFrame
     by_cpv_division: pl.DataFrame
-    lines: pl.DataFrame
     excluded: pl.DataFrame
     scope_anchors: pl.DataFrame
+    _build_lines: Callable[[], pl.DataFrame] = field(repr=False, compare=False)
+
+    @cached_property
+    def lines(self) -> pl.DataFrame:
+        return self._build_lines()
 
     def lines_for_scope(self, scope: str) -> pl.DataFrame:
         anchors = self.scope_anchors.filter(pl.col("scope") == scope)
@@ -160,57 +176,27 @@ def compute_metrics(
     validate_lines(lines)
     scope_anchors = _scope_frame(lines, scopes)
 
-    has_period = (
-        pl.col("start_date").is_not_null()
-        & pl.col("end_date").is_not_null()
-        & (pl.col("end_date") >= pl.col("start_date"))
-    ).fill_null(False)
-    reason = (
-        pl.when(pl.col("status") == "withdrawn")
-        .then(pl.lit("withdrawn"))
-        .when(pl.col("currency").is_null() | (pl.col("currency") != "GBP"))
-        .then(pl.lit("non_gbp"))
-        .when(pl.col("value_pence").is_null())
-        .then(pl.lit("no_value"))
-        .when(~has_period & pl.col("award_date").is_null())
-        .then(pl.lit("no_date"))
-    )
-    marks = lines.select(reason.alias("reason"), has_period.alias("has_period"))
-    is_included = marks["reason"].is_null()
-    included = pl.concat([lines, marks.select("has_period")], how="horizontal").filter(is_included)
-    included = included.with_columns(
-        cpv_division=pl.col("cpv_code").str.extract(r"^(\d{2})\d{6}(?:-\d)?$", 1), bits=_bits()
-    )
-    excluded_lines = pl.concat([lines, marks], how="horizontal").filter(~is_included)
-    _check_overflow(included)
+    facts, excluded_lines = _split(lines, basis, periods)
+    excluded = _excluded_frame(excluded_lines, scope_anchors, periods)
+    codes = _Codes.of(facts, scope_anchors, periods)
+    facts = _in_pair_order(facts, codes)
+    rows = _period_rows(facts, basis, periods, codes)
+    keys = _line_keys(facts, codes, periods)
+    row_facts = _row_facts(rows, keys, codes)
 
-    alloc = _allocate(included, basis, periods)
-    excluded = _excluded_frame(excluded_lines, basis, periods, scope_anchors)
-
-    first_key = alloc.first_quarter if periods == "quarter" else alloc.first_quarter // 4
-    span_keys = pl.Series([] if alloc.quarter_range is None else list(alloc.quarter_range), dtype=pl.Int64)
-    span_keys = span_keys if periods == "quarter" else span_keys // 4
-    grid = _period_grid(pl.concat([span_keys, excluded["period_key"]]), scope_anchors)
-    rows = alloc.facts.lazy()
-    line_facts = included.lazy().select("anchor_id", "supplier_id", "tier", first_key=first_key)
-    packing = _Packing.of(alloc.facts, scope_anchors)
-    value_sums, cpv, suppliers, first_local = pl.collect_all(
-        [
-            _value_sums(rows, scope_anchors, packing),
-            _cpv_sums(rows, scope_anchors, packing),
-            _supplier_frame(rows, packing),
-            _new_local_counts(line_facts, scope_anchors),
-        ],
-        engine="streaming",
-    )
-    supplier_counts, top = pl.collect_all(
-        [_supplier_counts(suppliers.lazy(), packing), _top_suppliers(suppliers.lazy(), packing, top_n)],
-        engine="streaming",
-    )
+    span_keys = pl.Series([] if codes.periods == 0 else [codes.period_low, codes.period_low + codes.periods - 1])
+    grid = _period_grid(pl.concat([span_keys.cast(pl.Int64), excluded["period_key"]]), scope_anchors)
+    value_sums, cpv = _money_sums(row_facts, codes, scope_anchors, basis)
+    grouped = _supplier_rows(rows, keys, codes)
+    supplier_counts = _supplier_counts(keys, grouped, codes)
+    top = _top_suppliers(rows, keys, grouped, codes, top_n)
+    del row_facts, rows, keys, grouped
+    first_local = _new_local_counts(facts, scope_anchors, periods)
     names = (
-        included.lazy()
-        .select("supplier_id", "supplier_name")
-        .join(top.lazy().select("supplier_id").unique(), on="supplier_id", how="semi")
+        lines.lazy()
+        .filter(pl.col("supplier_id").is_in(top["supplier_id"].unique().implode()))
+        .with_columns(has_period=_has_period())
+        .filter(_is_included())
         .group_by("supplier_id")
         .agg(pl.col("supplier_name").min())
         .collect()
@@ -258,7 +244,6 @@ def compute_metrics(
         )
         .sort("scope", "period", "cpv_division", nulls_last=True)
     )
-    lines_out = _lines_frame(included, alloc, basis, periods)
     return MetricsResult(
         basis=basis,
         periods=periods,
@@ -267,12 +252,9 @@ def compute_metrics(
         by_category=by_category,
         top_suppliers=top,
         by_cpv_division=by_cpv,
-        lines=lines_out,
-        excluded=excluded.with_columns(period=pl.when(pl.col("period_key").is_not_null()).then(labels))
-        .with_columns(pl.lit(basis).alias("basis"))
-        .select("scope", "period", "basis", "line_id", "anchor_id", "reason", "currency", "value_pence")
-        .sort("scope", "period", "line_id", nulls_last=True),
+        excluded=_excluded_output(excluded, basis),
         scope_anchors=scope_anchors,
+        _build_lines=lambda: _lines_frame(lines, basis, periods),
     )
 
 
@@ -290,14 +272,31 @@ def _scope_frame(lines: pl.DataFrame, scopes: Mapping[str, Sequence[int]] | None
     return pl.DataFrame(rows, schema=schema, orient="row").unique(maintain_order=True)
 
 
-def _check_overflow(included: pl.DataFrame) -> None:
-    if included.height == 0:
-        return
-    biggest = included["value_pence"].abs().max()
-    span = included.select((pl.col("end_date") - pl.col("start_date")).dt.total_days().max()).item()
-    days = (span or 0) + 1
-    if isinstance(biggest, int) and biggest * days > _INT64_MAX:
-        raise ValueError("value_pence x contract days would overflow Int64; split such a line first")
+def _has_period() -> pl.Expr:
+    return (
+        pl.col("start_date").is_not_null()
+        & pl.col("end_date").is_not_null()
+        & (pl.col("end_date") >= pl.col("start_date"))
+    ).fill_null(False)
+
+
+def _reason() -> pl.Expr:
+    """The exclusion reason of a line, null when it is included (needs the has_period column)."""
+    return (
+        pl.when(pl.col("status") == "withdrawn")
+        .then(pl.lit("withdrawn"))
+        .when(pl.col("currency").is_null() | (pl.col("currency") != "GBP"))
+        .then(pl.lit("non_gbp"))
+        .when(pl.col("value_pence").is_null())
+        .then(pl.lit("no_value"))
+        .when(~pl.col("has_period") & pl.col("award_date").is_null())
+        .then(pl.lit("no_date"))
+    )
+
+
+def _marked(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """The lines with has_period and reason (null: included) columns added."""
+    return lines.with_columns(has_period=_has_period()).with_columns(reason=_reason())
 
 
 _BIT = {
@@ -309,14 +308,19 @@ _BIT = {
 
 
 def _bits() -> pl.Expr:
-    """One Int32 bit set per line: its tier, its category, and which flags are True / unknown."""
-    parts = [
-        *[pl.when(pl.col("tier") == t).then(1 << _BIT[f"tier_{t}"]).otherwise(0) for t in TIERS],
-        *[pl.when(pl.col("category") == c).then(1 << _BIT[f"category_{c}"]).otherwise(0) for c in CATEGORIES],
-        *[pl.when(pl.col(f)).then(1 << _BIT[f"{f}_true"]).otherwise(0) for f in FLAGS],
-        *[pl.when(pl.col(f).is_null()).then(1 << _BIT[f"{f}_null"]).otherwise(0) for f in FLAGS],
+    """One Int32 bit set per line: its tier, its category, and which flags are True / unknown (from the
+    tier, category and flags codes)."""
+    flag_bits = [
+        sum(1 << _BIT[f"{f}_{('true', 'null')[state - 1]}"] for f, state in zip(FLAGS, states, strict=True) if state)
+        for states in ((a, b, c) for a in range(3) for b in range(3) for c in range(3))
     ]
-    return pl.sum_horizontal(parts).cast(pl.Int32)
+    tier_bits = [1 << _BIT[f"tier_{t}"] for t in TIERS]
+    category_bits = [1 << _BIT[f"category_{c}"] for c in CATEGORIES]
+    return (
+        pl.lit(pl.Series(tier_bits, dtype=pl.Int32)).gather("tier")
+        + pl.lit(pl.Series(category_bits, dtype=pl.Int32)).gather("category")
+        + pl.lit(pl.Series(flag_bits, dtype=pl.Int32)).gather("flags")
+    )
 
 
 def _has(bit: str, column: str = "bits") -> pl.Expr:
@@ -334,301 +338,192 @@ def _span(basis: Basis) -> tuple[pl.Expr, pl.Expr]:
     return start, end
 
 
-@dataclass(frozen=True)
-class _Allocation:
-    """Rows of (included line, quarter): ``r`` is the row of ``included`` (None: one row per line, in order),
-    ``parts`` its allocation columns, ``facts`` the narrow per-row columns the metrics group."""
-
-    r: pl.Series | None
-    parts: pl.DataFrame
-    facts: pl.DataFrame
-    first_quarter: pl.Series
-    quarter_range: tuple[int, int] | None
+def _period_key(quarter: pl.Expr, periods: PeriodKind) -> pl.Expr:
+    return quarter if periods == "quarter" else quarter // 4
 
 
-def _allocate(included: pl.DataFrame, basis: Basis, periods: PeriodKind) -> _Allocation:
-    """One row per line and quarter with its allocated pence (see module docstring)."""
+def _split(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Narrow facts of the included lines (in input order) and the excluded lines with their first and last
+    period (null for ``no_date``).
+
+    Only what the metrics group by travels on, as small integer codes: the wide input is read once.
+    """
     start, end = _span(basis)
-    spans = included.select(qs=quarter_index_expr(start), qe=quarter_index_expr(end))
-    low, high = spans["qs"].min(), spans["qe"].max()
-    quarter_range = (low, high) if isinstance(low, int) and isinstance(high, int) else None
-    line_facts = included.select(
+    quarter_of = _quarter_lookup(lines)
+    with_period = lines.lazy().with_columns(has_period=_has_period())
+    included = with_period.filter(_is_included())
+    first = quarter_of(start)
+    flags = [pl.when(pl.col(f)).then(1).when(pl.col(f).is_null()).then(2).otherwise(0) for f in FLAGS]
+    facts = included.select(
         "anchor_id",
         "supplier_id",
-        "bits",
-        division=pl.col("cpv_division").cast(pl.Int8),
-        spread_fallback=~pl.col("has_period") if basis == "spread" else pl.lit(False),
-        award_fallback=pl.col("award_date").is_null() if basis == "awarded" else pl.lit(False),
+        "value_pence",
+        first_day=start,
+        last_day=end,
+        qs=first,
+        qe=first if basis == "awarded" else quarter_of(end),
+        fallback=~pl.col("has_period") if basis == "spread" else pl.col("award_date").is_null(),
+        tier=_position("tier", TIERS),
+        category=_position("category", CATEGORIES),
+        flags=flags[0] * 9 + flags[1] * 3 + flags[2],
+        division=_cpv_division().cast(pl.Int8),
+    ).with_columns(bits=_bits())
+    extremes = included.select(
+        biggest=pl.col("value_pence").abs().max(),
+        span=(pl.col("end_date") - pl.col("start_date")).dt.total_days().max(),
     )
-    if basis == "awarded":
-        parts = included.select(
-            quarter_idx=spans["qs"],
-            allocated_pence=pl.col("value_pence"),
-            days_in_period=pl.lit(None, pl.Int64),
-            days_total=pl.lit(None, pl.Int64),
-            first_in_year=pl.lit(True),
+    excluded = (
+        with_period.filter(~_is_included())
+        .with_columns(reason=_reason())
+        .select(
+            "line_id",
+            "anchor_id",
+            "reason",
+            "currency",
+            "value_pence",
+            first=_period_key(quarter_index_expr(start), periods),
+            last=_period_key(quarter_index_expr(end), periods),
         )
-        r = None
-        per_row = line_facts
-    else:
-        raw = _spread_parts(included, spans)
-        r = raw["r"]
-        fallback = line_facts["spread_fallback"].gather(r)
-        parts = raw.select(
-            "quarter_idx",
-            "allocated_pence",
-            days_in_period=pl.when(fallback).then(None).otherwise(pl.col("days_in_period")),
-            days_total=pl.when(fallback).then(None).otherwise(pl.col("days_total")),
-            first_in_year="first_in_year",
-        )
-        per_row = line_facts[r]
-    line_counted = pl.lit(True) if periods == "quarter" else pl.col("first_in_year")
-    own = parts.select("allocated_pence", line_counted.cast(pl.Int64).alias("counted"), period_key=_period_key(periods))
-    facts = pl.concat([per_row, own], how="horizontal")
-    return _Allocation(r=r, parts=parts, facts=facts, first_quarter=spans["qs"], quarter_range=quarter_range)
-
-
-def _spread_parts(included: pl.DataFrame, quarters: pl.DataFrame) -> pl.DataFrame:
-    """Largest-remainder split of each line over the quarters of its period, without per-line windows.
-
-    Returns r (row of ``included``), quarter_idx, allocated_pence, days_in_period, days_total, first_in_year.
-    """
-    start, end = _span("spread")
-    days = included.select(value=pl.col("value_pence"), s_day=start.cast(pl.Int64), e_day=end.cast(pl.Int64))
-    spans = pl.concat([days, quarters], how="horizontal")
-    spans = spans.with_columns(
-        count=pl.col("qe") - pl.col("qs") + 1, days_total=pl.col("e_day") - pl.col("s_day") + 1
-    ).with_columns(first_row=pl.col("count").cum_sum() - pl.col("count"))
-    if spans.height == 0:
-        schema = {"r": pl.UInt32, "quarter_idx": pl.Int64, "allocated_pence": pl.Int64, "days_in_period": pl.Int64,
-                  "days_total": pl.Int64, "first_in_year": pl.Boolean}  # fmt: skip
-        return pl.DataFrame(schema=schema)
-    total = int(spans["count"].sum())
-    # Every line has at least one quarter, so a line's first row is where the row number steps up.
-    steps = pl.zeros(total, pl.UInt32, eager=True).scatter(spans["first_row"].slice(1), 1)
-    r = steps.cum_sum().alias("r")
-    rows = spans.select("value", "s_day", "e_day", "qs", "days_total", "first_row")[r]
-    position = pl.int_range(0, total, eager=True, dtype=pl.Int64) - rows["first_row"]
-    rows = rows.with_columns(r, quarter_idx=pl.col("qs") + position, position=position)
-    low = int(spans["qs"].min())  # type: ignore[arg-type]
-    high = int(spans["qe"].max())  # type: ignore[arg-type]
-    starts = pl.select(quarter_start_expr(pl.int_range(low, high + 2, dtype=pl.Int64)).cast(pl.Int64)).to_series()
-    offset = pl.col("quarter_idx") - low
-    rows = rows.with_columns(
-        days_in_period=pl.min_horizontal("e_day", pl.lit(starts).gather(offset + 1) - 1)
-        - pl.max_horizontal("s_day", pl.lit(starts).gather(offset))
-        + 1
-    ).with_columns(exact=pl.col("value") * pl.col("days_in_period"))
-    rows = rows.with_columns(floor=pl.col("exact") // pl.col("days_total")).with_columns(
-        remainder=pl.col("exact") - pl.col("floor") * pl.col("days_total")
     )
-    # Pence left over per line = value - sum of its floors; the rows of a line are contiguous.
-    cum_floor = rows["floor"].cum_sum()
-    last_rows = spans["first_row"] + spans["count"] - 1
-    at_last = cum_floor.gather(last_rows)
-    leftover = spans["value"] - (at_last - at_last.shift(1, fill_value=0))
-    rank = _remainder_rank(rows, spans)
-    bump = (rank < leftover.gather(r)).cast(pl.Int64)
-    return rows.select(
-        "r",
-        "quarter_idx",
-        allocated_pence=pl.col("floor") + bump,
-        days_in_period="days_in_period",
-        days_total="days_total",
-        first_in_year=(pl.col("quarter_idx") == pl.col("qs")) | (pl.col("quarter_idx") % 4 == 0),
+    facts_frame, extremes_frame, excluded_lines = pl.collect_all([facts, extremes, excluded])
+    _check_overflow(*extremes_frame.row(0))
+    # One chunk per column: looking rows up by position in a chunked column is several times slower.
+    return facts_frame.rechunk(), excluded_lines
+
+
+def _is_included() -> pl.Expr:
+    """No exclusion reason applies (the same test as ``_reason`` being null; needs has_period)."""
+    return (
+        (pl.col("status") != "withdrawn")
+        & (pl.col("currency") == "GBP").fill_null(False)
+        & pl.col("value_pence").is_not_null()
+        & (pl.col("has_period") | pl.col("award_date").is_not_null())
     )
 
 
-_PACKED_KEY_BITS = 63
+def _quarter_of(day: pl.Expr) -> pl.Expr:
+    """Financial quarter index of a date (``quarter_index_expr``): a financial quarter starts one calendar
+    quarter later."""
+    return day.dt.year().cast(pl.Int64) * 4 + day.dt.quarter().cast(pl.Int64) - 2
 
 
-def _remainder_rank(rows: pl.DataFrame, spans: pl.DataFrame) -> pl.Series:
-    """Each row's place among its line's parts by remainder, largest first, ties to the earlier quarter."""
-    # remainder < days_total and position < count, so (r, -remainder, position) packs into one unique
-    # Int64 when the widths allow; sorting those plain values is much cheaper than a stable arg-sort.
-    rem_bits = int(spans["days_total"].max()).bit_length()  # type: ignore[arg-type]
-    pos_bits = max(int(spans["count"].max()) - 1, 1).bit_length()  # type: ignore[arg-type]
-    r_bits = max(spans.height - 1, 1).bit_length()
-    first_row = spans["first_row"]
-    if rem_bits + pos_bits + r_bits <= _PACKED_KEY_BITS:
-        top = (1 << rem_bits) - 1
-        key = rows.select(
-            (pl.col("r").cast(pl.Int64) * (1 << (rem_bits + pos_bits)))
-            + (top - pl.col("remainder")) * (1 << pos_bits)
-            + pl.col("position")
-        ).to_series()
-        ordered = key.sort()
-        sorted_r = ordered // (1 << (rem_bits + pos_bits))
-        line_start = first_row.gather(sorted_r)
-        target = line_start + ordered % (1 << pos_bits)
-        place = pl.int_range(0, rows.height, eager=True, dtype=pl.Int64) - line_start
-        return pl.zeros(rows.height, pl.Int64, eager=True).scatter(target, place)
-    key_expr = pl.col("r").cast(pl.Int64) * (1 << 32) + ((1 << 32) - 1 - pl.col("remainder"))
-    order = rows.select(pl.int_range(pl.len(), dtype=pl.UInt32).sort_by(key_expr, maintain_order=True)).to_series()
-    sorted_r = rows["r"].gather(order)
-    place = pl.int_range(0, rows.height, eager=True, dtype=pl.Int64) - first_row.gather(sorted_r)
-    return pl.zeros(rows.height, pl.Int64, eager=True).scatter(order, place)
+_DAY_TABLE_LIMIT = 1 << 20  # days (about 2,900 years)
 
 
-_LINE_OUTPUT = [
-    "line_id", "contract_id", "anchor_id", "supplier_id", "supplier_name", "period", "quarter", "basis",
-    "allocated_pence", "days_in_period", "days_total", "value_pence", "spread_fallback", "award_fallback", "tier",
-    "category", "sme", "vcse", "social_enterprise", "cpv_division", "award_date", "start_date", "end_date",
-]  # fmt: skip
+def _quarter_lookup(lines: pl.DataFrame) -> Callable[[pl.Expr], pl.Expr]:
+    """``_quarter_of`` for the dates of these lines: looked up in a table of their days when they span few
+    enough (much cheaper than taking dates apart line by line)."""
+    span = lines.select(first=pl.min_horizontal(pl.col(_DATES).min()), last=pl.max_horizontal(pl.col(_DATES).max()))
+    dates = span.row(0)
+    low, high = (d if d is None else (d - _EPOCH).days for d in dates)
+    if low is None or high is None or high - low >= _DAY_TABLE_LIMIT:
+        return _quarter_of
+    table = pl.select(_quarter_of(pl.date_range(dates[0], dates[1], eager=False))).to_series()
+
+    def lookup(day: pl.Expr) -> pl.Expr:
+        return pl.lit(table).gather(day.cast(pl.Int32) - low)
+
+    return lookup
 
 
-def _lines_frame(included: pl.DataFrame, alloc: _Allocation, basis: Basis, periods: PeriodKind) -> pl.DataFrame:
-    per_line = included.select(c for c in _LINE_OUTPUT if c in included.columns)
-    per_row = per_line if alloc.r is None else per_line[alloc.r]
-    # Labels come from a small table of the quarters present rather than being formatted per row.
-    if alloc.quarter_range is None:
-        quarter = pl.Series("quarter", [], pl.String)
-        period = pl.Series("period", [], pl.String)
-    else:
-        low, high = alloc.quarter_range
-        span = pl.int_range(low, high + 1, dtype=pl.Int64)
-        key = span if periods == "quarter" else span // 4
-        table = pl.select(q=quarter_label_expr(span), p=_labels_of(key, periods))
-        offset = alloc.parts["quarter_idx"] - low
-        quarter = table["q"].gather(offset).alias("quarter")
-        period = table["p"].gather(offset).alias("period")
-    extra = alloc.parts.select(
-        "allocated_pence",
-        "days_in_period",
-        "days_total",
-        basis=pl.lit(basis),
-        award_fallback=alloc.facts["award_fallback"],
-        spread_fallback=alloc.facts["spread_fallback"],
-    )
-    return pl.concat([per_row, extra, pl.DataFrame([quarter, period])], how="horizontal").select(_LINE_OUTPUT)
+def _position(column: str, names: tuple[str, ...]) -> pl.Expr:
+    """Index of a validated code in ``names``."""
+    expr: pl.Expr = pl.lit(len(names) - 1, pl.Int64)
+    for i in reversed(range(len(names) - 1)):
+        expr = pl.when(pl.col(column) == names[i]).then(pl.lit(i, pl.Int64)).otherwise(expr)
+    return expr
 
 
-def _period_key(periods: PeriodKind) -> pl.Expr:
-    return pl.col("quarter_idx") if periods == "quarter" else pl.col("quarter_idx") // 4
+def _cpv_division() -> pl.Expr:
+    """The two-digit CPV division of a well-formed code (8 digits, optional check digit), else null."""
+    code = pl.col("cpv_code")
+    return pl.when(code.str.contains(r"^\d{8}(?:-\d)?$")).then(code.str.slice(0, 2))
 
 
-def _period_labels(periods: PeriodKind) -> pl.Expr:
-    return _labels_of(pl.col("period_key"), periods)
+def _check_overflow(biggest: int | None, span: int | None) -> None:
+    days = (span if isinstance(span, int) else 0) + 1
+    if isinstance(biggest, int) and biggest * days > _INT64_MAX:
+        raise ValueError("value_pence x contract days would overflow Int64; split such a line first")
 
 
-def _excluded_frame(
-    excluded_lines: pl.DataFrame, basis: Basis, periods: PeriodKind, scope_anchors: pl.DataFrame
-) -> pl.DataFrame:
-    dated = pl.col("has_period") | pl.col("award_date").is_not_null()
-    start, end = _span(basis)
-    cols = ["line_id", "anchor_id", "reason", "currency", "value_pence"]
-    placeable = excluded_lines.filter(dated).with_columns(first=quarter_index_expr(start), last=quarter_index_expr(end))
-    if periods == "year":
-        placeable = placeable.with_columns(pl.col("first") // 4, pl.col("last") // 4)
-    rows = placeable.select(*cols, period_key=pl.int_ranges("first", pl.col("last") + 1)).explode("period_key")
-    undated = excluded_lines.filter(~dated).select(*cols, period_key=pl.lit(None, pl.Int64))
-    return pl.concat([rows, undated]).join(scope_anchors, on="anchor_id", how="inner")
-
-
-def _period_grid(keys: pl.Series, scope_anchors: pl.DataFrame) -> pl.DataFrame:
-    """Every scope x every period from the first to the last one any line (included or excluded) falls in."""
-    scopes = scope_anchors.select("scope").unique(maintain_order=True)
-    low, high = keys.min(), keys.max()
-    if not isinstance(low, int) or not isinstance(high, int):
-        return scopes.with_columns(period_key=pl.lit(None, pl.Int64)).clear()
-    return scopes.join(pl.DataFrame({"period_key": pl.int_range(low, high + 1, eager=True)}), how="cross")
-
-
-_SUPPLIER_KEY_BITS = 62  # packed supplier-level keys stay clear of the Int64 sign bit
+_CODE_BITS = 62  # packed grouping keys stay clear of the Int64 sign bit
 
 
 @dataclass(frozen=True)
-class _Packing:
-    """Integer codes packed into one Int64 so that supplier-level grouping is on a single integer key.
+class _Codes:
+    """Small integer codes for periods, anchors, suppliers and scopes, so that every grouping key is one Int64.
 
-    A row of the per-anchor grouping is ``(period * suppliers + supplier) * anchors + anchor`` and a row of
-    a scope's grouping ``(scope * periods + period) * suppliers + supplier``, each part an offset from its
-    minimum (or a dense rank when the ids are too spread out to pack).
+    A period's code is its key minus the first one; an anchor's, its place among the sorted anchor ids; a
+    supplier's, its id minus the smallest (or its place among the sorted ids when that would be too wide).
     """
 
     period_low: int
     periods: int
-    supplier_ids: pl.Series | None  # None: code = supplier_id - supplier_low
+    anchor_ids: pl.Series
     supplier_low: int
+    supplier_ids: pl.Series | None
     suppliers: int
-    anchor_ids: pl.Series | None
-    anchor_low: int
-    anchors: int
     scopes: pl.Series  # scope name of each scope code
-    scope_codes: pl.DataFrame  # scope_code, anchor_code, single (the scope has one anchor)
+    single: pl.DataFrame  # anchor_code, scope_code of the scopes with one anchor
+    several: pl.DataFrame  # anchor_code, scope_code of the scopes with several anchors
 
     @staticmethod
-    def of(facts: pl.DataFrame, scope_anchors: pl.DataFrame) -> "_Packing":
+    def of(facts: pl.DataFrame, scope_anchors: pl.DataFrame, periods: PeriodKind) -> "_Codes":
         bounds = facts.select(
-            p_low=pl.col("period_key").min(),
-            p_high=pl.col("period_key").max(),
+            p_low=_period_key(pl.col("qs"), periods).min(),
+            p_high=_period_key(pl.col("qe"), periods).max(),
             s_low=pl.col("supplier_id").min(),
             s_high=pl.col("supplier_id").max(),
         ).row(0)
-        p_low = bounds[0] or 0
-        periods = (bounds[1] - p_low + 1) if bounds[1] is not None else 1
-        known_anchors = pl.concat([facts["anchor_id"].unique(), scope_anchors["anchor_id"]]).unique().sort()
-        a_low, a_high = int(known_anchors.min() or 0), int(known_anchors.max() or 0)  # type: ignore[arg-type]
+        p_low, p_high, s_low, s_high = (b if isinstance(b, int) else 0 for b in bounds)
+        period_count = p_high - p_low + 1 if facts.height else 0
+        anchor_ids = pl.concat([facts["anchor_id"].unique(), scope_anchors["anchor_id"]]).unique().sort()
         scopes = scope_anchors["scope"].unique(maintain_order=True)
-        s_low = bounds[2] or 0
-        suppliers = (bounds[3] - s_low + 1) if bounds[3] is not None else 1
-        anchors = a_high - a_low + 1
-        supplier_ids: pl.Series | None = None
-        anchor_ids: pl.Series | None = None
-
-        def too_wide() -> bool:
-            widest = max(
-                periods * suppliers * max(anchors, scopes.len()),
-                (max(anchors, scopes.len()) * periods) << len(_BIT),
-            )
-            return widest.bit_length() > _SUPPLIER_KEY_BITS
-
-        if too_wide():
-            supplier_ids = facts["supplier_id"].unique().sort()
-            anchor_ids = known_anchors
-            s_low, a_low = 0, 0
-            suppliers, anchors = max(supplier_ids.len(), 1), max(anchor_ids.len(), 1)
-        if too_wide():
-            raise ValueError("too many periods x suppliers x anchors to pack into one Int64 key")
-        packing = _Packing(
-            period_low=p_low,
-            periods=periods,
-            supplier_ids=supplier_ids,
-            supplier_low=s_low,
-            suppliers=suppliers,
-            anchor_ids=anchor_ids,
-            anchor_low=a_low,
-            anchors=anchors,
-            scopes=scopes,
-            scope_codes=pl.DataFrame(),
-        )
         sizes = scope_anchors.group_by("scope").agg(pl.len().alias("size"))
-        codes = (
+        members = (
             scope_anchors.join(sizes, on="scope")
             .join(pl.DataFrame({"scope": scopes, "scope_code": pl.int_range(scopes.len(), eager=True)}), on="scope")
-            .select("scope_code", anchor_code=packing.anchor_code(pl.col("anchor_id")), single=pl.col("size") == 1)
+            .select(
+                anchor_code=pl.col("anchor_id").replace_strict(anchor_ids, pl.int_range(anchor_ids.len(), eager=True)),
+                scope_code="scope_code",
+                single=pl.col("size") == 1,
+            )
         )
-        return replace(packing, scope_codes=codes)
+        widest = max(anchor_ids.len(), scopes.len(), 1) * max(period_count, 1)
+        supplier_ids = None
+        suppliers = s_high - s_low + 1
+        if (widest * suppliers).bit_length() > _CODE_BITS or (widest << len(_BIT)).bit_length() > _CODE_BITS:
+            supplier_ids = facts["supplier_id"].unique().sort()
+            s_low, suppliers = 0, max(supplier_ids.len(), 1)
+        if (widest * suppliers).bit_length() > _CODE_BITS or (widest << len(_BIT)).bit_length() > _CODE_BITS:
+            raise ValueError("too many periods x suppliers x anchors to pack into one Int64 key")
+        return _Codes(
+            period_low=p_low,
+            periods=period_count,
+            anchor_ids=anchor_ids,
+            supplier_low=s_low,
+            supplier_ids=supplier_ids,
+            suppliers=suppliers,
+            scopes=scopes,
+            single=members.filter("single").drop("single"),
+            several=members.filter(~pl.col("single")).drop("single"),
+        )
+
+    @property
+    def anchors(self) -> int:
+        return self.anchor_ids.len()
+
+    def scope_of(self, members: pl.DataFrame) -> pl.Series | None:
+        """Scope code of each anchor code in ``members`` (null if none); None when an anchor has several."""
+        if members["anchor_code"].is_duplicated().any():
+            return None
+        return pl.Series([None] * self.anchors, dtype=pl.Int64).scatter(members["anchor_code"], members["scope_code"])
 
     def anchor_code(self, anchor_id: pl.Expr) -> pl.Expr:
-        if self.anchor_ids is None:
-            return anchor_id - self.anchor_low
-        return anchor_id.replace_strict(self.anchor_ids, pl.int_range(self.anchor_ids.len(), eager=True))
+        return anchor_id.replace_strict(self.anchor_ids, pl.int_range(self.anchors, eager=True))
 
     def anchor_id(self, code: pl.Expr) -> pl.Expr:
-        if self.anchor_ids is None:
-            return code + self.anchor_low
         return pl.lit(self.anchor_ids).gather(code)
-
-    def anchor_period(self) -> pl.Expr:
-        """``anchor_code * periods + period`` of a row."""
-        return self.anchor_code(pl.col("anchor_id")) * self.periods + (pl.col("period_key") - self.period_low)
-
-    def anchor_period_columns(self, anchor_period: pl.Expr) -> list[pl.Expr]:
-        return [
-            self.anchor_id(anchor_period // self.periods).alias("anchor_id"),
-            (anchor_period % self.periods + self.period_low).alias("period_key"),
-        ]
 
     def supplier_code(self, supplier_id: pl.Expr) -> pl.Expr:
         if self.supplier_ids is None:
@@ -640,116 +535,383 @@ class _Packing:
             return code + self.supplier_low
         return pl.lit(self.supplier_ids).gather(code)
 
-    def scope_key(self, scope_period: pl.Expr) -> list[pl.Expr]:
-        """scope and period_key from ``scope_code * periods + period``."""
+    def scope_period(self, scope_period: pl.Expr) -> list[pl.Expr]:
+        """scope and period_key from ``scope_code * periods + period code``."""
+        periods = max(self.periods, 1)
         return [
-            pl.lit(self.scopes).gather(scope_period // self.periods).alias("scope"),
-            (scope_period % self.periods + self.period_low).alias("period_key"),
+            pl.lit(self.scopes).gather(scope_period // periods).alias("scope"),
+            (scope_period % periods + self.period_low).alias("period_key"),
         ]
 
 
-def _to_scopes(
-    per_anchor: pl.LazyFrame, scope_anchors: pl.DataFrame, keys: list[str], aggs: list[pl.Expr]
-) -> pl.LazyFrame:
-    """Roll anchor-level rows up to scopes; a one-anchor scope needs no second aggregation."""
-    sizes = scope_anchors.group_by("scope").agg(pl.len().alias("size"))
-    single = scope_anchors.join(sizes.filter(pl.col("size") == 1), on="scope").select("scope", "anchor_id")
-    several = scope_anchors.join(sizes.filter(pl.col("size") > 1), on="scope").select("scope", "anchor_id")
-    joined_single = per_anchor.join(single.lazy(), on="anchor_id", how="inner").drop("anchor_id")
-    joined_several = per_anchor.join(several.lazy(), on="anchor_id", how="inner").group_by("scope", *keys).agg(aggs)
-    return pl.concat([joined_single, joined_several], how="diagonal_relaxed")
+def _period_rows(facts: pl.DataFrame, basis: Basis, periods: PeriodKind, codes: _Codes) -> pl.DataFrame:
+    """One row per included line and period it has money in: r (row of ``facts``), p (period code), pence.
 
-
-def _value_sums(rows: pl.LazyFrame, scope_anchors: pl.DataFrame, packing: _Packing) -> pl.LazyFrame:
-    pence = pl.col("allocated_pence")
-
-    def masked(condition: pl.Expr) -> pl.Expr:
-        return pl.when(condition).then(pence).otherwise(0)
-
-    columns = [
-        pence.alias("total_pence"),
-        pl.col("counted").alias("lines"),
-        *[masked(_has(f"tier_{t}")).alias(_tier_col(t) + "_pence") for t in TIERS],
-        *[masked(_has(f"category_{c}")).alias(f"category_{c}_pence") for c in CATEGORIES],
-        *[masked(_has(f"{f}_true")).alias(f"{f}_pence") for f in FLAGS],
-        *[masked(_has(f"{f}_null")).alias(f"{f}_unknown_pence") for f in FLAGS],
-        # a fallback line sits whole in one period, so its rows count lines
-        *[pl.col(flag).cast(pl.Int64).alias(f"{flag}_lines") for flag in ("spread_fallback", "award_fallback")],
-        *[masked(pl.col(flag)).alias(f"{flag}_pence") for flag in ("spread_fallback", "award_fallback")],
-    ]
-    per_anchor = (
-        rows.select(packing.anchor_period().alias("key"), *columns)
-        .group_by("key")
-        .agg(pl.all().sum())
-        .select(*packing.anchor_period_columns(pl.col("key")), pl.exclude("key"))
-    )
-    # Every column is additive over anchors (a line belongs to exactly one anchor).
-    return _to_scopes(per_anchor, scope_anchors, ["period_key"], [pl.exclude("anchor_id", *_KEY).sum()])
-
-
-def _cpv_sums(rows: pl.LazyFrame, scope_anchors: pl.DataFrame, packing: _Packing) -> pl.LazyFrame:
-    pence = pl.col("allocated_pence")
-    no_division = 127  # divisions are two digits
-    key = packing.anchor_period() * 128 + pl.col("division").cast(pl.Int64).fill_null(no_division)
-    per_anchor = (
-        rows.select(
-            key.alias("key"),
-            pl.col("counted").alias("lines"),
-            pence.alias("value_pence"),
-            pl.when(_has("tier_local")).then(pence).otherwise(0).alias("local_pence"),
+    Every grouping after this point works on these rows and per-line keys looked up by r.
+    """
+    if basis == "awarded":
+        return facts.select(
+            r=pl.int_range(pl.len(), dtype=pl.UInt32),
+            p=(_period_key(pl.col("qs"), periods) - codes.period_low).cast(pl.Int32),
+            pence=pl.col("value_pence"),
         )
-        .group_by("key")
-        .agg(pl.all().sum())
+    parts = _spread_parts(facts, detail=False)
+    if periods == "quarter":
+        p = (pl.col("quarter_idx") - codes.period_low).cast(pl.Int32)
+        return parts.select("r", p=p, pence="allocated_pence").collect(engine="streaming")
+    # A line's quarters are contiguous and in order, so its years are runs of rows: sum each run.
+    year = pl.col("quarter_idx") // 4 - codes.period_low
+    key = pl.col("r").cast(pl.Int64) * max(codes.periods, 1) + year
+    return (
+        parts.select(key=key, pence="allocated_pence")
+        .collect(engine="streaming")
+        .with_columns(pl.col("key").set_sorted())
+        .group_by("key", maintain_order=True)
+        .agg(pl.col("pence").sum())
         .select(
-            *packing.anchor_period_columns(pl.col("key") // 128),
-            division=pl.when(pl.col("key") % 128 != no_division).then((pl.col("key") % 128).cast(pl.Int8)),
+            r=(pl.col("key") // max(codes.periods, 1)).cast(pl.UInt32),
+            p=(pl.col("key") % max(codes.periods, 1)).cast(pl.Int32),
+            pence="pence",
+        )
+    )
+
+
+def _spread_parts(spans: pl.DataFrame, *, detail: bool) -> pl.LazyFrame:
+    """Largest-remainder split of each line over the quarters of its first_day..last_day, without sorting.
+
+    Returns r (row of ``spans``), quarter_idx, allocated_pence and, with ``detail``, days_in_period and
+    days_total: one row per line and quarter, in line order.
+
+    A line's parts are its first quarter, its last one and the whole quarters between, and a whole quarter's
+    days (so its floor and remainder) depend only on its length, 90, 91 or 92. So a line has at most five
+    distinct remainders, and which of its parts get the left-over pence is settled once per line (see
+    ``_with_bump_thresholds``); each row then needs only a few lookups in a small table of quarters.
+    """
+    schema: dict[str, type[pl.DataType]] = {"r": pl.UInt32, "quarter_idx": pl.Int64, "allocated_pence": pl.Int64}
+    if detail:
+        schema |= {"days_in_period": pl.Int64, "days_total": pl.Int64}
+    low, high = spans["qs"].min(), spans["qe"].max()
+    if not isinstance(low, int) or not isinstance(high, int):
+        return pl.LazyFrame(schema=schema)
+    quarters = _quarter_table(low, high)
+    # A whole quarter's threshold is compared with a count of quarters, so this many bits hold it; the
+    # three (one per length) and the first and last part's flags then pack into one Int64 if they fit.
+    bits = (high - low + 2).bit_length()
+    width = bits if 3 * bits + 2 <= _PACKED_KEY_BITS else None
+    bumps = ["thresholds"] if width is not None else ["first_bump", "last_bump", "t90", "t91", "t92"]
+    lines = _with_bump_thresholds(spans.lazy().with_row_index("r"), quarters, low, width).select(
+        "r",
+        *bumps,
+        s=pl.col("first_day").cast(pl.Int32),
+        e=pl.col("last_day").cast(pl.Int32),
+        value=pl.col("value_pence"),
+        # quarters as offsets from low index the quarter table directly
+        o=pl.int_ranges(pl.col("qs") - low, pl.col("qe") - low + 1, dtype=pl.UInt32),
+    )
+    o = pl.col("o")
+    q_start = pl.lit(quarters["start"].cast(pl.Int32)).gather(o)
+    q_end = pl.lit(quarters["end"].cast(pl.Int32)).gather(o)
+    if width is None:
+        length = pl.lit(quarters["length"]).gather(o)
+        threshold = pl.when(length == 90).then("t90").when(length == 91).then("t91").otherwise("t92")
+        whole_bump = threshold > pl.lit(quarters["earlier"]).gather(o)
+        first_bump, last_bump = pl.col("first_bump"), pl.col("last_bump")
+    else:
+        shifts = [2 + width * (length - 90) for length in quarters["length"]]
+        mask = pl.Series([((1 << width) - 1) << shift for shift in shifts])
+        shifted = pl.Series([earlier << shift for earlier, shift in zip(quarters["earlier"], shifts, strict=True)])
+        whole_bump = (pl.col("thresholds") & pl.lit(mask).gather(o)) > pl.lit(shifted).gather(o)
+        first_bump, last_bump = (pl.col("thresholds") & 1) != 0, (pl.col("thresholds") & 2) != 0
+    days = pl.min_horizontal("e", q_end) - pl.max_horizontal("s", q_start) + 1
+    bump = (
+        pl.when(pl.col("s") >= q_start)
+        .then(first_bump)
+        .when(pl.col("e") <= q_end)
+        .then(last_bump)
+        .otherwise(whole_bump)
+    )
+    total = pl.col("e") - pl.col("s") + 1
+    allocated = pl.col("value") * days.cast(pl.Int64) // total.cast(pl.Int64) + bump.cast(pl.Int64)
+    columns = {
+        "r": pl.col("r"),
+        "quarter_idx": pl.col("o").cast(pl.Int64) + low,
+        "allocated_pence": allocated,
+        "days_in_period": days.cast(pl.Int64),
+        "days_total": total.cast(pl.Int64),
+    }
+    return lines.explode("o").select(**{name: columns[name] for name in schema})
+
+
+_PACKED_KEY_BITS = 63
+_LENGTHS = (90, 91, 92)  # days in a whole quarter
+
+
+def _quarter_table(low: int, high: int) -> pl.DataFrame:
+    """Quarters low..high: first and last day (day numbers), length in days, and ``earlier``, how many
+    quarters from low before it have the same length."""
+    index = pl.int_range(low, high + 2, dtype=pl.Int64)
+    table = pl.select(start=quarter_start_expr(index).cast(pl.Int64)).with_columns(
+        end=pl.col("start").shift(-1) - 1, length=pl.col("start").shift(-1) - pl.col("start")
+    )[:-1]
+    if not set(table["length"].unique()) <= set(_LENGTHS):
+        raise AssertionError("a quarter is 90, 91 or 92 days")
+    return table.with_columns(earlier=pl.int_range(pl.len(), dtype=pl.Int64).over("length"))
+
+
+def _with_bump_thresholds(spans: pl.LazyFrame, quarters: pl.DataFrame, low: int, width: int | None) -> pl.LazyFrame:
+    """Per line, which of its parts get one of the left-over pence (largest remainder first, ties to the
+    earlier quarter).
+
+    The first part's remainder, the last part's and those of whole quarters of each length are ranked
+    against each other, weighted by how many parts have each, which gives the first and last part a yes or
+    no and each length a count of its whole quarters that get a penny: the earliest ones. That count becomes
+    a threshold on ``earlier`` of the quarter table (the line's first whole quarter of that length has
+    ``earlier`` = the number of such quarters before it). Whole quarters of two lengths have equal
+    remainders only when value * 1 or value * 2 is a multiple of the days, and that remainder is then 0,
+    which never gets a penny, so such ties need no ordering between lengths.
+
+    With ``width``: one Int64 ``thresholds``, bit 0 the first part, bit 1 the last, then a ``width``-bit
+    threshold for each length in turn; otherwise columns first_bump, last_bump, t90, t91, t92.
+    """
+    before = {d: pl.concat([pl.Series([0]), (quarters["length"] == d).cast(pl.Int64).cum_sum()]) for d in _LENGTHS}
+    s, e = pl.col("first_day").cast(pl.Int64), pl.col("last_day").cast(pl.Int64)
+    several = pl.col("qe") > pl.col("qs")
+    stage = spans.with_columns(
+        v=pl.col("value_pence"),
+        total=e - s + 1,
+        several=several,
+        first_days=pl.min_horizontal(e, pl.lit(quarters["end"]).gather(pl.col("qs") - low)) - s + 1,
+        last_days=e - pl.lit(quarters["start"]).gather(pl.col("qe") - low) + 1,
+        **{
+            f"n{d}": pl.when(several)
+            .then(pl.lit(before[d]).gather(pl.col("qe") - low) - pl.lit(before[d]).gather(pl.col("qs") - low + 1))
+            .otherwise(0)
+            for d in _LENGTHS
+        },
+        **{f"o{d}": pl.lit(before[d]).gather(pl.col("qs") - low + 1) for d in _LENGTHS},
+    )
+    kinds = {
+        "first": pl.col("first_days"),
+        "last": pl.col("last_days"),
+        **{str(d): pl.lit(d, pl.Int64) for d in _LENGTHS},
+    }
+    stage = stage.with_columns(
+        **{f"f_{k}": pl.col("v") * days // pl.col("total") for k, days in kinds.items()}
+    ).with_columns(**{f"r_{k}": pl.col("v") * days - pl.col(f"f_{k}") * pl.col("total") for k, days in kinds.items()})
+    n = {str(d): pl.col(f"n{d}") for d in _LENGTHS}
+    r = {k: pl.col(f"r_{k}") for k in kinds}
+    stage = stage.with_columns(
+        left=pl.col("v")
+        - pl.col("f_first")
+        - pl.when("several").then(pl.col("f_last")).otherwise(0)
+        - pl.sum_horizontal(n[k] * pl.col(f"f_{k}") for k in n)
+    )
+
+    def above(rho: pl.Expr) -> pl.Expr:
+        """How many of the line's parts have a larger remainder than rho."""
+        last = (pl.col("several") & (r["last"] > rho)).cast(pl.Int64)
+        return (
+            (r["first"] > rho).cast(pl.Int64) + last + pl.sum_horizontal(n[k] * (r[k] > rho).cast(pl.Int64) for k in n)
+        )
+
+    def tied(rho: pl.Expr) -> pl.Expr:
+        return (r["first"] == rho).cast(pl.Int64)
+
+    left = pl.col("left")
+    ties_before_last = tied(r["last"]) + pl.sum_horizontal(n[k] * (r[k] == r["last"]).cast(pl.Int64) for k in n)
+    result = stage.with_columns(
+        first_bump=above(r["first"]) < left,
+        last_bump=pl.col("several") & (above(r["last"]) + ties_before_last < left),
+        **{
+            f"t{k}": pl.col(f"o{k}") + pl.min_horizontal(n[k], pl.max_horizontal(0, left - above(r[k]) - tied(r[k])))
+            for k in n
+        },
+    )
+    if width is not None:
+        result = result.with_columns(
+            thresholds=pl.col("first_bump").cast(pl.Int64)
+            + 2 * pl.col("last_bump").cast(pl.Int64)
+            + 4 * (pl.col("t90") + pl.col("t91") * 2**width + pl.col("t92") * 2 ** (2 * width))
+        )
+    return result
+
+
+def _in_pair_order(facts: pl.DataFrame, codes: _Codes) -> pl.DataFrame:
+    """The lines with anchor and supplier codes (a, x), in (anchor, supplier) order: each anchor's rows then
+    come together, which keeps the money sums' groups few at a time, and a supplier's lines for one anchor
+    are neighbours."""
+    facts = facts.with_columns(a=codes.anchor_code(pl.col("anchor_id")), x=codes.supplier_code(pl.col("supplier_id")))
+    pair = facts.select(pl.col("a") * codes.suppliers + pl.col("x")).to_series()
+    index_bits = max(facts.height - 1, 1).bit_length()
+    top = pair.max()
+    if isinstance(top, int) and (top << index_bits).bit_length() <= _PACKED_KEY_BITS:
+        # sorting plain integers with the row number packed in is much cheaper than an arg-sort
+        order = (pair * (1 << index_bits) + pl.int_range(facts.height, eager=True, dtype=pl.Int64)).sort()
+        return facts[order % (1 << index_bits)]
+    return facts[pair.arg_sort()]
+
+
+def _line_keys(facts: pl.DataFrame, codes: _Codes, periods: PeriodKind) -> pl.DataFrame:
+    """Per included line (``facts`` from ``_in_pair_order``): the anchor-level part of each grouping key
+    (the period goes on top per row), anchor and supplier codes, bits, first and last period code, the
+    one-anchor scope its anchor makes up (``own``) and the scope of several anchors it belongs to
+    (``several``), each null if none or if there are more than one, and whether it is the only line of its
+    anchor and supplier in its own scope (``alone``)."""
+    a = pl.col("a")
+    local = (pl.col("tier") == TIERS.index("local")).cast(pl.Int64)
+    pair = a * codes.suppliers + pl.col("x")
+
+    def scope(members: pl.DataFrame) -> pl.Expr:
+        scope_of = codes.scope_of(members)
+        return pl.lit(None, pl.Int64) if scope_of is None else pl.lit(scope_of).gather("a")
+
+    keys = facts.select(
+        tc=(a * len(TIERS) + pl.col("tier")) * len(CATEGORIES) + pl.col("category"),
+        fl=(a * 27 + pl.col("flags")) * 2 + pl.col("fallback").cast(pl.Int64),
+        cpv=(a * 128 + pl.col("division").cast(pl.Int64).fill_null(_NO_DIVISION)) * 2 + local,
+        a=a,
+        x="x",
+        bits="bits",
+        first=_period_key(pl.col("qs"), periods) - codes.period_low,
+        last=_period_key(pl.col("qe"), periods) - codes.period_low,
+    ).with_columns(own=scope(codes.single), several=scope(codes.several))
+    alone = (pair != pair.shift(1)).fill_null(True) & (pair != pair.shift(-1)).fill_null(True)
+    # one chunk per column: rows look these up by position, which is slower across chunks
+    return keys.with_columns(alone=alone & pl.col("own").is_not_null()).rechunk()
+
+
+_NO_DIVISION = 127  # divisions are two digits
+_TC = len(TIERS) * len(CATEGORIES)
+_FL = 27 * 2
+_CPV = 128 * 2
+
+
+def _row_facts(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.LazyFrame:
+    """Per row: its pence and its line's keys with the period on top (computed only where a query needs them)."""
+    p = pl.col("p").cast(pl.Int64)
+
+    def line(name: str) -> pl.Expr:
+        return pl.lit(keys[name]).gather("r")
+
+    return rows.lazy().select(
+        "pence",
+        tc=p * (codes.anchors * _TC) + line("tc"),
+        fl=p * (codes.anchors * _FL) + line("fl"),
+        cpv=p * (codes.anchors * _CPV) + line("cpv"),
+    )
+
+
+def _money_sums(
+    row_facts: pl.LazyFrame, codes: _Codes, scope_anchors: pl.DataFrame, basis: Basis
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Value sums per scope and period (summary columns) and per CPV division."""
+    pence = pl.col("pence")
+    sums = [pence.sum().alias("pence"), pl.len().cast(pl.Int64).alias("lines")]
+    # One at a time: run together they compete for the same two cores and caches.
+    tc, fl, cpv = (row_facts.group_by(key).agg(sums).collect(engine="streaming") for key in ("tc", "fl", "cpv"))
+
+    def anchor_period(anchor_period: pl.Expr) -> list[pl.Expr]:
+        return [
+            codes.anchor_id(anchor_period % codes.anchors).alias("anchor_id"),
+            (anchor_period // codes.anchors + codes.period_low).alias("period_key"),
+        ]
+
+    def where(condition: pl.Expr, column: str = "pence") -> pl.Expr:
+        return pl.when(condition).then(pl.col(column)).otherwise(0).sum()
+
+    tier, category = pl.col("tc") % _TC // len(CATEGORIES), pl.col("tc") % len(CATEGORIES)
+    by_tc = tc.group_by(ap=pl.col("tc") // _TC).agg(
+        pl.col("pence").sum().alias("total_pence"),
+        pl.col("lines").sum(),
+        *[where(tier == i).alias(_tier_col(t) + "_pence") for i, t in enumerate(TIERS)],
+        *[where(category == i).alias(f"category_{c}_pence") for i, c in enumerate(CATEGORIES)],
+    )
+    state = [pl.col("fl") % _FL // 2 // 9, pl.col("fl") % _FL // 2 // 3 % 3, pl.col("fl") % _FL // 2 % 3]
+    fallback = pl.col("fl") % 2 == 1
+    fallback_for = {"spread_fallback": basis == "spread", "award_fallback": basis == "awarded"}
+    by_fl = fl.group_by(ap=pl.col("fl") // _FL).agg(
+        *[where(state[i] == 1).alias(f"{f}_pence") for i, f in enumerate(FLAGS)],
+        *[where(state[i] == 2).alias(f"{f}_unknown_pence") for i, f in enumerate(FLAGS)],
+        *[(where(fallback, "lines") if on else pl.lit(0)).alias(f"{k}_lines") for k, on in fallback_for.items()],
+        *[(where(fallback) if on else pl.lit(0)).alias(f"{k}_pence") for k, on in fallback_for.items()],
+    )
+    per_anchor = by_tc.join(by_fl, on="ap").select(*anchor_period(pl.col("ap")), pl.exclude("ap")).lazy()
+    value_sums = _to_scopes(per_anchor, scope_anchors, ["period_key"], [pl.exclude("anchor_id", *_KEY).sum()])
+
+    local = pl.col("cpv") % 2 == 1
+    per_division = (
+        cpv.group_by(apd=pl.col("cpv") // 2)
+        .agg(pl.col("lines").sum(), pl.col("pence").sum().alias("value_pence"), where(local).alias("local_pence"))
+        .select(
+            *anchor_period(pl.col("apd") // 128),
+            division=pl.when(pl.col("apd") % 128 != _NO_DIVISION).then((pl.col("apd") % 128).cast(pl.Int8)),
             lines="lines",
             value_pence="value_pence",
             local_pence="local_pence",
         )
     )
-    sums = _to_scopes(per_anchor, scope_anchors, ["period_key", "division"], [pl.col("lines", "value_pence",
-                                                                                    "local_pence").sum()])  # fmt: skip
-    return sums.with_columns(cpv_division=pl.col("division").cast(pl.String).str.zfill(2)).drop("division")
-
-
-def _supplier_frame(rows: pl.LazyFrame, packing: _Packing) -> pl.LazyFrame:
-    """One row per scope, period and supplier: key (see ``_Packing``), its value and the union of its lines' bits."""
-    aggs = [pl.col("value_pence").sum(), pl.col("bits").bitwise_or()]
-    p = packing
-    anchor_key = (
-        (pl.col("period_key") - p.period_low) * p.suppliers + p.supplier_code(pl.col("supplier_id"))
-    ) * p.anchors + p.anchor_code(pl.col("anchor_id"))
-    per_anchor = (
-        rows.select(key=anchor_key, value_pence=pl.col("allocated_pence"), bits=pl.col("bits"))
-        .group_by("key")
-        .agg(aggs)
-        .with_columns(anchor_code=pl.col("key") % p.anchors, key=pl.col("key") // p.anchors)
+    by_cpv = (
+        _to_scopes(
+            per_division.lazy(),
+            scope_anchors,
+            ["period_key", "division"],
+            [pl.col("lines", "value_pence", "local_pence").sum()],
+        )
+        .with_columns(cpv_division=pl.col("division").cast(pl.String).str.zfill(2))
+        .drop("division")
     )
-    # key is now period * suppliers + supplier; the scope goes on top.
-    scope_key = pl.col("scope_code") * (p.periods * p.suppliers) + pl.col("key")
-    codes = p.scope_codes.lazy()
-    singles = p.scope_codes.filter("single")
-    if p.anchors > 1 << 20 or singles["anchor_code"].is_duplicated().any():
-        single = per_anchor.join(singles.lazy(), on="anchor_code", how="inner")
-    else:
-        # Each anchor heads at most one one-anchor scope: look its scope up by position rather than join.
-        own_scope = pl.Series([None] * p.anchors, dtype=pl.Int64).scatter(singles["anchor_code"], singles["scope_code"])
-        single = per_anchor.with_columns(scope_code=pl.lit(own_scope).gather("anchor_code")).drop_nulls("scope_code")
-    single = single.select(key=scope_key, value_pence="value_pence", bits="bits")
-    several = (
-        per_anchor.join(codes.filter(~pl.col("single")), on="anchor_code", how="inner")
-        .select(key=scope_key, value_pence="value_pence", bits="bits")
-        .group_by("key")
-        .agg(aggs)
-    )
-    return pl.concat([single, several])
+    value_frame, cpv_frame = pl.collect_all([value_sums, by_cpv])
+    return value_frame, cpv_frame
 
 
-def _supplier_counts(suppliers: pl.LazyFrame, packing: _Packing) -> pl.LazyFrame:
-    # Suppliers of a scope and period share few distinct tier, category and flag bit sets, so count those
-    # (one family of bits at a time keeps the sets few) and expand the small results rather than testing
-    # every bit on every supplier row.
+def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.DataFrame:
+    """Suppliers per scope and period: sp (scope code * periods + period code), x (supplier code), value and
+    the union of its lines' bits.
+
+    In a one-anchor scope a supplier with a single line for that anchor (most of them) is a group by itself;
+    the rows of such lines (``alone``) are left out here (the counts and the ranking take them from the lines
+    and the rows directly), and only the other suppliers are grouped.
+    """
+    x_count, p_count = codes.suppliers, max(codes.periods, 1)
+
+    def line(name: str) -> pl.Expr:
+        return pl.lit(keys[name]).gather("r")
+
+    fields = {"x": line("x"), "p": pl.col("p").cast(pl.Int64), "value": pl.col("pence"), "bits": line("bits")}
+    frame = rows.lazy()
+    to_group = []
+    for members, scope_column in ((codes.single, "own"), (codes.several, "several")):
+        if members.height == 0:
+            continue
+        if codes.scope_of(members) is None:
+            # an anchor in several of these scopes: its rows count in each
+            joined = frame.select(a=line("a"), **fields).join(members.lazy().rename({"anchor_code": "a"}), on="a")
+            to_group.append(joined.drop("a"))
+            continue
+        # in a one-anchor scope, the rows of alone lines are suppliers as they are
+        chosen = frame.filter(~line("alone")) if scope_column == "own" else frame
+        to_group.append(chosen.select(scope_code=line(scope_column), **fields).drop_nulls("scope_code"))
+    sp = pl.col("scope_code") * p_count + pl.col("p")
+    grouped = [
+        part.group_by(key=sp * x_count + pl.col("x"))
+        .agg(pl.col("value").sum(), pl.col("bits").bitwise_or())
+        .select(sp=pl.col("key") // x_count, x=pl.col("key") % x_count, value="value", bits="bits")
+        .collect(engine="streaming")
+        for part in to_group
+    ]
+    schema = {"sp": pl.Int64, "x": pl.Int64, "value": pl.Int64, "bits": pl.Int32}
+    return pl.concat([pl.DataFrame(schema=schema), *grouped])
+
+
+def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, codes: _Codes) -> pl.DataFrame:
+    """Distinct suppliers per scope and period, in total and per tier, category and flag.
+
+    Suppliers of a scope and period share few distinct tier, category and flag bit sets, so count those
+    (one family of bits at a time keeps the sets few) and expand the small results rather than testing every
+    bit on every supplier row. A line alone for its anchor and supplier is one supplier in its one-anchor
+    scope in each period it spans: those are counted from the lines, +1 at the first period and -1 after the
+    last, with no per-period rows.
+    """
     known_tier = pl.any_horizontal([_has(f"tier_{t}") for t in TIERS if t != "unknown"])
     known_category = pl.any_horizontal([_has(f"category_{c}") for c in CATEGORIES if c != "unknown"])
     families = [
@@ -776,78 +938,261 @@ def _supplier_counts(suppliers: pl.LazyFrame, packing: _Packing) -> pl.LazyFrame
             ],
         ),
     ]
-    scope_period = pl.col("key") // packing.suppliers
+    p_count = max(codes.periods, 1)
+    alone = keys.lazy().filter("alone").select(s="own", bits="bits", first="first", stop=pl.col("last") + 1)
+    one_period = pl.col("stop") == pl.col("first") + 1
     n = pl.col("n")
     parts = []
     for prefixes, counts in families:
         positions = [b for name, b in _BIT.items() if name.startswith(prefixes)]
         low, width = min(positions), 1 << len(positions)
         part = (pl.col("bits").cast(pl.Int64) // (1 << low)) % width
+        # For a line over several periods: +1 at its first and -1 after its last (p_count + 1 slots keep that
+        # inside the scope); the count in a period is then the running sum, held until the next change.
+        group = pl.col("s") * width + part
+        spans = alone.filter(~one_period)
+        changes = (
+            pl.concat(
+                [
+                    spans.select(key=group * (p_count + 1) + pl.col("first"), n=pl.lit(1, pl.Int64)),
+                    spans.select(key=group * (p_count + 1) + pl.col("stop"), n=pl.lit(-1, pl.Int64)),
+                ]
+            )
+            .group_by("key")
+            .agg(n.sum())
+            .sort("key")
+            .select(group=pl.col("key") // (p_count + 1), p=pl.col("key") % (p_count + 1), n=n)
+        )
+        held = changes.select(
+            "group",
+            "p",
+            n=n.cum_sum().over("group"),
+            until=pl.col("p").shift(-1).over("group").fill_null(p_count).clip(upper_bound=p_count),
+        ).filter(n != 0)
+        scope, bits = pl.col("group") // width, pl.col("group") % width
+        from_spans = held.select(
+            key=(scope * p_count + pl.int_ranges("p", "until", dtype=pl.Int64)) * width + bits, n="n"
+        ).explode("key")
+        from_one = alone.filter(one_period).select(
+            key=(pl.col("s") * p_count + pl.col("first")) * width + part, n=pl.lit(1, pl.Int64)
+        )
+        from_lines = pl.concat([from_spans, from_one])
+        from_groups = grouped.lazy().group_by(key=pl.col("sp") * width + part).agg(n=pl.len().cast(pl.Int64))
         parts.append(
-            suppliers.group_by(scope_period * width + part)
-            .len()
-            .select(sp=pl.col("key") // width, bits=pl.col("key") % width * (1 << low), n=pl.col("len").cast(pl.Int64))
+            pl.concat([from_lines, from_groups])
+            .group_by("key")
+            .agg(n.sum())
+            .select(sp=pl.col("key") // width, bits=pl.col("key") % width * (1 << low), n=n)
             .group_by("sp")
             .agg(pl.when(c).then(n).otherwise(0).sum().alias(c.meta.output_name()) for c in counts)
         )
-    tiers, categories, flags = parts
+    tiers, categories, flags = pl.collect_all(parts, engine="streaming")
     return (
         tiers.join(categories, on="sp", how="left")
         .join(flags, on="sp", how="left")
-        .select(*packing.scope_key(pl.col("sp")), pl.exclude("sp"))
+        .select(*codes.scope_period(pl.col("sp")), pl.exclude("sp"))
     )
 
 
-def _new_local_counts(line_facts: pl.LazyFrame, scope_anchors: pl.DataFrame) -> pl.LazyFrame:
+_SAMPLE = 16  # one alone supplier in this many (by code) helps set the ranking floor
+
+
+def _top_suppliers(
+    rows: pl.DataFrame, keys: pl.DataFrame, grouped: pl.DataFrame, codes: _Codes, top_n: int
+) -> pl.DataFrame:
+    """The top_n suppliers by value per scope and period (ties to the lower supplier id)."""
+
+    def single_or_mixed(prefix: str, names: tuple[str, ...]) -> pl.Expr:
+        # a supplier whose lines here carry exactly one code shows it, otherwise "mixed"
+        expr: pl.Expr = pl.lit("mixed")
+        for name in names:
+            expr = (
+                pl.when((pl.col("bits") & _mask(prefix, names)) == (1 << _BIT[f"{prefix}_{name}"]))
+                .then(pl.lit(name))
+                .otherwise(expr)
+            )
+        return expr
+
+    def nth_largest(frame: pl.LazyFrame) -> pl.Series:
+        """Per sp, the n-th largest value (or the smallest Int64 where there are fewer than n)."""
+        nth = frame.group_by("sp").agg(
+            floor=pl.when(pl.len() >= top_n).then(pl.col("value").top_k(top_n).min()).otherwise(_INT64_MIN)
+        )
+        found = nth.collect(engine="streaming")
+        every = pl.Series([_INT64_MIN] * max(codes.scopes.len() * codes.periods, 1), dtype=pl.Int64)
+        return every.scatter(found["sp"], found["floor"])
+
+    def line(name: str) -> pl.Expr:
+        return pl.lit(keys[name]).gather("r")
+
+    # The rows of lines alone for their anchor and supplier are suppliers of one-anchor scopes as they are.
+    alone_sp = line("own") * max(codes.periods, 1) + pl.col("p")
+    sample = rows.lazy().filter(line("alone") & (line("x") % _SAMPLE == 0)).select(sp=alone_sp, value="pence")
+    # The n-th largest value among some of a scope-period's suppliers is at most its n-th largest overall, so
+    # only suppliers at or above it can rank. The grouped suppliers and a sample of the alone ones give such a
+    # floor cheaply; the exact one then comes from the few suppliers above it.
+    floor = pl.lit(nth_largest(pl.concat([grouped.lazy().select("sp", "value"), sample]))).gather("sp")
+    alone = (
+        rows.lazy()
+        .filter(line("alone"))
+        .select("r", sp=alone_sp, value="pence")
+        .filter(pl.col("value") >= floor)
+        .select("sp", x=line("x"), value="value", bits=line("bits"))
+    )
+    candidates = pl.concat([grouped.lazy().filter(pl.col("value") >= floor), alone]).collect(engine="streaming").lazy()
+    ranked = (
+        candidates.filter(pl.col("value") >= pl.lit(nth_largest(candidates)).gather("sp"))
+        .sort("sp", "value", "x", descending=[False, True, False])
+        .with_columns(rank=pl.int_range(pl.len(), dtype=pl.Int64).over("sp") + 1)
+        .filter(pl.col("rank") <= top_n)
+    )
+    return ranked.select(
+        *codes.scope_period(pl.col("sp")),
+        supplier_id=codes.supplier_id(pl.col("x")),
+        value_pence="value",
+        bits="bits",
+        rank="rank",
+        tier=single_or_mixed("tier", TIERS),
+        category=single_or_mixed("category", CATEGORIES),
+    ).collect()
+
+
+def _mask(prefix: str, names: tuple[str, ...]) -> int:
+    return sum(1 << _BIT[f"{prefix}_{c}"] for c in names)
+
+
+def _new_local_counts(facts: pl.DataFrame, scope_anchors: pl.DataFrame, periods: PeriodKind) -> pl.DataFrame:
     # A line has a row in every period from its first one on, so a supplier's first local period in a scope
     # is the earliest first period of its local lines there; no need to look at the per-period rows.
     per_anchor = (
-        line_facts.filter(pl.col("tier") == "local")
+        facts.lazy()
+        .filter(pl.col("tier") == TIERS.index("local"))
         .group_by("anchor_id", "supplier_id")
-        .agg(pl.col("first_key").min().alias("period_key"))
+        .agg(_period_key(pl.col("qs"), periods).min().alias("period_key"))
     )
     return (
         _to_scopes(per_anchor, scope_anchors, ["supplier_id"], [pl.col("period_key").min()])
         .group_by(_KEY)
         .agg(pl.len().cast(pl.Int64).alias("new_local_suppliers"))
+        .collect()
     )
 
 
-def _top_suppliers(suppliers: pl.LazyFrame, packing: _Packing, top_n: int) -> pl.LazyFrame:
-    def single_or_mixed(prefix: str, codes: tuple[str, ...]) -> pl.Expr:
-        # a supplier whose lines here carry exactly one code shows it, otherwise "mixed"
-        expr: pl.Expr = pl.lit("mixed")
-        for code in codes:
-            expr = (
-                pl.when((pl.col("bits") & _mask(prefix, codes)) == (1 << _BIT[f"{prefix}_{code}"]))
-                .then(pl.lit(code))
-                .otherwise(expr)
-            )
-        return expr
+def _to_scopes(
+    per_anchor: pl.LazyFrame, scope_anchors: pl.DataFrame, keys: list[str], aggs: list[pl.Expr]
+) -> pl.LazyFrame:
+    """Roll anchor-level rows up to scopes; a one-anchor scope needs no second aggregation."""
+    sizes = scope_anchors.group_by("scope").agg(pl.len().alias("size"))
+    single = scope_anchors.join(sizes.filter(pl.col("size") == 1), on="scope").select("scope", "anchor_id")
+    several = scope_anchors.join(sizes.filter(pl.col("size") > 1), on="scope").select("scope", "anchor_id")
+    joined_single = per_anchor.join(single.lazy(), on="anchor_id", how="inner").drop("anchor_id")
+    joined_several = per_anchor.join(several.lazy(), on="anchor_id", how="inner").group_by("scope", *keys).agg(aggs)
+    return pl.concat([joined_single, joined_several], how="diagonal_relaxed")
 
-    # The n-th largest value of each scope and period bounds the candidates; only those few are ranked.
-    suppliers = suppliers.with_columns(sp=pl.col("key") // packing.suppliers)
-    floors = suppliers.group_by("sp").agg(pl.col("value_pence").top_k(top_n).min().alias("floor"))
-    candidates = (
-        suppliers.join(floors, on="sp", how="inner").filter(pl.col("value_pence") >= pl.col("floor")).drop("floor")
+
+def _excluded_frame(excluded_lines: pl.DataFrame, scope_anchors: pl.DataFrame, periods: PeriodKind) -> pl.DataFrame:
+    """One row per excluded line, scope and period it would have fallen in (period_key and period null for
+    no_date), in output order: scope, period label, line_id, null periods last."""
+    cols = ["line_id", "anchor_id", "reason", "currency", "value_pence"]
+    ordered = excluded_lines.sort("line_id").with_row_index("line_rank")
+    dated = pl.col("first").is_not_null()
+    rows = ordered.filter(dated).select("line_rank", *cols, period_key=pl.int_ranges("first", pl.col("last") + 1))
+    undated = ordered.filter(~dated).select("line_rank", *cols, period_key=pl.lit(None, pl.Int64))
+    scopes = scope_anchors.with_columns(scope_rank=pl.col("scope").rank("dense").cast(pl.Int64))
+    frame = pl.concat([rows.explode("period_key"), undated]).join(scopes, on="anchor_id", how="inner")
+    # Sorting on two string columns and line_id is slow; their ranks pack into one integer instead.
+    low, high = frame["period_key"].min(), frame["period_key"].max()
+    if isinstance(low, int) and isinstance(high, int):
+        table = pl.select(label=_labels_of(pl.int_range(low, high + 1, dtype=pl.Int64), periods)).with_columns(
+            rank=pl.col("label").rank("ordinal").cast(pl.Int64)
+        )
+    else:
+        low, table = 0, pl.DataFrame(schema={"label": pl.String, "rank": pl.Int64})
+    offset = pl.col("period_key") - low
+    period_rank = pl.when(offset.is_null()).then(table.height + 1).otherwise(pl.lit(table["rank"]).gather(offset))
+    key = (pl.col("scope_rank") * (table.height + 2) + period_rank) * (ordered.height + 1) + pl.col("line_rank")
+    return (
+        frame.with_columns(period=pl.lit(table["label"]).gather(offset))
+        .sort(key)
+        .select("scope", "period_key", "period", *cols)
     )
-    # Within one scope and period the key orders suppliers as supplier_id does.
-    ranked = candidates.with_columns(
-        rank=pl.struct(pl.col("value_pence"), -pl.col("key")).rank("ordinal", descending=True).over("sp").cast(pl.Int64)
-    ).filter(pl.col("rank") <= top_n)
-    return ranked.select(
-        *packing.scope_key(pl.col("sp")),
-        supplier_id=packing.supplier_id(pl.col("key") % packing.suppliers),
-        value_pence="value_pence",
-        bits="bits",
-        rank="rank",
-        tier=single_or_mixed("tier", TIERS),
-        category=single_or_mixed("category", CATEGORIES),
+
+
+def _excluded_output(excluded: pl.DataFrame, basis: str) -> pl.DataFrame:
+    return excluded.select(
+        "scope", "period", pl.lit(basis).alias("basis"), "line_id", "anchor_id", "reason", "currency", "value_pence"
     )
 
 
-def _mask(prefix: str, codes: tuple[str, ...]) -> int:
-    return sum(1 << _BIT[f"{prefix}_{c}"] for c in codes)
+_LINE_OUTPUT = [
+    "line_id", "contract_id", "anchor_id", "supplier_id", "supplier_name", "period", "quarter", "basis",
+    "allocated_pence", "days_in_period", "days_total", "value_pence", "spread_fallback", "award_fallback", "tier",
+    "category", "sme", "vcse", "social_enterprise", "cpv_division", "award_date", "start_date", "end_date",
+]  # fmt: skip
+
+
+def _lines_frame(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> pl.DataFrame:
+    """``MetricsResult.lines``: one row per included line and quarter, with the line's own columns."""
+    start, end = _span(basis)
+    included = (
+        _marked(lines.lazy())
+        .filter(pl.col("reason").is_null())
+        .with_columns(
+            cpv_division=_cpv_division(),
+            first_day=start,
+            last_day=end,
+            qs=quarter_index_expr(start),
+            qe=quarter_index_expr(end),
+            spread_fallback=~pl.col("has_period") if basis == "spread" else pl.lit(False),
+            award_fallback=pl.col("award_date").is_null() if basis == "awarded" else pl.lit(False),
+        )
+        .collect()
+    )
+    if basis == "awarded":
+        per_row = included
+        parts = included.select(
+            quarter_idx="qs",
+            allocated_pence="value_pence",
+            days_in_period=pl.lit(None, pl.Int64),
+            days_total=pl.lit(None, pl.Int64),
+        )
+    else:
+        raw = _spread_parts(included, detail=True).collect()
+        per_row = included[raw["r"]]
+        fallback = per_row["spread_fallback"]
+        parts = raw.select(
+            "quarter_idx",
+            "allocated_pence",
+            days_in_period=pl.when(fallback).then(None).otherwise(pl.col("days_in_period")),
+            days_total=pl.when(fallback).then(None).otherwise(pl.col("days_total")),
+        )
+    # Labels come from a small table of the quarters present rather than being formatted per row.
+    low, high = included["qs"].min(), included["qe"].max()
+    if not isinstance(low, int) or not isinstance(high, int):
+        quarter = pl.Series("quarter", [], pl.String)
+        period = pl.Series("period", [], pl.String)
+    else:
+        span = pl.int_range(low, high + 1, dtype=pl.Int64)
+        table = pl.select(q=quarter_label_expr(span), p=_labels_of(_period_key(span, periods), periods))
+        offset = parts["quarter_idx"] - low
+        quarter = table["q"].gather(offset).alias("quarter")
+        period = table["p"].gather(offset).alias("period")
+    extra = parts.select("allocated_pence", "days_in_period", "days_total", basis=pl.lit(basis))
+    own = per_row.select(c for c in _LINE_OUTPUT if c in per_row.columns and c not in extra.columns)
+    return pl.concat([own, extra, pl.DataFrame([quarter, period])], how="horizontal").select(_LINE_OUTPUT)
+
+
+def _period_labels(periods: PeriodKind) -> pl.Expr:
+    return _labels_of(pl.col("period_key"), periods)
+
+
+def _period_grid(keys: pl.Series, scope_anchors: pl.DataFrame) -> pl.DataFrame:
+    """Every scope x every period from the first to the last one any line (included or excluded) falls in."""
+    scopes = scope_anchors.select("scope").unique(maintain_order=True)
+    low, high = keys.min(), keys.max()
+    if not isinstance(low, int) or not isinstance(high, int):
+        return scopes.with_columns(period_key=pl.lit(None, pl.Int64)).clear()
+    return scopes.join(pl.DataFrame({"period_key": pl.int_range(low, high + 1, eager=True)}), how="cross")
 
 
 def _exclusion_counts(excluded: pl.DataFrame) -> pl.DataFrame:

@@ -356,12 +356,31 @@ def test_default_scopes_are_each_anchor_and_all() -> None:
         # 10p over 3 whole quarters of 91 + 92 + 92 days (Apr-Dec 2024):
         # 910/275 = 3 r85, 920/275 = 3 r95, 920/275 = 3 r95 -> 1p left, tie 95/95 -> earlier -> 3, 4, 3
         (10, D(2024, 4, 1), D(2024, 12, 31), {"2024Q1": 3, "2024Q2": 4, "2024Q3": 3}),
+        # 7p over 2024 (366 days: 91 + 91 + 92 + 92): 637/366 = 1 r271 twice, 644/366 = 1 r278 twice -> 3p
+        # left: both 278s, then the earlier 271 (the first quarter, tied with a whole quarter of 91 days)
+        (7, D(2024, 1, 1), D(2024, 12, 31), {"2023Q4": 2, "2024Q1": 1, "2024Q2": 2, "2024Q3": 2}),
+        # 183p over 1 Jan 2023 - 1 Jan 2024 (366 days: 90 + 91 + 92 + 92 + 1): 183 is half of 366, so the 90-
+        # and 92-day quarters split exactly (remainder 0) and the 91-day quarter and the last day both have
+        # remainder 183; the 1p left goes to the earlier of those two
+        (
+            183,
+            D(2023, 1, 1),
+            D(2024, 1, 1),
+            {"2022Q4": 45, "2023Q1": 46, "2023Q2": 46, "2023Q3": 46, "2023Q4": 0},
+        ),
     ],
 )
 def test_largest_remainder_rule(value: int, start: date, end: date, expected: dict[str, int]) -> None:
     rows = [_line(1, 1, 1, 1, "S", value, "GBP", start, start, end, None, "local", "sme", True, False, False)]
     result = compute_metrics(fixture_frame(rows), basis="spread")
     assert dict(result.lines.select("quarter", "allocated_pence").iter_rows()) == expected
+
+
+def test_lines_are_built_on_first_use_and_kept() -> None:
+    result = compute_metrics(fixture_frame(), basis="spread")
+    assert "lines" not in vars(result)  # the metrics themselves never need the per-quarter rows
+    assert result.lines is result.lines
+    assert result.lines_for_scope("1")["line_id"].unique().sort().to_list() == [1, 2, 3, 4, 5, 10]
 
 
 def test_rejects_bad_input() -> None:
