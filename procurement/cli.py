@@ -29,6 +29,7 @@ def run_async(fn: Callable[[], Awaitable[T]], *, interrupted: str | None = None)
 
         task = asyncio.current_task()
         if task is not None:
+            # Not available on Windows event loops or outside the main thread; then only Ctrl-C interrupts.
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         try:

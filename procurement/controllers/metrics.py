@@ -56,6 +56,18 @@ def _share(part: int, total: int, unknown: int | None) -> sv.Share:
     )
 
 
+def _breakdown(row: dict[str, Any], total: int, unknown: int | None, suppliers: int) -> dict[str, Any]:
+    """The figures of one tier or category row (missing row: zero)."""
+    value = row.get("value_pence", 0)
+    return {
+        "value_pence": value,
+        "value": pounds(value),
+        "share": _share(value, total, unknown),
+        "suppliers": row.get("suppliers", 0),
+        "supplier_share": ratio(row.get("suppliers", 0), suppliers),
+    }
+
+
 def parse_period(period: str | None) -> str:
     """The period kind for a label: "2025Q1" -> quarter, "2025/26" -> year (None -> every quarter)."""
     if period is None:
@@ -132,26 +144,11 @@ def period_metrics(result: MetricsResult, scope_key: str, periods: Iterable[str]
         )
         tiers = {r["tier"]: r for r in by_tier.filter(pl.col("period") == label).iter_rows(named=True)}
         tier_rows = [
-            sv.TierRow(
-                tier=t,
-                value_pence=tiers.get(t, {}).get("value_pence", 0),
-                value=pounds(tiers.get(t, {}).get("value_pence", 0)),
-                share=_share(tiers.get(t, {}).get("value_pence", 0), total, tier_unknown(t)),
-                suppliers=tiers.get(t, {}).get("suppliers", 0),
-                supplier_share=ratio(tiers.get(t, {}).get("suppliers", 0), g("suppliers", 0)),
-            )
-            for t in TIERS
+            sv.TierRow(tier=t, **_breakdown(tiers.get(t, {}), total, tier_unknown(t), g("suppliers", 0))) for t in TIERS
         ]
         cats = {r["category"]: r for r in by_category.filter(pl.col("period") == label).iter_rows(named=True)}
         category_rows = [
-            sv.CategoryRow(
-                category=c,
-                value_pence=cats.get(c, {}).get("value_pence", 0),
-                value=pounds(cats.get(c, {}).get("value_pence", 0)),
-                share=_share(cats.get(c, {}).get("value_pence", 0), total, category_unknown(c)),
-                suppliers=cats.get(c, {}).get("suppliers", 0),
-                supplier_share=ratio(cats.get(c, {}).get("suppliers", 0), g("suppliers", 0)),
-            )
+            sv.CategoryRow(category=c, **_breakdown(cats.get(c, {}), total, category_unknown(c), g("suppliers", 0)))
             for c in CATEGORIES
         ]
         top_rows = [
