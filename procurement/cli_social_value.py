@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
 import click
 from sqlalchemy import or_, select
+
+if TYPE_CHECKING:
+    from procurement.schemas_social_value import PeriodMetrics, Share
 
 
 @click.command(name="measures")
@@ -74,16 +80,41 @@ def metrics_command(anchor: str | None, group: str | None, period: str, basis: s
             for b in [basis] if basis else ["awarded", "spread"]:
                 result = await scope_metrics(session, scope, basis=b, periods=kind)
                 (p,) = period_metrics(result, scope.key, [period])
-                h = p.headline
-                lines.append(
-                    f"  {b:<8} total £{h.total}  local £{h.local} (share {h.local_share.share or '-'}, "
-                    f"coverage {h.local_share.coverage or '-'})  SME £{h.sme}  VCSE £{h.vcse}  "
-                    f"lines {h.lines}  suppliers {h.suppliers}"
-                )
+                lines.extend(_headline_lines(b, p))
             return lines
 
     for line in run_async(go):
         click.echo(line)
+
+
+def _headline_lines(basis: str, p: PeriodMetrics) -> list[str]:
+    """The headline of one basis, each share with the share of value whose status is known beside it."""
+    h, c = p.headline, p.coverage
+
+    def pounds(text: str) -> str:
+        return f"£{Decimal(text):,.2f}"
+
+    def share(label: str, value: str, s: Share) -> str:
+        return (
+            f"    {label:<18} {pounds(value):>18}  share {s.share or '-'}, of known {s.share_known or '-'}, "
+            f"known for {s.coverage or '-'} of value"
+        )
+
+    excluded = c.excluded_withdrawn_lines + c.excluded_non_gbp_lines + c.excluded_no_value_lines
+    fallback = c.spread_fallback_lines if basis == "spread" else c.award_fallback_lines
+    return [
+        f"  {basis}: total {pounds(h.total)}, lines {h.lines}, suppliers {h.suppliers} "
+        f"(local {h.local_suppliers}, new local {h.new_local_suppliers})",
+        share("local", h.local, h.local_share),
+        share("regional", h.regional, h.regional_share),
+        share("SME", h.sme, h.sme_share),
+        share("VCSE", h.vcse, h.vcse_share),
+        share("social enterprise", h.social_enterprise, h.social_enterprise_share),
+        f"    excluded lines {excluded}: withdrawn {c.excluded_withdrawn_lines}, not GBP {c.excluded_non_gbp_lines}, "
+        f"no value {c.excluded_no_value_lines}",
+        f"    lines on their {'award date (no contract period)' if basis == 'spread' else 'start date (no award date)'}"
+        f": {fallback}",
+    ]
 
 
 def register(cli: click.Group, seed_group: click.Group) -> None:

@@ -17,6 +17,7 @@ from procurement.seed import seed_anchors
 from procurement.social_value import seed_groups
 from socialvalue.metrics import compute_metrics
 from tests.api_support import bearer, make_supplier, make_token
+from tests.cli_support import localvalue
 
 
 async def _org(session: AsyncSession, **where: str) -> m.Organisation:
@@ -234,3 +235,28 @@ async def test_csv_and_xlsx_rows_sum_to_the_headline(app_client: Any, session: A
     assert sum(int(p) for p in pence) == totals["awarded"] == 400000
     summary = list(book["summary"].iter_rows(values_only=True))
     assert summary[1][summary[0].index("total_pence")] == 400000
+
+
+async def test_cli_prints_the_same_headline(app_client: Any, session: AsyncSession, db: Any) -> None:
+    w = await _world(session, app_client)
+    await session.commit()
+    # The anchor by its GSS code, as a procurement lead would type it; figures by hand as in the API test above.
+    out = localvalue("metrics", "--anchor", "E08000025", "--period", "2025Q1", database_url=db.url).stdout
+    assert out.splitlines()[0] == f"Birmingham City Council (org:{w['bcc'].id}), 2025Q1"
+    # column padding aside
+    awarded, spread = " ".join(out.split()).split(" awarded: ")[1].split(" spread: ")
+    assert awarded.startswith("total £4,000.00, lines 3, suppliers 2 (local 1, new local 1)")
+    assert "local £2,000.00 share 0.5000, of known 0.5000, known for 1.0000 of value" in awarded
+    assert "excluded lines 1: withdrawn 1, not GBP 0, no value 0" in awarded
+    # Spread: only A (£1,000, local) falls in Q1.
+    assert spread.startswith("total £1,000.00, lines 1, suppliers 1")
+    assert "lines on their award date (no contract period): 0" in spread
+
+    group = localvalue(
+        "metrics", "--group", "birmingham-and-solihull", "--period", "2025Q1", "--basis", "awarded", database_url=db.url
+    ).stdout
+    assert "total £4,600.00" in group
+    assert "share 0.4348" in group  # £2,000 local of £4,600
+    missing = localvalue("metrics", "--anchor", "ZZZ", "--period", "2025Q1", database_url=db.url, check=False)
+    assert missing.returncode != 0
+    assert "no organisation matches 'ZZZ'" in missing.stderr
