@@ -6,10 +6,10 @@ Commands open their own session and commit once when they finish; a failure roll
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -28,10 +28,10 @@ def run_async(fn: Callable[[], Awaitable[T]], *, interrupted: str | None = None)
         from procurement.db import get_alchemy_config
 
         task = asyncio.current_task()
-        if task is not None:
-            # Not available on Windows event loops or outside the main thread; then only Ctrl-C interrupts.
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        # Windows event loops have no signal handlers and only the main thread may set one; there, only
+        # Ctrl-C interrupts.
+        if task is not None and sys.platform != "win32" and threading.current_thread() is threading.main_thread():
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             return await fn()
         finally:
