@@ -45,6 +45,7 @@ browser:
 lint: install
 	$(BIN)/ruff check $(PACKAGES) tests benchmarks migrations/env.py
 	$(BIN)/ruff format --check $(PACKAGES) tests benchmarks migrations/env.py
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

@@ -17,7 +17,7 @@ import polars as pl
 from socialvalue.enterprise import SupplierFacts, classify_enterprise
 from socialvalue.geography import DATA_DIR, Place, load_tables, locate_many
 from socialvalue.locality import local_area, tier_for, tiers_for
-from tests.paths import FEEDS_DIR
+from tests.support.paths import FEEDS_DIR
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
 COLD_LOAD = (

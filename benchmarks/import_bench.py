@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/import_bench.py [releases] [--backends sqlite,p
 The corpus is built from the 280 real Contracts Finder releases (tests/paths.FEEDS_DIR): copy k of each
 release gets new ocid, release id and award values (the amount times a small factor), and every fifth
 copy gets new supplier names, so suppliers are matched by identifier, by name and created new in a
-realistic mix. It is written as one JSON array file and imported with `procurement.imports.run_file_import`
+realistic mix. It is written as one JSON array file and imported with `procurement.imports.runs.run_file_import`
 (the same code as `localvalue import file`, which reads a file this large in a child process, one batch
 ahead of the database writes). Printed per backend: releases per second, the peak resident memory of a
 separate process that did only the import and that of its reader process; beside them the time of a bare
@@ -31,7 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.paths import FEEDS_DIR  # noqa: E402
+from tests.support.paths import FEEDS_DIR  # noqa: E402
 
 SAMPLES = (
     FEEDS_DIR / "contracts-finder" / "releases-2025-01-23_2025-03-11.json",
@@ -80,7 +80,8 @@ def synthesise(n: int, path: Path) -> None:
 def import_once(database_url: str, path: Path) -> None:
     """Runs in a child process so its peak RSS is the import's alone."""
     from procurement.db import make_engine
-    from procurement.imports import CONTRACTS_FINDER, run_file_import
+    from procurement.imports.runs import run_file_import
+    from procurement.imports.service import CONTRACTS_FINDER
     from tests.conftest import alembic_upgrade
 
     alembic_upgrade(database_url)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import statistics
 import time
 
-from socialvalue.statements import render_statement_pdf
-from tests.statement_support import varied_snapshot
+from socialvalue.statement_pdf import render_statement_pdf
+from tests.support.statements import varied_snapshot
 
 COUNT = 100
 TARGET_SECONDS = 0.5

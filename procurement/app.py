@@ -15,23 +15,16 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from procurement.auth import TokenAuthenticationMiddleware
 from procurement.cli import LocalValueCLIPlugin
-from procurement.controllers.classification import ClassificationController
-from procurement.controllers.contracts import ContractController
-from procurement.controllers.health import HealthController, app_version
-from procurement.controllers.imports import ImportController
-from procurement.controllers.metrics import MetricsController
-from procurement.controllers.organisations import OrganisationController
-from procurement.controllers.social_value import (
-    AnchorGroupController,
-    CommitmentController,
-    Lm3Controller,
-    MeasureController,
-)
-from procurement.controllers.statements import PublicStatementController, StatementController, public_home
-from procurement.controllers.suppliers import SupplierController
+from procurement.contracts.controllers import ContractController
 from procurement.db import ALCHEMY_STATE_KEY, make_alchemy_config
-from procurement.errors import EXCEPTION_HANDLERS
+from procurement.health import HealthController, app_version
+from procurement.imports.controllers import ImportController
+from procurement.metrics.controllers import CommitmentController, Lm3Controller, MeasureController, MetricsController
+from procurement.organisations.controllers import AnchorGroupController, OrganisationController
+from procurement.problems import EXCEPTION_HANDLERS
 from procurement.settings import Settings, get_settings
+from procurement.statements.controllers import PublicStatementController, StatementController, public_home
+from procurement.suppliers.controllers import ClassificationController, SupplierController
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

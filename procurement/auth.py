@@ -6,7 +6,6 @@ passwords) because the token has 256 bits of entropy: there is nothing to brute-
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -19,7 +18,10 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from procurement import clock
+from procurement import models as m
 from procurement.db import ALCHEMY_STATE_KEY
+from procurement.errors import Forbidden
 from procurement.models import ApiToken, Role, User
 
 TOKEN_PREFIX = "lv_"  # noqa: S105 - a visible marker, not a secret
@@ -57,7 +59,7 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal | 
     if row is None:
         return None
     token_row, user = row
-    token_row.last_used_at = dt.datetime.now(dt.UTC)
+    token_row.last_used_at = clock.now()
     return Principal(user_id=user.id, name=user.name, role=Role(user.role), organisation_id=user.organisation_id)
 
 
@@ -113,4 +115,14 @@ def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
 
 def ensure_can_write_for(principal: Principal, organisation_id: int) -> None:
     if not principal.can_write_for(organisation_id):
-        raise PermissionDeniedException("Editors may only change their own organisation's records.")
+        raise Forbidden("Editors may only change their own organisation's records.")
+
+
+def _require_reviewer(actor: Principal) -> None:
+    if actor.role not in (m.Role.REVIEWER, m.Role.ADMIN):
+        raise Forbidden("Only reviewers and admins verify or reject returns.")
+
+
+def _require_admin(actor: Principal) -> None:
+    if actor.role is not m.Role.ADMIN:
+        raise Forbidden("Only admins can do this.")

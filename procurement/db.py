@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
@@ -16,7 +16,10 @@ from advanced_alchemy.extensions.litestar import (
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
+from procurement.errors import NotFound
 from procurement.settings import Settings, get_settings
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "alembic_version"
@@ -70,3 +73,11 @@ async def session_scope(config: SQLAlchemyAsyncConfig | None = None) -> AsyncIte
         except BaseException:
             await session.rollback()
             raise
+
+
+async def get_or_not_found(session: AsyncSession, model: type[T], ident: int, what: str) -> T:
+    """The row with this primary key, or NotFound naming what was asked for ("No contract with id 7.")."""
+    row = await session.get(model, ident)
+    if row is None:
+        raise NotFound(f"No {what} with id {ident}.")
+    return row

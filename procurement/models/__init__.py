@@ -23,7 +23,7 @@ from procurement.models.core import (
     SupplierIdentifier,
     User,
 )
-from procurement.models.imports import FeedWatermark, ImportNote, ImportRun, RawRelease, SupplierMatch
+from procurement.models.imports import FeedWatermark, ImportNote, ImportRun, RawRelease, RunStatus, SupplierMatch
 from procurement.models.social_value import (
     AnchorGroup,
     AnchorGroupMember,
@@ -32,8 +32,9 @@ from procurement.models.social_value import (
     DeliveryReturn,
     Lm3Response,
     Measure,
+    ReturnStatus,
 )
-from procurement.models.statements import Statement
+from procurement.models.statements import Statement, StatementStatus
 
 __all__ = [
     "AnchorGroup",
@@ -59,8 +60,11 @@ __all__ = [
     "OrganisationIdentifier",
     "OrganisationKind",
     "RawRelease",
+    "ReturnStatus",
     "Role",
+    "RunStatus",
     "Statement",
+    "StatementStatus",
     "Supplier",
     "SupplierAttestation",
     "SupplierClassification",

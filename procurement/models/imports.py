@@ -7,6 +7,7 @@ content for the same release id is a new version. Contracts are always derived f
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 from advanced_alchemy.base import BigIntBase
@@ -15,13 +16,20 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
 class ImportRun(BigIntBase):
     __tablename__ = "import_run"
 
     source: Mapped[str] = mapped_column(String(32), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # "feed" | "file"
     parameters: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
-    status: Mapped[str] = mapped_column(String(16), index=True)  # running | completed | failed | interrupted
+    status: Mapped[str] = mapped_column(String(16), index=True)  # a RunStatus
     started_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     # Where a resumed run starts: the window and cursor URL after the last stored page.

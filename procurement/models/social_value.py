@@ -7,6 +7,7 @@ pence and kept apart from monetised proxies, which are optional and carry their 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from decimal import Decimal
 
 from advanced_alchemy.base import BigIntAuditBase, BigIntBase
@@ -15,6 +16,12 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Numeric, String, Text, U
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 QUANTITY = Numeric(18, 4)
+
+
+class ReturnStatus(enum.StrEnum):
+    SUBMITTED = "submitted"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
 
 
 class Measure(BigIntAuditBase):
@@ -75,7 +82,7 @@ class DeliveryReturn(BigIntBase):
     quantity: Mapped[Decimal] = mapped_column(QUANTITY)
     evidence_note: Mapped[str | None] = mapped_column(Text)
     evidence_url: Mapped[str | None] = mapped_column(String(1000))
-    status: Mapped[str] = mapped_column(String(16), default="submitted")  # submitted | verified | rejected
+    status: Mapped[str] = mapped_column(String(16), default="submitted")  # a ReturnStatus
     entered_by: Mapped[str] = mapped_column(String(200))
     entered_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
     reviewed_by: Mapped[str | None] = mapped_column(String(200))

@@ -8,11 +8,18 @@ recomputed byte for byte (a JSON column would reorder keys).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from advanced_alchemy.base import BigIntBase
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
+
+
+class StatementStatus(enum.StrEnum):
+    PUBLISHED = "published"
+    SUPERSEDED = "superseded"
+    WITHDRAWN = "withdrawn"
 
 
 class Statement(BigIntBase):
@@ -26,7 +33,7 @@ class Statement(BigIntBase):
     scope_name: Mapped[str] = mapped_column(String(300))
     period: Mapped[str] = mapped_column(String(8), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), index=True)  # published | superseded | withdrawn
+    status: Mapped[str] = mapped_column(String(16), index=True)  # a StatementStatus
     snapshot_json: Mapped[str] = mapped_column(Text)
     snapshot_sha256: Mapped[str] = mapped_column(String(64))
     figures_sha256: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,132 @@
+"""API shapes of contracts and their suppliers' shares."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Annotated
+
+import msgspec
+
+from procurement.models import ContractStatus
+from procurement.money import parse_currency, to_pence
+from procurement.schemas import Id, LongName, Reason, Text
+
+CPV_RE = re.compile(r"^(\d{8})(-\d)?$")
+
+
+def normalise_cpv(code: str) -> str:
+    match = CPV_RE.match(code.strip())
+    if match is None:
+        msg = f"CPV code {code!r} must be 8 digits, optionally with a check digit (45000000-7)"
+        raise ValueError(msg)
+    return match.group(1)
+
+
+class ContractSupplierIn(msgspec.Struct, forbid_unknown_fields=True):
+    supplier_id: Id
+    share: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        if self.share is not None:
+            to_pence(self.share, field="share")
+
+
+class ContractCreate(msgspec.Struct, forbid_unknown_fields=True):
+    buyer_id: Id
+    title: LongName
+    suppliers: Annotated[list[ContractSupplierIn], msgspec.Meta(min_length=1, max_length=100)]
+    description: Text | None = None
+    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    cpv_codes: Annotated[list[str], msgspec.Meta(max_length=20)] = []
+    value: Decimal | None = None
+    currency: str = "GBP"
+    award_date: dt.date | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+
+    def __post_init__(self) -> None:
+        self.cpv_codes = list(dict.fromkeys(normalise_cpv(c) for c in self.cpv_codes))
+        self.currency = parse_currency(self.currency)
+        if self.value is not None:
+            to_pence(self.value)
+        check_dates(self.start_date, self.end_date)
+        ids = [s.supplier_id for s in self.suppliers]
+        if len(set(ids)) != len(ids):
+            msg = "a supplier is listed twice; give it one share"
+            raise ValueError(msg)
+
+
+class ContractUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    title: LongName | msgspec.UnsetType = msgspec.UNSET
+    description: Text | msgspec.UnsetType | None = msgspec.UNSET
+    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | msgspec.UnsetType | None = msgspec.UNSET
+    cpv_codes: Annotated[list[str], msgspec.Meta(max_length=20)] | msgspec.UnsetType = msgspec.UNSET
+    value: Decimal | msgspec.UnsetType | None = msgspec.UNSET
+    currency: str | msgspec.UnsetType = msgspec.UNSET
+    award_date: dt.date | msgspec.UnsetType | None = msgspec.UNSET
+    start_date: dt.date | msgspec.UnsetType | None = msgspec.UNSET
+    end_date: dt.date | msgspec.UnsetType | None = msgspec.UNSET
+    suppliers: Annotated[list[ContractSupplierIn], msgspec.Meta(min_length=1, max_length=100)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cpv_codes, list):
+            self.cpv_codes = list(dict.fromkeys(normalise_cpv(c) for c in self.cpv_codes))
+        if isinstance(self.currency, str):
+            self.currency = parse_currency(self.currency)
+        if isinstance(self.value, Decimal):
+            to_pence(self.value)
+        if isinstance(self.suppliers, list):
+            ids = [s.supplier_id for s in self.suppliers]
+            if len(set(ids)) != len(ids):
+                msg = "a supplier is listed twice; give it one share"
+                raise ValueError(msg)
+
+
+class ContractWithdraw(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class ContractSupplierOut(msgspec.Struct):
+    supplier_id: int
+    name: str
+    share: str | None
+    share_pence: int | None
+    share_basis: str
+
+
+class BuyerRef(msgspec.Struct):
+    id: int
+    name: str
+
+
+class Contract(msgspec.Struct):
+    id: int
+    source: str
+    source_id: str | None
+    award_id: str | None
+    buyer: BuyerRef
+    title: str
+    description: str | None
+    cpv_codes: list[str]
+    value: str | None
+    value_pence: int | None
+    currency: str
+    non_gbp: bool
+    award_date: dt.date | None
+    start_date: dt.date | None
+    end_date: dt.date | None
+    status: ContractStatus
+    withdrawn_reason: str | None
+    suppliers: list[ContractSupplierOut]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def check_dates(start: dt.date | None, end: dt.date | None) -> None:
+    if start is not None and end is not None and end < start:
+        msg = f"end_date {end.isoformat()} is before start_date {start.isoformat()}"
+        raise ValueError(msg)

@@ -1,0 +1,309 @@
+"""Import runs: feed and file imports end to end, resumable, with counts and notes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import gc
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import (
+    ColumnElement,
+    func,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from importers.http import Checkpoint, FeedError, Page, RetryPolicy
+from importers.ocds import (
+    ERROR,
+    Note,
+)
+from importers.prepare import FileBatches, prepare_batch
+from procurement import models as m
+from procurement.db import get_or_not_found
+from procurement.imports.schemas import ImportNote, ImportRun
+from procurement.imports.service import CONTRACTS_FINDER, FEED_SOURCES, FILE_BATCH, Counts, ImportService, RunResult
+from procurement.models import RunStatus
+
+
+def checkpoint_to_json(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
+    if checkpoint is None:
+        return None
+    return {
+        "window_start": checkpoint.window_start.isoformat(),
+        "window_end": checkpoint.window_end.isoformat(),
+        "next_url": checkpoint.next_url,
+    }
+
+
+def checkpoint_from_json(data: Mapping[str, Any] | None) -> Checkpoint | None:
+    if not data or "window_start" not in data:
+        return None
+    return Checkpoint(
+        dt.datetime.fromisoformat(data["window_start"]),
+        dt.datetime.fromisoformat(data["window_end"]),
+        data.get("next_url"),
+    )
+
+
+def _is_release_skip(note: Note) -> bool:
+    return note.message.startswith(("release without", "release is a JSON"))
+
+
+def _is_page_failure(note: Note) -> bool:
+    return note.level == ERROR and note.message.startswith("page could not be read")
+
+
+@dataclass(frozen=True)
+class FeedParameters:
+    start: dt.datetime
+    end: dt.datetime
+    window: dt.timedelta
+    base_url: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "window_seconds": int(self.window.total_seconds()),
+            "base_url": self.base_url,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeedParameters:
+        return cls(
+            dt.datetime.fromisoformat(data["from"]),
+            dt.datetime.fromisoformat(data["to"]),
+            dt.timedelta(seconds=int(data["window_seconds"])),
+            str(data["base_url"]),
+        )
+
+
+PageListener = Callable[[Page, Counts], None]
+
+
+def _pages(
+    source: str, client: httpx.AsyncClient, params: FeedParameters, resume: Checkpoint | None, policy: RetryPolicy
+) -> AsyncIterator[Page]:
+    from importers.contracts_finder import iter_contracts_finder
+    from importers.find_a_tender import iter_find_a_tender
+
+    iterate = iter_contracts_finder if source == CONTRACTS_FINDER else iter_find_a_tender
+    return iterate(
+        client, params.start, params.end, window=params.window, resume=resume, policy=policy, base_url=params.base_url
+    )
+
+
+async def run_feed_import(
+    sessions: async_sessionmaker[AsyncSession] | AsyncEngine,
+    source: str,
+    params: FeedParameters,
+    *,
+    policy: RetryPolicy,
+    resume_run: m.ImportRun | None = None,
+    on_page: PageListener | None = None,
+) -> RunResult:
+    """Fetch [start, end) page by page; each page and its checkpoint are committed together.
+
+    Resuming (``resume_run``): continue from that run's checkpoint in a new run linked to it. The page in
+    flight when a run died was never committed, so it is fetched again and nothing is counted twice.
+    """
+    if source not in FEED_SOURCES:
+        raise ValueError(f"unknown feed source {source!r}")
+    service = ImportService(sessions, source)
+    resume = checkpoint_from_json(resume_run.checkpoint) if resume_run is not None else None
+    run_id = await service.start_run("feed", params.as_json(), resume_run.id if resume_run is not None else None)
+    total = Counts()
+    gap = False  # once a window may be incomplete, the watermark stays before it so `sync` reads it again
+    try:
+        async with httpx.AsyncClient(headers={"User-Agent": "localvalue-importer"}) as client:
+            async for page in _pages(source, client, params, resume, policy):
+                after = page.checkpoint_after
+                gap = gap or any(n.level == ERROR or "links.next" in n.message for n in page.notes if n.ocid is None)
+                window_done = (after is None or after.window_start >= page.window_end) and not gap
+                batch = prepare_batch(
+                    source,
+                    page.releases,
+                    page.notes,
+                    failed=sum(1 for n in page.notes if _is_page_failure(n)),
+                    skipped=sum(1 for n in page.notes if _is_release_skip(n)),
+                )
+                counts = await service.store_batch(
+                    run_id,
+                    batch,
+                    checkpoint=checkpoint_to_json(after),
+                    pages=1,
+                    watermark=page.window_end if window_done else None,
+                )
+                total.add(counts)
+                if on_page is not None:
+                    on_page(page, counts)
+    except FeedError as exc:
+        await service.finish_run(run_id, RunStatus.FAILED, str(exc))
+        return RunResult(run_id, RunStatus.FAILED, total, str(exc))
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        await asyncio.shield(service.finish_run(run_id, RunStatus.INTERRUPTED, "interrupted"))
+        raise
+    counts = await service.finish_run(run_id, RunStatus.COMPLETED)
+    return RunResult(run_id, RunStatus.COMPLETED, counts)
+
+
+FileListener = Callable[[int, Counts], None]
+
+
+async def run_file_import(
+    sessions: async_sessionmaker[AsyncSession] | AsyncEngine,
+    source: str,
+    paths: Sequence[Path],
+    *,
+    batch_size: int = FILE_BATCH,
+    resume_run: m.ImportRun | None = None,
+    on_batch: FileListener | None = None,
+    parallel: bool | None = None,
+) -> RunResult:
+    """Import OCDS files in batches; the checkpoint (file index, items done) is committed with each batch.
+
+    ``parallel`` (default: for files of 8 MB or more) reads, hashes and compiles the next batch in a child
+    process while this one is stored; the result is the same either way.
+    """
+    service = ImportService(sessions, source)
+    start_file, start_item = 0, 0
+    if resume_run is not None and resume_run.checkpoint:
+        start_file = int(resume_run.checkpoint.get("file_index", 0))
+        start_item = int(resume_run.checkpoint.get("item_index", 0))
+    parameters = {"paths": [str(p) for p in paths], "batch_size": batch_size}
+    run_id = await service.start_run("file", parameters, resume_run.id if resume_run is not None else None)
+    total = Counts()
+    try:
+        with (
+            _import_gc(),
+            FileBatches(
+                source,
+                paths,
+                batch_size=batch_size,
+                start_file=start_file,
+                start_item=start_item,
+                parallel=parallel,
+            ) as batches,
+        ):
+            # The next batch is read (or received from the child) in a thread while this one is stored.
+            upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+            while (batch := await upcoming) is not None:
+                upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+                counts = await service.store_batch(run_id, batch, checkpoint=batch.checkpoint)
+                total.add(counts)
+                if on_batch is not None:
+                    on_batch(batch.file_index, counts)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        await asyncio.shield(service.finish_run(run_id, RunStatus.INTERRUPTED, "interrupted"))
+        raise
+    except OSError as exc:
+        await service.finish_run(run_id, RunStatus.FAILED, str(exc))
+        return RunResult(run_id, RunStatus.FAILED, total, str(exc))
+    counts = await service.finish_run(run_id, RunStatus.COMPLETED)
+    return RunResult(run_id, RunStatus.COMPLETED, counts)
+
+
+@contextlib.contextmanager
+def _import_gc() -> Iterator[None]:
+    """Fewer cyclic collections during a bulk import.
+
+    A batch is thousands of small dicts and rows that live until it is committed; at the default thresholds
+    the collector walks them (and everything older) again and again, about a sixth of an import's time.
+    Nothing an import builds depends on cycles being collected promptly.
+    """
+    before = gc.get_threshold()
+    gc.freeze()  # what was alive before the import (modules, mappers, caches) is never scanned again
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+async def unfinished_run(
+    session: AsyncSession, source: str, kind: str, parameters: dict[str, Any]
+) -> m.ImportRun | None:
+    """The latest run with these exact parameters that stopped part-way (killed, interrupted or failed)."""
+    rows = await session.scalars(
+        select(m.ImportRun)
+        .where(m.ImportRun.source == source, m.ImportRun.kind == kind)
+        .order_by(m.ImportRun.id.desc())
+        .limit(20)
+    )
+    for run in rows:
+        if run.parameters == parameters:
+            return (
+                run
+                if run.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.FAILED) and run.checkpoint
+                else None
+            )
+    return None
+
+
+async def superseded(session: AsyncSession, run_id: int) -> bool:
+    """True when a later run already resumed this one."""
+    found = await session.scalar(select(func.count()).where(m.ImportRun.resumed_from_id == run_id))
+    return bool(found)
+
+
+def note_filter(run_id: int, level: str | None = None) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [m.ImportNote.run_id == run_id]
+    if level:
+        conditions.append(m.ImportNote.level == level)
+    return conditions
+
+
+def run_schema(run: m.ImportRun, notes: int) -> ImportRun:
+    return ImportRun(
+        id=run.id,
+        source=run.source,
+        kind=run.kind,
+        parameters=run.parameters,
+        status=run.status,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        checkpoint=run.checkpoint,
+        fetched=run.fetched,
+        new=run.new,
+        changed=run.changed,
+        unchanged=run.unchanged,
+        skipped=run.skipped,
+        failed=run.failed,
+        pages=run.pages,
+        notes=notes,
+        error=run.error,
+        resumed_from_id=run.resumed_from_id,
+    )
+
+
+def note_schema(note: m.ImportNote) -> ImportNote:
+    return ImportNote(
+        id=note.id,
+        level=note.level,
+        ocid=note.ocid,
+        release_id=note.release_id,
+        path=note.path,
+        value=note.value,
+        message=note.message,
+    )
+
+
+async def get_run(session: AsyncSession, run_id: int) -> m.ImportRun:
+    return await get_or_not_found(session, m.ImportRun, run_id, "import run")
+
+
+async def note_counts(session: AsyncSession, run_ids: list[int]) -> dict[int, int]:
+    if not run_ids:
+        return {}
+    rows = await session.execute(
+        select(m.ImportNote.run_id, func.count()).where(m.ImportNote.run_id.in_(run_ids)).group_by(m.ImportNote.run_id)
+    )
+    return dict(rows.tuples().all())

@@ -1,0 +1,357 @@
+"""HTTP for metrics, the social-value measure catalogue, commitments and returns, and LM3."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Literal
+
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement.auth import Principal, requires_admin, requires_editor, requires_reviewer, requires_token
+from procurement.metrics.commitments import (
+    FIGURES_NOTE,
+    commitment_figures,
+    commitment_schema,
+    create_commitment,
+    delete_commitment,
+    enter_return,
+    figure_schema,
+    get_commitment,
+    list_commitments,
+    periods_of,
+    return_schema,
+    review_return,
+    totals,
+    update_commitment,
+)
+from procurement.metrics.lines import resolve_scope
+from procurement.metrics.lm3 import list_lm3_responses, lm3_response_schema, lm3_result, record_lm3_response
+from procurement.metrics.measures import (
+    create_local_measure,
+    get_measure,
+    list_measures,
+    measure_schema,
+    update_proxy,
+)
+from procurement.metrics.schemas import (
+    BasisMetrics,
+    Commitment,
+    CommitmentCreate,
+    CommitmentFigures,
+    CommitmentUpdate,
+    DeliveryReturn,
+    Lm3Response,
+    Lm3ResponseIn,
+    Lm3Result,
+    LocalMeasureCreate,
+    Measure,
+    Metrics,
+    ProxyUpdate,
+    ReturnCreate,
+    ReturnReject,
+)
+from procurement.metrics.service import (
+    BASIS_LABELS,
+    NOTES,
+    _compute,
+    _filename,
+    _rows,
+    period_metrics,
+    pounds,
+    scope_ref,
+)
+from procurement.paging import DEFAULT_LIMIT, Limit, Offset
+from procurement.schemas import Page
+from socialvalue.periods import parse_financial_year
+
+BasisParam = Literal["awarded", "spread"]
+
+
+_ANCHOR = Parameter(default=None, ge=1, description="One anchor (organisation id).")
+
+
+_GROUP = Parameter(default=None, max_length=64, description="An anchor group slug, e.g. birmingham-and-solihull.")
+
+
+_PERIOD = Parameter(
+    default=None, max_length=8, description="A quarter (2025Q1 = Apr-Jun 2025) or a financial year (2025/26)."
+)
+
+
+_BASIS = Parameter(default=None, description="awarded or spread; both when omitted.")
+
+
+class MetricsController(Controller):
+    path = "/"
+    tags = ["metrics"]
+    guards = [requires_token]
+
+    @get("/metrics", summary="Local-spend metrics for an anchor, a group or all anchors")
+    async def metrics(
+        self,
+        db_session: AsyncSession,
+        anchor_id: int | None = _ANCHOR,
+        group: str | None = _GROUP,
+        period: str | None = _PERIOD,
+        basis: BasisParam | None = _BASIS,
+    ) -> Metrics:
+        scope, kind, results, _details = await _compute(db_session, anchor_id, group, period, basis)
+        return Metrics(
+            scope=scope_ref(scope),
+            period_kind=kind,
+            period=period,
+            bases=[
+                BasisMetrics(
+                    basis=r.basis,
+                    label=BASIS_LABELS[r.basis],
+                    periods=period_metrics(r, scope.key, [period] if period else None),
+                )
+                for r in results
+            ],
+            notes=NOTES,
+        )
+
+    @get("/metrics.csv", summary="The rows behind every figure, as CSV")
+    async def metrics_csv(
+        self,
+        db_session: AsyncSession,
+        anchor_id: int | None = _ANCHOR,
+        group: str | None = _GROUP,
+        period: str | None = _PERIOD,
+        basis: BasisParam | None = _BASIS,
+    ) -> Response[bytes]:
+        scope, rows, _summary = await _rows(db_session, anchor_id, group, period, basis)
+        return Response(
+            rows.write_csv().encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{_filename(scope, period)}.csv"'},
+        )
+
+    @get("/metrics.xlsx", summary="The rows behind every figure plus a summary sheet, as XLSX")
+    async def metrics_xlsx(
+        self,
+        db_session: AsyncSession,
+        anchor_id: int | None = _ANCHOR,
+        group: str | None = _GROUP,
+        period: str | None = _PERIOD,
+        basis: BasisParam | None = _BASIS,
+    ) -> Response[bytes]:
+        import xlsxwriter  # type: ignore[import-untyped]
+
+        scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis)
+        buffer = io.BytesIO()
+        with xlsxwriter.Workbook(buffer, {"in_memory": True}) as workbook:
+            summary.write_excel(workbook=workbook, worksheet="summary", autofit=True)
+            rows.write_excel(workbook=workbook, worksheet="lines", autofit=True)
+        return Response(
+            buffer.getvalue(),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{_filename(scope, period)}.xlsx"'},
+        )
+
+
+class MeasureController(Controller):
+    path = "/measures"
+    tags = ["social value"]
+
+    @get("/", summary="The measure catalogue", guards=[requires_token])
+    async def list_measures(
+        self,
+        db_session: AsyncSession,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+        framework: str | None = Parameter(default=None, max_length=32, description="ppn-06-20, ppn-002 or local."),
+        organisation_id: int | None = Parameter(
+            default=None, ge=1, description="The shared catalogue plus this anchor's own measures."
+        ),
+    ) -> Page[Measure]:
+        rows = await list_measures(db_session, framework=framework, organisation_id=organisation_id)
+        items = [measure_schema(x) for x in rows[offset : offset + limit]]
+        return Page(items=items, total=len(rows), limit=limit, offset=offset)
+
+    @get("/{measure_id:int}", summary="One measure", guards=[requires_token])
+    async def get_measure(self, db_session: AsyncSession, measure_id: int) -> Measure:
+        return measure_schema(await get_measure(db_session, measure_id))
+
+    @post("/local", summary="Add an anchor's own local measure (its editor, or an admin)", guards=[requires_editor])
+    async def create_local_measure(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: LocalMeasureCreate
+    ) -> Measure:
+        return measure_schema(await create_local_measure(db_session, data, request.user))
+
+    @put("/{measure_id:int}/proxy", summary="Set or clear a measure's proxy value (admin)", guards=[requires_admin])
+    async def update_proxy(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, measure_id: int, data: ProxyUpdate
+    ) -> Measure:
+        return measure_schema(await update_proxy(db_session, measure_id, data, request.user))
+
+
+class CommitmentController(Controller):
+    path = "/"
+    tags = ["social value"]
+
+    @get("/contracts/{contract_id:int}/commitments", summary="A contract's commitments", guards=[requires_token])
+    async def list_for_contract(self, db_session: AsyncSession, contract_id: int) -> list[Commitment]:
+        rows = await list_commitments(db_session, contract_id)
+        return [await commitment_schema(db_session, c) for c in rows]
+
+    @post(
+        "/contracts/{contract_id:int}/commitments",
+        summary="Record a social-value commitment with quarterly targets (the buyer's editor, or an admin)",
+        guards=[requires_editor],
+    )
+    async def create(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        contract_id: int,
+        data: CommitmentCreate,
+    ) -> Commitment:
+        commitment = await create_commitment(db_session, contract_id, data, request.user)
+        return await commitment_schema(db_session, commitment)
+
+    @get(
+        "/commitments/{commitment_id:int}",
+        summary="One commitment with its targets and returns",
+        guards=[requires_token],
+    )
+    async def get_one(self, db_session: AsyncSession, commitment_id: int) -> Commitment:
+        commitment, _contract = await get_commitment(db_session, commitment_id)
+        return await commitment_schema(db_session, commitment)
+
+    @patch("/commitments/{commitment_id:int}", summary="Change targets, unit or note", guards=[requires_editor])
+    async def update(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        commitment_id: int,
+        data: CommitmentUpdate,
+    ) -> Commitment:
+        commitment = await update_commitment(db_session, commitment_id, data, request.user)
+        return await commitment_schema(db_session, commitment)
+
+    @delete(
+        "/commitments/{commitment_id:int}",
+        summary="Delete a commitment with no verified returns",
+        guards=[requires_editor],
+        status_code=HTTP_204_NO_CONTENT,
+    )
+    async def remove(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        commitment_id: int,
+        reason: str = Parameter(min_length=3, max_length=1000, description="Why (kept in the audit trail)."),
+    ) -> None:
+        await delete_commitment(db_session, commitment_id, reason, request.user)
+
+    @post(
+        "/commitments/{commitment_id:int}/returns",
+        summary="Enter a supplier's quarterly delivery return (the buyer's editor, or an admin)",
+        guards=[requires_editor],
+    )
+    async def enter_return(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        commitment_id: int,
+        data: ReturnCreate,
+    ) -> DeliveryReturn:
+        return return_schema(await enter_return(db_session, commitment_id, data, request.user))
+
+    @post(
+        "/returns/{return_id:int}/verify",
+        summary="Verify a return (reviewer or admin)",
+        guards=[requires_reviewer],
+        status_code=HTTP_200_OK,
+    )
+    async def verify(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: int
+    ) -> DeliveryReturn:
+        return return_schema(await review_return(db_session, return_id, request.user, verify=True))
+
+    @post(
+        "/returns/{return_id:int}/reject",
+        summary="Reject a return with a reason (reviewer or admin)",
+        guards=[requires_reviewer],
+        status_code=HTTP_200_OK,
+    )
+    async def reject(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: int, data: ReturnReject
+    ) -> DeliveryReturn:
+        row = await review_return(db_session, return_id, request.user, verify=False, reason=data.reason)
+        return return_schema(row)
+
+    @get(
+        "/commitments", summary="Committed vs delivered vs verified per commitment and quarter", guards=[requires_token]
+    )
+    async def figures(
+        self,
+        db_session: AsyncSession,
+        anchor_id: int | None = Parameter(default=None, ge=1),
+        group: str | None = Parameter(default=None, max_length=64),
+        period: str | None = Parameter(default=None, max_length=8, description="2025Q1 or 2025/26."),
+        contract_id: int | None = Parameter(default=None, ge=1),
+        supplier_id: int | None = Parameter(default=None, ge=1),
+    ) -> CommitmentFigures:
+        periods_of(period)  # a bad label is a 400 before any work
+        scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
+        figures = await commitment_figures(db_session, scope, period)
+        if contract_id is not None:
+            figures = [f for f in figures if f.contract_id == contract_id]
+        if supplier_id is not None:
+            figures = [f for f in figures if f.supplier_id == supplier_id]
+        cash = sum(f.verified_cash_pence or 0 for f in figures)
+        proxy = sum(f.verified_proxy_pence or 0 for f in figures)
+        return CommitmentFigures(
+            scope=scope_ref(scope),
+            period=period,
+            figures=[figure_schema(f) for f in figures],
+            totals=totals(figures, period if period and "/" in period else None),
+            verified_cash_pence=cash,
+            verified_cash=pounds(cash),
+            verified_proxy_pence=proxy,
+            verified_proxy=pounds(proxy),
+            note=FIGURES_NOTE,
+        )
+
+
+class Lm3Controller(Controller):
+    path = "/lm3"
+    tags = ["social value"]
+
+    @post(
+        "/responses",
+        summary="Record a supplier's LM3 survey answers (the anchor's editor, or an admin)",
+        guards=[requires_editor],
+    )
+    async def record(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: Lm3ResponseIn
+    ) -> Lm3Response:
+        row = await record_lm3_response(db_session, data, request.user)
+        rows = await list_lm3_responses(db_session, row.anchor_id, row.financial_year)
+        name = next(n for r, n in rows if r.id == row.id)
+        return lm3_response_schema(row, name)
+
+    @get("/responses", summary="An anchor's LM3 survey answers for a financial year", guards=[requires_token])
+    async def responses(
+        self,
+        db_session: AsyncSession,
+        anchor_id: int = Parameter(ge=1),
+        year: str = Parameter(max_length=7, description="Financial year, e.g. 2025/26."),
+    ) -> list[Lm3Response]:
+        parse_financial_year(year)
+        return [lm3_response_schema(r, n) for r, n in await list_lm3_responses(db_session, anchor_id, year)]
+
+    @get("/", summary="An anchor's LM3 for a financial year (survey-based estimate)", guards=[requires_token])
+    async def result(
+        self,
+        db_session: AsyncSession,
+        anchor_id: int = Parameter(ge=1),
+        year: str = Parameter(max_length=7, description="Financial year, e.g. 2025/26."),
+    ) -> Lm3Result:
+        parse_financial_year(year)
+        return await lm3_result(db_session, anchor_id, year)

@@ -1,0 +1,363 @@
+"""Local-spend metrics shaped for the API, the CLI and exports, and the rows behind every figure.
+
+Both bases are labelled; shares are exact ratios of integer pence rounded to 4 places, with the coverage (share of
+value whose status is known) beside them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fractions import Fraction
+from typing import Any
+
+import polars as pl
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement import models as m
+from procurement.metrics.lines import EXTRA_SCHEMA, Scope, lines_with_details, metrics_for_lines, resolve_scope
+from procurement.metrics.schemas import (
+    CategoryRow,
+    Change,
+    Coverage,
+    CpvRow,
+    Headline,
+    PeriodMetrics,
+    ScopeRef,
+    Share,
+    TierRow,
+    TopSupplier,
+)
+from procurement.money import format_pence, ratio_text
+from socialvalue.metrics import CATEGORIES, FLAGS, INPUT_SCHEMA, TIERS, MetricsResult
+from socialvalue.periods import parse_financial_year, parse_quarter
+
+BASIS_LABELS = {
+    "awarded": "Awarded basis: each line's whole value in the period of its award date.",
+    "spread": "Spread basis: each line's value spread by day over its contract period, to the penny.",
+}
+
+
+NOTES = [
+    "Money is integer pence (*_pence) and pounds as decimal text; foreign-currency lines are never converted.",
+    "Shares are exact ratios rounded to 4 places; share_known divides by the value whose status is known and "
+    "coverage is that known value as a share of the total.",
+    "Each supplier is judged local or not against the buying anchor's own local area.",
+]
+
+
+def pounds(pence: int | None) -> str:
+    return format_pence(pence or 0) or "0.00"
+
+
+def ratio(num: int | None, den: int | None) -> str | None:
+    if not den:
+        return None
+    return ratio_text(num or 0, den)
+
+
+def _share(part: int, total: int, unknown: int | None) -> Share:
+    if unknown is None:
+        return Share(share=ratio(part, total), share_known=None, coverage=None)
+    return Share(
+        share=ratio(part, total), share_known=ratio(part, total - unknown), coverage=ratio(total - unknown, total)
+    )
+
+
+def _breakdown(row: dict[str, Any], total: int, unknown: int | None, suppliers: int) -> dict[str, Any]:
+    """The figures of one tier or category row (missing row: zero)."""
+    value = row.get("value_pence", 0)
+    return {
+        "value_pence": value,
+        "value": pounds(value),
+        "share": _share(value, total, unknown),
+        "suppliers": row.get("suppliers", 0),
+        "supplier_share": ratio(row.get("suppliers", 0), suppliers),
+    }
+
+
+def parse_period(period: str | None) -> str:
+    """The period kind for a label: "2025Q1" -> quarter, "2025/26" -> year (None -> every quarter)."""
+    if period is None:
+        return "quarter"
+    if "/" in period:
+        parse_financial_year(period)
+        return "year"
+    parse_quarter(period)
+    return "quarter"
+
+
+def _empty_row(period: str) -> dict[str, Any]:
+    return {"period": period, "prev_period": None, "yoy_period": None}
+
+
+def _change(row: dict[str, Any], rows: dict[str, dict[str, Any]], suffix: str) -> Change:
+    other = rows.get(row.get(f"{suffix}_period") or "")
+    if other is None:
+        return Change(None, None, None, None, None, None)
+    total, local = row.get("total_pence", 0), row.get("local_pence", 0)
+    d_total = total - other["total_pence"]
+    d_local = local - other["local_pence"]
+    pp = None
+    if total and other["total_pence"]:
+        exact = (Fraction(local, total) - Fraction(other["local_pence"], other["total_pence"])) * 100
+        pp = ratio_text(exact.numerator, exact.denominator)
+    return Change(other["period"], d_total, pounds(d_total), d_local, pounds(d_local), pp)
+
+
+def period_metrics(result: MetricsResult, scope_key: str, periods: Iterable[str] | None) -> list[PeriodMetrics]:
+    summary = result.summary.filter(pl.col("scope") == scope_key)
+    rows = {r["period"]: r for r in summary.iter_rows(named=True)}
+    wanted = list(periods) if periods is not None else sorted(rows)
+    by_tier = result.by_tier.filter(pl.col("scope") == scope_key)
+    by_category = result.by_category.filter(pl.col("scope") == scope_key)
+    top = result.top_suppliers.filter(pl.col("scope") == scope_key)
+    cpv = result.by_cpv_division.filter(pl.col("scope") == scope_key)
+    out = []
+    for label in wanted:
+        row = rows.get(label) or _empty_row(label)
+        g = row.get
+        total = g("total_pence", 0)
+
+        def tier_unknown(tier: str, r: dict[str, Any] = row) -> int | None:
+            return None if tier == "unknown" else r.get("tier_unknown_pence", 0)
+
+        def category_unknown(cat: str, r: dict[str, Any] = row) -> int | None:
+            return None if cat == "unknown" else r.get("category_unknown_pence", 0)
+
+        headline = Headline(
+            total_pence=total,
+            total=pounds(total),
+            lines=g("lines", 0),
+            suppliers=g("suppliers", 0),
+            local_pence=g("local_pence", 0),
+            local=pounds(g("local_pence", 0)),
+            local_share=_share(g("local_pence", 0), total, g("tier_unknown_pence", 0)),
+            local_suppliers=g("local_suppliers", 0),
+            new_local_suppliers=g("new_local_suppliers", 0),
+            regional_pence=g("regional_pence", 0),
+            regional=pounds(g("regional_pence", 0)),
+            regional_share=_share(g("regional_pence", 0), total, g("tier_unknown_pence", 0)),
+            sme_pence=g("sme_pence", 0),
+            sme=pounds(g("sme_pence", 0)),
+            sme_share=_share(g("sme_pence", 0), total, g("sme_unknown_pence", 0)),
+            vcse_pence=g("vcse_pence", 0),
+            vcse=pounds(g("vcse_pence", 0)),
+            vcse_share=_share(g("vcse_pence", 0), total, g("vcse_unknown_pence", 0)),
+            social_enterprise_pence=g("social_enterprise_pence", 0),
+            social_enterprise=pounds(g("social_enterprise_pence", 0)),
+            social_enterprise_share=_share(
+                g("social_enterprise_pence", 0), total, g("social_enterprise_unknown_pence", 0)
+            ),
+        )
+        tiers = {r["tier"]: r for r in by_tier.filter(pl.col("period") == label).iter_rows(named=True)}
+        tier_rows = [
+            TierRow(tier=t, **_breakdown(tiers.get(t, {}), total, tier_unknown(t), g("suppliers", 0))) for t in TIERS
+        ]
+        cats = {r["category"]: r for r in by_category.filter(pl.col("period") == label).iter_rows(named=True)}
+        category_rows = [
+            CategoryRow(category=c, **_breakdown(cats.get(c, {}), total, category_unknown(c), g("suppliers", 0)))
+            for c in CATEGORIES
+        ]
+        top_rows = [
+            TopSupplier(
+                rank=r["rank"],
+                supplier_id=r["supplier_id"],
+                supplier_name=r["supplier_name"],
+                tier=r["tier"],
+                category=r["category"],
+                value_pence=r["value_pence"],
+                value=pounds(r["value_pence"]),
+                share=ratio(r["value_pence"], total),
+            )
+            for r in top.filter(pl.col("period") == label).iter_rows(named=True)
+        ]
+        cpv_rows = [
+            CpvRow(
+                cpv_division=r["cpv_division"],
+                lines=r["lines"],
+                value_pence=r["value_pence"],
+                value=pounds(r["value_pence"]),
+                share=ratio(r["value_pence"], total),
+                local_pence=r["local_pence"],
+                local=pounds(r["local_pence"]),
+                local_share=ratio(r["local_pence"], r["value_pence"]),
+            )
+            for r in cpv.filter(pl.col("period") == label).iter_rows(named=True)
+        ]
+        coverage = Coverage(
+            tier_known_share=ratio(total - g("tier_unknown_pence", 0), total),
+            category_known_share=ratio(total - g("category_unknown_pence", 0), total),
+            sme_known_share=ratio(total - g("sme_unknown_pence", 0), total),
+            vcse_known_share=ratio(total - g("vcse_unknown_pence", 0), total),
+            social_enterprise_known_share=ratio(total - g("social_enterprise_unknown_pence", 0), total),
+            excluded_withdrawn_lines=g("excluded_withdrawn_lines", 0),
+            excluded_non_gbp_lines=g("excluded_non_gbp_lines", 0),
+            excluded_no_value_lines=g("excluded_no_value_lines", 0),
+            spread_fallback_lines=g("spread_fallback_lines", 0),
+            spread_fallback_pence=g("spread_fallback_pence", 0),
+            award_fallback_lines=g("award_fallback_lines", 0),
+            award_fallback_pence=g("award_fallback_pence", 0),
+        )
+        out.append(
+            PeriodMetrics(
+                period=label,
+                headline=headline,
+                by_tier=tier_rows,
+                by_category=category_rows,
+                top_suppliers=top_rows,
+                by_cpv_division=cpv_rows,
+                coverage=coverage,
+                previous_period=_change(row, rows, "prev"),
+                year_on_year=_change(row, rows, "yoy"),
+            )
+        )
+    return out
+
+
+def scope_ref(scope: Scope) -> ScopeRef:
+    return ScopeRef(key=scope.key, kind=scope.kind, name=scope.name, anchor_ids=list(scope.anchor_ids))
+
+
+def _pounds_expr(column: str) -> pl.Expr:
+    col = pl.col(column)
+    text = (col // 100).cast(pl.String) + "." + (col % 100).cast(pl.String).str.zfill(2)
+    return pl.when(col.is_null()).then(None).otherwise(text)
+
+
+async def _evidence(session: AsyncSession, supplier_ids: list[int]) -> pl.DataFrame:
+    schema = {"supplier_id": pl.Int64, "flag_evidence": pl.String}
+    if not supplier_ids:
+        return pl.DataFrame(schema=schema)
+    rows = await session.execute(
+        select(m.SupplierClassification.supplier_id, m.SupplierClassification.evidence).where(
+            m.SupplierClassification.supplier_id.in_(supplier_ids)
+        )
+    )
+    out = []
+    for supplier_id, evidence in rows.all():
+        parts = [
+            f"{e.get('flag')}={e.get('value')} ({e.get('method')}; {e.get('source')})"
+            for e in evidence or []
+            if isinstance(e, dict) and e.get("flag") in {"category", *FLAGS} and not e.get("overruled")
+        ]
+        out.append((supplier_id, "; ".join(parts)[:2000]))
+    return pl.DataFrame(out, schema=schema, orient="row")
+
+
+ROW_COLUMNS = [
+    "basis", "period", "quarter", "line_id", "contract_id", "contract_title", "anchor_id", "buyer_name",
+    "supplier_id", "supplier_name", "contracted_supplier_id", "cpv_code", "cpv_division", "currency", "status",
+    "value_pence", "value", "share_basis", "allocated_pence", "allocated", "days_in_period", "days_total",
+    "award_date", "start_date", "end_date", "spread_fallback", "award_fallback", "excluded_reason", "tier",
+    "tier_method", "tier_confidence", "category", "sme", "vcse", "social_enterprise", "evidence_summary",
+]  # fmt: skip
+
+
+async def rows_behind(
+    session: AsyncSession, details: pl.DataFrame, result: MetricsResult, scope_key: str, period: str | None
+) -> pl.DataFrame:
+    """Each line allocated to the period (and each excluded line that would have been), with its evidence."""
+    lines = result.lines_for_scope(scope_key)
+    excluded = result.excluded.filter(pl.col("scope") == scope_key)
+    if period is not None:
+        lines = lines.filter(pl.col("period") == period)
+        excluded = excluded.filter(pl.col("period") == period)
+    extra = details.select(
+        "line_id",
+        "contract_title",
+        "buyer_name",
+        "contracted_supplier_id",
+        "cpv_code",
+        "currency",
+        "status",
+        "share_basis",
+        "tier_method",
+        "tier_confidence",
+        "tier_reason",
+    )
+    included = lines.join(extra, on="line_id", how="left", maintain_order="left").with_columns(
+        excluded_reason=pl.lit(None, pl.String)
+    )
+    dropped = (
+        excluded.select("line_id", "period", "basis", pl.col("reason").alias("excluded_reason"))
+        .join(details.drop("currency"), on="line_id", how="left", maintain_order="left")
+        .join(extra.select("line_id", "currency"), on="line_id", how="left")
+        .with_columns(
+            quarter=pl.lit(None, pl.String),
+            allocated_pence=pl.lit(None, pl.Int64),
+            days_in_period=pl.lit(None, pl.Int64),
+            days_total=pl.lit(None, pl.Int64),
+            spread_fallback=pl.lit(None, pl.Boolean),
+            award_fallback=pl.lit(None, pl.Boolean),
+            cpv_division=pl.col("cpv_code").str.slice(0, 2),
+        )
+    )
+    frame = pl.concat([included, dropped], how="diagonal_relaxed")
+    evidence = await _evidence(session, frame["supplier_id"].unique().drop_nulls().to_list())
+    frame = frame.join(evidence, on="supplier_id", how="left", maintain_order="left")
+    frame = frame.with_columns(
+        value=_pounds_expr("value_pence"),
+        allocated=_pounds_expr("allocated_pence"),
+        evidence_summary=pl.concat_str(
+            [pl.col("tier_reason").fill_null(""), pl.col("flag_evidence").fill_null("")], separator=" | "
+        ),
+    )
+    return frame.select(ROW_COLUMNS).sort("basis", "period", "line_id", "quarter", nulls_last=True)
+
+
+def summary_frame(results: list[MetricsResult], scope_key: str, period: str | None) -> pl.DataFrame:
+    parts = []
+    for result in results:
+        s = result.summary.filter(pl.col("scope") == scope_key)
+        if period is not None:
+            s = s.filter(pl.col("period") == period)
+        parts.append(
+            s.select(
+                "basis",
+                "period",
+                "total_pence",
+                "lines",
+                "suppliers",
+                "local_pence",
+                "regional_pence",
+                "tier_unknown_pence",
+                "sme_pence",
+                "vcse_pence",
+                "social_enterprise_pence",
+                "local_share",
+                "local_share_known",
+                "sme_share",
+                "vcse_share",
+                "excluded_withdrawn_lines",
+                "excluded_non_gbp_lines",
+                "excluded_no_value_lines",
+            )
+        )
+    return pl.concat(parts) if parts else pl.DataFrame()
+
+
+async def _compute(
+    db_session: AsyncSession, anchor_id: int | None, group: str | None, period: str | None, basis: str | None
+) -> tuple[Scope, str, list[MetricsResult], pl.DataFrame]:
+    kind = parse_period(period)
+    scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
+    if scope.anchor_ids:
+        details = await lines_with_details(db_session, scope.anchor_ids)
+    else:
+        details = pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
+    bases = [basis] if basis else ["awarded", "spread"]
+    results = [metrics_for_lines(details, scope, basis=b, periods=kind) for b in bases]
+    return scope, kind, results, details
+
+
+async def _rows(
+    db_session: AsyncSession, anchor_id: int | None, group: str | None, period: str | None, basis: str | None
+) -> tuple[Scope, pl.DataFrame, pl.DataFrame]:
+    scope, _kind, results, details = await _compute(db_session, anchor_id, group, period, basis)
+    frames = [await rows_behind(db_session, details, r, scope.key, period) for r in results]
+    return scope, pl.concat(frames), summary_frame(results, scope.key, period)
+
+
+def _filename(scope: Scope, period: str | None) -> str:
+    label = (period or "all-periods").replace("/", "-")
+    return f"metrics-{scope.key.replace(':', '-')}-{label}"

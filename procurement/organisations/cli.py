@@ -1,0 +1,36 @@
+"""`localvalue seed anchors` and `localvalue seed groups`."""
+
+from __future__ import annotations
+
+import click
+
+from procurement.commands import run_async
+
+
+@click.command(name="groups")
+def seed_groups_command() -> None:
+    """Create the "Birmingham and Solihull" anchor group from the seeded anchors (idempotent)."""
+    from procurement.commands import run_async
+    from procurement.db import session_scope
+    from procurement.organisations.groups import seed_groups
+
+    async def go() -> tuple[int, int]:
+        async with session_scope() as session:
+            return await seed_groups(session)
+
+    created, updated = run_async(go)
+    click.echo(f"anchor groups: created {created}, updated {updated}")
+
+
+@click.command(name="anchors")
+def seed_anchors_command() -> None:
+    """Load the West Midlands anchor institutions (idempotent)."""
+    from procurement.db import session_scope
+    from procurement.organisations.seed import seed_anchors
+
+    async def go() -> tuple[int, int]:
+        async with session_scope() as session:
+            return await seed_anchors(session)
+
+    created, updated = run_async(go)
+    click.echo(f"anchors: created {created}, updated {updated}")

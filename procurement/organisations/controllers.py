@@ -1,0 +1,114 @@
+"""HTTP for organisations, their local areas and anchor groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advanced_alchemy.extensions.litestar.providers import create_service_provider
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement import models as m
+from procurement.auth import Principal, requires_admin, requires_editor, requires_token
+from procurement.organisations.groups import (
+    create_group,
+    delete_group,
+    get_group,
+    group_schema,
+    list_groups,
+    update_group,
+)
+from procurement.organisations.schemas import (
+    AnchorGroup,
+    AnchorGroupCreate,
+    AnchorGroupUpdate,
+    Organisation,
+    OrganisationCreate,
+    OrganisationUpdate,
+)
+from procurement.organisations.service import OrganisationService, organisation_schema
+from procurement.paging import DEFAULT_LIMIT, Limit, Offset
+from procurement.schemas import Page
+
+
+class OrganisationController(Controller):
+    path = "/organisations"
+    tags = ["organisations"]
+    dependencies = {"organisations": Provide(create_service_provider(OrganisationService))}
+
+    @get("/", summary="List organisations")
+    async def list_organisations(
+        self,
+        organisations: OrganisationService,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+        anchor: bool | None = Parameter(default=None, description="Only anchors (true) or only non-anchors."),
+        kind: m.OrganisationKind | None = None,
+        q: str | None = Parameter(default=None, max_length=100, description="Name contains."),
+    ) -> Page[Organisation]:
+        conditions: list[ColumnElement[bool]] = []
+        if anchor is not None:
+            conditions.append(m.Organisation.is_anchor.is_(anchor))
+        if kind is not None:
+            conditions.append(m.Organisation.kind == kind.value)
+        if q:
+            conditions.append(func.lower(m.Organisation.name).contains(q.lower()))
+        session = organisations.repository.session
+        total = await session.scalar(select(func.count()).select_from(m.Organisation).where(*conditions)) or 0
+        rows = await session.scalars(
+            select(m.Organisation).where(*conditions).order_by(m.Organisation.name).limit(limit).offset(offset)
+        )
+        items = [organisation_schema(o) for o in rows.all()]
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    @get("/{org_id:int}", summary="One organisation")
+    async def get_organisation(self, organisations: OrganisationService, org_id: int) -> Organisation:
+        return organisation_schema(await organisations.get_or_404(org_id))
+
+    @post("/", summary="Create an organisation (admin)", guards=[requires_admin])
+    async def create_organisation(
+        self, request: Request[Principal, Any, Any], organisations: OrganisationService, data: OrganisationCreate
+    ) -> Organisation:
+        return organisation_schema(await organisations.create_organisation(data, request.user))
+
+    @patch("/{org_id:int}", summary="Update an organisation (admin, or an editor of it)", guards=[requires_editor])
+    async def update_organisation(
+        self,
+        request: Request[Principal, Any, Any],
+        organisations: OrganisationService,
+        org_id: int,
+        data: OrganisationUpdate,
+    ) -> Organisation:
+        return organisation_schema(await organisations.update_organisation(org_id, data, request.user))
+
+
+class AnchorGroupController(Controller):
+    path = "/anchor-groups"
+    tags = ["social value"]
+
+    @get("/", summary="Anchor groups reported together", guards=[requires_token])
+    async def list_groups(self, db_session: AsyncSession) -> list[AnchorGroup]:
+        return [await group_schema(db_session, g) for g in await list_groups(db_session)]
+
+    @get("/{slug:str}", summary="One anchor group", guards=[requires_token])
+    async def get_group(self, db_session: AsyncSession, slug: str) -> AnchorGroup:
+        return await group_schema(db_session, await get_group(db_session, slug))
+
+    @post("/", summary="Create an anchor group (admin)", guards=[requires_admin])
+    async def create_group(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: AnchorGroupCreate
+    ) -> AnchorGroup:
+        return await group_schema(db_session, await create_group(db_session, data, request.user))
+
+    @patch("/{slug:str}", summary="Rename an anchor group or replace its members (admin)", guards=[requires_admin])
+    async def update_group(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, slug: str, data: AnchorGroupUpdate
+    ) -> AnchorGroup:
+        return await group_schema(db_session, await update_group(db_session, slug, data, request.user))
+
+    @delete("/{slug:str}", summary="Delete an anchor group (admin)", guards=[requires_admin])
+    async def delete_group(self, request: Request[Principal, Any, Any], db_session: AsyncSession, slug: str) -> None:
+        await delete_group(db_session, slug, request.user)

@@ -1,0 +1,268 @@
+"""HTTP for statements: reviewers preview and publish; the public lists and downloads published files."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement import models as m
+from procurement.auth import Principal, requires_reviewer
+from procurement.errors import NotFound
+from procurement.metrics.lines import resolve_scope
+from procurement.problems import problem
+from procurement.statements.service import figures_csv, preview_pdf, public_statements_query, publish, withdraw
+from procurement.statements.snapshot import period_label, sha256
+from socialvalue.geography import ATTRIBUTION
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+LISTING = "public, max-age=60"
+
+
+Quarter = Annotated[str, msgspec.Meta(pattern=r"^\d{4}Q[1-4]$")]
+
+
+class PublishRequest(msgspec.Struct, forbid_unknown_fields=True):
+    period: Quarter
+    anchor_id: int | None = None
+    group: str | None = None
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000)] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.anchor_id is None) == (self.group is None):
+            msg = "give exactly one of anchor_id or group"
+            raise ValueError(msg)
+
+
+class WithdrawRequest(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000)]
+
+
+class PublicStatement(msgspec.Struct):
+    id: int
+    scope_name: str
+    scope_kind: str
+    organisation_id: int | None
+    group_id: int | None
+    period: str
+    version: int
+    status: str
+    published_at: str
+    figures_sha256: str
+    pdf_sha256: str
+    snapshot_sha256: str
+    correction_reason: str | None
+    superseded_by_id: int | None
+    superseded_reason: str | None
+    withdrawn_reason: str | None
+    links: dict[str, str]
+
+
+class PublicStatementPage(msgspec.Struct):
+    items: list[PublicStatement]
+    total: int
+    limit: int
+    offset: int
+
+
+def _public(s: m.Statement) -> PublicStatement:
+    base = f"/public/statements/{s.id}"
+    links = (
+        {}
+        if s.status == m.StatementStatus.WITHDRAWN
+        else {"pdf": f"{base}.pdf", "json": f"{base}.json", "csv": f"{base}.csv"}
+    )
+    return PublicStatement(
+        id=s.id,
+        scope_name=s.scope_name,
+        scope_kind=s.scope_kind,
+        organisation_id=s.organisation_id,
+        group_id=s.group_id,
+        period=s.period,
+        version=s.version,
+        status=s.status,
+        published_at=s.published_at.isoformat(),
+        figures_sha256=s.figures_sha256,
+        pdf_sha256=s.pdf_sha256,
+        snapshot_sha256=s.snapshot_sha256,
+        correction_reason=s.correction_reason,
+        superseded_by_id=s.superseded_by_id,
+        superseded_reason=s.superseded_reason,
+        withdrawn_reason=s.withdrawn_reason,
+        links={"self": base, **links},
+    )
+
+
+def _not_modified(request: Request[Any, Any, Any], etag: str) -> bool:
+    match = request.headers.get("if-none-match", "")
+    return any(tag.strip().strip('"').removeprefix("W/").strip('"') == etag for tag in match.split(","))
+
+
+class PublicStatementController(Controller):
+    path = "/public/statements"
+    tags = ["public"]
+
+    @get("/", summary="Published statements (no token needed)")
+    async def list_statements(
+        self,
+        db_session: AsyncSession,
+        anchor_id: int | None = Parameter(default=None, ge=1),
+        period: str | None = Parameter(default=None, pattern=r"^\d{4}Q[1-4]$"),
+        limit: int = Parameter(default=100, ge=1, le=200),
+        offset: int = Parameter(default=0, ge=0),
+    ) -> Response[PublicStatementPage]:
+        rows = (await db_session.scalars(public_statements_query(anchor_id=anchor_id, period=period))).all()
+        page = [_public(s) for s in rows[offset : offset + limit]]
+        return Response(
+            PublicStatementPage(items=page, total=len(rows), limit=limit, offset=offset),
+            headers={"Cache-Control": LISTING},
+        )
+
+    @get("/{name:str}", summary="One statement: {id}, {id}.pdf, {id}.json or {id}.csv")
+    async def statement_file(
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, name: str, download: bool = False
+    ) -> Response[Any]:
+        stem, _, ext = name.partition(".")
+        if not stem.isdigit() or ext not in {"", "pdf", "json", "csv"}:
+            raise NotFound(f"No statement file {name!r}.")
+        statement = await db_session.get(m.Statement, int(stem))
+        if statement is None:
+            raise NotFound(f"No statement {stem}.")
+        if ext == "":
+            return Response(_public(statement), headers={"Cache-Control": LISTING})
+        if statement.status == m.StatementStatus.WITHDRAWN:
+            return problem(
+                410, f"Statement {statement.id} was withdrawn: {statement.withdrawn_reason}", instance=request.url.path
+            )
+        if ext == "pdf":
+            body, media, etag = statement.pdf, "application/pdf", statement.pdf_sha256
+        elif ext == "json":
+            body = statement.snapshot_json.encode("utf-8")
+            media, etag = "application/json", statement.snapshot_sha256
+        else:
+            body = figures_csv(json.loads(statement.snapshot_json)).encode("utf-8")
+            media, etag = "text/csv; charset=utf-8", sha256(body)
+        headers = {"ETag": f'"{etag}"', "Cache-Control": IMMUTABLE}
+        if _not_modified(request, etag):
+            return Response(b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+        filename = f"local-value-statement-{statement.id}-v{statement.version}-{statement.period}.{ext}"
+        disposition = "attachment" if download else "inline"
+        headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+        return Response(body, media_type=media, headers=headers)
+
+
+class StatementController(Controller):
+    path = "/statements"
+    tags = ["statements"]
+    guards = [requires_reviewer]
+
+    @get("/preview", summary="Draft PDF from live figures (reviewers)", media_type="application/pdf")
+    async def preview(
+        self,
+        db_session: AsyncSession,
+        period: str = Parameter(pattern=r"^\d{4}Q[1-4]$"),
+        anchor_id: int | None = Parameter(default=None, ge=1),
+        group: str | None = Parameter(default=None, max_length=64),
+    ) -> Response[bytes]:
+        scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
+        pdf, _ = await preview_pdf(db_session, scope, period)
+        return Response(pdf, media_type="application/pdf", headers={"Cache-Control": "no-store"})
+
+    @post("/", summary="Publish (or correct) a statement (reviewers)")
+    async def publish_statement(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: PublishRequest
+    ) -> PublicStatement:
+        scope = await resolve_scope(db_session, anchor_id=data.anchor_id, group=data.group)
+        return _public(await publish(db_session, scope, data.period, actor=request.user, reason=data.reason))
+
+    @post("/{statement_id:int}/withdraw", summary="Withdraw a statement (kept, marked why)", status_code=HTTP_200_OK)
+    async def withdraw_statement(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, statement_id: int, data: WithdrawRequest
+    ) -> PublicStatement:
+        return _public(await withdraw(db_session, statement_id, actor=request.user, reason=data.reason))
+
+
+_STATUS_TEXT = {"published": "Published", "superseded": "Superseded", "withdrawn": "Withdrawn"}
+
+
+_PAGE = """<!doctype html>
+<html lang="en-GB">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Local Value: published local-spend statements</title>
+<style>
+body {{ font-family: system-ui, sans-serif; color: #111827; background: #fff; max-width: 60rem; margin: 2rem auto;
+  padding: 0 1rem; line-height: 1.5; }}
+h1 {{ font-size: 1.6rem; }} h2 {{ font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #d1d5db; }}
+table {{ border-collapse: collapse; width: 100%; }} th, td {{ text-align: left; padding: .4rem .5rem;
+  border-bottom: 1px solid #e5e7eb; vertical-align: top; }}
+a {{ color: #1d4ed8; }} .muted {{ color: #4b5563; font-size: .9rem; }} .tag {{ font-weight: 600; }}
+</style>
+</head>
+<body>
+<main>
+<h1>Published local-spend statements</h1>
+<p>Quarterly statements of how much of each health and care anchor institution's contract value went to
+suppliers in its own area, and to SMEs, charities and social enterprises. Each statement is frozen when it is
+published; a correction is a new version and the old one stays here, marked superseded with the reason.</p>
+{body}
+<h2>About the data</h2>
+<p class="muted">Contract data from Contracts Finder and Find a Tender: contains public sector information licensed
+under the Open Government Licence v3.0. {attribution}</p>
+<p class="muted">Machine-readable list: <a href="/public/statements">/public/statements</a>.
+API documentation: <a href="/schema/swagger">/schema/swagger</a>.</p>
+</main>
+</body>
+</html>
+"""
+
+
+def _row_html(s: m.Statement) -> str:
+    period = html.escape(period_label(s.period))
+    status = _STATUS_TEXT.get(s.status, s.status)
+    note = ""
+    if s.status == m.StatementStatus.SUPERSEDED and s.superseded_reason:
+        note = f"<br><span class=muted>Replaced by version {s.version + 1}: {html.escape(s.superseded_reason)}</span>"
+    if s.status == m.StatementStatus.WITHDRAWN:
+        note = f"<br><span class=muted>Withdrawn: {html.escape(s.withdrawn_reason or '')}</span>"
+        links = "not available"
+    else:
+        base = f"/public/statements/{s.id}"
+        links = (
+            f'<a href="{base}.pdf?download=true">PDF</a> · <a href="{base}.json">JSON</a> · '
+            f'<a href="{base}.csv">CSV</a>'
+        )
+    return (
+        f"<tr><td>{period}</td><td>{s.version}</td><td><span class=tag>{status}</span>{note}</td>"
+        f"<td>{s.published_at.date().isoformat()}</td><td>{links}</td></tr>"
+    )
+
+
+@get("/", summary="Public page of published statements", media_type="text/html", include_in_schema=False)
+async def public_home(db_session: AsyncSession) -> Response[str]:
+    rows = (
+        await db_session.scalars(
+            select(m.Statement).order_by(m.Statement.scope_name, m.Statement.period.desc(), m.Statement.version.desc())
+        )
+    ).all()
+    sections = []
+    for scope in sorted({s.scope_name for s in rows}):
+        mine = [s for s in rows if s.scope_name == scope]
+        body = "".join(_row_html(s) for s in mine)
+        sections.append(
+            f"<h2>{html.escape(scope)}</h2><table><thead><tr><th>Quarter</th><th>Version</th><th>Status</th>"
+            f"<th>Published</th><th>Download</th></tr></thead><tbody>{body}</tbody></table>"
+        )
+    body = "".join(sections) or "<p>No statements have been published yet.</p>"
+    page = _PAGE.format(body=body, attribution=html.escape(ATTRIBUTION.replace("\n", " ")))
+    return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": LISTING})

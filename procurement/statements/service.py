@@ -1,0 +1,224 @@
+"""Publish, correct, withdraw and verify statements; the public listing and the figures as CSV."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement import clock
+from procurement import models as m
+from procurement.audit import record_audit
+from procurement.auth import Principal
+from procurement.errors import DomainError, NotFound
+from procurement.metrics.lines import Scope
+from procurement.statements.snapshot import build_snapshot, sha256
+from socialvalue.snapshot import canonical_json, figures_sha256
+from socialvalue.statement_pdf import render_statement_pdf
+
+
+async def next_statement_number(session: AsyncSession) -> int:
+    return int((await session.scalar(select(func.max(m.Statement.id)))) or 0) + 1
+
+
+async def preview_pdf(session: AsyncSession, scope: Scope, period: str) -> tuple[bytes, dict[str, Any]]:
+    snapshot = await build_snapshot(session, scope, period, statement_id="draft", status="draft")
+    return render_statement_pdf(snapshot), snapshot
+
+
+async def publish(
+    session: AsyncSession,
+    scope: Scope,
+    period: str,
+    *,
+    actor: Principal | None,
+    actor_name: str | None = None,
+    reason: str | None = None,
+) -> m.Statement:
+    current = (
+        await session.scalars(
+            select(m.Statement)
+            .where(m.Statement.scope_key == scope.key, m.Statement.period == period)
+            .order_by(m.Statement.version.desc())
+        )
+    ).first()
+    if current is not None and current.status == m.StatementStatus.PUBLISHED and not (reason and reason.strip()):
+        raise DomainError(
+            f"{scope.name} {period} is already published (version {current.version}); a correction needs a reason."
+        )
+    version = (current.version + 1) if current is not None else 1
+    published_at = clock.now().replace(microsecond=0)
+    number = await next_statement_number(session)
+    supersedes: dict[str, Any] | None = None
+    correction = (reason or "").strip()
+    if current is not None and current.status == m.StatementStatus.PUBLISHED:
+        supersedes = {"id": str(current.id), "version": current.version, "reason": correction}
+    snapshot = await build_snapshot(
+        session,
+        scope,
+        period,
+        statement_id=str(number),
+        status=m.StatementStatus.PUBLISHED,
+        version=version,
+        published_at=published_at,
+        supersedes=supersedes,
+    )
+    snapshot_bytes = canonical_json(snapshot)
+    pdf = render_statement_pdf(snapshot)
+    who = actor.name if actor else (actor_name or "system")
+    statement = m.Statement(
+        id=number,
+        scope_key=scope.key,
+        scope_kind=scope.kind,
+        organisation_id=scope.organisation_id,
+        group_id=scope.group_id,
+        scope_name=scope.name,
+        period=period,
+        version=version,
+        status=m.StatementStatus.PUBLISHED,
+        snapshot_json=snapshot_bytes.decode("utf-8"),
+        snapshot_sha256=sha256(snapshot_bytes),
+        figures_sha256=snapshot["figures_sha256"],
+        pdf=pdf,
+        pdf_sha256=sha256(pdf),
+        published_at=published_at,
+        published_by=who,
+        supersedes_id=current.id if supersedes and current else None,
+        correction_reason=correction if supersedes else None,
+    )
+    session.add(statement)
+    await session.flush()
+    if supersedes and current is not None:
+        current.status = m.StatementStatus.SUPERSEDED
+        current.superseded_by_id = statement.id
+        current.superseded_reason = correction
+    await record_audit(
+        session,
+        actor=actor,
+        actor_name=who,
+        action="statement.publish",
+        entity_type="statement",
+        entity_id=statement.id,
+        organisation_id=scope.organisation_id,
+        changes={"version": (None, version), "pdf_sha256": (None, statement.pdf_sha256)},
+        reason=statement.correction_reason,
+    )
+    return statement
+
+
+async def withdraw(session: AsyncSession, statement_id: int, *, actor: Principal, reason: str) -> m.Statement:
+    statement = await session.get(m.Statement, statement_id)
+    if statement is None:
+        raise NotFound(f"No statement {statement_id}.")
+    if statement.status == m.StatementStatus.WITHDRAWN:
+        raise DomainError("The statement is already withdrawn.")
+    old = statement.status
+    statement.status = m.StatementStatus.WITHDRAWN
+    statement.withdrawn_at = clock.now()
+    statement.withdrawn_by = actor.name
+    statement.withdrawn_reason = reason.strip()
+    await record_audit(
+        session,
+        actor=actor,
+        action="statement.withdraw",
+        entity_type="statement",
+        entity_id=statement.id,
+        organisation_id=statement.organisation_id,
+        changes={"status": (old, m.StatementStatus.WITHDRAWN)},
+        reason=reason.strip(),
+    )
+    return statement
+
+
+@dataclass(frozen=True)
+class Verification:
+    statement_id: int
+    ok: bool
+    problems: tuple[str, ...]
+
+
+def verify_statement(statement: m.Statement) -> Verification:
+    problems = []
+    snapshot_bytes = statement.snapshot_json.encode("utf-8")
+    if sha256(snapshot_bytes) != statement.snapshot_sha256:
+        problems.append("snapshot JSON does not match its stored SHA-256")
+    try:
+        snapshot = json.loads(snapshot_bytes)
+    except ValueError:
+        return Verification(statement.id, ok=False, problems=(*problems, "snapshot JSON does not parse"))
+    if (
+        figures_sha256(snapshot) != statement.figures_sha256
+        or snapshot.get("figures_sha256") != statement.figures_sha256
+    ):
+        problems.append("figures do not match their stored SHA-256")
+    if sha256(statement.pdf) != statement.pdf_sha256:
+        problems.append("PDF bytes do not match their stored SHA-256")
+    try:
+        if render_statement_pdf(snapshot) != statement.pdf:
+            problems.append("re-rendering the snapshot does not give the stored PDF byte for byte")
+    except ValueError as exc:
+        problems.append(f"the snapshot cannot be rendered: {exc}")
+    return Verification(statement.id, ok=not problems, problems=tuple(problems))
+
+
+async def verify_all(session: AsyncSession) -> list[Verification]:
+    statements = (await session.scalars(select(m.Statement).order_by(m.Statement.id))).all()
+    return [verify_statement(s) for s in statements]
+
+
+def figures_csv(snapshot: dict[str, Any]) -> str:  # noqa: PLR0912 - one flat walk over every section
+    """The frozen figures as a flat CSV (section, item, measure, value) for spreadsheets."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "item", "measure", "value"])
+    info = snapshot["statement"]
+    for key in ("id", "anchor_name", "anchor_code", "period", "period_label", "version", "status", "published_at"):
+        writer.writerow(["statement", "", key, info.get(key)])
+    for section in ("headline", "spread_headline"):
+        head = snapshot.get(section)
+        if not head:
+            continue
+        for key, value in head.items():
+            if key == "excluded":
+                for reason, count in value.items():
+                    writer.writerow([section, head["basis"], f"excluded_{reason}", count])
+            elif key != "basis":
+                writer.writerow([section, head["basis"], key, value])
+    for row in snapshot["trend"]:
+        writer.writerow(["trend", row["period"], "local_share", row["local_share"]])
+        writer.writerow(["trend", row["period"], "total_value_pence", row["total_value_pence"]])
+    for row in snapshot["by_tier"]:
+        writer.writerow(["by_tier", row["tier"], "value_pence", row["value_pence"]])
+        writer.writerow(["by_tier", row["tier"], "share", row["share"]])
+    for row in snapshot["by_supplier_type"]:
+        writer.writerow(["by_supplier_type", row["category"], "value_pence", row["value_pence"]])
+        writer.writerow(["by_supplier_type", row["category"], "share", row["share"]])
+        writer.writerow(["by_supplier_type", row["category"], "suppliers", row["suppliers"]])
+    for row in snapshot["top_local_suppliers"]:
+        writer.writerow(["top_local_suppliers", row["name"], "value_pence", row["value_pence"]])
+    for row in snapshot["commitments"]:
+        item = f"{row['contract']} / {row['measure']}"
+        for key in ("committed", "delivered", "verified"):
+            writer.writerow(["commitments", item, f"{key} ({row['unit']})", row[key]])
+    writer.writerow(["hash", "", "figures_sha256", snapshot["figures_sha256"]])
+    return out.getvalue()
+
+
+def public_statements_query(*, anchor_id: int | None, period: str | None) -> Any:
+    query = select(m.Statement).order_by(m.Statement.scope_name, m.Statement.period.desc(), m.Statement.version.desc())
+    if anchor_id is not None:
+        query = query.where(m.Statement.organisation_id == anchor_id)
+    if period is not None:
+        query = query.where(m.Statement.period == period)
+    return query
+
+
+def scopes_of(statements: Sequence[m.Statement]) -> list[str]:
+    return sorted({s.scope_name for s in statements})

@@ -1,0 +1,325 @@
+"""The frozen figures of a quarterly statement, built from the live data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement import clock
+from procurement import models as m
+from procurement.metrics.commitments import commitment_figures
+from procurement.metrics.lines import Scope, scope_metrics
+from procurement.money import ratio_text
+from socialvalue import enterprise, locality
+from socialvalue.geography import lad_reference
+from socialvalue.periods import parse_quarter, quarter_bounds, quarter_from_index, quarter_index
+from socialvalue.snapshot import SCHEMA, STANDARD_SOURCES, figures_sha256
+
+METRICS_VERSION = "metrics-2026.11.1"
+
+
+TREND_QUARTERS = 8
+
+
+TOP_LOCAL_SUPPLIERS = 10
+
+
+CATEGORY_LABELS = {
+    "charity": "Charity",
+    "cio": "Charitable incorporated organisation",
+    "cic": "Community interest company",
+    "registered_society": "Registered society (co-operative or community benefit)",
+    "other_vcse": "Other VCSE (self-declared)",
+    "sme": "SME",
+    "large": "Large company",
+    "unknown": "Status unknown",
+}
+
+
+TIER_ORDER = ("local", "regional", "rest_of_uk", "outside_uk", "unknown")
+
+
+_MONTHS = (
+    "",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def share(part: int, total: int) -> str | None:
+    """A share computed from integer pence, so every figure agrees with its parts."""
+    return ratio_text(part, total)
+
+
+def period_label(period: str) -> str:
+    fy, q = parse_quarter(period)
+    start, end = quarter_bounds(period)
+    return (
+        f"Q{q} {fy}/{(fy + 1) % 100:02d} ({start.day} {_MONTHS[start.month]} to {end.day} {_MONTHS[end.month]} "
+        f"{end.year})"
+    )
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _instant(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ScopeAreas:
+    preset: str | None
+    label: str
+    lad_names: list[str]
+
+
+async def _local_definition(session: AsyncSession, scope: Scope) -> ScopeAreas:
+    from procurement.organisations.local_area import anchor_area
+
+    lad_names = dict(zip(lad_reference()["lad_code"].to_list(), lad_reference()["lad_name"].to_list(), strict=True))
+    orgs = (await session.scalars(select(m.Organisation).where(m.Organisation.id.in_(scope.anchor_ids)))).all()
+    areas = [anchor_area(org)[0] for org in orgs]
+    codes = sorted({code for area in areas for code in area.lad_codes})
+    names = sorted({lad_names.get(code, code) for code in codes})
+    if scope.kind == "anchor" and areas:
+        return ScopeAreas(preset=areas[0].preset, label=areas[0].label, lad_names=names)
+    presets = {a.preset for a in areas}
+    label = "each member's own definition of local: " + "; ".join(sorted({a.label for a in areas}))
+    return ScopeAreas(preset=presets.pop() if len(presets) == 1 else None, label=label, lad_names=names)
+
+
+def _row(frame: pl.DataFrame, scope_key: str, period: str) -> dict[str, Any] | None:
+    rows = frame.filter((pl.col("scope") == scope_key) & (pl.col("period") == period)).to_dicts()
+    return rows[0] if rows else None
+
+
+def _headline(result: Any, scope: Scope, period: str, no_date: int) -> dict[str, Any]:
+    row = _row(result.summary, scope.key, period) or {}
+    total = int(row.get("total_pence") or 0)
+
+    def pence(column: str) -> int:
+        return int(row.get(column) or 0)
+
+    unknown_tier = pence("tier_unknown_pence")
+    return {
+        "basis": result.basis,
+        "total_value_pence": total,
+        "line_count": int(row.get("lines") or 0),
+        "supplier_count": int(row.get("suppliers") or 0),
+        "local_share": share(pence("local_pence"), total),
+        "local_share_known": share(pence("local_pence"), total - unknown_tier),
+        "regional_share": share(pence("regional_pence"), total),
+        "sme_share": share(pence("sme_pence"), total),
+        "vcse_share": share(pence("vcse_pence"), total),
+        "social_enterprise_share": share(pence("social_enterprise_pence"), total),
+        "unknown_locality_share": share(unknown_tier, total),
+        "unknown_status_share": share(pence("category_unknown_pence"), total),
+        "excluded": {
+            "non_gbp": pence("excluded_non_gbp_lines"),
+            "withdrawn": pence("excluded_withdrawn_lines"),
+            "no_value": pence("excluded_no_value_lines"),
+            "no_date": no_date,
+        },
+    }
+
+
+def _trend(result: Any, scope: Scope, period: str) -> list[dict[str, Any]]:
+    end = quarter_index(period)
+    points = []
+    for index in range(end - TREND_QUARTERS + 1, end + 1):
+        label = quarter_from_index(index)
+        row = _row(result.summary, scope.key, label) or {}
+        total = int(row.get("total_pence") or 0)
+        points.append(
+            {"period": label, "local_share": share(int(row.get("local_pence") or 0), total), "total_value_pence": total}
+        )
+    # Leading quarters before any data say nothing; keep the trend from the first quarter with contracts.
+    while len(points) > 1 and points[0]["total_value_pence"] == 0 and points[0]["local_share"] is None:
+        points.pop(0)
+    return points
+
+
+def _by_tier(result: Any, scope: Scope, period: str, total: int) -> list[dict[str, Any]]:
+    rows = {
+        r["tier"]: int(r["value_pence"] or 0)
+        for r in result.by_tier.filter((pl.col("scope") == scope.key) & (pl.col("period") == period)).to_dicts()
+    }
+    return [{"tier": t, "value_pence": rows.get(t, 0), "share": share(rows.get(t, 0), total)} for t in TIER_ORDER]
+
+
+def _by_type(result: Any, scope: Scope, period: str, total: int) -> list[dict[str, Any]]:
+    rows = result.by_category.filter((pl.col("scope") == scope.key) & (pl.col("period") == period)).to_dicts()
+    by_category = {r["category"]: r for r in rows}
+    out = []
+    for category, label in CATEGORY_LABELS.items():
+        r = by_category.get(category)
+        value = int(r["value_pence"] or 0) if r else 0
+        if value == 0 and not (r and r["suppliers"]):
+            continue
+        out.append(
+            {
+                "category": label,
+                "value_pence": value,
+                "share": share(value, total),
+                "suppliers": int(r["suppliers"] or 0) if r else 0,
+            }
+        )
+    return out
+
+
+async def _top_local(session: AsyncSession, result: Any, scope: Scope, period: str) -> list[dict[str, Any]]:
+    lines = result.lines.filter(
+        pl.col("anchor_id").is_in(list(scope.anchor_ids)) & (pl.col("period") == period) & (pl.col("tier") == "local")
+    )
+    if lines.is_empty():
+        return []
+    top = (
+        lines.group_by("supplier_id")
+        .agg(pl.col("supplier_name").first(), pl.col("allocated_pence").sum(), pl.col("category").first())
+        .sort(["allocated_pence", "supplier_name"], descending=[True, False])
+        .head(TOP_LOCAL_SUPPLIERS)
+    )
+    ids = top["supplier_id"].to_list()
+    rows = await session.execute(
+        select(m.SupplierClassification.supplier_id, m.SupplierClassification.lad_code).where(
+            m.SupplierClassification.supplier_id.in_(ids)
+        )
+    )
+    lad_by_supplier: dict[int, str | None] = {int(sid): lad for sid, lad in rows.all()}
+    names = dict(zip(lad_reference()["lad_code"].to_list(), lad_reference()["lad_name"].to_list(), strict=True))
+    return [
+        {
+            "name": r["supplier_name"],
+            "value_pence": int(r["allocated_pence"]),
+            "category": CATEGORY_LABELS.get(r["category"], r["category"]),
+            "lad_name": names.get(lad_by_supplier.get(r["supplier_id"]) or ""),
+        }
+        for r in top.to_dicts()
+    ]
+
+
+def _quantity(value: Decimal | None) -> str:
+    if value is None:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+async def _commitments(session: AsyncSession, scope: Scope, period: str) -> list[dict[str, Any]]:
+    figures = await commitment_figures(session, scope, period)
+    return [
+        {
+            "contract": f.contract_title,
+            "supplier": f.supplier_name or "",
+            "measure": f.measure_name,
+            "unit": f.unit,
+            "committed": _quantity(f.committed),
+            "delivered": _quantity(f.delivered),
+            "verified": _quantity(f.verified),
+        }
+        for f in figures
+    ]
+
+
+async def build_snapshot(
+    session: AsyncSession,
+    scope: Scope,
+    period: str,
+    *,
+    statement_id: str,
+    status: str = "draft",
+    version: int = 1,
+    published_at: dt.datetime | None = None,
+    supersedes: dict[str, Any] | None = None,
+    generated_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The statement's figures from live data, JSON-ready, with the hash of its figures filled in."""
+    parse_quarter(period)
+    awarded = await scope_metrics(session, scope, basis="awarded")
+    spread = await scope_metrics(session, scope, basis="spread")
+    excluded = awarded.excluded
+    no_date = (
+        excluded.filter(pl.col("anchor_id").is_in(list(scope.anchor_ids)) & (pl.col("reason") == "no_date")).height
+        if not excluded.is_empty()
+        else 0
+    )
+    headline = _headline(awarded, scope, period, no_date)
+    total = headline["total_value_pence"]
+    area = await _local_definition(session, scope)
+    members: list[str] = []
+    anchor_code = None
+    if scope.kind == "group":
+        members = sorted(
+            (await session.scalars(select(m.Organisation.name).where(m.Organisation.id.in_(scope.anchor_ids)))).all()
+        )
+    elif scope.organisation_id is not None:
+        org = await session.get(m.Organisation, scope.organisation_id)
+        anchor_code = (org.ods_code or org.gss_code) if org else None
+    now = generated_at or clock.now()
+    snapshot: dict[str, Any] = {
+        "schema": SCHEMA,
+        "statement": {
+            "id": statement_id,
+            "anchor_name": scope.name,
+            "anchor_code": anchor_code,
+            "scope_kind": "group" if scope.kind == "group" else "anchor",
+            "members": members,
+            "period": period,
+            "period_label": period_label(period),
+            "version": version,
+            "status": status,
+            "published_at": _instant(published_at) if published_at else None,
+            "generated_at": _instant(now),
+            "supersedes": supersedes,
+        },
+        "headline": headline,
+        "spread_headline": _headline(spread, scope, period, no_date),
+        "trend": _trend(awarded, scope, period),
+        "by_tier": _by_tier(awarded, scope, period, total),
+        "by_supplier_type": _by_type(awarded, scope, period, total),
+        "top_local_suppliers": await _top_local(session, awarded, scope, period),
+        "commitments": await _commitments(session, scope, period),
+        "methodology": {
+            "local_definition": {"preset": area.preset, "label": area.label, "lad_names": area.lad_names},
+            "bases": ["awarded", "spread"],
+            "rule_versions": {
+                "locality": locality.RULE_VERSION,
+                "enterprise": enterprise.RULE_VERSION,
+                "metrics": METRICS_VERSION,
+            },
+            "exclusions": [
+                "Withdrawn and cancelled contracts are left out.",
+                "Values in currencies other than pounds sterling are left out and counted, never converted.",
+                "Contract lines with no value, or with neither an award date nor a contract period, are left out "
+                "and counted.",
+            ],
+            "notes": [
+                "Figures come from contract notices (Contracts Finder, Find a Tender) and contracts recorded by "
+                "procurement teams, not from payments; notices below publication thresholds are missing.",
+                "Where one award names several suppliers without a split, its value is shared equally between them.",
+                "Social-value commitments show quantities committed, delivered (as returned by suppliers) and "
+                "verified by a reviewer; monetised proxy values are not included.",
+            ],
+        },
+        "sources": [dict(s) for s in STANDARD_SOURCES],
+    }
+    snapshot["figures_sha256"] = figures_sha256(snapshot)
+    return snapshot

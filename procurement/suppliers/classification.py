@@ -1,0 +1,388 @@
+"""Supplier classification: where each supplier is and what kind of organisation it is, with evidence.
+
+Where a supplier is (its LAD) is stored once; its tier is judged per anchor at read time against that anchor's own
+local area. Only suppliers whose inputs or rules changed are recomputed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement import clock
+from procurement import models as m
+from procurement.db import get_or_not_found
+from socialvalue import enterprise, geography, locality
+from socialvalue.identifiers import normalise_identifier
+
+SERVICE_RULE_VERSION = "classification-service-2026.11.1"
+
+
+_CHUNK = 2000
+_BOOL_TEXT = {"true": True, "false": False, "unknown": None}
+
+
+def rule_versions() -> dict[str, str]:
+    return {
+        "enterprise": enterprise.RULE_VERSION,
+        "locality": locality.RULE_VERSION,
+        "geography": geography.DATA_VERSION,
+        "service": SERVICE_RULE_VERSION,
+    }
+
+
+@dataclass(frozen=True)
+class SupplierInputs:
+    supplier_id: int
+    place_text: str | None
+    postcode_basis: str | None  # registered | delivery | manual_lad
+    manual_lad: str | None
+    country_hint: str | None
+    facts: enterprise.SupplierFacts
+    overrides: tuple[tuple[int, str, str, str, str, str], ...]  # id, flag, value, reason, by, at
+
+    def hash(self) -> str:
+        payload = (
+            self.place_text,
+            self.postcode_basis,
+            self.manual_lad,
+            self.country_hint,
+            self.facts.name,
+            self.facts.identifiers,
+            self.facts.declared_scale,
+            self.facts.declared_vcse,
+            self.facts.declared_source,
+            [(a.kind, a.reference, a.attested_by, a.attested_at.isoformat()) for a in self.facts.attestations],
+            self.overrides,
+            sorted(rule_versions().items()),
+        )
+        return hashlib.sha256(msgspec.json.encode(payload)).hexdigest()
+
+
+def _ident(scheme: str, value: str) -> tuple[str, str]:
+    return normalise_identifier(scheme, value) or (scheme, value)
+
+
+async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | None) -> list[SupplierInputs]:
+    """Facts for every effective supplier (or those given), with the rows of duplicates merged into them."""
+    s = m.Supplier
+    query = select(
+        s.id,
+        s.name,
+        s.street_address,
+        s.locality,
+        s.postcode,
+        s.country,
+        s.declared_scale,
+        s.declared_vcse,
+        s.declared_source,
+        s.merged_into_id,
+    )
+    if supplier_ids is not None:
+        query = query.where(or_(s.id.in_(supplier_ids), s.merged_into_id.in_(supplier_ids)))
+    rows = (await session.execute(query)).all()
+    effective = [r for r in rows if r.merged_into_id is None]
+    owner = {r.id: (r.merged_into_id or r.id) for r in rows}
+    ids = list(owner)
+
+    def scoped(column: Any) -> list[Any]:
+        return [] if supplier_ids is None else [column.in_(ids)]
+
+    idents: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for sid, scheme, value in await session.execute(
+        select(m.SupplierIdentifier.supplier_id, m.SupplierIdentifier.scheme, m.SupplierIdentifier.value).where(
+            *scoped(m.SupplierIdentifier.supplier_id)
+        )
+    ):
+        idents[owner.get(sid, sid)].append(_ident(scheme, value))
+    declared: dict[int, list[Any]] = defaultdict(list)
+    sm = m.SupplierMatch
+    for match in await session.execute(
+        select(sm.id, sm.supplier_id, sm.source, sm.ocid, sm.party_id, sm.declared_scale, sm.declared_vcse)
+        .where(or_(sm.declared_scale.is_not(None), sm.declared_vcse.is_not(None)), *scoped(sm.supplier_id))
+        .order_by(sm.id)
+    ):
+        declared[owner.get(match.supplier_id, match.supplier_id)].append(match)
+    attestations: dict[int, list[enterprise.Attestation]] = defaultdict(list)
+    sa = m.SupplierAttestation
+    for att in (
+        await session.scalars(select(sa).where(sa.revoked_at.is_(None), *scoped(sa.supplier_id)).order_by(sa.id))
+    ).all():
+        attestations[owner.get(att.supplier_id, att.supplier_id)].append(
+            enterprise.Attestation(att.kind, att.reference, att.attested_by, _aware(att.attested_at))
+        )
+    overrides: dict[int, list[tuple[int, str, str, str, str, str]]] = defaultdict(list)
+    co = m.ClassificationOverride
+    for ovr in (
+        await session.scalars(select(co).where(co.revoked_at.is_(None), *scoped(co.supplier_id)).order_by(co.id))
+    ).all():
+        overrides[ovr.supplier_id].append(
+            (ovr.id, ovr.flag, ovr.value, ovr.reason, ovr.created_by, _aware(ovr.created_at).isoformat())
+        )
+
+    out = []
+    for r in effective:
+        scale, vcse, source = r.declared_scale, r.declared_vcse, r.declared_source
+        # The supplier's own declared details win; otherwise the latest feed party that declared any.
+        for match in reversed(declared.get(r.id, [])):
+            where = f"{match.source} {match.ocid} party {match.party_id}"
+            if scale is None and match.declared_scale is not None:
+                scale, source = match.declared_scale, source or where
+            if vcse is None and match.declared_vcse is not None:
+                vcse, source = match.declared_vcse, source or where
+        own = overrides.get(r.id, [])
+        by_flag = {o[1]: o[2] for o in own}
+        place_text: str | None
+        basis: str | None
+        manual: str | None
+        if "lad_code" in by_flag:
+            place_text, basis, manual = None, "manual_lad", by_flag["lad_code"]
+        elif "delivery_postcode" in by_flag:
+            place_text, basis, manual = by_flag["delivery_postcode"], "delivery", None
+        else:
+            address = ", ".join(x for x in (r.street_address, r.locality) if x)
+            place_text = r.postcode or address or None
+            basis, manual = ("registered" if place_text else None), None
+        facts = enterprise.SupplierFacts(
+            name=r.name,
+            identifiers=tuple(sorted(set(idents.get(r.id, [])))),
+            declared_scale=scale,
+            declared_vcse=vcse,
+            declared_source=source,
+            attestations=tuple(attestations.get(r.id, [])),
+        )
+        out.append(SupplierInputs(r.id, place_text, basis, manual, r.country, facts, tuple(own)))
+    return out
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class ClassifyCounts:
+    examined: int
+    classified: int
+    unchanged: int
+    overridden: int
+
+
+def _place_rows(inputs: Sequence[SupplierInputs]) -> list[dict[str, Any]]:
+    frame = geography.locate_many([i.place_text for i in inputs])
+    lads = geography.lad_reference()
+    lad_info = {
+        row["lad_code"]: row for row in lads.select("lad_code", "region_code", "country_code").iter_rows(named=True)
+    }
+    rows = []
+    for inp, place in zip(inputs, frame.iter_rows(named=True), strict=True):
+        if inp.manual_lad is not None:
+            info = lad_info.get(inp.manual_lad, {})
+            rows.append(
+                {
+                    "postcode": None,
+                    "method": "manual_lad",
+                    "confidence": 1.0,
+                    "lad_code": inp.manual_lad,
+                    "region_code": info.get("region_code"),
+                    "country_code": info.get("country_code"),
+                    "lookup_key": inp.manual_lad,
+                }
+            )
+        elif inp.place_text is None:
+            empty: dict[str, Any] = dict.fromkeys(("postcode", "confidence", "lad_code", "region_code"), None)
+            rows.append(empty | {"method": "no_postcode", "country_code": None, "lookup_key": None})
+        else:
+            rows.append(place)
+    return rows
+
+
+def _evidence_dict(e: enterprise.Evidence, at: str) -> dict[str, Any]:
+    return {
+        "flag": e.flag,
+        "value": e.value,
+        "method": e.method,
+        "source": e.source,
+        "evidence": e.evidence,
+        "confidence": e.confidence,
+        "rule_id": e.rule_id,
+        "rule_version": e.rule_version,
+        "overruled": e.overruled,
+        "at": at,
+    }
+
+
+def _place_evidence(inp: SupplierInputs, place: dict[str, Any], at: str) -> dict[str, Any]:
+    method = place["method"]
+    if method == "manual_lad":
+        source = "override: LAD set by a person"
+    elif inp.postcode_basis == "delivery":
+        source = f"delivery postcode override; ONS postcode directory ({geography.DATA_VERSION})"
+    else:
+        source = f"supplier's registered address; ONS postcode directory ({geography.DATA_VERSION})"
+    return {
+        "flag": "place",
+        "value": place["lad_code"] or "unknown",
+        "method": method,
+        "source": source,
+        "evidence": inp.place_text or place.get("lookup_key") or "",
+        "confidence": place["confidence"],
+        "rule_id": "GEO",
+        "rule_version": f"{locality.RULE_VERSION}; {geography.DATA_VERSION}",
+        "overruled": False,
+        "at": at,
+    }
+
+
+def _classify_one(inp: SupplierInputs, place: dict[str, Any], at: dt.datetime) -> tuple[dict[str, Any], bool]:
+    when = at.isoformat()
+    result = enterprise.classify_enterprise(inp.facts)
+    values: dict[str, Any] = {
+        "category": result.category,
+        "sme": result.sme,
+        "vcse": result.vcse,
+        "social_enterprise": result.social_enterprise,
+    }
+    records = [_place_evidence(inp, place, when)] + [_evidence_dict(e, when) for e in result.evidence]
+    overridden = False
+    for ovr_id, flag, value, reason, by, created in inp.overrides:
+        if flag in ("lad_code", "delivery_postcode"):
+            overridden = True
+            records.insert(
+                0,
+                {
+                    "flag": "place",
+                    "value": value,
+                    "method": "override",
+                    "source": f"override #{ovr_id} ({flag}) by {by} on {created}",
+                    "evidence": reason,
+                    "confidence": 1.0,
+                    "rule_id": "OVERRIDE",
+                    "rule_version": SERVICE_RULE_VERSION,
+                    "overruled": False,
+                    "at": when,
+                    "override_id": ovr_id,
+                    "by": by,
+                    "reason": reason,
+                },
+            )
+            continue
+        automatic = values[flag]
+        values[flag] = value if flag == "category" else _BOOL_TEXT[value]
+        overridden = True
+        for record in records:
+            if record["flag"] == flag:
+                record["overruled"] = record["overruled"] or record["value"] != value
+        records.insert(
+            0,
+            {
+                "flag": flag,
+                "value": value,
+                "method": "override",
+                "source": f"override #{ovr_id} by {by} on {created} (automatic answer: {_text(automatic)})",
+                "evidence": reason,
+                "confidence": 1.0,
+                "rule_id": "OVERRIDE",
+                "rule_version": SERVICE_RULE_VERSION,
+                "overruled": False,
+                "at": when,
+                "override_id": ovr_id,
+                "by": by,
+                "reason": reason,
+            },
+        )
+    row = {
+        "supplier_id": inp.supplier_id,
+        "postcode_used": (place["postcode"] or None) and str(place["postcode"])[:10],
+        "postcode_basis": inp.postcode_basis,
+        "place_method": place["method"],
+        "place_confidence": place["confidence"],
+        "lad_code": place["lad_code"],
+        "region_code": place["region_code"],
+        "country_code": place["country_code"],
+        "country_hint": (inp.country_hint or None) and inp.country_hint[:100],
+        **values,
+        "evidence": records,
+        "rule_versions": rule_versions() | {"conflicts": ",".join(result.conflicts)},
+        "classified_at": at,
+    }
+    return row, overridden
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+async def classify(
+    session: AsyncSession, supplier_ids: Sequence[int] | None = None, *, full: bool = False
+) -> ClassifyCounts:
+    """Reclassify suppliers whose inputs changed (all of them with ``full``); returns the counts."""
+    if supplier_ids is not None:
+        supplier_ids = await effective_ids(session, supplier_ids)
+    inputs = await _gather_inputs(session, supplier_ids)
+    sc = m.SupplierClassification
+    existing_query = select(sc.supplier_id, sc.id, sc.input_hash)
+    if supplier_ids is not None:
+        existing_query = existing_query.where(sc.supplier_id.in_(supplier_ids))
+    existing = {sid: (cid, h) for sid, cid, h in (await session.execute(existing_query)).all()}
+    hashes = [i.hash() for i in inputs]
+    dirty = [
+        (inp, h)
+        for inp, h in zip(inputs, hashes, strict=True)
+        if full or existing.get(inp.supplier_id, (0, ""))[1] != h
+    ]
+    overridden = sum(1 for i in inputs if i.overrides)
+    at = clock.now()
+    for start in range(0, len(dirty), _CHUNK):
+        chunk = dirty[start : start + _CHUNK]
+        places = _place_rows([inp for inp, _ in chunk])
+        new_rows, updates = [], []
+        for (inp, h), place in zip(chunk, places, strict=True):
+            row, _ = _classify_one(inp, place, at)
+            row["input_hash"] = h
+            if inp.supplier_id in existing:
+                updates.append({"id": existing[inp.supplier_id][0], **row})
+            else:
+                new_rows.append(row)
+        if new_rows:
+            await session.execute(insert(sc), new_rows)
+        if updates:
+            await session.execute(update(sc), updates)
+    # Duplicates merged into another supplier are classified as their target.
+    merged = select(m.Supplier.id).where(m.Supplier.merged_into_id.is_not(None))
+    await session.execute(delete(sc).where(sc.supplier_id.in_(merged)))
+    await session.flush()
+    return ClassifyCounts(len(inputs), len(dirty), len(inputs) - len(dirty), overridden)
+
+
+async def effective_ids(session: AsyncSession, supplier_ids: Iterable[int]) -> list[int]:
+    rows = await session.execute(
+        select(m.Supplier.id, m.Supplier.merged_into_id).where(m.Supplier.id.in_(list(supplier_ids)))
+    )
+    return sorted({merged or sid for sid, merged in rows.all()})
+
+
+async def get_supplier(session: AsyncSession, supplier_id: int) -> m.Supplier:
+    return await get_or_not_found(session, m.Supplier, supplier_id, "supplier")
+
+
+async def classification_for(session: AsyncSession, supplier_id: int) -> tuple[m.Supplier, m.SupplierClassification]:
+    """The supplier and its (effective supplier's) current classification, brought up to date first."""
+    supplier = await get_supplier(session, supplier_id)
+    target = supplier.merged_into_id or supplier.id
+    await classify(session, [target])
+    row = (
+        await session.scalars(select(m.SupplierClassification).where(m.SupplierClassification.supplier_id == target))
+    ).one()
+    await session.refresh(row)
+    return supplier, row

@@ -1,0 +1,355 @@
+"""HTTP for suppliers and their classification: master data, the why, overrides, attestations, merges, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+from advanced_alchemy.extensions.litestar.providers import create_service_provider
+from litestar import Controller, Request, get, patch, post, put
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.response import Stream
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement import models as m
+from procurement.auth import Principal, requires_editor, requires_reviewer, requires_token
+from procurement.organisations.local_area import get_org, set_local_area
+from procurement.organisations.schemas import LocalAreaIn, LocalAreaOut
+from procurement.paging import DEFAULT_LIMIT, Limit, Offset
+from procurement.schemas import Page
+from procurement.suppliers.classification import classify
+from procurement.suppliers.explain import (
+    CSV_COLUMNS,
+    OGL_URL,
+    _attestation,
+    _flag,
+    _lad_names,
+    _local_area_out,
+    _merge,
+    _override,
+    _summary,
+    classification_out,
+)
+from procurement.suppliers.overrides import (
+    add_attestation,
+    add_override,
+    merge_suppliers,
+    revoke_attestation,
+    revoke_override,
+    split_supplier,
+    undo_merge,
+)
+from procurement.suppliers.schemas import (
+    AttestationIn,
+    AttestationOut,
+    Attribution,
+    Classification,
+    MergeIn,
+    MergeOut,
+    OverrideIn,
+    OverrideOut,
+    RevokeIn,
+    SplitIn,
+    Supplier,
+    SupplierCreate,
+    SupplierUpdate,
+    UndoIn,
+)
+from procurement.suppliers.service import SupplierService, supplier_schema
+from procurement.suppliers.tiers import supplier_tiers
+from socialvalue import geography
+
+
+class ClassificationController(Controller):
+    path = "/"
+    tags = ["classification"]
+
+    @get(
+        "/suppliers/{supplier_id:int}/classification",
+        summary="Why a supplier is classified as it is",
+        guards=[requires_token],
+    )
+    async def get_classification(
+        self,
+        db_session: AsyncSession,
+        supplier_id: int,
+        anchor_id: int | None = Parameter(default=None, ge=1, description="Include this anchor's tier as `tier`."),
+    ) -> Classification:
+        return await classification_out(db_session, supplier_id, None, anchor_id)
+
+    @post(
+        "/suppliers/{supplier_id:int}/overrides",
+        summary="Override one flag (reason required)",
+        guards=[requires_token],
+        status_code=HTTP_201_CREATED,
+    )
+    async def add_override(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: OverrideIn
+    ) -> OverrideOut:
+        override = await add_override(
+            db_session, supplier_id, request.user, flag=data.flag, value=data.value, reason=data.reason
+        )
+        return _override(override)
+
+    @post(
+        "/overrides/{override_id:int}/revoke",
+        summary="Revoke an override",
+        guards=[requires_token],
+        status_code=HTTP_200_OK,
+    )
+    async def revoke_override(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, override_id: int, data: RevokeIn
+    ) -> OverrideOut:
+        return _override(await revoke_override(db_session, override_id, request.user, data.reason))
+
+    @post(
+        "/suppliers/{supplier_id:int}/attestations",
+        summary="Attest from outside evidence (reviewer)",
+        guards=[requires_reviewer],
+        status_code=HTTP_201_CREATED,
+    )
+    async def add_attestation(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: AttestationIn
+    ) -> AttestationOut:
+        attestation = await add_attestation(
+            db_session, supplier_id, request.user, kind=data.kind, reference=data.reference
+        )
+        return _attestation(attestation)
+
+    @post(
+        "/attestations/{attestation_id:int}/revoke",
+        summary="Revoke an attestation (reviewer)",
+        guards=[requires_reviewer],
+        status_code=HTTP_200_OK,
+    )
+    async def revoke_attestation(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, attestation_id: int, data: RevokeIn
+    ) -> AttestationOut:
+        return _attestation(await revoke_attestation(db_session, attestation_id, request.user, data.reason))
+
+    @post(
+        "/suppliers/merge",
+        summary="Merge a duplicate supplier into another",
+        guards=[requires_token],
+        status_code=HTTP_201_CREATED,
+    )
+    async def merge(self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: MergeIn) -> MergeOut:
+        return _merge(await merge_suppliers(db_session, data.source_id, data.target_id, request.user, data.reason))
+
+    @post(
+        "/suppliers/{supplier_id:int}/split",
+        summary="Split feed parties or contract links off to a new supplier",
+        guards=[requires_token],
+        status_code=HTTP_201_CREATED,
+    )
+    async def split(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: SplitIn
+    ) -> MergeOut:
+        split = await split_supplier(
+            db_session,
+            supplier_id,
+            request.user,
+            name=data.name,
+            reason=data.reason,
+            match_ids=data.party_match_ids,
+            contract_supplier_ids=data.contract_supplier_ids,
+        )
+        return _merge(split)
+
+    @post(
+        "/supplier-merges/{merge_id:int}/undo",
+        summary="Undo a merge or split",
+        guards=[requires_token],
+        status_code=HTTP_200_OK,
+    )
+    async def undo(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        merge_id: int,
+        data: UndoIn | None = None,
+    ) -> MergeOut:
+        return _merge(await undo_merge(db_session, merge_id, request.user, data.reason if data else None))
+
+    @get("/organisations/{org_id:int}/local-area", summary="An anchor's definition of local")
+    async def get_local_area(self, db_session: AsyncSession, org_id: int) -> LocalAreaOut:
+        return _local_area_out(await get_org(db_session, org_id))
+
+    @put(
+        "/organisations/{org_id:int}/local-area",
+        summary="Set an anchor's definition of local",
+        guards=[requires_editor],
+    )
+    async def put_local_area(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, org_id: int, data: LocalAreaIn
+    ) -> LocalAreaOut:
+        org = await set_local_area(
+            db_session, org_id, request.user, preset=data.preset, lad_codes=data.lad_codes, label=data.label
+        )
+        return _local_area_out(org)
+
+    @get("/suppliers.csv", summary="Supplier classification export (CSV)", guards=[requires_token])
+    async def export_csv(
+        self,
+        db_session: AsyncSession,
+        anchor_id: int | None = Parameter(default=None, ge=1, description="Add this anchor's tier columns."),
+    ) -> Stream:
+        await classify(db_session)
+        await db_session.commit()
+        sup = m.Supplier
+        suppliers = pl.DataFrame(
+            [
+                tuple(r)
+                for r in (
+                    await db_session.execute(
+                        select(sup.id, sup.merged_into_id, sup.name, sup.postcode).order_by(sup.id)
+                    )
+                ).all()
+            ],
+            schema={"supplier_id": pl.Int64, "merged_into_id": pl.Int64, "name": pl.String, "postcode": pl.String},
+            orient="row",
+        )
+        cls = m.SupplierClassification
+        stored = {
+            r.supplier_id: r
+            for r in (
+                await db_session.execute(
+                    select(
+                        cls.supplier_id,
+                        cls.postcode_used,
+                        cls.postcode_basis,
+                        cls.place_method,
+                        cls.place_confidence,
+                        cls.lad_code,
+                        cls.region_code,
+                        cls.country_code,
+                        cls.category,
+                        cls.sme,
+                        cls.vcse,
+                        cls.social_enterprise,
+                        cls.evidence,
+                        cls.rule_versions,
+                    )
+                )
+            ).all()
+        }
+        tiers: dict[int, dict[str, Any]] = {}
+        if anchor_id is not None:
+            frame = await supplier_tiers(db_session, [anchor_id], refresh=False)
+            tiers = {r["supplier_id"]: r for r in frame.iter_rows(named=True)}
+        names = _lad_names()
+        regions = dict(geography.lad_reference().select("region_code", "region_name").unique().iter_rows())
+        columns = [*CSV_COLUMNS, *(("anchor_id", "tier", "tier_confidence", "tier_method") if anchor_id else ())]
+
+        def rows() -> Iterator[bytes]:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(columns)
+            for i, s in enumerate(suppliers.iter_rows(named=True)):
+                effective = s["merged_into_id"] or s["supplier_id"]
+                c = stored.get(effective)
+                line: list[Any] = [s["supplier_id"], effective, s["name"], s["postcode"]]
+                if c is None:
+                    line += [""] * (len(CSV_COLUMNS) - len(line))
+                else:
+                    line += [
+                        c.postcode_used,
+                        c.postcode_basis,
+                        c.place_method,
+                        "" if c.place_confidence is None else f"{c.place_confidence:.4f}",
+                        c.lad_code,
+                        names.get(c.lad_code or "", (None, None))[0],
+                        c.region_code,
+                        regions.get(c.region_code),
+                        c.country_code,
+                        c.category,
+                        _flag(c.sme),
+                        _flag(c.vcse),
+                        _flag(c.social_enterprise),
+                        _flag(any(r["method"] == "override" for r in c.evidence)),
+                        _summary(c.evidence),
+                        "; ".join(f"{k}={v}" for k, v in sorted(c.rule_versions.items()) if v),
+                    ]
+                if anchor_id:
+                    t = tiers.get(s["supplier_id"], {})
+                    confidence = t.get("tier_confidence")
+                    line += [
+                        anchor_id,
+                        t.get("tier"),
+                        "" if confidence is None else f"{confidence:.4f}",
+                        t.get("tier_method"),
+                    ]
+                writer.writerow(["" if v is None else v for v in line])
+                if i % 500 == 499:
+                    yield buffer.getvalue().encode("utf-8")
+                    buffer.seek(0)
+                    buffer.truncate()
+            yield buffer.getvalue().encode("utf-8")
+
+        return Stream(
+            rows(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="suppliers.csv"'},
+        )
+
+    @get("/geography/attribution", summary="Geography data licence and attribution (OGL v3.0)")
+    async def attribution(self) -> Attribution:
+        return Attribution(
+            attribution=geography.ATTRIBUTION,
+            data_version=geography.DATA_VERSION,
+            licence="Open Government Licence v3.0",
+            licence_url=OGL_URL,
+        )
+
+
+class SupplierController(Controller):
+    path = "/suppliers"
+    tags = ["suppliers"]
+    dependencies = {"suppliers": Provide(create_service_provider(SupplierService))}
+
+    @get("/", summary="List suppliers", guards=[requires_token])
+    async def list_suppliers(
+        self,
+        suppliers: SupplierService,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+        q: str | None = Parameter(default=None, max_length=100, description="Name contains."),
+        postcode: str | None = Parameter(default=None, max_length=10),
+    ) -> Page[Supplier]:
+        conditions: list[ColumnElement[bool]] = []
+        if q:
+            conditions.append(func.lower(m.Supplier.name).contains(q.lower()))
+        if postcode:
+            conditions.append(m.Supplier.postcode == postcode.upper())
+        session = suppliers.repository.session
+        total = await session.scalar(select(func.count()).select_from(m.Supplier).where(*conditions)) or 0
+        rows = await session.scalars(
+            select(m.Supplier).where(*conditions).order_by(m.Supplier.name, m.Supplier.id).limit(limit).offset(offset)
+        )
+        return Page(items=[supplier_schema(x) for x in rows.all()], total=total, limit=limit, offset=offset)
+
+    @get("/{supplier_id:int}", summary="One supplier", guards=[requires_token])
+    async def get_supplier(self, suppliers: SupplierService, supplier_id: int) -> Supplier:
+        return supplier_schema(await suppliers.get_or_404(supplier_id))
+
+    @post("/", summary="Create a supplier", guards=[requires_editor])
+    async def create_supplier(
+        self, request: Request[Principal, Any, Any], suppliers: SupplierService, data: SupplierCreate
+    ) -> Supplier:
+        return supplier_schema(await suppliers.create_supplier(data, request.user))
+
+    @patch("/{supplier_id:int}", summary="Correct a supplier", guards=[requires_editor])
+    async def update_supplier(
+        self,
+        request: Request[Principal, Any, Any],
+        suppliers: SupplierService,
+        supplier_id: int,
+        data: SupplierUpdate,
+    ) -> Supplier:
+        return supplier_schema(await suppliers.update_supplier(supplier_id, data, request.user))

@@ -1,0 +1,262 @@
+"""Local-spend metrics through the real app: seeded anchors, suppliers at real postcodes, contracts via the API,
+figures checked by hand and against the pure engine; CSV and XLSX read back and summed to the headline."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import openpyxl
+import polars as pl
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement import models as m
+from procurement.metrics.lines import lines_frame, resolve_scope
+from procurement.organisations.groups import seed_groups
+from procurement.organisations.seed import seed_anchors
+from socialvalue.metrics import compute_metrics
+from tests.support.api import bearer, make_supplier, make_token
+from tests.support.cli import localvalue
+
+
+async def _org(session: AsyncSession, **where: str) -> m.Organisation:
+    column, value = next(iter(where.items()))
+    return (await session.scalars(select(m.Organisation).where(getattr(m.Organisation, column) == value))).one()
+
+
+async def _contract(client: Any, token: str, **body: Any) -> dict[str, Any]:
+    response = await client.post("/contracts", json={"currency": "GBP", **body}, headers=bearer(token))
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def _world(session: AsyncSession, client: Any) -> dict[str, Any]:
+    await seed_anchors(session)
+    await seed_groups(session)
+    await session.commit()
+    bcc = await _org(session, gss_code="E08000025")
+    uhb = await _org(session, ods_code="RRK")
+    brum = await make_supplier(session, "Edgbaston Catering Ltd", postcode="B15 2GW")  # Birmingham
+    london = await make_supplier(session, "Westminster Consulting Ltd", postcode="SW1A 1AA")  # London
+    walsall = await make_supplier(session, "Walsall Laundry Ltd", postcode="WS1 1TP")  # Walsall, West Midlands
+    bcc_editor = await make_token(session, "editor", bcc.id)
+    uhb_editor = await make_token(session, "editor", uhb.id)
+    # A: £1,000 to the Birmingham supplier, awarded and delivered within 2025Q1 (Apr-Jun 2025).
+    a = await _contract(
+        client,
+        bcc_editor,
+        buyer_id=bcc.id,
+        title="School meals pilot",
+        value="1000.00",
+        cpv_codes=["55524000"],
+        award_date="2025-05-01",
+        start_date="2025-05-01",
+        end_date="2025-06-30",
+        suppliers=[{"supplier_id": brum.id}],
+    )
+    # B: £3,000 awarded in 2025Q1, split £1,000 Birmingham / £2,000 London, running Jul 2025 - Jun 2026.
+    b = await _contract(
+        client,
+        bcc_editor,
+        buyer_id=bcc.id,
+        title="Consultancy and catering",
+        value="3000.00",
+        cpv_codes=["79411000"],
+        award_date="2025-04-10",
+        start_date="2025-07-01",
+        end_date="2026-06-30",
+        suppliers=[{"supplier_id": brum.id, "share": "1000.00"}, {"supplier_id": london.id, "share": "2000.00"}],
+    )
+    # C: withdrawn, so excluded (and counted as such).
+    c = await _contract(
+        client,
+        bcc_editor,
+        buyer_id=bcc.id,
+        title="Recorded twice",
+        value="500.00",
+        award_date="2025-06-01",
+        suppliers=[{"supplier_id": brum.id}],
+    )
+    withdrawn = await client.post(
+        f"/contracts/{c['id']}/withdraw", json={"reason": "duplicate record"}, headers=bearer(bcc_editor)
+    )
+    assert withdrawn.status_code == 200
+    # D: UHB buys £600 of laundry in Walsall: regional for a Birmingham and Solihull trust.
+    await _contract(
+        client,
+        uhb_editor,
+        buyer_id=uhb.id,
+        title="Linen service",
+        value="600.00",
+        cpv_codes=["98311000"],
+        award_date="2025-06-15",
+        start_date="2025-06-15",
+        end_date="2025-06-30",
+        suppliers=[{"supplier_id": walsall.id}],
+    )
+    reviewer = await make_token(session, "reviewer")
+    return {"bcc": bcc, "uhb": uhb, "a": a, "b": b, "reviewer": reviewer, "brum": brum, "london": london}
+
+
+async def _metrics(client: Any, token: str, **params: Any) -> dict[str, Any]:
+    response = await client.get("/metrics", params=params, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_anchor_figures_by_hand_and_against_the_engine(app_client: Any, session: AsyncSession) -> None:
+    w = await _world(session, app_client)
+    bcc, token = w["bcc"], w["reviewer"]
+
+    awarded = await _metrics(app_client, token, anchor_id=bcc.id, period="2025Q1", basis="awarded")
+    assert awarded["scope"] == {"key": f"org:{bcc.id}", "kind": "anchor", "name": bcc.name, "anchor_ids": [bcc.id]}
+    (basis,) = awarded["bases"]
+    assert basis["basis"] == "awarded"
+    assert basis["label"].startswith("Awarded basis")
+    (q1,) = basis["periods"]
+    h = q1["headline"]
+    # By hand: A £1,000 + B £3,000 awarded in Q1; local = A + B's Birmingham share = £2,000; C is withdrawn.
+    assert (h["total_pence"], h["total"]) == (400000, "4000.00")
+    assert (h["local_pence"], h["local"]) == (200000, "2000.00")
+    assert h["local_share"] == {"share": "0.5000", "share_known": "0.5000", "coverage": "1.0000"}
+    assert h["lines"] == 3
+    assert h["suppliers"] == 2
+    assert q1["coverage"]["excluded_withdrawn_lines"] == 1
+    tiers = {t["tier"]: t["value_pence"] for t in q1["by_tier"]}
+    assert tiers == {"local": 200000, "regional": 0, "rest_of_uk": 200000, "outside_uk": 0, "unknown": 0}
+    top = q1["top_suppliers"]
+    assert [(t["supplier_id"], t["value_pence"], t["tier"]) for t in top] == [
+        (w["brum"].id, 200000, "local"),
+        (w["london"].id, 200000, "rest_of_uk"),
+    ]
+    assert {c["cpv_division"]: c["value_pence"] for c in q1["by_cpv_division"]} == {"55": 100000, "79": 300000}
+
+    # Spread: only A falls in Q1 (B starts in July), all of it local.
+    spread = await _metrics(app_client, token, anchor_id=bcc.id, period="2025Q1", basis="spread")
+    sh = spread["bases"][0]["periods"][0]["headline"]
+    assert (sh["total_pence"], sh["local_pence"], sh["local_share"]["share"]) == (100000, 100000, "1.0000")
+
+    # The API's figures are the pure engine's on the same lines.
+    scope = await resolve_scope(session, anchor_id=bcc.id)
+    lines = await lines_frame(session, scope.anchor_ids)
+    await session.commit()  # supplier_tiers may bring classifications up to date: release SQLite's write lock
+    assert lines.height == 4  # A, B x 2, C
+    for b in ("awarded", "spread"):
+        engine = compute_metrics(lines, basis=b, scopes={scope.key: scope.anchor_ids})  # type: ignore[arg-type]
+        row = engine.summary.filter(pl.col("period") == "2025Q1").row(0, named=True)
+        api = (await _metrics(app_client, token, anchor_id=bcc.id, period="2025Q1", basis=b))["bases"][0]
+        assert api["periods"][0]["headline"]["total_pence"] == row["total_pence"]
+        assert api["periods"][0]["headline"]["local_pence"] == row["local_pence"]
+        assert api["periods"][0]["headline"]["sme_pence"] == row["sme_pence"]
+
+    # Both bases when basis is omitted; the financial year is the sum of its quarters.
+    both = await _metrics(app_client, token, anchor_id=bcc.id, period="2025/26")
+    assert [x["basis"] for x in both["bases"]] == ["awarded", "spread"]
+    assert both["period_kind"] == "year"
+    every_quarter = await _metrics(app_client, token, anchor_id=bcc.id, basis="spread")
+    fy = [p for p in every_quarter["bases"][0]["periods"] if p["period"].startswith("2025Q")]
+    year_total = both["bases"][1]["periods"][0]["headline"]["total_pence"]
+    assert year_total == sum(p["headline"]["total_pence"] for p in fy)
+    # B's £3,000 runs 1 Jul 2025 - 30 Jun 2026: 274 of its 365 days fall in 2025/26 (its Birmingham share is
+    # £1,000 -> floor(100000 x 274 / 365) = 75068 (+1p largest remainder), London £2,000 -> 150137).
+    assert year_total == 100000 + 75068 + 150137 or year_total == 100000 + 75069 + 150137
+
+
+async def test_group_is_the_sum_of_its_members(app_client: Any, session: AsyncSession) -> None:
+    w = await _world(session, app_client)
+    token = w["reviewer"]
+    group = await _metrics(app_client, token, group="birmingham-and-solihull", period="2025Q1", basis="awarded")
+    assert group["scope"]["kind"] == "group"
+    assert w["bcc"].id in group["scope"]["anchor_ids"]
+    assert w["uhb"].id in group["scope"]["anchor_ids"]
+    h = group["bases"][0]["periods"][0]["headline"]
+    # BCC's £4,000 (local £2,000) + UHB's £600 with a Walsall supplier, regional for a BSOL trust.
+    assert (h["total_pence"], h["local_pence"], h["regional_pence"]) == (460000, 200000, 60000)
+    assert h["local_share"]["share"] == "0.4348"  # 2000 / 4600 = 0.43478...
+    everyone = await _metrics(app_client, token, period="2025Q1", basis="awarded")
+    assert everyone["scope"]["key"] == "all"
+    assert everyone["bases"][0]["periods"][0]["headline"]["total_pence"] == 460000
+
+    missing = await app_client.get("/metrics", params={"group": "nowhere"}, headers=bearer(token))
+    assert missing.status_code == 404
+    both = await app_client.get("/metrics", params={"group": "x", "anchor_id": 1}, headers=bearer(token))
+    assert both.status_code == 422
+    bad = await app_client.get("/metrics", params={"period": "2025Q5"}, headers=bearer(token))
+    assert bad.status_code == 400
+    anonymous = await app_client.get("/metrics")
+    assert anonymous.status_code == 401
+
+
+async def test_csv_and_xlsx_rows_sum_to_the_headline(app_client: Any, session: AsyncSession) -> None:
+    w = await _world(session, app_client)
+    bcc, token = w["bcc"], w["reviewer"]
+    params = {"anchor_id": bcc.id, "period": "2025Q1"}
+    body = await _metrics(app_client, token, **params)
+    totals = {b["basis"]: b["periods"][0]["headline"]["total_pence"] for b in body["bases"]}
+
+    response = await app_client.get("/metrics.csv", params=params, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = pl.read_csv(io.BytesIO(response.content), infer_schema_length=0)
+    for basis, total in totals.items():
+        mine = rows.filter(pl.col("basis") == basis)
+        included = mine.filter(pl.col("excluded_reason").is_null())
+        assert included["allocated_pence"].cast(pl.Int64).sum() == total
+    names = {
+        b: set(rows.filter((pl.col("basis") == b) & pl.col("excluded_reason").is_null())["supplier_name"])
+        for b in totals
+    }
+    # In 2025Q1 B is awarded (both its suppliers) but not yet running (nothing of it spread there).
+    assert names == {
+        "awarded": {"Edgbaston Catering Ltd", "Westminster Consulting Ltd"},
+        "spread": {"Edgbaston Catering Ltd"},
+    }
+    awarded = rows.filter((pl.col("basis") == "awarded") & pl.col("excluded_reason").is_null())
+    local_row = awarded.filter(pl.col("contract_id").cast(pl.Int64) == w["a"]["id"]).row(0, named=True)
+    assert local_row["tier"] == "local"
+    assert local_row["buyer_name"] == bcc.name
+    assert local_row["contract_title"] == "School meals pilot"
+    assert local_row["cpv_code"] == "55524000"
+    assert local_row["allocated"] == "1000.00"
+    assert "Birmingham" in local_row["evidence_summary"]
+    excluded = rows.filter(pl.col("excluded_reason").is_not_null())
+    assert set(excluded["excluded_reason"].to_list()) == {"withdrawn"}
+
+    xlsx = await app_client.get("/metrics.xlsx", params={**params, "basis": "awarded"}, headers=bearer(token))
+    assert xlsx.status_code == 200, xlsx.text
+    book = openpyxl.load_workbook(io.BytesIO(xlsx.content), read_only=True)
+    assert set(book.sheetnames) == {"summary", "lines"}
+    sheet = list(book["lines"].iter_rows(values_only=True))
+    header, data = sheet[0], sheet[1:]
+    pence = [r[header.index("allocated_pence")] for r in data if r[header.index("excluded_reason")] is None]
+    assert sum(int(p) for p in pence) == totals["awarded"] == 400000
+    summary = list(book["summary"].iter_rows(values_only=True))
+    assert summary[1][summary[0].index("total_pence")] == 400000
+
+
+async def test_cli_prints_the_same_headline(app_client: Any, session: AsyncSession, db: Any) -> None:
+    w = await _world(session, app_client)
+    await session.commit()
+    # The anchor by its GSS code, as a procurement lead would type it; figures by hand as in the API test above.
+    out = localvalue("metrics", "--anchor", "E08000025", "--period", "2025Q1", database_url=db.url).stdout
+    assert out.splitlines()[0] == f"Birmingham City Council (org:{w['bcc'].id}), 2025Q1"
+    # column padding aside
+    awarded, spread = " ".join(out.split()).split(" awarded: ")[1].split(" spread: ")
+    assert awarded.startswith("total £4,000.00, lines 3, suppliers 2 (local 1, new local 1)")
+    assert "local £2,000.00 share 0.5000, of known 0.5000, known for 1.0000 of value" in awarded
+    assert "excluded lines 1: withdrawn 1, not GBP 0, no value 0" in awarded
+    # Spread: only A (£1,000, local) falls in Q1.
+    assert spread.startswith("total £1,000.00, lines 1, suppliers 1")
+    assert "lines on their award date (no contract period): 0" in spread
+
+    group = localvalue(
+        "metrics", "--group", "birmingham-and-solihull", "--period", "2025Q1", "--basis", "awarded", database_url=db.url
+    ).stdout
+    assert "total £4,600.00" in group
+    assert "share 0.4348" in group  # £2,000 local of £4,600
+    missing = localvalue("metrics", "--anchor", "ZZZ", "--period", "2025Q1", database_url=db.url, check=False)
+    assert missing.returncode != 0
+    assert "no organisation matches 'ZZZ'" in missing.stderr

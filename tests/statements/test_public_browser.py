@@ -1,0 +1,94 @@
+"""A real headless Chromium opens the public page served by the running app, follows a link, downloads a PDF."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from tests.conftest import BACKENDS, dispose_database, free_port, new_database
+from tests.support.cli import LOCALVALUE, cli_env, localvalue, wait_for_http
+from tests.support.paths import REPO_DIR
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SAMPLE = REPO_DIR / "procurement" / "data" / "samples" / "contracts-finder-ocds-search-page-2022-10-20.json"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_public_page_link_and_pdf_download(backend: str, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    url, name = await new_database(backend, tmp_path, "browser")
+    server = None
+    try:
+        localvalue("database", "upgrade", "--no-prompt", database_url=url)
+        localvalue("seed", "anchors", database_url=url)
+        localvalue("import", "file", str(SAMPLE), database_url=url)
+        localvalue("classify", database_url=url)
+        published = localvalue(
+            "statements",
+            "publish",
+            "--anchor",
+            "E08000025",
+            "--quarter",
+            "2022Q1",
+            "--by",
+            "browser test",
+            database_url=url,
+        )
+        assert "published statement" in published.stdout
+
+        port = free_port()
+        server = subprocess.Popen(
+            [LOCALVALUE, "run", "--host", "127.0.0.1", "--port", str(port)],
+            env=cli_env(url),
+            cwd=REPO_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        assert wait_for_http(f"{base}/health").status_code == 200
+
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
+            context = await browser.new_context(accept_downloads=True, java_script_enabled=False)
+            page = await context.new_page()
+            await page.goto(f"{base}/")
+            assert await page.title() == "Local Value: published local-spend statements"
+            assert await page.locator("h2", has_text="Birmingham City Council").count() == 1
+            async with page.expect_download() as info:
+                await page.get_by_role("link", name="PDF").first.click()
+            download = await info.value
+            target = tmp_path / download.suggested_filename
+            await download.save_as(target)
+
+            # Follow the JSON link too: it is the frozen figures the PDF was rendered from.
+            await page.get_by_role("link", name="JSON").first.click()
+            body = await page.locator("body").inner_text()
+            await browser.close()
+
+        assert download.suggested_filename.endswith("-2022Q1.pdf")
+        text = " ".join(p.extract_text() or "" for p in PdfReader(target).pages)
+        assert "Birmingham City Council" in text
+        assert "Q1 2022/23" in text
+        assert '"figures_sha256"' in body
+        assert "Building Services NOW" in body or '"total_value_pence":187500000' in body
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+        await dispose_database(backend, name)

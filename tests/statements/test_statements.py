@@ -1,0 +1,222 @@
+"""Quarterly statements end to end: preview, publish, read the PDF back, correct, withdraw, verify, tamper."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import select, update
+
+from procurement import models as m
+from procurement.organisations.seed import seed_anchors
+from procurement.statements.service import verify_all
+from procurement.suppliers.classification import classify
+from socialvalue.snapshot import format_pence, format_share
+from socialvalue.statement_pdf import render_statement_pdf
+from tests.conftest import Database
+from tests.support.api import bearer, make_supplier, make_token
+
+PERIOD = "2025Q1"
+
+
+async def _birmingham_quarter(session: Any, app_client: Any) -> dict[str, Any]:
+    """Birmingham City Council with five real-postcode suppliers and contracts across three quarters."""
+    await seed_anchors(session)
+    await session.commit()
+    bcc = (await session.scalars(select(m.Organisation).where(m.Organisation.gss_code == "E08000025"))).one()
+    suppliers = {
+        "brum": await make_supplier(session, "Digbeth Catering CIC", postcode="B5 5RS", postcode_source="manual"),
+        "solihull": await make_supplier(session, "Solihull Care Ltd", postcode="B91 3QB", postcode_source="manual"),
+        "london": await make_supplier(
+            session, "Whitehall Consulting plc", postcode="SW1A 2AA", postcode_source="manual"
+        ),
+        "nowhere": await make_supplier(session, "Mystery Supplies Ltd"),
+        "brum2": await make_supplier(session, "Aston Youth Charity", postcode="B6 4BN", postcode_source="manual"),
+    }
+    session.add(m.SupplierIdentifier(supplier_id=suppliers["brum2"].id, scheme="GB-CHC", value="1090095"))
+    await session.commit()
+    admin = bearer(await make_token(session, "admin"))
+    contracts = [
+        ("brum", "60000.00", "2025-04-10"),
+        ("brum2", "15000.00", "2025-05-02"),
+        ("solihull", "25000.00", "2025-06-30"),
+        ("london", "80000.00", "2025-05-15"),
+        ("nowhere", "20000.00", "2025-04-01"),
+        ("brum", "10000.00", "2025-01-15"),  # previous quarter (2024Q4)
+        ("london", "50000.00", "2024-10-01"),
+    ]
+    for key, value, award in contracts:
+        r = await app_client.post(
+            "/contracts",
+            json={
+                "buyer_id": bcc.id,
+                "title": f"{key} {award}",
+                "value": value,
+                "award_date": award,
+                "cpv_codes": ["55520000"],
+                "suppliers": [{"supplier_id": suppliers[key].id}],
+            },
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+    await classify(session, full=True)
+    await session.commit()
+    return {"bcc": bcc, "suppliers": suppliers, "admin": admin}
+
+
+def _text(pdf: bytes) -> str:
+    reader = PdfReader(io.BytesIO(pdf))
+    return re.sub(r"\s+", " ", " ".join(page.extract_text() or "" for page in reader.pages))
+
+
+async def test_publish_read_back_and_public_access(db: Database, session: Any, app_client: Any) -> None:
+    data = await _birmingham_quarter(session, app_client)
+    bcc = data["bcc"]
+    reviewer = bearer(await make_token(session, "reviewer"))
+    editor = bearer(await make_token(session, "editor", bcc.id))
+
+    # Drafts are for reviewers only; nothing is stored by a preview.
+    assert (await app_client.get(f"/statements/preview?anchor_id={bcc.id}&period={PERIOD}")).status_code == 401
+    assert (
+        await app_client.get(f"/statements/preview?anchor_id={bcc.id}&period={PERIOD}", headers=editor)
+    ).status_code == 403
+    draft = await app_client.get(f"/statements/preview?anchor_id={bcc.id}&period={PERIOD}", headers=reviewer)
+    assert draft.status_code == 200
+    assert "DRAFT" in _text(draft.content)
+    assert (await app_client.get("/public/statements")).json()["total"] == 0
+
+    # Only reviewers and admins publish.
+    body = {"anchor_id": bcc.id, "period": PERIOD}
+    assert (await app_client.post("/statements", json=body)).status_code == 401
+    assert (await app_client.post("/statements", json=body, headers=editor)).status_code == 403
+    published = await app_client.post("/statements", json=body, headers=reviewer)
+    assert published.status_code == 201, published.text
+    statement = published.json()
+    assert statement["status"] == "published"
+    assert statement["version"] == 1
+
+    # The public sees it without a token; the frozen JSON, PDF and the live /metrics agree.
+    listing = await app_client.get("/public/statements")
+    assert listing.status_code == 200
+    assert [s["id"] for s in listing.json()["items"]] == [statement["id"]]
+    frozen = (await app_client.get(f"/public/statements/{statement['id']}.json")).json()
+    pdf = await app_client.get(f"/public/statements/{statement['id']}.pdf")
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    live = (await app_client.get(f"/metrics?anchor_id={bcc.id}&period={PERIOD}&basis=awarded", headers=reviewer)).json()
+    text = _text(pdf.content)
+
+    # Hand-worked: Q1 2025/26 has 60,000 + 15,000 (Birmingham) + 25,000 (Solihull) + 80,000 (London)
+    # + 20,000 (unknown) = £200,000; local to Birmingham (own LAD) = 75,000 -> 37.5%; unknown 10%.
+    head = frozen["headline"]
+    assert head["total_value_pence"] == 20_000_000
+    assert head["local_share"] == "0.3750"
+    assert head["unknown_locality_share"] == "0.1000"
+    assert head["regional_share"] == "0.1250"
+    assert format_pence(head["total_value_pence"]) in text
+    for key in (
+        "local_share",
+        "local_share_known",
+        "regional_share",
+        "sme_share",
+        "vcse_share",
+        "social_enterprise_share",
+        "unknown_locality_share",
+        "unknown_status_share",
+    ):
+        assert format_share(head[key]) in text, key
+    assert "Birmingham City Council" in text
+    assert frozen["figures_sha256"] in text.replace(" ", "") or frozen["figures_sha256"][:16] in text
+
+    awarded = next(b for b in live["bases"] if b["basis"] == "awarded")
+    live_head = next(p for p in awarded["periods"] if p["period"] == PERIOD)["headline"]
+    assert live_head["total_pence"] == head["total_value_pence"]
+    assert Decimal(live_head["local_share"]["share"]) == Decimal(head["local_share"])
+    assert Decimal(live_head["local_share"]["share_known"]) == Decimal(head["local_share_known"])
+    assert Decimal(live_head["regional_share"]["share"]) == Decimal(head["regional_share"])
+    assert Decimal(live_head["sme_share"]["share"]) == Decimal(head["sme_share"])
+    assert Decimal(live_head["vcse_share"]["share"]) == Decimal(head["vcse_share"])
+
+    # Cache headers and ETags on frozen files; 304 on a match.
+    etag = pdf.headers["etag"]
+    assert etag.strip('"') == statement["pdf_sha256"]
+    assert "immutable" in pdf.headers["cache-control"]
+    again = await app_client.get(f"/public/statements/{statement['id']}.pdf", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    csv_text = (await app_client.get(f"/public/statements/{statement['id']}.csv")).text
+    assert f"headline,awarded,local_share,{head['local_share']}" in csv_text
+
+    # The public page lists it with working links, without JavaScript.
+    home = await app_client.get("/")
+    assert home.status_code == 200
+    assert "Birmingham City Council" in home.text
+    assert f"/public/statements/{statement['id']}.pdf" in home.text
+    assert "<script" not in home.text
+
+
+async def test_correction_withdrawal_reproducibility_and_tamper(db: Database, session: Any, app_client: Any) -> None:
+    data = await _birmingham_quarter(session, app_client)
+    bcc = data["bcc"]
+    reviewer = bearer(await make_token(session, "reviewer"))
+    first = (
+        await app_client.post("/statements", json={"anchor_id": bcc.id, "period": PERIOD}, headers=reviewer)
+    ).json()
+
+    # A second publication is a correction and needs a reason.
+    refused = await app_client.post("/statements", json={"anchor_id": bcc.id, "period": PERIOD}, headers=reviewer)
+    assert refused.status_code == 422
+    assert "reason" in refused.json()["detail"]
+    second = await app_client.post(
+        "/statements", json={"anchor_id": bcc.id, "period": PERIOD, "reason": "late contract added"}, headers=reviewer
+    )
+    assert second.status_code == 201
+    assert second.json()["version"] == 2
+    old = (await app_client.get(f"/public/statements/{first['id']}")).json()
+    assert old["status"] == "superseded"
+    assert old["superseded_reason"] == "late contract added"
+    assert (await app_client.get(f"/public/statements/{first['id']}.pdf")).status_code == 200
+    frozen2 = (await app_client.get(f"/public/statements/{second.json()['id']}.json")).json()
+    assert frozen2["statement"]["supersedes"] == {"id": str(first["id"]), "version": 1, "reason": "late contract added"}
+
+    # Byte-identical re-render from the stored snapshot.
+    stored = (await session.scalars(select(m.Statement).order_by(m.Statement.id))).all()
+    for statement in stored:
+        assert render_statement_pdf(json.loads(statement.snapshot_json)) == statement.pdf
+    assert all(v.ok for v in await verify_all(session))
+
+    # Tampering with a stored PDF or snapshot is found.
+    await session.execute(update(m.Statement).where(m.Statement.id == first["id"]).values(pdf=stored[0].pdf + b"%"))
+    tampered = stored[1].snapshot_json.replace('"version":2', '"version":3')
+    await session.execute(update(m.Statement).where(m.Statement.id == stored[1].id).values(snapshot_json=tampered))
+    await session.commit()
+    session.expire_all()
+    results = {v.statement_id: v for v in await verify_all(session)}
+    assert not results[first["id"]].ok
+    assert any("PDF" in p for p in results[first["id"]].problems)
+    assert not results[stored[1].id].ok
+
+    # Withdrawal keeps the record and says why; its files are gone for the public.
+    withdrawn = await app_client.post(
+        f"/statements/{second.json()['id']}/withdraw", json={"reason": "wrong anchor"}, headers=reviewer
+    )
+    assert withdrawn.status_code == 200
+    record = (await app_client.get(f"/public/statements/{second.json()['id']}")).json()
+    assert (record["status"], record["withdrawn_reason"]) == ("withdrawn", "wrong anchor")
+    gone = await app_client.get(f"/public/statements/{second.json()['id']}.pdf")
+    assert gone.status_code == 410
+    assert "wrong anchor" in gone.json()["detail"]
+    assert "wrong anchor" in (await app_client.get("/")).text
+
+
+@pytest.mark.parametrize(
+    "path", ["/public/statements/abc.pdf", "/public/statements/1.exe", "/public/statements/999.pdf"]
+)
+async def test_unknown_statement_files_are_404(db: Database, app_client: Any, path: str) -> None:
+    response = await app_client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
