@@ -387,6 +387,29 @@ def parse_pence(raw: pl.Expr, *, round_extra_decimals: bool = False) -> pl.Expr:
     return pl.when(ok).then(signed)
 
 
+_PLAIN_AMOUNT = r"^-?\d+(?:\.\d{1,2})?$"
+
+
+def _with_pence(frame: pl.DataFrame, raw: str, out: str, *, round_extra_decimals: bool) -> pl.DataFrame:
+    """``parse_pence`` with a fast path: plain "-1234.56" amounts (almost all) are cast through an exact
+    Decimal; only the rest (brackets, trailing minus, "CR", more decimals) go through the full parser."""
+    text = pl.col(raw).str.replace_all(",", "", literal=True).str.replace_all("£", "", literal=True)
+    plain = text.str.contains(_PLAIN_AMOUNT)
+    fast = (text.cast(pl.Decimal(22, 2), strict=False) * 100).cast(pl.Int64, strict=False)
+    frame = frame.with_columns(pl.when(plain).then(fast).alias(out))
+    rest = frame.filter(pl.col(raw).is_not_null() & pl.col(out).is_null())
+    if rest.height == 0:
+        return frame
+    slow = rest.select("row", parse_pence(pl.col(raw), round_extra_decimals=round_extra_decimals).alias(out))
+    return frame.update(slow, on="row")
+
+
+def _with_dates(frame: pl.DataFrame, raw: str, out: str) -> pl.DataFrame:
+    """``parse_date`` once per distinct text (a month of payments has a few dozen dates)."""
+    distinct = frame.select(pl.col(raw).unique()).with_columns(parse_date(pl.col(raw)).alias(out))
+    return frame.join(distinct, on=raw, how="left", nulls_equal=True)
+
+
 _TRUE = ("Y", "YES", "TRUE", "1", "VCSE", "T")
 _FALSE = ("N", "NO", "FALSE", "0", "F", "NOT VCSE")
 
@@ -569,25 +592,32 @@ def _build(
         index = cmap.fields.get(name_)
         if index is None:
             return pl.lit(None, dtype=pl.String)
-        return pl.col(f"c{index}").str.strip_chars().replace("", None)
+        text = pl.col(f"c{index}").str.strip_chars()
+        return pl.when(text.str.len_bytes() > 0).then(text)
 
     base = frame.with_row_index("row", offset=first_row).with_columns(pl.col("row").cast(pl.Int64))
-    cells = [pl.col(c).str.strip_chars().fill_null("") for c in raw_cols]
-    blank = pl.all_horizontal([c == "" for c in cells])
-    total_word = r"(?i)^(?:grand |sub ?)?totals?\b"
+    # polars reads an empty cell as null; a row of nulls is blank.
+    blank = pl.all_horizontal([pl.col(c).is_null() for c in raw_cols])
+    # A totals label sits in the first column or in a text column the mapping knows; checking every cell of
+    # every row with a regex would cost more than the rest of the parse.
+    label_cols = {0} | {
+        cmap.fields[f] for f in ("date", "description", "expense_type", "expense_area", "body", "transaction")
+        if f in cmap.fields
+    }  # fmt: skip
+    total_word = r"(?i)^\s*(?:grand |sub ?)?totals?\b"
     supplier_text = col("supplier").fill_null("")
     is_total = supplier_text.str.contains(r"(?i)^(?:grand |sub ?)?totals?:?$") | (
         (supplier_text == "")
         & col("transaction").is_null()
-        & pl.any_horizontal([c.str.contains(total_word) for c in cells])
+        & pl.any_horizontal([pl.col(f"c{i}").str.contains(total_word).fill_null(value=False) for i in label_cols])
     )
-    base = base.with_columns(_blank=blank, _total=is_total & ~blank)
-    parsed = base.filter(~pl.col("_blank")).select(
+    collected = base.select(
         "row",
-        "_total",
+        _blank=blank,
+        _total=is_total & ~blank,
         date_raw=col("date"),
         amount_raw=col("amount"),
-        supplier_raw=col("supplier").str.replace_all(r"\s+", " "),
+        supplier_raw=col("supplier"),
         transaction=col("transaction"),
         expense_type=col("expense_type"),
         expense_area=col("expense_area"),
@@ -596,22 +626,22 @@ def _build(
         vat_raw=col("vat_number"),
         company_raw=col("company_number"),
         charity_raw=col("charity_number"),
-        postcode=col("postcode").str.to_uppercase().str.replace_all(r"\s+", " "),
+        postcode=col("postcode").str.to_uppercase(),
         vcse_raw=col("vcse"),
         supplier_code=col("supplier_code"),
         description=col("description"),
         vat_amount_raw=col("irrecoverable_vat"),
-    )
-    parsed = parsed.with_columns(
-        date=parse_date(pl.col("date_raw")),
-        amount_pence=parse_pence(pl.col("amount_raw"), round_extra_decimals=xlsx),
-        vcse=parse_flag(pl.col("vcse_raw")),
-        irrecoverable_vat_pence=parse_pence(pl.col("vat_amount_raw"), round_extra_decimals=xlsx),
     ).collect()
+    rows_blank = int(collected["_blank"].sum())
+    parsed = collected.filter(~pl.col("_blank")).with_columns(vcse=parse_flag(pl.col("vcse_raw")))
+    parsed = _with_dates(parsed, "date_raw", "date")
+    parsed = _with_pence(parsed, "amount_raw", "amount_pence", round_extra_decimals=xlsx)
+    parsed = _with_pence(parsed, "vat_amount_raw", "irrecoverable_vat_pence", round_extra_decimals=xlsx)
+    if "postcode" in cmap.fields:
+        parsed = parsed.with_columns(pl.col("postcode").str.replace_all(r"\s+", " "))
 
     totals = parsed.filter(pl.col("_total"))
     lines = parsed.filter(~pl.col("_total"))
-    rows_blank = int(base.select(pl.col("_blank").sum()).collect().item() or 0)
 
     # Supplier names, identifiers: once per distinct value.
     lines = lines.join(_supplier_table(lines["supplier_raw"]), on="supplier_raw", how="left", nulls_equal=True)
@@ -650,7 +680,7 @@ def _build(
     currency = "EUR" if "€" in headers[cmap.fields["amount"]] else "GBP"
     return SpendFile(
         name=name,
-        lines=lines.select(list(LINE_SCHEMA)).cast(LINE_SCHEMA),  # type: ignore[arg-type]
+        lines=lines.select(list(LINE_SCHEMA)).cast(LINE_SCHEMA).sort("row"),  # type: ignore[arg-type]
         notes=note_frame,
         layout=detect_layout(headers),
         header_row=header_index + 1,
