@@ -106,13 +106,19 @@ def floor(directory: Path) -> None:
     lines = 0
     for name, (encoding, *_rest, title) in MIX.items():
         frame = pl.read_csv(
-            directory / name, infer_schema=False, skip_rows=2 if title else 0, encoding="utf8-lossy" if encoding == "cp1252" else "utf8",
+            directory / name,
+            infer_schema=False,
+            skip_rows=2 if title else 0,
+            encoding="utf8-lossy" if encoding == "cp1252" else "utf8",
             truncate_ragged_lines=True,
         )
         lines += frame.height
     elapsed = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"FLOOR bare polars.read_csv: {lines:,} lines in {elapsed:.2f} s = {lines / elapsed:,.0f} lines/s; peak RSS {peak_mb:,.0f} MB")
+    print(
+        f"FLOOR bare polars.read_csv: {lines:,} lines in {elapsed:.2f} s = {lines / elapsed:,.0f} lines/s; "
+        f"peak RSS {peak_mb:,.0f} MB"
+    )
 
 
 def main() -> None:

@@ -168,7 +168,7 @@ _PUNCT = re.compile(r"[^a-z0-9]+")
 
 
 def redaction_kind(supplier: str | None) -> str | None:
-    """"personal", "commercial", "other" or "blank" for a redacted supplier text; None for a real name."""
+    """ "personal", "commercial", "other" or "blank" for a redacted supplier text; None for a real name."""
     text = _PUNCT.sub(" ", (supplier or "").casefold()).strip()
     if not text:
         return "blank"
@@ -199,7 +199,7 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def normalise_header(header: str) -> str:
-    """"DatePaid", "Date paid", " date_paid " -> "date paid"; "£ (net)" -> "gbp net"; BOMs dropped."""
+    """ "DatePaid", "Date paid", " date_paid " -> "date paid"; "£ (net)" -> "gbp net"; BOMs dropped."""
     text = _CAMEL.sub(" ", header.replace("\ufeff", "").replace("£", " GBP "))
     return _NON_ALNUM.sub(" ", text.casefold()).strip()
 
@@ -298,7 +298,8 @@ def find_header_row(records: list[list[str]], mapping: Mapping[str, str] | None 
 
 
 # ----------------------------------------------------------------------------------------------- decoding
-_MOJIBAKE_MARKERS = (b"\xc3\x83", b"\xc3\x82", b"\xc3\xa2\xe2\x82\xac", b"\xc3\xaf\xc2\xbb\xc2\xbf")
+_MOJIBAKE_MARKERS = re.compile(b"\xc3[\x82\x83]|\xc3\xa2\xe2\x82\xac")
+_DOUBLE_BOM = b"\xc3\xaf\xc2\xbb\xc2\xbf"  # a UTF-8 BOM read as cp1252 and written again as UTF-8
 
 
 def decode_to_utf8(raw: bytes) -> tuple[bytes, str, list[str]]:
@@ -306,6 +307,9 @@ def decode_to_utf8(raw: bytes) -> tuple[bytes, str, list[str]]:
     notes: list[str] = []
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
+    if raw.startswith(_DOUBLE_BOM):
+        raw = raw[len(_DOUBLE_BOM) :]
+        notes.append("dropped a double-encoded byte order mark")
     encoding = "utf-8"
     try:
         raw.decode("utf-8")
@@ -314,7 +318,7 @@ def decode_to_utf8(raw: bytes) -> tuple[bytes, str, list[str]]:
         encoding = "cp1252"
         text = raw.decode("utf-8", errors=ERROR_HANDLER)
         notes.append(f"invalid UTF-8 (first bad byte at offset {exc.start}); read as Windows-1252")
-    if any(marker in raw for marker in _MOJIBAKE_MARKERS):
+    if _MOJIBAKE_MARKERS.search(raw):
         text, repaired = repair_mojibake(text if text is not None else raw.decode("utf-8"))
         if repaired:
             notes.append(f"repaired {repaired} double-encoded UTF-8 sequence(s)")
@@ -373,13 +377,14 @@ def parse_pence(raw: pl.Expr, *, round_extra_decimals: bool = False) -> pl.Expr:
     parts = text.str.extract_groups(_AMOUNT)
     sign, whole, frac, extra = (parts.struct.field(f"{i}") for i in range(1, 5))
     has_digits = (whole.str.len_chars() > 0) | (frac.fill_null("").str.len_chars() > 0)
-    pence = (
-        pl.when(whole.str.len_chars() > 0).then(whole).otherwise(pl.lit("0")).cast(pl.Int64, strict=False) * 100
-        + frac.fill_null("").str.pad_end(2, "0").cast(pl.Int64, strict=False)
-    )
+    pence = pl.when(whole.str.len_chars() > 0).then(whole).otherwise(pl.lit("0")).cast(
+        pl.Int64, strict=False
+    ) * 100 + frac.fill_null("").str.pad_end(2, "0").cast(pl.Int64, strict=False)
     extra_nonzero = extra.fill_null("").str.contains(r"[1-9]")
     if round_extra_decimals:
-        pence = pence + pl.when(extra.fill_null("").str.slice(0, 1).cast(pl.Int8, strict=False) >= 5).then(1).otherwise(0)
+        pence = pence + pl.when(extra.fill_null("").str.slice(0, 1).cast(pl.Int8, strict=False) >= 5).then(1).otherwise(
+            0
+        )
         ok = has_digits
     else:
         ok = has_digits & ~extra_nonzero
@@ -538,7 +543,9 @@ def read_spend_bytes(
     records = list(csv.reader(io.StringIO(head)))[: _HEADER_SCAN_RECORDS + 1]
     header_index = find_header_row(records, mapping)
     if header_index is None:
-        raise ValueError(f"{name}: no header row naming a supplier or an amount in the first {_HEADER_SCAN_RECORDS} records")
+        raise ValueError(
+            f"{name}: no header row naming a supplier or an amount in the first {_HEADER_SCAN_RECORDS} records"
+        )
     headers = records[header_index]
     columns = [f"c{i}" for i in range(len(headers))]
     frame = pl.scan_csv(
@@ -654,7 +661,9 @@ def _build(
         lines, bad = _normalise_distinct(lines, raw_name, out_name, fn)
         if bad.height:
             column = headers[cmap.fields[out_name]]
-            ident_notes.append(_notes_for(lines.filter(pl.col(raw_name).is_in(bad["value"].implode())), raw_name, column, label))
+            ident_notes.append(
+                _notes_for(lines.filter(pl.col(raw_name).is_in(bad["value"].implode())), raw_name, column, label)
+            )
 
     notes = [_notes_for(totals, "supplier_raw", "(row)", "totals row skipped", value_col=None)]
     checks = (

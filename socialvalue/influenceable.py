@@ -64,17 +64,18 @@ def _normalised(expr: pl.Expr) -> pl.Expr:
 def influenceable_rule(payee: pl.Expr, expense_type: pl.Expr | None = None) -> pl.Expr:
     """The rule that makes a line non-influenceable, or null when it is influenceable."""
     name = _normalised(payee)
-    chain = pl.when(pl.lit(value=False)).then(pl.lit(None, dtype=pl.String))
-    for rule, pattern in RULES:
-        chain = chain.when(name.str.contains(pattern)).then(pl.lit(rule))
+    checks = [(name.str.contains(pattern), rule) for rule, pattern in RULES]
     if expense_type is not None:
-        chain = chain.when(_normalised(expense_type).str.contains(EXPENSE_TYPE_RULE[1])).then(
-            pl.lit(EXPENSE_TYPE_RULE[0])
-        )
-    return chain.otherwise(pl.lit(None, dtype=pl.String))
+        checks.append((_normalised(expense_type).str.contains(EXPENSE_TYPE_RULE[1]), EXPENSE_TYPE_RULE[0]))
+    result: pl.Expr = pl.lit(None, dtype=pl.String)
+    for condition, rule in reversed(checks):  # built inside out, so the first rule wins
+        result = pl.when(condition).then(pl.lit(rule)).otherwise(result)
+    return result
 
 
-def classify_influenceable(lines: pl.DataFrame, payee: str = "supplier_clean", expense_type: str = "expense_type") -> pl.DataFrame:
+def classify_influenceable(
+    lines: pl.DataFrame, payee: str = "supplier_clean", expense_type: str = "expense_type"
+) -> pl.DataFrame:
     """``lines`` plus ``influenceable`` (bool) and ``not_influenceable_rule`` (the rule, or null)."""
     et = pl.col(expense_type) if expense_type in lines.columns else None
     return lines.with_columns(not_influenceable_rule=influenceable_rule(pl.col(payee), et)).with_columns(

@@ -20,7 +20,7 @@ The order of evidence, strongest first:
 """
 
 from collections import defaultdict
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 from rapidfuzz import fuzz, process
@@ -53,7 +53,7 @@ _ABBREVIATIONS: Final[dict[str, str]] = {
 }
 _ID_FIELDS: Final = ("company_number", "charity_number", "vat_number")
 
-RESULT_SCHEMA: Final = {
+RESULT_SCHEMA: Final[dict[str, Any]] = {
     "name": pl.String,
     "company_number": pl.String,
     "charity_number": pl.String,
@@ -149,7 +149,9 @@ def _result(
     }
 
 
-def _match_one(row: dict[str, object], master: _Master, review_score: float) -> dict[str, object]:
+def _match_one(  # noqa: PLR0911 - one return per rule reads as the rule list in the docstring
+    row: dict[str, object], master: _Master, review_score: float
+) -> dict[str, object]:
     name = str(row["name"])
     ids = _ids(row)
     for scheme, value in ids.items():

@@ -33,7 +33,10 @@ def test_rules_on_names_and_expense_types() -> None:
 
 
 def test_real_brent_file_share_not_influenceable() -> None:
-    spend = read_spend_file(SPEND / "ccg_brent_2020-04_over25k_from-pdf.csv", {"Expense Area": "expense_type", "Expense Type": "expense_area"})
+    spend = read_spend_file(
+        SPEND / "ccg_brent_2020-04_over25k_from-pdf.csv",
+        {"Expense Area": "expense_type", "Expense Type": "expense_area"},
+    )
     out = classify_influenceable(spend.lines)
     rules = dict(out["not_influenceable_rule"].value_counts().iter_rows())
     assert rules["nhs body"] > 0
