@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -231,13 +231,11 @@ def _write_store(
         # The row count is only known after writing; write once, then stamp the manifest by rewriting the
         # footer is not possible with polars, so count first from the lazy plan (cheap for parquet staging).
         rows = lazy.select(pl.len()).collect(engine="streaming").item()
-        done = LoadSummary(
-            **{
-                **asdict(summary),
-                "rows": int(rows),
-                "path": str(final),
-                "loaded_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-            }
+        done = replace(
+            summary,
+            rows=int(rows),
+            path=str(final),
+            loaded_at=datetime.now().astimezone().isoformat(timespec="seconds"),
         )
         manifest = json.dumps(done.to_json(), default=str)
         lazy.sink_parquet(tmp, metadata={MANIFEST_KEY: manifest}, row_group_size=_BATCH_ROWS * 2)
@@ -381,16 +379,50 @@ def _ch_stage(source: str, path: Path, staging: Path) -> None:
     staged.sink_parquet(staging, row_group_size=_BATCH_ROWS * 2)
 
 
+def _ch_repair(source: str, path: Path, notes: _Notes) -> tuple[Path, list[int]]:
+    """Line-by-line copy without the lines polars cannot parse (unbalanced quotes); returns the copy and the
+    original row number of each kept data row. Only used when the fast parse fails."""
+    repaired = path.with_suffix(".repaired.csv")
+    kept: list[int] = []
+    with (
+        path.open("r", encoding="utf-8-sig", errors="replace", newline="") as src,
+        repaired.open("w", encoding="utf-8", newline="") as dst,
+    ):
+        dst.write(src.readline())
+        for row, line in enumerate(src, start=1):
+            if not line.strip():
+                continue
+            if line.count('"') % 2:
+                notes.add(source, row, "unbalanced quotes (row cut off or broken)", line.strip()[:80])
+                continue
+            dst.write(line if line.endswith("\n") else line + "\n")
+            kept.append(row)
+    return repaired, kept
+
+
 def load_companies_house(paths: Sequence[Path], store_dir: Path, workdir: Path) -> LoadSummary:
     version = _ch_version(paths)
     notes = _Notes()
     staged: list[Path] = []
     sources = []
+    repair_skipped = 0
     for path in paths:
         sources.append({"name": path.name, "sha256": _sha256(path)})
         for source, plain in _open_text(path, workdir, (".csv",)):
             stage = workdir / f"stage-{len(staged)}.parquet"
-            _ch_stage(source, plain, stage)
+            try:
+                _ch_stage(source, plain, stage)
+            except pl.exceptions.ComputeError:
+                before = notes.count
+                repaired, kept = _ch_repair(source, plain, notes)
+                repair_skipped += notes.count - before
+                _ch_stage(source, repaired, stage)
+                repaired.unlink()
+                # Map the repaired file's row numbers back to the original file's.
+                rows = pl.Series("original", kept, dtype=pl.Int64)
+                fixed = pl.read_parquet(stage).with_columns(pl.col("row").map_elements(
+                    lambda r: rows[r - 1], return_dtype=pl.Int64))  # fmt: skip
+                fixed.write_parquet(stage)
             if plain != path:
                 plain.unlink()  # keep at most one extracted part on disk
             bad = (
@@ -419,7 +451,7 @@ def load_companies_house(paths: Sequence[Path], store_dir: Path, workdir: Path) 
         .item()
     )
     summary = LoadSummary(
-        "companies_house", version, "file name", 0, int(skipped), tuple(sources), tuple(notes.items),
+        "companies_house", version, "file name", 0, int(skipped) + repair_skipped, tuple(sources), tuple(notes.items),
         max(0, notes.count - len(notes.items)),
     )  # fmt: skip
     return _write_store(lazy, store_dir, "companies_house", summary)
