@@ -329,33 +329,36 @@ def _ch_stage(source: str, path: Path, staging: Path) -> None:
         .then(pl.lit("CompanyName is empty"))
         .otherwise(bad_date)
     )
-    problem_value = (
-        pl.when(problem.str.starts_with("CompanyNumber"))
-        .then(pl.col("CompanyNumber"))
-        .when(problem.str.contains("IncorporationDate"))
-        .then(pl.col("IncorporationDate"))
-        .when(problem.str.contains("DissolutionDate"))
-        .then(pl.col("DissolutionDate"))
-        .otherwise(pl.col("CompanyName"))
-    )
     present = [c for c in needed if c in stripped]
     sic = [pl.col(c) for c in CH_SIC_COLUMNS if c in present]
     previous = [pl.col(c) for c in CH_PREVIOUS_NAME_COLUMNS if c in present]
     status = pl.col("CompanyStatus").str.strip_chars()
     dissolved = _ch_date("DissolutionDate")
-    staged = lazy.select(
+    def non_empty(column: str) -> pl.Expr:
+        text = pl.col(column).str.strip_chars()
+        return pl.when(text != "").then(text)
+
+    staged = lazy.with_columns(problem.alias("problem"), number.alias("number_norm"), name.alias("name_clean")).select(
         pl.col("row"),
-        problem.alias("problem"),
-        problem_value.fill_null("").alias("problem_value"),
+        pl.col("problem"),
+        pl.when(pl.col("problem").str.starts_with("CompanyNumber"))
+        .then(pl.col("CompanyNumber"))
+        .when(pl.col("problem").str.contains("IncorporationDate"))
+        .then(pl.col("IncorporationDate"))
+        .when(pl.col("problem").str.contains("DissolutionDate"))
+        .then(pl.col("DissolutionDate"))
+        .otherwise(pl.col("CompanyName"))
+        .fill_null("")
+        .alias("problem_value"),
         pl.lit("companies_house").alias("register"),
-        number.alias("number"),
-        name.alias("name"),
-        name.map_batches(_ch_names, return_dtype=pl.String, is_elementwise=True).alias("name_key"),
-        (pl.concat_list(previous).list.eval(pl.element().str.strip_chars()).list.drop_nulls())
-        .list.filter(pl.element() != "")
-        .alias("previous_names")
-        if previous
-        else pl.lit([], pl.List(pl.String)).alias("previous_names"),
+        pl.col("number_norm").alias("number"),
+        pl.col("name_clean").alias("name"),
+        pl.col("name_clean").map_batches(_ch_names, return_dtype=pl.String, is_elementwise=True).alias("name_key"),
+        (
+            pl.concat_list([non_empty(c) for c in CH_PREVIOUS_NAME_COLUMNS if c in present]).list.drop_nulls()
+            if previous
+            else pl.lit([], pl.List(pl.String))
+        ).alias("previous_names"),
         pl.col("RegAddress.PostCode").str.strip_chars().str.to_uppercase().alias("postcode"),
         status.alias("status"),
         (dissolved.is_null() & ~status.str.to_lowercase().str.starts_with("dissolved").fill_null(False)).alias(
@@ -364,17 +367,15 @@ def _ch_stage(source: str, path: Path, staging: Path) -> None:
         pl.col("CompanyCategory").str.strip_chars().alias("category"),
         pl.col("Accounts.AccountCategory").str.strip_chars().alias("account_category"),
         (
-            pl.concat_list(sic)
-            .list.eval(pl.element().str.extract(r"^\s*(\d{4,5})\b"))
+            pl.concat_list([pl.col(c).str.extract(r"^\s*(\d{4,5})\b") for c in CH_SIC_COLUMNS if c in present])
             .list.drop_nulls()
-            .alias("sic")
             if sic
-            else pl.lit([], pl.List(pl.String)).alias("sic")
-        ),
+            else pl.lit([], pl.List(pl.String))
+        ).alias("sic"),
         _ch_date("IncorporationDate").alias("incorporated"),
         dissolved.alias("removed"),
         pl.lit(None, pl.String).alias("linked_number"),
-        number.alias("company_number"),
+        pl.col("number_norm").alias("company_number"),
     )
     staged.sink_parquet(staging, row_group_size=_BATCH_ROWS * 2)
 

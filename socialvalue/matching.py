@@ -10,8 +10,9 @@ punctuation and trading-as parts removed). The register side is a polars frame i
    one among several (a dissolved namesake, a charity of the same name elsewhere);
 3. fuzzy - candidates come from token blocking (the supplier's two rarest tokens, ignoring tokens shared by
    more than ``MAX_BLOCK`` entries) and are scored by rapidfuzz ``token_sort_ratio``. A fuzzy match is accepted
-   only with the same postcode, a score of at least ``AUTO_SCORE`` and a clear gap to the runner-up; anything
-   else with a candidate at least ``REVIEW_SCORE`` waits for a reviewer.
+   only when it scores at least ``AUTO_SCORE`` and is the one organisation at the supplier's postcode among those
+   within ``AUTO_GAP`` of the best score; anything else with a candidate of at least ``REVIEW_SCORE`` waits for a
+   reviewer.
 
 Entries in different registers that are the same organisation (a charitable company in the Charity Commission
 register carries its company number) count as one organisation, so they never make each other ambiguous; the
@@ -111,11 +112,12 @@ class RegisterIndex:
         self._pc = entries["pc"].to_list()
         self._current = entries["current"].to_list()
         self._entity = entries["entity"].to_list()
-        by_entity: dict[str, list[int]] = defaultdict(list)
-        for row, entity in enumerate(self._entity):
-            if not entity.startswith(("companies_house:", "ccew:", "oscr:", "fca_mutuals:")):
-                by_entity[entity].append(row)
-        self._by_entity = {k: v for k, v in by_entity.items() if len(v) > 1}
+        shared = (
+            entries.group_by("entity")
+            .agg(pl.col("row"))
+            .filter(pl.col("row").list.len() > 1)
+        )
+        self._by_entity: dict[str, list[int]] = dict(shared.iter_rows())
         self.ids = entries.select(
             pl.col("register").replace_strict({v: k for k, v in SCHEME_REGISTER.items()}, default=None).alias("scheme"),
             pl.col("number").alias("id"),
@@ -132,15 +134,13 @@ class RegisterIndex:
             .explode("previous_names")
             .filter(pl.col("previous_names").is_not_null())
         )
-        previous_keys = previous.select(
-            pl.col("previous_names")
-            .map_batches(
-                lambda s: pl.Series([normalise_org_name(n) for n in s.to_list()], dtype=pl.String),
-                return_dtype=pl.String,
-            )
-            .alias("key"),
-            "row",
-            pl.lit("previous_name").alias("via"),
+        distinct = previous.select(pl.col("previous_names").unique())["previous_names"].to_list()
+        normalised = pl.DataFrame(
+            {"previous_names": distinct, "key": [normalise_org_name(n) for n in distinct]},
+            schema={"previous_names": pl.String, "key": pl.String},
+        )
+        previous_keys = previous.join(normalised, on="previous_names").select(
+            "key", "row", pl.lit("previous_name").alias("via")
         )
         self._previous_key: dict[int, list[str]] = defaultdict(list)
         for key, row in previous_keys.select("key", "row").iter_rows():
@@ -309,8 +309,11 @@ class RegisterIndex:
             return self._result("none", None, [], "no register entry with a similar name")
         candidates = self._best_per_entity([(row, score, "fuzzy") for row, score in hits], pc)
         top = candidates[0]
-        runner_up = candidates[1].score if len(candidates) > 1 else 0.0
-        if top.score >= AUTO_SCORE and top.score - runner_up >= AUTO_GAP and pc and self._pc[top.row] == pc:
-            return self._result("matched", "name+postcode", candidates, "similar name at the same postcode")
+        # Organisations whose names are about as close as the best one; the postcode must pick exactly one.
+        contenders = [c for c in candidates if c.score > top.score - AUTO_GAP]
+        at_pc = [c for c in contenders if pc and self._pc[c.row] == pc]
+        if len(at_pc) == 1 and at_pc[0].score >= AUTO_SCORE:
+            ordered = at_pc + [c for c in candidates if c is not at_pc[0]]
+            return self._result("matched", "name+postcode", ordered, "similar name at the same postcode")
         method: Method = "name+postcode" if pc and self._pc[top.row] == pc else "name"
         return self._result("review", method, candidates, "similar name only: needs a reviewer")
