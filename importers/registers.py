@@ -334,6 +334,7 @@ def _ch_stage(source: str, path: Path, staging: Path) -> None:
     previous = [pl.col(c) for c in CH_PREVIOUS_NAME_COLUMNS if c in present]
     status = pl.col("CompanyStatus").str.strip_chars()
     dissolved = _ch_date("DissolutionDate")
+
     def non_empty(column: str) -> pl.Expr:
         text = pl.col(column).str.strip_chars()
         return pl.when(text != "").then(text)
@@ -367,8 +368,9 @@ def _ch_stage(source: str, path: Path, staging: Path) -> None:
         pl.col("CompanyCategory").str.strip_chars().alias("category"),
         pl.col("Accounts.AccountCategory").str.strip_chars().alias("account_category"),
         (
-            pl.concat_list([pl.col(c).str.extract(r"^\s*(\d{4,5})\b") for c in CH_SIC_COLUMNS if c in present])
-            .list.drop_nulls()
+            pl.concat_list(
+                [pl.col(c).str.extract(r"^\s*(\d{4,5})\b") for c in CH_SIC_COLUMNS if c in present]
+            ).list.drop_nulls()
             if sic
             else pl.lit([], pl.List(pl.String))
         ).alias("sic"),
@@ -420,10 +422,12 @@ def load_companies_house(paths: Sequence[Path], store_dir: Path, workdir: Path) 
                 _ch_stage(source, repaired, stage)
                 repaired.unlink()
                 # Map the repaired file's row numbers back to the original file's.
-                rows = pl.Series("original", kept, dtype=pl.Int64)
-                fixed = pl.read_parquet(stage).with_columns(pl.col("row").map_elements(
-                    lambda r: rows[r - 1], return_dtype=pl.Int64))  # fmt: skip
-                fixed.write_parquet(stage)
+                original = pl.DataFrame(
+                    {"row": range(1, len(kept) + 1), "original": kept}, schema={"row": pl.Int64, "original": pl.Int64}
+                )
+                fixed = pl.read_parquet(stage).with_columns(pl.col("row").cast(pl.Int64))
+                fixed = fixed.join(original, on="row", how="left", maintain_order="left")
+                fixed.with_columns(pl.col("original").alias("row")).drop("original").write_parquet(stage)
             if plain != path:
                 plain.unlink()  # keep at most one extracted part on disk
             bad = (
@@ -580,9 +584,7 @@ def load_ccew(paths: Sequence[Path], store_dir: Path, workdir: Path) -> LoadSumm
                 with plain.open("rb") as probe:
                     head = probe.read(64).lstrip(codecs.BOM_UTF8).lstrip()
                 rows_iter = (
-                    _iter_json_array(plain, source, notes)
-                    if head.startswith(b"[")
-                    else _iter_tsv(plain, source, notes)
+                    _iter_json_array(plain, source, notes) if head.startswith(b"[") else _iter_tsv(plain, source, notes)
                 )
                 batch: list[dict[str, Any]] = []
                 for index, obj in rows_iter:
@@ -724,16 +726,14 @@ def _fca_row(row: dict[str, str]) -> dict[str, Any]:
         status=status,
         current=deregistered is None and status.lower() == "registered",
         category=row.get("Registered As", "").strip() or None,
-        sic=[s for s in re.findall(r"\d{4,5}", row.get("Standard Industrial Classification Code (SIC)", ""))],
+        sic=re.findall(r"\d{4,5}", row.get("Standard Industrial Classification Code (SIC)", "")),
         incorporated=_parse_date(row.get("Registration Date")),
         removed=deregistered,
         linked_number=str(int(number)),
     )
 
 
-def load_fca_mutuals(
-    paths: Sequence[Path], store_dir: Path, workdir: Path, version: str | None = None
-) -> LoadSummary:
+def load_fca_mutuals(paths: Sequence[Path], store_dir: Path, workdir: Path, version: str | None = None) -> LoadSummary:
     notes = _Notes()
     sources: list[dict[str, str]] = []
     dates: set[str] = set()
@@ -761,9 +761,7 @@ def load_fca_mutuals(
         return _load_batched(
             "fca_mutuals", frames, store_dir, workdir, notes, sources, {version}, "given"
         )  # the given date wins over any found
-    return _load_batched(
-        "fca_mutuals", frames, store_dir, workdir, notes, sources, dates, "latest date in data"
-    )
+    return _load_batched("fca_mutuals", frames, store_dir, workdir, notes, sources, dates, "latest date in data")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -112,11 +112,7 @@ class RegisterIndex:
         self._pc = entries["pc"].to_list()
         self._current = entries["current"].to_list()
         self._entity = entries["entity"].to_list()
-        shared = (
-            entries.group_by("entity")
-            .agg(pl.col("row"))
-            .filter(pl.col("row").list.len() > 1)
-        )
+        shared = entries.group_by("entity").agg(pl.col("row")).filter(pl.col("row").list.len() > 1)
         self._by_entity: dict[str, list[int]] = dict(shared.iter_rows())
         self.ids = entries.select(
             pl.col("register").replace_strict({v: k for k, v in SCHEME_REGISTER.items()}, default=None).alias("scheme"),
@@ -204,7 +200,9 @@ class RegisterIndex:
             return {}
         query = pl.DataFrame(pairs, schema={"q": pl.Int64, "scheme": pl.String, "id": pl.String}, orient="row")
         hits: dict[int, list[int]] = defaultdict(list)
-        for q, row in query.join(self.ids, on=["scheme", "id"]).select("q", "row").unique().sort("q", "row").iter_rows():
+        for q, row in (
+            query.join(self.ids, on=["scheme", "id"]).select("q", "row").unique().sort("q", "row").iter_rows()
+        ):
             hits[q].append(row)
         return hits
 
@@ -219,9 +217,7 @@ class RegisterIndex:
     def _fuzzy_hits(self, keys: list[str], which: list[int]) -> dict[int, list[tuple[int, float]]]:
         if not which:
             return {}
-        query = pl.DataFrame(
-            {"q": which, "key": [keys[i] for i in which]}, schema={"q": pl.Int64, "key": pl.String}
-        )
+        query = pl.DataFrame({"q": which, "key": [keys[i] for i in which]}, schema={"q": pl.Int64, "key": pl.String})
         blocks = (
             query.select("q", pl.col("key").str.split(" ").alias("token"))
             .explode("token")
@@ -262,7 +258,12 @@ class RegisterIndex:
         return [self.candidate(row, score, via) for _, row, score, via in ordered]
 
     def _result(
-        self, status: Status, method: Method | None, candidates: list[Candidate], reason: str, score: float | None = None
+        self,
+        status: Status,
+        method: Method | None,
+        candidates: list[Candidate],
+        reason: str,
+        score: float | None = None,
     ) -> MatchResult:
         entry = candidates[0] if candidates else None
         return MatchResult(
@@ -298,9 +299,7 @@ class RegisterIndex:
         if len(candidates) == 1 and on_name:
             return self._result("matched", "name", candidates, "the only organisation with this exact name key")
         reason = (
-            "exact name key held by several organisations"
-            if len(candidates) > 1
-            else "matches a previous name only"
+            "exact name key held by several organisations" if len(candidates) > 1 else "matches a previous name only"
         )
         return self._result("review", "name", candidates, reason)
 

@@ -37,7 +37,7 @@ CH_FOR_PROFIT = ("private limited company", "public limited company", "limited l
 CH_GUARANTEE = "pri/ltd by guar/nsc"
 # Accounts.AccountCategory -> (sme value, confidence, reason). See docs/registers.md for the reasoning.
 ACCOUNT_SIZE: dict[str, tuple[str, float, str]] = {
-    "MICRO ENTITY": ("true", 0.8, "micro-entity accounts: within the micro thresholds (turnover, balance sheet, 10 staff)"),
+    "MICRO ENTITY": ("true", 0.8, "micro-entity accounts: within the micro-entity thresholds"),
     "SMALL": ("true", 0.7, "small-company accounts: within the small-company thresholds"),
     "TOTAL EXEMPTION FULL": ("true", 0.7, "audit exemption for small companies"),
     "TOTAL EXEMPTION SMALL": ("true", 0.7, "audit exemption for small companies"),
@@ -69,7 +69,10 @@ def _ev(flag: str, value: str, source: str, raw: str, confidence: float, rule_id
 
 
 def _form(category: str, source: str, raw: str, confidence: float, rule_id: str) -> list[Evidence]:
-    return [_ev("category", category, source, raw, confidence, rule_id), _ev("vcse", "true", source, raw, confidence, rule_id)]
+    return [
+        _ev("category", category, source, raw, confidence, rule_id),
+        _ev("vcse", "true", source, raw, confidence, rule_id),
+    ]
 
 
 def _text(entry: Mapping[str, Any], key: str) -> str:

@@ -10,8 +10,16 @@ VERSIONS = {"companies_house": "2025-11-01", "ccew": "2025-11-01", "fca_mutuals"
 
 
 def _ch(**values: Any) -> dict[str, Any]:
-    entry = {"register": "companies_house", "number": "12345678", "current": True, "status": "Active",
-             "category": "Private Limited Company", "account_category": "", "postcode": "B15 2GW", "removed": None}  # fmt: skip
+    entry = {
+        "register": "companies_house",
+        "number": "12345678",
+        "current": True,
+        "status": "Active",
+        "category": "Private Limited Company",
+        "account_category": "",
+        "postcode": "B15 2GW",
+        "removed": None,
+    }
     entry.update(values)
     return entry
 
@@ -22,7 +30,7 @@ def _classify(entries: list[dict[str, Any]], method: str = "name", **facts: Any)
 
 
 def test_cic_category_makes_a_cic_and_a_social_enterprise() -> None:
-    result, found = _classify([_ch(category="Community Interest Company", account_category="MICRO ENTITY")])
+    result, _ = _classify([_ch(category="Community Interest Company", account_category="MICRO ENTITY")])
     assert (result.category, result.vcse, result.social_enterprise, result.sme) == ("cic", True, True, True)
     cic = result.evidence_for("category")[0]
     assert (cic.method, cic.rule_id, cic.confidence) == ("register_entry", "RG1", 0.81)  # 0.9 rule x 0.9 name match
@@ -35,7 +43,8 @@ def test_a_current_charity_counts_and_a_removed_one_does_not() -> None:
     assert (result.category, result.vcse) == ("cio", True)
     removed = {**charity, "current": False, "status": "Removed", "removed": date(2019, 5, 1), "category": "Other"}
     result, found = _classify([removed], method="identifier")
-    assert result.category != "charity" and result.vcse is None
+    assert result.category != "charity"
+    assert result.vcse is None
     assert found.warnings == ("charity 1000002 was removed from the register on 2019-05-01: not a current charity",)
 
 
@@ -47,12 +56,14 @@ def test_registered_society_from_the_fca_and_from_companies_house() -> None:
 
 def test_account_category_is_size_evidence_with_stated_strength() -> None:
     micro, _ = _classify([_ch(account_category="MICRO ENTITY")])
-    assert micro.sme is True and micro.category == "sme"
+    assert micro.sme is True
+    assert micro.category == "sme"
     full, _ = _classify([_ch(account_category="FULL")])
     assert full.sme is False
     # Full accounts are weak: a feed's declared SME (0.5) outweighs them (0.35 x 0.9).
     declared, _ = _classify([_ch(account_category="FULL")], declared_scale="sme")
-    assert declared.sme is True and "sme" in declared.conflicts
+    assert declared.sme is True
+    assert "sme" in declared.conflicts
     dormant, _ = _classify([_ch(account_category="DORMANT")])
     assert dormant.sme is None
 
@@ -66,7 +77,8 @@ def test_dissolved_companies_are_flagged_and_give_no_size_evidence() -> None:
 
 def test_registered_postcode_is_a_weaker_locality_fallback_only_without_a_delivery_address() -> None:
     found = register_findings([_ch()], VERSIONS, "identifier", has_delivery_postcode=False)
-    assert found.locality is not None and (found.locality.postcode, found.locality.confidence) == ("B15 2GW", 0.5)
+    assert found.locality is not None
+    assert (found.locality.postcode, found.locality.confidence) == ("B15 2GW", 0.5)
     assert register_findings([_ch()], VERSIONS, "identifier", has_delivery_postcode=True).locality is None
     assert register_findings([_ch()], VERSIONS, "review", has_delivery_postcode=False).evidence == ()
 
@@ -74,7 +86,9 @@ def test_registered_postcode_is_a_weaker_locality_fallback_only_without_a_delive
 def test_for_profit_category_says_not_vcse_but_a_charity_link_wins() -> None:
     plain, _ = _classify([_ch()])
     assert plain.vcse is False
-    linked = [_ch(category="PRI/LTD BY GUAR/NSC (Private, limited by guarantee, no share capital)"),
-              {"register": "ccew", "number": "512345", "current": True, "category": "Charitable company"}]  # fmt: skip
+    linked = [
+        _ch(category="PRI/LTD BY GUAR/NSC (Private, limited by guarantee, no share capital)"),
+        {"register": "ccew", "number": "512345", "current": True, "category": "Charitable company"},
+    ]
     result, _ = _classify(linked)
     assert (result.category, result.vcse) == ("charity", True)

@@ -27,7 +27,8 @@ def test_one_file_zip_loads_the_real_row_with_every_field(tmp_path: Path) -> Non
     assert frame.schema == pl.Schema(REGISTER_SCHEMA)
     assert summary.rows == frame.height == CH_CSV.read_text(encoding="utf-8").count("\n") - 1
     assert manifest == summary == read_manifest(tmp_path / "store" / "companies_house.parquet")
-    assert manifest.version == VERSION and manifest.version_source == "file name"
+    assert manifest.version == VERSION
+    assert manifest.version_source == "file name"
     assert len(manifest.sources[0]["sha256"]) == 64
     real = frame.filter(pl.col("number") == "07687209").to_dicts()
     assert real == [
@@ -40,16 +41,20 @@ def test_one_file_zip_loads_the_real_row_with_every_field(tmp_path: Path) -> Non
         }
     ]  # fmt: skip
     dissolved = frame.filter(pl.col("status") == "Dissolved")
-    assert dissolved.height > 0 and not dissolved["current"].any() and dissolved["removed"].is_not_null().all()
+    assert dissolved.height > 0
+    assert not dissolved["current"].any()
+    assert dissolved["removed"].is_not_null().all()
     on_disk = json.loads((tmp_path / "store" / "companies_house.json").read_text(encoding="utf-8"))
-    assert on_disk["rows"] == summary.rows and on_disk["version"] == VERSION
+    assert on_disk["rows"] == summary.rows
+    assert on_disk["version"] == VERSION
 
 
 def test_multi_part_zips_give_the_same_register_as_one_file(tmp_path: Path) -> None:
     one = load_register("companies_house", [one_file_zip(tmp_path)], tmp_path / "one")
     parts = multi_part_zips(tmp_path)
     many = load_register("companies_house", parts, tmp_path / "many")
-    assert many.rows == one.rows and len(many.sources) == 3
+    assert many.rows == one.rows
+    assert len(many.sources) == 3
     a = open_register(tmp_path / "one", "companies_house")[0].sort("number")
     b = open_register(tmp_path / "many", "companies_house")[0].sort("number")
     assert a.equals(b)
@@ -81,7 +86,8 @@ def test_malformed_rows_are_reported_and_never_fatal(tmp_path: Path) -> None:
     assert (4, "unparseable IncorporationDate", "31/02/2011") in problems
     frame = open_register(tmp_path / "store", "companies_house")[0]
     numbers = set(frame["number"])
-    assert numbers >= {"07687209", "07687211", "07687213"} and "07687210" not in numbers
+    assert numbers >= {"07687209", "07687211", "07687213"}
+    assert "07687210" not in numbers
     assert frame.filter(pl.col("number") == "07687211")["incorporated"].to_list() == [None]
     # A row cut off inside a quoted field would swallow the rest of the file: it is skipped and reported.
     assert (5, "unbalanced quotes (row cut off or broken)", short) in problems
@@ -92,7 +98,7 @@ def test_malformed_rows_are_reported_and_never_fatal(tmp_path: Path) -> None:
 def test_reload_replaces_atomically_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     store = tmp_path / "store"
     load_register("companies_house", [one_file_zip(tmp_path)], store)
-    small = tmp_path / f"BasicCompanyData-2025-12-01.csv"
+    small = tmp_path / "BasicCompanyData-2025-12-01.csv"
     small.write_text("\n".join(REAL_ROW.read_text(encoding="utf-8").splitlines()[:2]) + "\n", encoding="utf-8")
     summary = load_register("companies_house", [small], store)
     frame, manifest = open_register(store, "companies_house")
@@ -114,7 +120,8 @@ def test_charity_commission_json_and_text_variants_agree(tmp_path: Path) -> None
     from_json = load_register("ccew", [archive], tmp_path / "json")
     from_text = load_register("ccew", [REGISTERS_DIR / "publicextract.charity.txt"], tmp_path / "text")
     assert from_json.rows == from_text.rows > 20
-    assert from_json.version == from_text.version == VERSION and from_json.version_source == "date_of_extract"
+    assert from_json.version == from_text.version == VERSION
+    assert from_json.version_source == "date_of_extract"
     a = open_register(tmp_path / "json", "ccew")[0].sort("number")
     b = open_register(tmp_path / "text", "ccew")[0].sort("number")
     assert a.equals(b)
@@ -133,7 +140,8 @@ def test_charity_commission_malformed_records_are_reported(tmp_path: Path) -> No
     path = tmp_path / "publicextract.charity.json"
     path.write_text(text, encoding="utf-8")
     summary = load_register("ccew", [path], tmp_path / "store")
-    assert summary.rows == 2 and summary.skipped == 2
+    assert summary.rows == 2
+    assert summary.skipped == 2
     assert [n.problem.split(":")[0] for n in summary.notes] == [
         "registered_charity_number 'abc' is not a charity number",
         "invalid JSON",
@@ -142,7 +150,8 @@ def test_charity_commission_malformed_records_are_reported(tmp_path: Path) -> No
     bad = tmp_path / "publicextract.charity.txt"
     bad.write_text("\n".join([*tsv[:4], "123\tonly two fields", *tsv[4:6]]) + "\n", encoding="utf-8")
     summary = load_register("ccew", [bad], tmp_path / "store2")
-    assert summary.rows == 5 and [(n.row, n.problem) for n in summary.notes] == [(4, "2 fields, header has 34")]
+    assert summary.rows == 5
+    assert [(n.row, n.problem) for n in summary.notes] == [(4, "2 fields, header has 34")]
 
 
 def test_oscr_current_and_removed_files(tmp_path: Path) -> None:
@@ -155,8 +164,12 @@ def test_oscr_current_and_removed_files(tmp_path: Path) -> None:
     )
     summary = load_register("oscr", [main, REGISTERS_DIR / "CharityExport-Removed-01-Nov-2025.csv"], tmp_path / "s")
     frame = open_register(tmp_path / "s", "oscr")[0].sort("number")
-    assert summary.version == VERSION and summary.skipped == 1
-    assert frame.select("number", "current", "postcode").rows() == [("SC000123", False, "G1 1AA"), ("SC012345", True, "IV2 3UJ")]
+    assert summary.version == VERSION
+    assert summary.skipped == 1
+    assert frame.select("number", "current", "postcode").rows() == [
+        ("SC000123", False, "G1 1AA"),
+        ("SC012345", True, "IV2 3UJ"),
+    ]
 
 
 def test_fca_society_list_with_its_real_header_typo(tmp_path: Path) -> None:

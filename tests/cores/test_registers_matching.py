@@ -1,8 +1,6 @@
 """Supplier-to-register matching (socialvalue.matching) on a labelled set of real supplier names."""
 
 import csv
-from collections.abc import Iterator
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -13,7 +11,7 @@ from tests.cores.registers_support import REGISTERS_DIR, VERSION, one_file_zip
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisterIndex]:
+def index(tmp_path_factory: pytest.TempPathFactory) -> RegisterIndex:
     work = tmp_path_factory.mktemp("registers")
     store = work / "store"
     load_register("companies_house", [one_file_zip(work)], store)
@@ -23,7 +21,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisterIndex]:
     for kind in ("companies_house", "ccew", "fca_mutuals"):
         frame, manifest = open_register(store, kind)
         registers[kind] = (frame, manifest.version)
-    yield RegisterIndex(registers)
+    return RegisterIndex(registers)
 
 
 def _labelled() -> list[dict[str, str]]:
@@ -48,7 +46,9 @@ def test_labelled_real_suppliers_precision_and_recall(index: RegisterIndex) -> N
         review += result.status == "review"
         if result.status != "matched":
             continue
-        assert result.entry is not None and result.version == VERSION and result.register == result.entry.register
+        assert result.entry is not None
+        assert result.version == VERSION
+        assert result.register == result.entry.register
         got = {f"{e.register}:{e.number}" for e in (result.entry, *result.linked)}
         by_method[str(result.method)] = by_method.get(str(result.method), 0) + 1
         if expected & got:
@@ -81,14 +81,17 @@ def test_identifier_first_and_a_contradicting_name_goes_to_review(index: Registe
 
 
 def test_a_dissolved_namesake_is_ambiguous_unless_the_postcode_decides(index: RegisterIndex) -> None:
-    rows = [r for r in _labelled() if "dissolved namesake" in r["case"] and "hard" not in r["case"] and not r["identifier"]]
+    rows = [
+        r for r in _labelled() if "dissolved namesake" in r["case"] and "hard" not in r["case"] and not r["identifier"]
+    ]
     row = rows[0]
     number = row["expected"].split(":")[1]
     live = _row(index, "companies_house", number)
     without, with_pc = index.match(
         [SupplierQuery(row["supplier_name"]), SupplierQuery(row["supplier_name"], str(live["postcode"]).lower())]
     )
-    assert without.status == "review" and len(without.candidates) >= 2
+    assert without.status == "review"
+    assert len(without.candidates) >= 2
     assert not all(c.current for c in without.candidates)
     assert (with_pc.status, with_pc.method, with_pc.entry and with_pc.entry.number) == (
         "matched", "name+postcode", number,
@@ -99,9 +102,12 @@ def test_fuzzy_matches_need_the_postcode_to_be_automatic(index: RegisterIndex) -
     live = _row(index, "companies_house", "07687209")
     typo = "Obacc UK Ltd"  # a doubled letter
     at, nowhere = index.match([SupplierQuery(typo, str(live["postcode"])), SupplierQuery(typo)])
-    assert (at.status, at.method) == ("matched", "name+postcode") and at.entry and at.entry.number == "07687209"
+    assert (at.status, at.method) == ("matched", "name+postcode")
+    assert at.entry
+    assert at.entry.number == "07687209"
     assert at.score < 100
-    assert nowhere.status == "review" and nowhere.candidates[0].number == "07687209"
+    assert nowhere.status == "review"
+    assert nowhere.candidates[0].number == "07687209"
     (none,) = index.match([SupplierQuery("Quixotic Zebra Upholstery")])
     assert (none.status, none.entry, none.candidates) == ("none", None, ())
 
@@ -112,5 +118,6 @@ def test_a_charitable_company_in_two_registers_is_one_organisation(index: Regist
         (result,) = index.match([SupplierQuery(row["supplier_name"])])
         registers = {e.register for e in (result.entry, *result.linked) if e}
         if "decoy" not in row["case"]:
-            assert result.status == "matched" and registers == {"ccew", "companies_house"}
+            assert result.status == "matched"
+            assert registers == {"ccew", "companies_house"}
     assert rows
