@@ -100,6 +100,7 @@ _NAME_RULE_HINT = re.compile(
 _METHOD_RANK = {
     "manual_attestation": 6,
     "register_identifier": 5,
+    "register_entry": 5,  # a matched register entry (socialvalue.register_evidence)
     "company_type": 4,
     "company_number_prefix": 3,
     "legal_name_pattern": 2,
@@ -144,6 +145,8 @@ class SupplierFacts:
     company_type: str | None = None  # Companies House company_type
     company_subtype: str | None = None  # e.g. "community-interest-company"
     attestations: tuple[Attestation, ...] = ()
+    # Evidence from a matched register entry (socialvalue.register_evidence.register_findings).
+    register_evidence: "tuple[Evidence, ...]" = ()
 
 
 @dataclass(frozen=True)
@@ -386,6 +389,7 @@ def classify_enterprise(facts: SupplierFacts) -> EnterpriseClassification:
         + name_signals
         + list(_declared_signals_cached(facts.declared_scale, facts.declared_vcse, facts.declared_source))
         + (_attestation_signals(facts.attestations) if facts.attestations else [])
+        + list(facts.register_evidence)
     )
     result = _decide(tuple(signals))
     if not name_signals:

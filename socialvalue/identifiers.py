@@ -165,6 +165,7 @@ _LEGAL_SUFFIXES: tuple[tuple[str, ...], ...] = tuple(
         "cyfyngedig",
     )
 )
+_SUFFIX_LAST_WORDS: frozenset[str] = frozenset(suffix[-1] for suffix in _LEGAL_SUFFIXES)
 _TRADING_AS = re.compile(r"[\s(](?:t/a|t\\a|trading\s+as)\s.*$", re.IGNORECASE)
 
 
@@ -206,6 +207,8 @@ def clean_org_name(name: str) -> str:
     return " ".join(_repair_mojibake(text).split())
 
 
+_APOSTROPHES = re.compile(r"['\u2019`]")
+_NON_WORD = re.compile(r"[^\w]+|_")
 _TRAILING_ACRONYM = re.compile(r"\s*\(\s*[A-Z][A-Z&.]{1,9}\s*\)\s*$")
 
 
@@ -217,13 +220,15 @@ def normalise_org_name(name: str) -> str:
     """
     # A trailing acronym in brackets ("Warwickshire County Council (WCC)") names the same body.
     text = _TRAILING_ACRONYM.sub("", clean_org_name(name))
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    if not text.isascii():  # NFKD and accent stripping change nothing in ASCII text
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.casefold()
-    text = _TRADING_AS.sub("", " " + text + " ")
+    if "t" in text:  # every trading-as marker contains a "t"
+        text = _TRADING_AS.sub("", " " + text + " ")
     text = text.replace("&", " and ").replace("+", " and ")
-    text = re.sub(r"['\u2019`]", "", text)
-    text = re.sub(r"[^\w]+|_", " ", text)
+    text = _APOSTROPHES.sub("", text)
+    text = _NON_WORD.sub(" ", text)
     tokens = _collapse_initials(text.split())
     if tokens and tokens[0] == "the":
         tokens = tokens[1:]
@@ -234,6 +239,8 @@ def normalise_org_name(name: str) -> str:
             tokens = tokens[:-1]
             changed = True
             continue
+        if tokens[-1] not in _SUFFIX_LAST_WORDS:
+            break
         for suffix in _LEGAL_SUFFIXES:
             if len(tokens) > len(suffix) and tuple(tokens[-len(suffix) :]) == suffix:
                 tokens = tokens[: -len(suffix)]
