@@ -21,7 +21,7 @@ import polars as pl
 
 from importers.registers import open_register
 from socialvalue.matching import RegisterIndex, SupplierQuery
-from tests.paths import FIXTURES_DIR
+from tests.support.paths import FIXTURES_DIR
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 5_000_000
 SUPPLIERS = int(sys.argv[2]) if len(sys.argv) > 2 else 200_000

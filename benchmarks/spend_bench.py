@@ -25,7 +25,7 @@ import polars as pl
 
 from importers.spend import read_spend_file
 from socialvalue.payees import match_payees, payees_of
-from tests.paths import FIXTURES_DIR
+from tests.support.paths import FIXTURES_DIR
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 1_000_000
 SPEND = FIXTURES_DIR / "spend"

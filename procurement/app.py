@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
@@ -25,6 +26,11 @@ from procurement.problems import EXCEPTION_HANDLERS
 from procurement.settings import Settings, get_settings
 from procurement.statements.controllers import PublicStatementController, StatementController, public_home
 from procurement.suppliers.controllers import ClassificationController, SupplierController
+from procurement.web.pages import accessibility_statement_route
+from procurement.web.setup import static_files_router, template_config
+
+# When the accessibility statement was prepared (WCAG 2.2 AA, tested with axe-core in Chromium).
+ACCESSIBILITY_PREPARED = dt.date(2026, 12, 6)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -47,7 +53,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CommitmentController,
             AnchorGroupController,
             Lm3Controller,
+            static_files_router(),
+            accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),
         ],
+        template_config=template_config(),
         plugins=[SQLAlchemyPlugin(config=alchemy), LocalValueCLIPlugin()],
         state=State({ALCHEMY_STATE_KEY: alchemy}),
         middleware=[DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema"])],

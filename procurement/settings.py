@@ -40,6 +40,8 @@ class Settings:
     page_size_default: int
     page_size_max: int
     work_dir: Path
+    # Who answers accessibility questions, named on /accessibility-statement (a legal requirement).
+    accessibility_contact: str
 
     @property
     def dialect(self) -> str:
@@ -55,6 +57,8 @@ class Settings:
             page_size_default=_int("LOCALVALUE_PAGE_SIZE", 50),
             page_size_max=_int("LOCALVALUE_PAGE_SIZE_MAX", 200),
             work_dir=Path(os.environ.get("LOCALVALUE_WORK_DIR", ".")).resolve(),
+            accessibility_contact=os.environ.get("LOCALVALUE_ACCESSIBILITY_CONTACT", "").strip()
+            or "accessibility@localvalue.example",
         )
 
 

@@ -3,7 +3,7 @@
 import zipfile
 from pathlib import Path
 
-from tests.paths import FIXTURES_DIR
+from tests.support.paths import FIXTURES_DIR
 
 REGISTERS_DIR = FIXTURES_DIR / "registers"
 CH_CSV = REGISTERS_DIR / "BasicCompanyData-2025-11-01.csv"

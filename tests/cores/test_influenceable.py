@@ -4,7 +4,7 @@ import polars as pl
 
 from importers.spend import read_spend_file
 from socialvalue.influenceable import classify_influenceable
-from tests.paths import FIXTURES_DIR
+from tests.support.paths import FIXTURES_DIR
 
 SPEND = FIXTURES_DIR / "spend"
 

@@ -6,7 +6,7 @@ import polars as pl
 
 from importers.spend import read_spend_file
 from socialvalue.payees import attach_matches, match_payees, payee_key, payees_of
-from tests.paths import FIXTURES_DIR
+from tests.support.paths import FIXTURES_DIR
 
 SPEND = FIXTURES_DIR / "spend"
 

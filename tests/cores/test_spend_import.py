@@ -19,7 +19,7 @@ from importers.spend import (
     redaction_kind,
     split_vendor_code,
 )
-from tests.paths import FIXTURES_DIR
+from tests.support.paths import FIXTURES_DIR
 
 SPEND = FIXTURES_DIR / "spend"
 EXPECTED = {row["file"]: row for row in csv.DictReader((SPEND / "expected.csv").open())}
