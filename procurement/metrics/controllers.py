@@ -114,7 +114,7 @@ class MetricsController(Controller):
             notes=NOTES,
         )
 
-    @get("/metrics.csv", summary="The rows behind every figure, as CSV")
+    @get("/metrics.csv", summary="The rows behind every figure (table=lines) or the figures themselves (summary)")
     async def metrics_csv(
         self,
         db_session: AsyncSession,
@@ -122,12 +122,18 @@ class MetricsController(Controller):
         group: str | None = _GROUP,
         period: str | None = _PERIOD,
         basis: BasisParam | None = _BASIS,
+        table: Literal["lines", "summary"] = Parameter(
+            default="lines",
+            description="lines: every contract-supplier line; summary: each figure with its share and coverage.",
+        ),
     ) -> Response[bytes]:
-        scope, rows, _summary = await _rows(db_session, anchor_id, group, period, basis)
+        scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis)
+        frame = summary if table == "summary" else rows
+        name = _filename(scope, period) + ("-summary" if table == "summary" else "")
         return Response(
-            rows.write_csv().encode("utf-8"),
+            frame.write_csv().encode("utf-8"),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{_filename(scope, period)}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
 
     @get("/metrics.xlsx", summary="The rows behind every figure plus a summary sheet, as XLSX")
