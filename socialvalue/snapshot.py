@@ -12,6 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal, NoReturn, TypedDict, cast
 from zoneinfo import ZoneInfo
 
+from socialvalue.catalogue import CASH_UNIT
+
 # Version 2 added each share's coverage, the contracts and suppliers a headline rests on, the largest suppliers
 # of any location and a null share for "not known". Version 1 snapshots stay valid and are read through
 # ``upgrade_snapshot``, so statements published before then still render.
@@ -254,6 +256,16 @@ def format_share(s: str | None) -> str:
     return f"{percent}%"
 
 
+def format_commitment(text: str, unit: str) -> str:
+    """A commitment quantity for people: cash in pounds and pence ("£5,000.00"), anything else as a number."""
+    if unit == CASH_UNIT:
+        try:
+            return f"£{Decimal(text):,.2f}"
+        except InvalidOperation:
+            return text
+    return _format_quantity(text)
+
+
 def _format_quantity(text: str) -> str:
     """Commitment quantities: thousands separators when the text is a plain number, else as given."""
     try:
@@ -404,19 +416,19 @@ def _record(spec: Mapping[str, _Check]) -> _Check:
 
 
 _HEADLINE_V1_KEYS: dict[str, _Check] = {
-        "basis": _text,
-        "total_value_pence": _pence,
-        "line_count": _count,
-        "supplier_count": _count,
-        "local_share": _share,
-        "local_share_known": _share,
-        "regional_share": _share,
-        "sme_share": _share,
-        "vcse_share": _share,
-        "social_enterprise_share": _share,
-        "unknown_locality_share": _share,
-        "unknown_status_share": _share,
-        "excluded": _record({"non_gbp": _count, "withdrawn": _count, "no_value": _count, "no_date": _count}),
+    "basis": _text,
+    "total_value_pence": _pence,
+    "line_count": _count,
+    "supplier_count": _count,
+    "local_share": _share,
+    "local_share_known": _share,
+    "regional_share": _share,
+    "sme_share": _share,
+    "vcse_share": _share,
+    "social_enterprise_share": _share,
+    "unknown_locality_share": _share,
+    "unknown_status_share": _share,
+    "excluded": _record({"non_gbp": _count, "withdrawn": _count, "no_value": _count, "no_date": _count}),
 }
 
 
@@ -437,68 +449,66 @@ _HEADLINE = _record(
 
 
 _V1_KEYS: dict[str, _Check] = {
-        "schema": _one_of(SCHEMA_V1),
-        "statement": _record(
+    "schema": _one_of(SCHEMA_V1),
+    "statement": _record(
+        {
+            "id": _text,
+            "anchor_name": _text,
+            "anchor_code": _optional(_text),
+            "scope_kind": _one_of("anchor", "group"),
+            "members": _list_of(_text),
+            "period": _period,
+            "period_label": _text,
+            "version": _count,
+            "status": _one_of("draft", "published", "superseded", "withdrawn"),
+            "published_at": _optional(_instant),
+            "generated_at": _instant,
+            "supersedes": _optional(_record({"id": _text, "version": _count, "reason": _text})),
+        }
+    ),
+    "headline": _HEADLINE_V1,
+    "spread_headline": _optional(_HEADLINE_V1),
+    "trend": _list_of(_record({"period": _period, "local_share": _share, "total_value_pence": _pence}), max_items=8),
+    "by_tier": _list_of(
+        _record(
             {
-                "id": _text,
-                "anchor_name": _text,
-                "anchor_code": _optional(_text),
-                "scope_kind": _one_of("anchor", "group"),
-                "members": _list_of(_text),
-                "period": _period,
-                "period_label": _text,
-                "version": _count,
-                "status": _one_of("draft", "published", "superseded", "withdrawn"),
-                "published_at": _optional(_instant),
-                "generated_at": _instant,
-                "supersedes": _optional(_record({"id": _text, "version": _count, "reason": _text})),
+                "tier": _one_of("local", "regional", "rest_of_uk", "outside_uk", "unknown"),
+                "value_pence": _pence,
+                "share": _share,
             }
-        ),
-        "headline": _HEADLINE_V1,
-        "spread_headline": _optional(_HEADLINE_V1),
-        "trend": _list_of(
-            _record({"period": _period, "local_share": _share, "total_value_pence": _pence}), max_items=8
-        ),
-        "by_tier": _list_of(
-            _record(
-                {
-                    "tier": _one_of("local", "regional", "rest_of_uk", "outside_uk", "unknown"),
-                    "value_pence": _pence,
-                    "share": _share,
-                }
-            )
-        ),
-        "by_supplier_type": _list_of(
-            _record({"category": _text, "value_pence": _pence, "share": _share, "suppliers": _count})
-        ),
-        "top_local_suppliers": _list_of(
-            _record({"name": _text, "value_pence": _pence, "category": _text, "lad_name": _optional(_text)})
-        ),
-        "commitments": _list_of(
-            _record(
-                {
-                    "contract": _text,
-                    "supplier": _text,
-                    "measure": _text,
-                    "unit": _text,
-                    "committed": _text,
-                    "delivered": _text,
-                    "verified": _text,
-                }
-            )
-        ),
-        "methodology": _record(
+        )
+    ),
+    "by_supplier_type": _list_of(
+        _record({"category": _text, "value_pence": _pence, "share": _share, "suppliers": _count})
+    ),
+    "top_local_suppliers": _list_of(
+        _record({"name": _text, "value_pence": _pence, "category": _text, "lad_name": _optional(_text)})
+    ),
+    "commitments": _list_of(
+        _record(
             {
-                "local_definition": _record({"preset": _optional(_text), "label": _text, "lad_names": _list_of(_text)}),
-                "bases": _list_of(_text),
-                "rule_versions": _record({"locality": _text, "enterprise": _text, "metrics": _text}),
-                "exclusions": _list_of(_text),
-                "notes": _list_of(_text),
+                "contract": _text,
+                "supplier": _text,
+                "measure": _text,
+                "unit": _text,
+                "committed": _text,
+                "delivered": _text,
+                "verified": _text,
             }
-        ),
-        "sources": _list_of(_record({"name": _text, "licence": _text, "attribution": _text})),
-        "figures_sha256": _sha256_hex,
-    }
+        )
+    ),
+    "methodology": _record(
+        {
+            "local_definition": _record({"preset": _optional(_text), "label": _text, "lad_names": _list_of(_text)}),
+            "bases": _list_of(_text),
+            "rule_versions": _record({"locality": _text, "enterprise": _text, "metrics": _text}),
+            "exclusions": _list_of(_text),
+            "notes": _list_of(_text),
+        }
+    ),
+    "sources": _list_of(_record({"name": _text, "licence": _text, "attribution": _text})),
+    "figures_sha256": _sha256_hex,
+}
 
 
 _SNAPSHOT_V1 = _record(_V1_KEYS)
@@ -554,8 +564,7 @@ _V1_STANDARD_EXCLUSIONS = frozenset(
     {
         "Withdrawn and cancelled contracts are left out.",
         "Values in currencies other than pounds sterling are left out and counted, never converted.",
-        "Contract lines with no value, or with neither an award date nor a contract period, are left out and "
-        "counted.",
+        "Contract lines with no value, or with neither an award date nor a contract period, are left out and counted.",
     }
 )
 

@@ -33,22 +33,22 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from socialvalue.catalogue import CASH_UNIT
 from socialvalue.snapshot import (
     LANGUAGE,
     Headline,
     StatementSnapshot,
     TrendPoint,
-    _format_quantity,
     _parse_instant,
     _share_decimal,
     _short_period,
     _uk_date,
     _uk_datetime,
+    format_commitment,
     format_judged,
     format_pence,
     format_share,
     glossary,
-    plural,
     resting_on,
     upgrade_snapshot,
 )
@@ -625,7 +625,9 @@ def _type_section(snap: StatementSnapshot) -> list[Flowable]:
         for t in types
     ]
     story += [
-        _p(f"Supplier status was known for {format_share(snap['headline']['coverage']['status'])} of the value.", SMALL),
+        _p(
+            f"Supplier status was known for {format_share(snap['headline']['coverage']['status'])} of the value.", SMALL
+        ),
         _horizontal_chart(names, [t["share"] for t in types], unknown),
         _table(rows, [CONTENT_WIDTH - 95 * mm, 25 * mm, 40 * mm, 30 * mm]),
     ]
@@ -716,10 +718,10 @@ def _commitments_section(snap: StatementSnapshot) -> list[Flowable]:
         [
             _cell(c["contract"]),
             _cell(c["supplier"]),
-            _cell(f"{c['measure']} ({c['unit']})"),
-            _cell(_format_quantity(c["committed"]), CELL_RIGHT),
-            _cell(_format_quantity(c["delivered"]), CELL_RIGHT),
-            _cell(_format_quantity(c["verified"]), CELL_RIGHT),
+            _cell(c["measure"] if c["unit"] == CASH_UNIT else f"{c['measure']} ({c['unit']})"),
+            _cell(format_commitment(c["committed"], c["unit"]), CELL_RIGHT),
+            _cell(format_commitment(c["delivered"], c["unit"]), CELL_RIGHT),
+            _cell(format_commitment(c["verified"], c["unit"]), CELL_RIGHT),
         ]
         for c in commitments
     ]
@@ -731,6 +733,13 @@ def _bullets(items: Sequence[str]) -> list[Flowable]:
     return [Paragraph(_markup(item), BULLET, bulletText="•") for item in items]
 
 
+def _areas(lads: Sequence[str]) -> str:
+    if not lads:
+        return "no listed local authority area."
+    which = "this local authority area" if len(lads) == 1 else f"one of these {len(lads)} local authority areas"
+    return f"{which}: {'; '.join(lads)}."
+
+
 def _methodology_section(snap: StatementSnapshot) -> list[Flowable]:
     method = snap["methodology"]
     definition = method["local_definition"]
@@ -738,15 +747,7 @@ def _methodology_section(snap: StatementSnapshot) -> list[Flowable]:
     story: list[Flowable] = [
         _h1("Methodology"),
         _h2("What local means"),
-        _p(
-            f"Local means {definition['label']}: suppliers whose postcode lies in "
-            + (
-                f"{'this local authority area' if len(lads) == 1 else f'one of these {len(lads)} local authority areas'}: "
-                f"{'; '.join(lads)}."
-                if lads
-                else "no listed local authority area."
-            )
-        ),
+        _p(f"Local means {definition['label']}: suppliers whose postcode lies in {_areas(lads)}"),
         _p(POSTCODE_LIMITATION),
         _h2("Two ways of counting value"),
     ]

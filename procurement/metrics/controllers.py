@@ -22,7 +22,7 @@ from procurement.metrics.commitments import (
     get_commitment,
     list_commitments,
     periods_of,
-    return_schema,
+    return_out,
     review_return,
     totals,
     update_commitment,
@@ -266,7 +266,7 @@ class CommitmentController(Controller):
         commitment_id: int,
         data: ReturnCreate,
     ) -> DeliveryReturn:
-        return return_schema(await enter_return(db_session, commitment_id, data, request.user))
+        return await return_out(db_session, await enter_return(db_session, commitment_id, data, request.user))
 
     @post(
         "/returns/{return_id:int}/verify",
@@ -277,7 +277,7 @@ class CommitmentController(Controller):
     async def verify(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: int
     ) -> DeliveryReturn:
-        return return_schema(await review_return(db_session, return_id, request.user, verify=True))
+        return await return_out(db_session, await review_return(db_session, return_id, request.user, verify=True))
 
     @post(
         "/returns/{return_id:int}/reject",
@@ -289,7 +289,7 @@ class CommitmentController(Controller):
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: int, data: ReturnReject
     ) -> DeliveryReturn:
         row = await review_return(db_session, return_id, request.user, verify=False, reason=data.reason)
-        return return_schema(row)
+        return await return_out(db_session, row)
 
     @get(
         "/commitments", summary="Committed vs delivered vs verified per commitment and quarter", guards=[requires_token]

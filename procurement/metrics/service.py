@@ -366,11 +366,19 @@ def summary_frame(results: list[MetricsResult], scope_key: str, period: str | No
         for p in period_metrics(result, scope_key, [period] if period else None):
             h = p.headline
 
-            def add(figure: str, *, count: int | None = None, pence: int | None = None, s: Share | None = None) -> None:
+            def add(
+                figure: str,
+                *,
+                count: int | None = None,
+                pence: int | None = None,
+                s: Share | None = None,
+                basis: str = result.basis,
+                period_label: str = p.period,
+            ) -> None:
                 rows.append(
                     {
-                        "basis": result.basis,
-                        "period": p.period,
+                        "basis": basis,
+                        "period": period_label,
                         "figure": figure,
                         "count": count,
                         "value_pence": pence,

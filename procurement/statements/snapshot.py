@@ -16,6 +16,7 @@ from procurement import clock
 from procurement import models as m
 from procurement.metrics.commitments import commitment_figures
 from procurement.metrics.lines import Scope, scope_metrics
+from procurement.metrics.measures import format_quantity
 from procurement.metrics.service import coverage_threshold, resting_on
 from procurement.money import judged_share, ratio_text
 from socialvalue import enterprise, locality
@@ -303,12 +304,6 @@ async def _top_local(session: AsyncSession, result: Any, scope: Scope, period: s
     ]
 
 
-def _quantity(value: Decimal | None) -> str:
-    if value is None:
-        return "0"
-    return format(value.normalize(), "f")
-
-
 async def _commitments(session: AsyncSession, scope: Scope, period: str) -> list[dict[str, Any]]:
     figures = await commitment_figures(session, scope, period)
     return [
@@ -317,9 +312,9 @@ async def _commitments(session: AsyncSession, scope: Scope, period: str) -> list
             "supplier": f.supplier_name or "",
             "measure": f.measure_name,
             "unit": f.unit,
-            "committed": _quantity(f.committed),
-            "delivered": _quantity(f.delivered),
-            "verified": _quantity(f.verified),
+            "committed": format_quantity(f.committed, f.kind),
+            "delivered": format_quantity(f.delivered, f.kind),
+            "verified": format_quantity(f.verified, f.kind),
         }
         for f in figures
     ]
