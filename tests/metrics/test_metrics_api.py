@@ -274,6 +274,31 @@ async def test_cli_prints_the_same_headline(app_client: Any, session: AsyncSessi
     )
     assert "local £2,000.00 share 0.5000, of known 0.5000, judged on 1.0000 of value" in awarded
     assert "SME £0.00 share not known (judged on 0.0000 of value)" in awarded
+    # The threshold is a setting: at 0 every share is given, whatever it rests on.
+    lenient = localvalue(
+        "metrics",
+        "--anchor",
+        "E08000025",
+        "--period",
+        "2025Q1",
+        "--basis",
+        "awarded",
+        database_url=db.url,
+        LOCALVALUE_COVERAGE_THRESHOLD="0",
+    ).stdout
+    assert "SME £0.00 share 0.0000, of known -, judged on 0.0000 of value" in " ".join(lenient.split())
+    bad = localvalue(
+        "metrics",
+        "--anchor",
+        "E08000025",
+        "--period",
+        "2025Q1",
+        database_url=db.url,
+        LOCALVALUE_COVERAGE_THRESHOLD="half",
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "LOCALVALUE_COVERAGE_THRESHOLD must be a fraction from 0 to 1 such as 0.50" in " ".join(bad.stderr.split())
     assert "excluded lines 1: withdrawn 1, not GBP 0, no value 0" in awarded
     # Spread: only A (£1,000, local) falls in Q1.
     assert spread.startswith("total £1,000.00, lines 1, contracts 1, suppliers 1")

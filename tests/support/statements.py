@@ -171,7 +171,14 @@ def example_snapshot(status: str = "published", **statement: Any) -> dict[str, A
         "top_suppliers": [
             {"name": n, "value_pence": v, "category": c, "tier": "local"} for n, v, c, _lad in TOP_LOCAL_SUPPLIERS[:3]
         ]
-        + [{"name": "National Outsourcing plc", "value_pence": 90_000_000, "category": "Large company", "tier": "rest_of_uk"}],
+        + [
+            {
+                "name": "National Outsourcing plc",
+                "value_pence": 90_000_000,
+                "category": "Large company",
+                "tier": "rest_of_uk",
+            }
+        ],
         "commitments": [
             {
                 "contract": "SWB/2024/118 Soft facilities management",
