@@ -187,6 +187,11 @@ async def verify_all(session: AsyncSession) -> list[Verification]:
     return [verify_statement(s) for s in statements]
 
 
+def _shown_share(key: str, value: Any) -> Any:
+    """A share that could not be judged reads "not known" in a spreadsheet, where an empty cell reads as 0."""
+    return "not known" if value is None and key.endswith(("share", "share_known")) else value
+
+
 def figures_csv(snapshot: dict[str, Any]) -> str:  # noqa: PLR0912 - one flat walk over every section
     """The frozen figures as a flat CSV (section, item, measure, value) for spreadsheets."""
     import csv
@@ -203,21 +208,27 @@ def figures_csv(snapshot: dict[str, Any]) -> str:  # noqa: PLR0912 - one flat wa
         if not head:
             continue
         for key, value in head.items():
-            if key == "excluded":
-                for reason, count in value.items():
-                    writer.writerow([section, head["basis"], f"excluded_{reason}", count])
+            if key in {"excluded", "coverage"}:
+                for part, figure in value.items():
+                    name = f"excluded_{part}" if key == "excluded" else f"coverage_{part}"
+                    writer.writerow([section, head["basis"], name, figure])
+            elif key == "supplier_names":
+                writer.writerow([section, head["basis"], key, "; ".join(value)])
             elif key != "basis":
-                writer.writerow([section, head["basis"], key, value])
+                writer.writerow([section, head["basis"], key, _shown_share(key, value)])
     for row in snapshot["trend"]:
-        writer.writerow(["trend", row["period"], "local_share", row["local_share"]])
+        writer.writerow(["trend", row["period"], "local_share", _shown_share("local_share", row["local_share"])])
+        writer.writerow(["trend", row["period"], "coverage", row.get("coverage")])
         writer.writerow(["trend", row["period"], "total_value_pence", row["total_value_pence"]])
     for row in snapshot["by_tier"]:
         writer.writerow(["by_tier", row["tier"], "value_pence", row["value_pence"]])
-        writer.writerow(["by_tier", row["tier"], "share", row["share"]])
+        writer.writerow(["by_tier", row["tier"], "share", _shown_share("share", row["share"])])
     for row in snapshot["by_supplier_type"]:
         writer.writerow(["by_supplier_type", row["category"], "value_pence", row["value_pence"]])
-        writer.writerow(["by_supplier_type", row["category"], "share", row["share"]])
+        writer.writerow(["by_supplier_type", row["category"], "share", _shown_share("share", row["share"])])
         writer.writerow(["by_supplier_type", row["category"], "suppliers", row["suppliers"]])
+    for row in snapshot.get("top_suppliers", []):
+        writer.writerow(["top_suppliers", row["name"], "value_pence", row["value_pence"]])
     for row in snapshot["top_local_suppliers"]:
         writer.writerow(["top_local_suppliers", row["name"], "value_pence", row["value_pence"]])
     for row in snapshot["commitments"]:

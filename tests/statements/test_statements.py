@@ -162,6 +162,8 @@ async def test_publish_read_back_and_public_access(db: Database, session: Any, a
     assert again.status_code == 304
     csv_text = (await app_client.get(f"/public/statements/{statement['id']}.csv")).text
     assert f"headline,awarded,local_share,{head['local_share']}" in csv_text
+    assert "headline,awarded,sme_share,not known" in csv_text
+    assert f"headline,awarded,coverage_sme,{sme_coverage}" in csv_text
 
     # The public page lists it with working links, without JavaScript.
     home = await app_client.get("/")

@@ -31,7 +31,7 @@ def headline(basis: str, tiers: dict[str, int], types: dict[str, int], lines: in
         "basis": basis,
         "total_value_pence": total,
         "line_count": lines,
-        "contract_count": lines - 12,
+        "contract_count": max(lines - 12, 1),
         "supplier_count": suppliers,
         "supplier_names": [],
         "coverage": {
