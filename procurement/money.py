@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Literal
 
 # Active ISO 4217 codes (list of 2024), so a typo like "GPB" is refused rather than stored.
 ISO_4217 = frozenset(
@@ -77,3 +79,29 @@ def ratio_text(numerator: int, denominator: int) -> str | None:
     if denominator == 0:
         return None
     return str((Decimal(numerator) / Decimal(denominator)).quantize(_SHARE_PLACES, rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class JudgedShare:
+    """A share beside the share of value it could be judged on (its coverage).
+
+    ``share`` is None ("not known") when nothing was counted or the coverage is below the threshold: a share
+    judged on too little of the value would read as a fact about all of it, and unknown is never zero.
+    """
+
+    share: str | None
+    share_known: str | None
+    coverage: str | None
+    status: Literal["known", "not_known"]
+
+
+def judged_share(part: int, total: int, unknown: int, threshold: Decimal) -> JudgedShare:
+    """``part`` of ``total`` pence, where ``unknown`` pence could not be judged either way."""
+    known = total - unknown
+    coverage = ratio_text(known, total)
+    # Compared exactly in pence: 0.4999 of the value is below a 0.50 threshold even if it rounds to 0.5000.
+    if total <= 0 or Decimal(known) < threshold * total:
+        return JudgedShare(share=None, share_known=None, coverage=coverage, status="not_known")
+    return JudgedShare(
+        share=ratio_text(part, total), share_known=ratio_text(part, known), coverage=coverage, status="known"
+    )

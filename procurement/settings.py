@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +23,18 @@ def _int(name: str, default: int) -> int:
     except ValueError as exc:
         msg = f"environment variable {name} must be an integer, got {raw!r}"
         raise ValueError(msg) from exc
+
+
+def _fraction(name: str, default: str) -> Decimal:
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not value.is_finite() or not Decimal(0) <= value <= Decimal(1):
+        msg = f"environment variable {name} must be a fraction from 0 to 1 such as 0.50, got {raw!r}"
+        raise ValueError(msg)
+    return value
 
 
 def _bool(name: str, *, default: bool) -> bool:
@@ -42,6 +55,8 @@ class Settings:
     work_dir: Path
     # Who answers accessibility questions, named on /accessibility-statement (a legal requirement).
     accessibility_contact: str
+    # A share judged on less of the value than this (a fraction) is published as "not known", never as 0%.
+    coverage_threshold: Decimal
 
     @property
     def dialect(self) -> str:
@@ -59,6 +74,7 @@ class Settings:
             work_dir=Path(os.environ.get("LOCALVALUE_WORK_DIR", ".")).resolve(),
             accessibility_contact=os.environ.get("LOCALVALUE_ACCESSIBILITY_CONTACT", "").strip()
             or "accessibility@localvalue.example",
+            coverage_threshold=_fraction("LOCALVALUE_COVERAGE_THRESHOLD", "0.50"),
         )
 
 

@@ -5,7 +5,8 @@ source line and keeps the verification status the research gave it. National TOM
 deliberately absent (their licence is CC BY-NC-ND); see ``data/social-value/SOURCES.md``.
 
 Units: a model award criterion has no unit of its own, so its unit is ``CONTRACT_UNIT`` and each commitment
-states the unit it is counted in. Cash measures are counted in pence and reported apart from monetised proxies.
+states the unit it is counted in. Cash measures are counted in pounds (two decimal places) and reported apart
+from monetised proxies.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, TypedDict
 
 OGL_LINE = "Contains public sector information licensed under the Open Government Licence v3.0."
 CONTRACT_UNIT = "stated per commitment"
-CASH_UNIT = "pence"
+CASH_UNIT = "pounds"
 KINDS = ("cash", "output")
 FRAMEWORKS = ("ppn-06-20", "ppn-002", "local")
 _SOURCE_MAX = 1000

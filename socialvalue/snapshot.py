@@ -12,7 +12,13 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal, NoReturn, TypedDict, cast
 from zoneinfo import ZoneInfo
 
-SCHEMA = "localvalue.statement/1"
+from socialvalue.catalogue import CASH_UNIT
+
+# Version 2 added each share's coverage, the contracts and suppliers a headline rests on, the largest suppliers
+# of any location and a null share for "not known". Version 1 snapshots stay valid and are read through
+# ``upgrade_snapshot``, so statements published before then still render.
+SCHEMA = "localvalue.statement/2"
+SCHEMA_V1 = "localvalue.statement/1"
 
 
 LANGUAGE = "en-GB"
@@ -49,11 +55,25 @@ class Exclusions(TypedDict):
     no_date: int
 
 
+class Coverage(TypedDict):
+    """The share of value each kind of share could be judged on (null when nothing was counted)."""
+
+    locality: str | None
+    status: str | None
+    sme: str | None
+    vcse: str | None
+    social_enterprise: str | None
+
+
 class Headline(TypedDict):
     basis: str
     total_value_pence: int
     line_count: int
+    contract_count: int | None  # None: not recorded (version 1)
     supplier_count: int
+    supplier_names: list[str]  # all of them when five or fewer, else empty
+    coverage: Coverage
+    coverage_threshold: str | None
     local_share: str | None
     local_share_known: str | None
     regional_share: str | None
@@ -69,6 +89,7 @@ class TrendPoint(TypedDict):
     period: str
     local_share: str | None
     total_value_pence: int
+    coverage: str | None
 
 
 class TierRow(TypedDict):
@@ -89,6 +110,13 @@ class TopSupplier(TypedDict):
     value_pence: int
     category: str
     lad_name: str | None
+
+
+class Supplier(TypedDict):
+    name: str
+    value_pence: int
+    category: str
+    tier: str
 
 
 class Commitment(TypedDict):
@@ -136,6 +164,7 @@ class StatementSnapshot(TypedDict):
     by_tier: list[TierRow]
     by_supplier_type: list[SupplierTypeRow]
     top_local_suppliers: list[TopSupplier]
+    top_suppliers: list[Supplier]
     commitments: list[Commitment]
     methodology: Methodology
     sources: list[Source]
@@ -220,11 +249,21 @@ def _share_decimal(s: str) -> Decimal:
 
 
 def format_share(s: str | None) -> str:
-    """A share such as "0.4125" as a percentage to one decimal place ("41.3%"), or "not available"."""
+    """A share such as "0.4125" as a percentage to one decimal place ("41.3%"), or "not known"."""
     if s is None:
-        return "not available"
+        return "not known"
     percent = (_share_decimal(s) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
     return f"{percent}%"
+
+
+def format_commitment(text: str, unit: str) -> str:
+    """A commitment quantity for people: cash in pounds and pence ("£5,000.00"), anything else as a number."""
+    if unit == CASH_UNIT:
+        try:
+            return f"£{Decimal(text):,.2f}"
+        except InvalidOperation:
+            return text
+    return _format_quantity(text)
 
 
 def _format_quantity(text: str) -> str:
@@ -376,88 +415,125 @@ def _record(spec: Mapping[str, _Check]) -> _Check:
     return record
 
 
+_HEADLINE_V1_KEYS: dict[str, _Check] = {
+    "basis": _text,
+    "total_value_pence": _pence,
+    "line_count": _count,
+    "supplier_count": _count,
+    "local_share": _share,
+    "local_share_known": _share,
+    "regional_share": _share,
+    "sme_share": _share,
+    "vcse_share": _share,
+    "social_enterprise_share": _share,
+    "unknown_locality_share": _share,
+    "unknown_status_share": _share,
+    "excluded": _record({"non_gbp": _count, "withdrawn": _count, "no_value": _count, "no_date": _count}),
+}
+
+
+_HEADLINE_V1 = _record(_HEADLINE_V1_KEYS)
+
+
 _HEADLINE = _record(
     {
-        "basis": _text,
-        "total_value_pence": _pence,
-        "line_count": _count,
-        "supplier_count": _count,
-        "local_share": _share,
-        "local_share_known": _share,
-        "regional_share": _share,
-        "sme_share": _share,
-        "vcse_share": _share,
-        "social_enterprise_share": _share,
-        "unknown_locality_share": _share,
-        "unknown_status_share": _share,
-        "excluded": _record({"non_gbp": _count, "withdrawn": _count, "no_value": _count, "no_date": _count}),
+        **_HEADLINE_V1_KEYS,
+        "contract_count": _optional(_count),
+        "supplier_names": _list_of(_text),
+        "coverage": _record(
+            {"locality": _share, "status": _share, "sme": _share, "vcse": _share, "social_enterprise": _share}
+        ),
+        "coverage_threshold": _optional(_share),
     }
 )
 
 
+_V1_KEYS: dict[str, _Check] = {
+    "schema": _one_of(SCHEMA_V1),
+    "statement": _record(
+        {
+            "id": _text,
+            "anchor_name": _text,
+            "anchor_code": _optional(_text),
+            "scope_kind": _one_of("anchor", "group"),
+            "members": _list_of(_text),
+            "period": _period,
+            "period_label": _text,
+            "version": _count,
+            "status": _one_of("draft", "published", "superseded", "withdrawn"),
+            "published_at": _optional(_instant),
+            "generated_at": _instant,
+            "supersedes": _optional(_record({"id": _text, "version": _count, "reason": _text})),
+        }
+    ),
+    "headline": _HEADLINE_V1,
+    "spread_headline": _optional(_HEADLINE_V1),
+    "trend": _list_of(_record({"period": _period, "local_share": _share, "total_value_pence": _pence}), max_items=8),
+    "by_tier": _list_of(
+        _record(
+            {
+                "tier": _one_of("local", "regional", "rest_of_uk", "outside_uk", "unknown"),
+                "value_pence": _pence,
+                "share": _share,
+            }
+        )
+    ),
+    "by_supplier_type": _list_of(
+        _record({"category": _text, "value_pence": _pence, "share": _share, "suppliers": _count})
+    ),
+    "top_local_suppliers": _list_of(
+        _record({"name": _text, "value_pence": _pence, "category": _text, "lad_name": _optional(_text)})
+    ),
+    "commitments": _list_of(
+        _record(
+            {
+                "contract": _text,
+                "supplier": _text,
+                "measure": _text,
+                "unit": _text,
+                "committed": _text,
+                "delivered": _text,
+                "verified": _text,
+            }
+        )
+    ),
+    "methodology": _record(
+        {
+            "local_definition": _record({"preset": _optional(_text), "label": _text, "lad_names": _list_of(_text)}),
+            "bases": _list_of(_text),
+            "rule_versions": _record({"locality": _text, "enterprise": _text, "metrics": _text}),
+            "exclusions": _list_of(_text),
+            "notes": _list_of(_text),
+        }
+    ),
+    "sources": _list_of(_record({"name": _text, "licence": _text, "attribution": _text})),
+    "figures_sha256": _sha256_hex,
+}
+
+
+_SNAPSHOT_V1 = _record(_V1_KEYS)
+
+
 _SNAPSHOT = _record(
     {
+        **_V1_KEYS,
         "schema": _one_of(SCHEMA),
-        "statement": _record(
-            {
-                "id": _text,
-                "anchor_name": _text,
-                "anchor_code": _optional(_text),
-                "scope_kind": _one_of("anchor", "group"),
-                "members": _list_of(_text),
-                "period": _period,
-                "period_label": _text,
-                "version": _count,
-                "status": _one_of("draft", "published", "superseded", "withdrawn"),
-                "published_at": _optional(_instant),
-                "generated_at": _instant,
-                "supersedes": _optional(_record({"id": _text, "version": _count, "reason": _text})),
-            }
-        ),
         "headline": _HEADLINE,
         "spread_headline": _optional(_HEADLINE),
         "trend": _list_of(
-            _record({"period": _period, "local_share": _share, "total_value_pence": _pence}), max_items=8
+            _record({"period": _period, "local_share": _share, "total_value_pence": _pence, "coverage": _share}),
+            max_items=8,
         ),
-        "by_tier": _list_of(
+        "top_suppliers": _list_of(
             _record(
                 {
-                    "tier": _one_of("local", "regional", "rest_of_uk", "outside_uk", "unknown"),
+                    "name": _text,
                     "value_pence": _pence,
-                    "share": _share,
+                    "category": _text,
+                    "tier": _one_of("local", "regional", "rest_of_uk", "outside_uk", "unknown"),
                 }
             )
         ),
-        "by_supplier_type": _list_of(
-            _record({"category": _text, "value_pence": _pence, "share": _share, "suppliers": _count})
-        ),
-        "top_local_suppliers": _list_of(
-            _record({"name": _text, "value_pence": _pence, "category": _text, "lad_name": _optional(_text)})
-        ),
-        "commitments": _list_of(
-            _record(
-                {
-                    "contract": _text,
-                    "supplier": _text,
-                    "measure": _text,
-                    "unit": _text,
-                    "committed": _text,
-                    "delivered": _text,
-                    "verified": _text,
-                }
-            )
-        ),
-        "methodology": _record(
-            {
-                "local_definition": _record({"preset": _optional(_text), "label": _text, "lad_names": _list_of(_text)}),
-                "bases": _list_of(_text),
-                "rule_versions": _record({"locality": _text, "enterprise": _text, "metrics": _text}),
-                "exclusions": _list_of(_text),
-                "notes": _list_of(_text),
-            }
-        ),
-        "sources": _list_of(_record({"name": _text, "licence": _text, "attribution": _text})),
-        "figures_sha256": _sha256_hex,
     }
 )
 
@@ -467,7 +543,10 @@ def validate_snapshot(snapshot: Mapping[str, Any]) -> StatementSnapshot:
 
     The stored hash must match the figures, so a snapshot edited after it was frozen cannot be rendered.
     """
-    _SNAPSHOT(snapshot, "")
+    if isinstance(snapshot, Mapping) and snapshot.get("schema") == SCHEMA_V1:
+        _SNAPSHOT_V1(snapshot, "")
+    else:
+        _SNAPSHOT(snapshot, "")
     expected = figures_sha256(snapshot)
     if snapshot["figures_sha256"] != expected:
         raise ValueError(
@@ -475,3 +554,105 @@ def validate_snapshot(snapshot: Mapping[str, Any]) -> StatementSnapshot:
             f"(stored {snapshot['figures_sha256']}, computed {expected}); it was changed after it was hashed"
         )
     return cast(StatementSnapshot, snapshot)
+
+
+def _complement(share: str | None) -> str | None:
+    return None if share is None else str(Decimal(1) - _share_decimal(share))
+
+
+_V1_STANDARD_EXCLUSIONS = frozenset(
+    {
+        "Withdrawn and cancelled contracts are left out.",
+        "Values in currencies other than pounds sterling are left out and counted, never converted.",
+        "Contract lines with no value, or with neither an award date nor a contract period, are left out and counted.",
+    }
+)
+
+
+def upgrade_snapshot(snapshot: Mapping[str, Any]) -> StatementSnapshot:
+    """A validated snapshot in the current shape; a version 1 snapshot gets what can be derived from it.
+
+    Version 1 did not record the coverage of SME, VCSE and social-enterprise shares separately, so they take
+    the coverage of supplier status; its shares stay as they were published (they are the public record).
+    """
+    snap = validate_snapshot(snapshot)
+    if snap["schema"] != SCHEMA_V1:
+        return snap
+    out: dict[str, Any] = json.loads(canonical_json(snap))
+
+    def headline(h: dict[str, Any]) -> dict[str, Any]:
+        status = _complement(h["unknown_status_share"])
+        coverage = {"locality": _complement(h["unknown_locality_share"]), "status": status}
+        coverage |= {"sme": status, "vcse": status, "social_enterprise": status}
+        return {**h, "contract_count": None, "supplier_names": [], "coverage": coverage, "coverage_threshold": None}
+
+    out["headline"] = headline(out["headline"])
+    if out["spread_headline"] is not None:
+        out["spread_headline"] = headline(out["spread_headline"])
+    out["trend"] = [{**p, "coverage": None} for p in out["trend"]]
+    out["top_suppliers"] = []
+    # Version 1 repeated the standard exclusions (which every statement lists) in its own list.
+    method = out["methodology"]
+    method["exclusions"] = [e for e in method["exclusions"] if e not in _V1_STANDARD_EXCLUSIONS]
+    return cast(StatementSnapshot, out)
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """'1 contract', '3 contracts'."""
+    return f"{count:,} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+def format_judged(share: str | None, coverage: str | None) -> str:
+    """A share for people: "41.3%", or "not known" with the part of the value it could be judged on."""
+    if share is not None:
+        return format_share(share)
+    if coverage is None:
+        return "not known (nothing counted)"
+    return f"not known (judged on {format_share(coverage)} of the value)"
+
+
+def resting_on(head: Headline) -> str:
+    """What a headline rests on: 'It rests on 1 contract with 1 supplier: Building Services NOW.'"""
+    contracts = head["contract_count"]
+    suppliers = plural(head["supplier_count"], "supplier")
+    if contracts is None:
+        text = f"It rests on {plural(head['line_count'], 'contract line')} with {suppliers}"
+    else:
+        text = f"It rests on {plural(contracts, 'contract')} with {suppliers}"
+    names = head["supplier_names"]
+    return text + (f": {', '.join(names)}." if names else ".")
+
+
+def glossary(snap: StatementSnapshot) -> list[tuple[str, str]]:
+    """The words a reader needs, closing every statement (the PDF and the HTML version alike)."""
+    threshold = snap["headline"]["coverage_threshold"]
+    bar = f"at least {format_share(threshold)}" if threshold is not None else "enough"
+    return [
+        ("Local", f"A supplier whose postcode is in {snap['methodology']['local_definition']['label']}."),
+        (
+            "Coverage",
+            "The share of the value for which a supplier's location or status is known, so a share could be "
+            "judged on it. Every share is shown with its coverage.",
+        ),
+        (
+            "Not known",
+            f"A share is given only when {bar} of the value could be judged; otherwise it is shown as not known, "
+            "never as 0%.",
+        ),
+        ("Awarded basis", "Each contract's whole value counts in the quarter in which it was awarded."),
+        (
+            "Spread basis",
+            "Each contract's value is spread evenly over its contract term, and only the part in the quarter counts.",
+        ),
+        ("SME", "A small or medium-sized enterprise: fewer than 250 staff and a turnover of at most £44 million."),
+        (
+            "VCSE",
+            "A voluntary, community or social enterprise organisation: a charity, community interest company, "
+            "charitable incorporated organisation, registered society or similar.",
+        ),
+        (
+            "Social enterprise",
+            "A business with social aims that reinvests most of its profits in them, such as a community interest "
+            "company.",
+        ),
+    ]

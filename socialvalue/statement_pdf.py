@@ -33,20 +33,24 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from socialvalue.catalogue import CASH_UNIT
 from socialvalue.snapshot import (
     LANGUAGE,
     Headline,
     StatementSnapshot,
     TrendPoint,
-    _format_quantity,
     _parse_instant,
     _share_decimal,
     _short_period,
     _uk_date,
     _uk_datetime,
+    format_commitment,
+    format_judged,
     format_pence,
     format_share,
-    validate_snapshot,
+    glossary,
+    resting_on,
+    upgrade_snapshot,
 )
 
 _FALLBACK_LETTERS = str.maketrans({"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "\u0131": "i", "Ħ": "H", "ħ": "h"})
@@ -159,7 +163,7 @@ PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 18 * mm
 
 
-FOOTER_SPACE = 16 * mm
+FOOTER_SPACE = 20 * mm
 
 
 CONTENT_WIDTH = PAGE_WIDTH - 2 * MARGIN
@@ -345,7 +349,7 @@ def _cover(snap: StatementSnapshot) -> list[Flowable]:
     ]
     facts_table = Table(facts, colWidths=[40 * mm, CONTENT_WIDTH - 40 * mm], hAlign="LEFT")
     facts_table.setStyle(TableStyle([*GRID, ("LINEABOVE", (0, 0), (-1, 0), 0.4, RULE)]))
-    story += [Spacer(1, 8), facts_table]
+    story += [Spacer(1, 8), facts_table, Spacer(1, 4), _p(accessible_version_text(snap), SMALL)]
     return story
 
 
@@ -358,6 +362,15 @@ def _headline_rows(main: Headline, spread: Headline | None) -> list[list[Any]]:
         cells.append(_cell(note, SMALL))
         return cells
 
+    def judged(share_key: str) -> Callable[[Headline], str]:
+        return lambda h: format_share(h[share_key])  # type: ignore[literal-required]
+
+    def coverage(key: str) -> Callable[[Headline], str]:
+        return lambda h: format_share(h["coverage"][key])  # type: ignore[literal-required]
+
+    def contracts(h: Headline) -> str:
+        return "not recorded" if h["contract_count"] is None else f"{h['contract_count']:,}"
+
     header = [_cell("Measure", CELL_BOLD), _cell("Awarded basis", CELL_RIGHT_BOLD)]
     if spread is not None:
         header.append(_cell("Spread basis", CELL_RIGHT_BOLD))
@@ -365,47 +378,64 @@ def _headline_rows(main: Headline, spread: Headline | None) -> list[list[Any]]:
     return [
         header,
         row("Total contract value", lambda h: format_pence(h["total_value_pence"]), "value counted in the quarter"),
-        row("Contract lines", lambda h: f"{h['line_count']:,}"),
+        row("Contracts", contracts),
+        row("Contract lines", lambda h: f"{h['line_count']:,}", "one line per contract and supplier"),
         row("Suppliers", lambda h: f"{h['supplier_count']:,}"),
-        row("Local share of value", lambda h: format_share(h["local_share"]), "of all value counted", bold=True),
+        row("Local share of value", judged("local_share"), "of all value counted", bold=True),
         row(
             "Local share where location is known",
-            lambda h: format_share(h["local_share_known"]),
+            judged("local_share_known"),
             "leaves out suppliers whose location is unknown",
         ),
-        row("Regional share of value", lambda h: format_share(h["regional_share"])),
+        row("Regional share of value", judged("regional_share")),
+        row("Coverage: location known", coverage("locality"), "value these location shares are judged on"),
+        row("SME share", judged("sme_share"), "small and medium-sized enterprises"),
+        row("Coverage: SME status known", coverage("sme"), "value the SME share is judged on"),
+        row("VCSE share", judged("vcse_share"), "voluntary, community and social enterprise"),
+        row("Coverage: VCSE status known", coverage("vcse"), "value the VCSE share is judged on"),
+        row("Social enterprise share", judged("social_enterprise_share")),
         row(
-            "Coverage: location unknown",
-            lambda h: format_share(h["unknown_locality_share"]),
-            "value whose supplier location could not be found",
-        ),
-        row("SME share", lambda h: format_share(h["sme_share"]), "small and medium-sized enterprises"),
-        row("VCSE share", lambda h: format_share(h["vcse_share"]), "voluntary, community and social enterprise"),
-        row("Social enterprise share", lambda h: format_share(h["social_enterprise_share"])),
-        row(
-            "Coverage: status unknown",
-            lambda h: format_share(h["unknown_status_share"]),
-            "value whose supplier's SME, VCSE or social enterprise status is unknown",
+            "Coverage: social enterprise status known",
+            coverage("social_enterprise"),
+            "value the social enterprise share is judged on",
         ),
     ]
+
+
+def _threshold_text(main: Headline) -> str:
+    threshold = main["coverage_threshold"]
+    bar = format_share(threshold) if threshold is not None else "enough"
+    return f"A share is given only when at least {bar} of the value could be judged; otherwise it is not known."
 
 
 def _headline(snap: StatementSnapshot) -> list[Flowable]:
     main, spread = snap["headline"], snap["spread_headline"]
     label = snap["methodology"]["local_definition"]["label"]
+    located = main["coverage"]["locality"]
+    if main["total_value_pence"] == 0:
+        lead = "No contract value was counted in this quarter, so there is no local share to give."
+    elif main["local_share"] is None:
+        lead = (
+            f"The local share is not known: the location of suppliers was known for only {format_share(located)} "
+            f"of the {format_pence(main['total_value_pence'])} awarded in the quarter. {_threshold_text(main)}"
+        )
+    else:
+        lead = (
+            f"Local share of value: the part of the {format_pence(main['total_value_pence'])} awarded in the "
+            f"quarter that went to suppliers in {label}. Supplier location was known for {format_share(located)} "
+            "of the value."
+        )
+    hero = format_judged(main["local_share"], located).split(" (")[0]
     story: list[Flowable] = [
         _h1("Headline figures"),
-        Paragraph(escape(format_share(main["local_share"])), HERO),
-        _p(
-            f"Local share of value: the part of the {format_pence(main['total_value_pence'])} awarded in the "
-            f"quarter that went to suppliers in {label}. Location was unknown for "
-            f"{format_share(main['unknown_locality_share'])} of the value.",
-        ),
+        Paragraph(escape(hero), HERO),
+        _p(f"{lead} {resting_on(main) if main['total_value_pence'] else ''}".strip()),
     ]
-    widths = [52 * mm, 28 * mm, 28 * mm] if spread is not None else [52 * mm, 28 * mm]
+    widths = [58 * mm, 26 * mm, 26 * mm] if spread is not None else [58 * mm, 26 * mm]
     widths.append(CONTENT_WIDTH - sum(widths))
-    bold_rows = [("BACKGROUND", (0, 4), (-1, 4), colors.HexColor("#f1f5f9"))]
+    bold_rows = [("BACKGROUND", (0, 5), (-1, 5), colors.HexColor("#f1f5f9"))]
     story.append(_table(_headline_rows(main, spread), widths, bold_rows))
+    story.append(_p(_threshold_text(main), SMALL))
 
     excluded = main["excluded"]
     story.append(_h2("Left out of these figures"))
@@ -431,7 +461,7 @@ def _bar_style(chart: Any, values: Sequence[float | None], labels: Sequence[str]
     chart.barLabels.fontSize = 8
     chart.barLabels.fillColor = INK
     chart.naLabel = NA_Label()
-    chart.naLabel.text = "n/a"
+    chart.naLabel.text = "not known"
     chart.naLabel.fontName = "Helvetica"
     chart.naLabel.fontSize = 8
     chart.valueAxis.valueMin = 0
@@ -506,24 +536,39 @@ def _horizontal_chart(names: Sequence[str], shares: Sequence[str | None], unknow
     return drawing
 
 
+def trend_heading(quarters: int) -> str:
+    if quarters == 0:
+        return "Local share over time"
+    if quarters == 1:
+        return "Local share over the last quarter"
+    return f"Local share over the last {quarters} quarters"
+
+
 def _trend_section(snap: StatementSnapshot) -> list[Flowable]:
     trend = snap["trend"]
-    count = "eight" if len(trend) == 8 else str(len(trend))
-    story: list[Flowable] = [_h1(f"Local share over the last {count} quarters" if trend else "Local share over time")]
+    story: list[Flowable] = [_h1(trend_heading(len(trend)))]
     if not trend:
         story.append(_p("No earlier quarters are recorded for this statement."))
         return story
     story.append(_trend_chart(trend))
-    rows = [[_cell("Quarter", CELL_BOLD), _cell("Local share", CELL_RIGHT_BOLD), _cell("Total value", CELL_RIGHT_BOLD)]]
+    rows = [
+        [
+            _cell("Quarter", CELL_BOLD),
+            _cell("Local share", CELL_RIGHT_BOLD),
+            _cell("Location known for", CELL_RIGHT_BOLD),
+            _cell("Total value", CELL_RIGHT_BOLD),
+        ]
+    ]
     rows += [
         [
             _cell(_short_period(p["period"])),
             _cell(format_share(p["local_share"]), CELL_RIGHT),
+            _cell("not recorded" if p["coverage"] is None else format_share(p["coverage"]), CELL_RIGHT),
             _cell(format_pence(p["total_value_pence"]), CELL_RIGHT),
         ]
         for p in trend
     ]
-    story.append(_table(rows, [40 * mm, 35 * mm, 45 * mm]))
+    story.append(_table(rows, [35 * mm, 35 * mm, 40 * mm, 45 * mm]))
     return story
 
 
@@ -541,8 +586,13 @@ def _tier_section(snap: StatementSnapshot) -> list[Flowable]:
         for name, t in zip(names, tiers, strict=True)
     ]
     label = snap["methodology"]["local_definition"]["label"]
+    located = snap["headline"]["coverage"]["locality"]
     story += [
-        _p(f"Local means {label}; elsewhere in region means the rest of the region, outside that area.", SMALL),
+        _p(
+            f"Local means {label}; elsewhere in region means the rest of the region, outside that area. "
+            f"Supplier location was known for {format_share(located)} of the value.",
+            SMALL,
+        ),
         chart,
         _table(rows, [CONTENT_WIDTH - 70 * mm, 40 * mm, 30 * mm]),
     ]
@@ -575,9 +625,40 @@ def _type_section(snap: StatementSnapshot) -> list[Flowable]:
         for t in types
     ]
     story += [
+        _p(
+            f"Supplier status was known for {format_share(snap['headline']['coverage']['status'])} of the value.", SMALL
+        ),
         _horizontal_chart(names, [t["share"] for t in types], unknown),
         _table(rows, [CONTENT_WIDTH - 95 * mm, 25 * mm, 40 * mm, 30 * mm]),
     ]
+    return story
+
+
+def _all_suppliers_section(snap: StatementSnapshot) -> list[Flowable]:
+    suppliers = snap["top_suppliers"]
+    if not suppliers:
+        return []
+    story: list[Flowable] = [_h1("Largest suppliers")]
+    rows = [
+        [
+            _cell("#", CELL_BOLD),
+            _cell("Supplier", CELL_BOLD),
+            _cell("Type", CELL_BOLD),
+            _cell("Location", CELL_BOLD),
+            _cell("Value", CELL_RIGHT_BOLD),
+        ]
+    ]
+    rows += [
+        [
+            _cell(str(i)),
+            _cell(s["name"]),
+            _cell(s["category"]),
+            _cell(TIER_LABELS.get(s["tier"], s["tier"])),
+            _cell(format_pence(s["value_pence"]), CELL_RIGHT),
+        ]
+        for i, s in enumerate(suppliers, start=1)
+    ]
+    story.append(_table(rows, [8 * mm, CONTENT_WIDTH - 130 * mm, 45 * mm, 47 * mm, 30 * mm]))
     return story
 
 
@@ -637,10 +718,10 @@ def _commitments_section(snap: StatementSnapshot) -> list[Flowable]:
         [
             _cell(c["contract"]),
             _cell(c["supplier"]),
-            _cell(f"{c['measure']} ({c['unit']})"),
-            _cell(_format_quantity(c["committed"]), CELL_RIGHT),
-            _cell(_format_quantity(c["delivered"]), CELL_RIGHT),
-            _cell(_format_quantity(c["verified"]), CELL_RIGHT),
+            _cell(c["measure"] if c["unit"] == CASH_UNIT else f"{c['measure']} ({c['unit']})"),
+            _cell(format_commitment(c["committed"], c["unit"]), CELL_RIGHT),
+            _cell(format_commitment(c["delivered"], c["unit"]), CELL_RIGHT),
+            _cell(format_commitment(c["verified"], c["unit"]), CELL_RIGHT),
         ]
         for c in commitments
     ]
@@ -652,18 +733,21 @@ def _bullets(items: Sequence[str]) -> list[Flowable]:
     return [Paragraph(_markup(item), BULLET, bulletText="•") for item in items]
 
 
+def _areas(lads: Sequence[str]) -> str:
+    if not lads:
+        return "no listed local authority area."
+    which = "this local authority area" if len(lads) == 1 else f"one of these {len(lads)} local authority areas"
+    return f"{which}: {'; '.join(lads)}."
+
+
 def _methodology_section(snap: StatementSnapshot) -> list[Flowable]:
     method = snap["methodology"]
     definition = method["local_definition"]
-    preset = f" (preset: {definition['preset']})" if definition["preset"] else ""
     lads = definition["lad_names"]
     story: list[Flowable] = [
         _h1("Methodology"),
         _h2("What local means"),
-        _p(
-            f"Local means {definition['label']}{preset}: suppliers whose postcode lies in one of these "
-            f"{len(lads)} local authority districts: {'; '.join(lads) if lads else 'none listed'}."
-        ),
+        _p(f"Local means {definition['label']}: suppliers whose postcode lies in {_areas(lads)}"),
         _p(POSTCODE_LIMITATION),
         _h2("Two ways of counting value"),
     ]
@@ -713,6 +797,27 @@ def _sources_section(snap: StatementSnapshot) -> list[Flowable]:
     return story
 
 
+def _glossary_section(snap: StatementSnapshot) -> list[Flowable]:
+    story: list[Flowable] = [_h1("Words used in this statement")]
+    rows = [[_cell("Term", CELL_BOLD), _cell("Meaning", CELL_BOLD)]]
+    rows += [[_cell(term, CELL_BOLD), _cell(meaning)] for term, meaning in glossary(snap)]
+    story.append(_table(rows, [40 * mm, CONTENT_WIDTH - 40 * mm]))
+    return story
+
+
+def accessible_version_text(snap: StatementSnapshot) -> str:
+    info = snap["statement"]
+    if info["status"] == "draft":
+        return (
+            "Each published statement also has an accessible web (HTML) version for screen readers and other "
+            "assistive technology; this draft does not."
+        )
+    return (
+        "An accessible web (HTML) version of this statement, for screen readers and other assistive technology, is "
+        f"published at /public/statements/{info['id']}.html on the same website as this PDF."
+    )
+
+
 def _story(snap: StatementSnapshot) -> list[Flowable]:
     return [
         *_cover(snap),
@@ -720,11 +825,26 @@ def _story(snap: StatementSnapshot) -> list[Flowable]:
         KeepTogether(_trend_section(snap)),
         KeepTogether(_tier_section(snap)),
         KeepTogether(_type_section(snap)),
+        *_all_suppliers_section(snap),
         *_suppliers_section(snap),
         *_commitments_section(snap),
         *_methodology_section(snap),
         KeepTogether(_sources_section(snap)),
+        KeepTogether(_glossary_section(snap)),
     ]
+
+
+def _wrap(canv: Canvas, text: str, room: float, font: str = "Helvetica", size: float = 7.5) -> list[str]:
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        candidate = f"{current} {word}".strip()
+        if current and canv.stringWidth(candidate, font, size) > room:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    return [*lines, current]
 
 
 def _pdf_date(instant: str) -> str:
@@ -773,13 +893,15 @@ class _StatementCanvas(Canvas):  # type: ignore[misc]  # reportlab is untyped
         self.setFillColor(MUTED)
         self.setFont("Helvetica", 7.5)
         room = CONTENT_WIDTH - self.stringWidth(page, "Helvetica", 7.5) - 10
-        left = _printable(left)
-        while self.stringWidth(left, "Helvetica", 7.5) > room:
-            left = left[:-2] + "…"
-        self.drawString(MARGIN, FOOTER_SPACE - 6 * mm, left)
-        self.drawRightString(PAGE_WIDTH - MARGIN, FOOTER_SPACE - 6 * mm, page)
+        # A long anchor name wraps onto a second line; it is never cut short.
+        lines = _wrap(self, _printable(left), room)
+        y = FOOTER_SPACE - 6 * mm
+        self.drawRightString(PAGE_WIDTH - MARGIN, y, page)
+        for line in lines:
+            self.drawString(MARGIN, y, line)
+            y -= 3.2 * mm
         self.setFont("Courier", 7)
-        self.drawString(MARGIN, FOOTER_SPACE - 10 * mm, f"Figures SHA-256: {self._snap['figures_sha256']}")
+        self.drawString(MARGIN, y - 0.8 * mm, f"Figures SHA-256: {self._snap['figures_sha256']}")
         self.restoreState()
 
 
@@ -836,7 +958,7 @@ class _StatementDoc(BaseDocTemplate):  # type: ignore[misc]  # reportlab is unty
 
 def render_statement_pdf(snapshot: Mapping[str, Any]) -> bytes:
     """Render a validated snapshot to PDF bytes; the same snapshot always gives the same bytes."""
-    snap = validate_snapshot(snapshot)
+    snap = upgrade_snapshot(snapshot)
     buffer = io.BytesIO()
     doc = _StatementDoc(buffer, snap)
     doc.build(_story(snap), canvasmaker=partial(_StatementCanvas, snap=snap))

@@ -67,16 +67,17 @@ def _headline_lines(basis: str, p: PeriodMetrics) -> list[str]:
         return f"£{Decimal(text):,.2f}"
 
     def share(label: str, value: str, s: Share) -> str:
-        return (
-            f"    {label:<18} {pounds(value):>18}  share {s.share or '-'}, of known {s.share_known or '-'}, "
-            f"known for {s.coverage or '-'} of value"
-        )
+        judged = f"judged on {s.coverage or '-'} of value"
+        if s.status == "not_known":
+            return f"    {label:<18} {pounds(value):>18}  share not known ({judged})"
+        return f"    {label:<18} {pounds(value):>18}  share {s.share}, of known {s.share_known or '-'}, {judged}"
 
     excluded = c.excluded_withdrawn_lines + c.excluded_non_gbp_lines + c.excluded_no_value_lines
     fallback = c.spread_fallback_lines if basis == "spread" else c.award_fallback_lines
+    named = f": {', '.join(h.supplier_names)}" if h.supplier_names else ""
     return [
-        f"  {basis}: total {pounds(h.total)}, lines {h.lines}, suppliers {h.suppliers} "
-        f"(local {h.local_suppliers}, new local {h.new_local_suppliers})",
+        f"  {basis}: total {pounds(h.total)}, lines {h.lines}, contracts {h.contracts}, suppliers {h.suppliers} "
+        f"(local {h.local_suppliers}, new local {h.new_local_suppliers}){named}",
         share("local", h.local, h.local_share),
         share("regional", h.regional, h.regional_share),
         share("SME", h.sme, h.sme_share),

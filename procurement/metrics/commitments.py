@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,12 +37,13 @@ from procurement.metrics.schemas import (
     TargetIn,
 )
 from procurement.metrics.service import pounds
+from procurement.money import to_pence
 from socialvalue import catalogue
-from socialvalue.periods import financial_year_bounds, quarter_of, quarters_between
+from socialvalue.periods import financial_year_bounds, quarter_bounds, quarter_of, quarters_between
 
 FIGURES_NOTE = (
     "committed = the quarter's target; delivered = returns entered and not rejected; verified = returns a "
-    "reviewer verified. Cash measures are pence actually spent; proxy values are monetised estimates with their "
+    "reviewer verified. Cash measures are pounds actually spent; proxy values are monetised estimates with their "
     "own source, year and price base, reported apart from cash and never added to it."
 )
 
@@ -62,11 +64,11 @@ def figure_schema(f: CommitmentFigureRow) -> CommitmentFigure:
         ),
         unit=f.unit,
         period=f.period,
-        committed=format_quantity(f.committed),
-        delivered=format_quantity(f.delivered),
-        verified=format_quantity(f.verified),
-        pending=format_quantity(f.pending),
-        rejected=format_quantity(f.rejected),
+        committed=format_quantity(f.committed, f.kind),
+        delivered=format_quantity(f.delivered, f.kind),
+        verified=format_quantity(f.verified, f.kind),
+        pending=format_quantity(f.pending, f.kind),
+        rejected=format_quantity(f.rejected, f.kind),
         verified_cash_pence=cash,
         verified_cash=None if cash is None else pounds(cash),
         proxy_per_unit_pence=None if f.kind == "cash" else f.proxy_value_pence,
@@ -98,9 +100,9 @@ def totals(figures: list[CommitmentFigureRow], year: str | None = None) -> list[
                 unit=unit,
                 period=period,
                 commitments=len({f.commitment_id for f in items}),
-                committed=format_quantity(sum((f.committed for f in items), Decimal(0))),
-                delivered=format_quantity(sum((f.delivered for f in items), Decimal(0))),
-                verified=format_quantity(sum((f.verified for f in items), Decimal(0))),
+                committed=format_quantity(sum((f.committed for f in items), Decimal(0)), first.kind),
+                delivered=format_quantity(sum((f.delivered for f in items), Decimal(0)), first.kind),
+                verified=format_quantity(sum((f.verified for f in items), Decimal(0)), first.kind),
             )
         )
     return out
@@ -136,7 +138,8 @@ class CommitmentFigureRow:
 
     @property
     def verified_cash_pence(self) -> int | None:
-        return int(self.verified) if self.kind == "cash" else None
+        # Cash quantities are pounds with at most two decimals (checked on entry), so this is exact.
+        return int(self.verified * 100) if self.kind == "cash" else None
 
     @property
     def verified_proxy_pence(self) -> int | None:
@@ -232,13 +235,30 @@ async def get_commitment(session: AsyncSession, commitment_id: int) -> tuple[m.C
 
 
 def _check_cash_quantity(measure: m.Measure, quantity: Decimal, what: str) -> None:
-    if measure.kind == "cash" and quantity != quantity.to_integral_value():
-        raise DomainError(f"{what}: a cash measure counts whole pence.")
+    if measure.kind != "cash":
+        return
+    try:
+        to_pence(quantity, field=what)
+    except ValueError as exc:
+        raise DomainError(f"{exc}: a cash measure is pounds with at most two decimals, like 5000.00.") from exc
 
 
-def _targets(measure: m.Measure, targets: list[TargetIn]) -> list[m.CommitmentTarget]:
+def _contract_period(contract: m.Contract) -> tuple[dt.date, dt.date] | None:
+    start = contract.start_date or contract.award_date
+    end = contract.end_date
+    return (start, end) if start is not None and end is not None else None
+
+
+def _targets(measure: m.Measure, targets: list[TargetIn], contract: m.Contract) -> list[m.CommitmentTarget]:
+    span = _contract_period(contract)
     for t in targets:
         _check_cash_quantity(measure, t.quantity, f"target {t.period}")
+        first, last = quarter_bounds(t.period)
+        if span is not None and (last < span[0] or first > span[1]):
+            raise DomainError(
+                f"target {t.period} is outside the contract period ({clock.long_date(span[0])} to "
+                f"{clock.long_date(span[1])}); give targets only for quarters the contract runs in."
+            )
     return [m.CommitmentTarget(period=t.period, quantity=t.quantity) for t in sorted(targets, key=lambda t: t.period)]
 
 
@@ -272,10 +292,25 @@ async def create_commitment(
         )
         if on_contract is None:
             raise DomainError(f"Supplier {data.supplier_id} is not a supplier on contract {contract.id}.")
+    same = await session.scalar(
+        select(m.Commitment.id).where(
+            m.Commitment.contract_id == contract.id,
+            m.Commitment.measure_id == measure.id,
+            m.Commitment.supplier_id.is_(None)
+            if data.supplier_id is None
+            else m.Commitment.supplier_id == data.supplier_id,
+        )
+    )
+    if same is not None:
+        raise ConflictError(
+            f"Contract {contract.id} already has commitment {same} for measure {measure.code}"
+            + ("" if data.supplier_id is None else f" and supplier {data.supplier_id}")
+            + f"; change its targets instead (PATCH /commitments/{same})."
+        )
     unit = (data.unit or "").strip() or measure.unit
     if measure.kind == "cash":
         if data.unit not in (None, catalogue.CASH_UNIT):
-            raise DomainError("A cash measure is counted in pence.")
+            raise DomainError("A cash measure is counted in pounds; leave unit out.")
         unit = catalogue.CASH_UNIT
     elif unit == catalogue.CONTRACT_UNIT:
         raise DomainError(f"Measure {measure.code} has no unit of its own: say what is counted (unit).")
@@ -286,7 +321,7 @@ async def create_commitment(
         unit=unit,
         note=data.note,
         created_by=actor.name,
-        targets=_targets(measure, data.targets),
+        targets=_targets(measure, data.targets, contract),
     )
     session.add(commitment)
     await session.flush()
@@ -317,7 +352,7 @@ async def update_commitment(
     changes: dict[str, tuple[object, object]] = {}
     if isinstance(data.unit, str) and data.unit.strip() != commitment.unit:
         if measure.kind == "cash":
-            raise DomainError("A cash measure is counted in pence.")
+            raise DomainError("A cash measure is counted in pounds; leave unit out.")
         if commitment.returns:
             raise DomainError("Returns have been entered in this unit; record a new commitment instead.")
         changes["unit"] = (commitment.unit, data.unit.strip())
@@ -327,7 +362,7 @@ async def update_commitment(
         commitment.note = data.note
     if isinstance(data.targets, list):
         old = _target_pairs(commitment.targets)
-        new_rows = _targets(measure, data.targets)
+        new_rows = _targets(measure, data.targets, contract)
         if old != _target_pairs(new_rows):
             commitment.targets.clear()
             await session.flush()
@@ -368,13 +403,29 @@ async def delete_commitment(session: AsyncSession, commitment_id: int, reason: s
 
 
 async def enter_return(
-    session: AsyncSession, commitment_id: int, data: ReturnCreate, actor: Principal
+    session: AsyncSession,
+    commitment_id: int,
+    data: ReturnCreate,
+    actor: Principal,
+    *,
+    today: dt.date | None = None,
 ) -> m.DeliveryReturn:
-    """A supplier's quarterly return, entered by the buyer's editor (or an admin) for the reviewer."""
+    """A supplier's quarterly return, entered by the buyer's editor (or an admin) for the reviewer.
+
+    A return reports a quarter that is over (``today`` defaults to today in the UK) and has a target."""
     commitment, contract = await get_commitment(session, commitment_id)
     ensure_can_write_for(actor, contract.buyer_id)
     measure = await get_measure(session, commitment.measure_id)
     _check_cash_quantity(measure, data.quantity, "quantity")
+    not_over = clock.quarter_not_over(data.period, today)
+    if not_over is not None:
+        raise DomainError(f"period {not_over}; enter its return once the quarter is over.")
+    targeted = [t.period for t in commitment.targets]
+    if data.period not in targeted:
+        raise DomainError(
+            f"period {data.period} has no target on commitment {commitment.id} (targets: "
+            f"{', '.join(targeted) or 'none'}); add a target for it first."
+        )
     standing = [r for r in commitment.returns if r.period == data.period and r.status != REJECTED]
     if standing:
         raise ConflictError(
@@ -444,12 +495,17 @@ async def review_return(
     return row
 
 
-def return_schema(row: m.DeliveryReturn) -> DeliveryReturn:
+async def return_out(session: AsyncSession, row: m.DeliveryReturn) -> DeliveryReturn:
+    commitment = await get_or_not_found(session, m.Commitment, row.commitment_id, "commitment")
+    return return_schema(row, (await get_measure(session, commitment.measure_id)).kind)
+
+
+def return_schema(row: m.DeliveryReturn, kind: str) -> DeliveryReturn:
     return DeliveryReturn(
         id=row.id,
         commitment_id=row.commitment_id,
         period=row.period,
-        quantity=format_quantity(Decimal(row.quantity)),
+        quantity=format_quantity(Decimal(row.quantity), kind),
         evidence_note=row.evidence_note,
         evidence_url=row.evidence_url,
         status=row.status,
@@ -473,8 +529,11 @@ async def commitment_schema(session: AsyncSession, commitment: m.Commitment) -> 
         unit=commitment.unit,
         note=commitment.note,
         created_by=commitment.created_by,
-        targets=[Target(period=t.period, quantity=format_quantity(Decimal(t.quantity))) for t in commitment.targets],
-        returns=[return_schema(r) for r in commitment.returns],
+        targets=[
+            Target(period=t.period, quantity=format_quantity(Decimal(t.quantity), measure.kind))
+            for t in commitment.targets
+        ],
+        returns=[return_schema(r, measure.kind) for r in commitment.returns],
         created_at=commitment.created_at,
         updated_at=commitment.updated_at,
     )

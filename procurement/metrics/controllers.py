@@ -22,7 +22,7 @@ from procurement.metrics.commitments import (
     get_commitment,
     list_commitments,
     periods_of,
-    return_schema,
+    return_out,
     review_return,
     totals,
     update_commitment,
@@ -114,7 +114,7 @@ class MetricsController(Controller):
             notes=NOTES,
         )
 
-    @get("/metrics.csv", summary="The rows behind every figure, as CSV")
+    @get("/metrics.csv", summary="The rows behind every figure (table=lines) or the figures themselves (summary)")
     async def metrics_csv(
         self,
         db_session: AsyncSession,
@@ -122,12 +122,18 @@ class MetricsController(Controller):
         group: str | None = _GROUP,
         period: str | None = _PERIOD,
         basis: BasisParam | None = _BASIS,
+        table: Literal["lines", "summary"] = Parameter(
+            default="lines",
+            description="lines: every contract-supplier line; summary: each figure with its share and coverage.",
+        ),
     ) -> Response[bytes]:
-        scope, rows, _summary = await _rows(db_session, anchor_id, group, period, basis)
+        scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis)
+        frame = summary if table == "summary" else rows
+        name = _filename(scope, period) + ("-summary" if table == "summary" else "")
         return Response(
-            rows.write_csv().encode("utf-8"),
+            frame.write_csv().encode("utf-8"),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{_filename(scope, period)}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
 
     @get("/metrics.xlsx", summary="The rows behind every figure plus a summary sheet, as XLSX")
@@ -260,7 +266,7 @@ class CommitmentController(Controller):
         commitment_id: int,
         data: ReturnCreate,
     ) -> DeliveryReturn:
-        return return_schema(await enter_return(db_session, commitment_id, data, request.user))
+        return await return_out(db_session, await enter_return(db_session, commitment_id, data, request.user))
 
     @post(
         "/returns/{return_id:int}/verify",
@@ -271,7 +277,7 @@ class CommitmentController(Controller):
     async def verify(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: int
     ) -> DeliveryReturn:
-        return return_schema(await review_return(db_session, return_id, request.user, verify=True))
+        return await return_out(db_session, await review_return(db_session, return_id, request.user, verify=True))
 
     @post(
         "/returns/{return_id:int}/reject",
@@ -283,7 +289,7 @@ class CommitmentController(Controller):
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: int, data: ReturnReject
     ) -> DeliveryReturn:
         row = await review_return(db_session, return_id, request.user, verify=False, reason=data.reason)
-        return return_schema(row)
+        return await return_out(db_session, row)
 
     @get(
         "/commitments", summary="Committed vs delivered vs verified per commitment and quarter", guards=[requires_token]

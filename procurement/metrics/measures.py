@@ -20,8 +20,11 @@ from socialvalue import catalogue
 _MEASURE_FIELDS = ("theme", "outcome", "name", "unit", "kind", "source", "verification_status")
 
 
-def format_quantity(value: Decimal) -> str:
-    """Plain decimal text without trailing zeros or exponent ("2.5", "1200")."""
+def format_quantity(value: Decimal, kind: str = "output") -> str:
+    """Plain decimal text without trailing zeros or exponent ("2.5", "1200"); cash is pounds to the penny
+    ("5000.00")."""
+    if kind == "cash":
+        return f"{value.quantize(Decimal('0.01')):f}"
     return f"{value.normalize():f}"
 
 

@@ -319,16 +319,22 @@ class Lm3Result(msgspec.Struct):
 
 
 class Share(msgspec.Struct):
+    """share is null with status "not_known" when less of the value than the coverage threshold could be
+    judged (coverage is that judged part, always given when anything was counted); never a misleading 0."""
+
     share: str | None
     share_known: str | None
     coverage: str | None
+    status: Literal["known", "not_known"]
 
 
 class Headline(msgspec.Struct):
     total_pence: int
     total: str
     lines: int
+    contracts: int
     suppliers: int
+    supplier_names: list[str]  # when there are five or fewer, so a figure resting on few is seen to
     local_pence: int
     local: str
     local_share: Share

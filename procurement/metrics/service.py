@@ -1,11 +1,13 @@
 """Local-spend metrics shaped for the API, the CLI and exports, and the rows behind every figure.
 
 Both bases are labelled; shares are exact ratios of integer pence rounded to 4 places, with the coverage (share of
-value whose status is known) beside them."""
+value whose status is known) beside them. A share whose coverage is below the threshold (the setting
+``LOCALVALUE_COVERAGE_THRESHOLD``) is null with status "not_known": unknown is never shown as zero."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -27,7 +29,8 @@ from procurement.metrics.schemas import (
     TierRow,
     TopSupplier,
 )
-from procurement.money import format_pence, ratio_text
+from procurement.money import JudgedShare, format_pence, judged_share, ratio_text
+from procurement.settings import get_settings
 from socialvalue.metrics import CATEGORIES, FLAGS, INPUT_SCHEMA, TIERS, MetricsResult
 from socialvalue.periods import parse_financial_year, parse_quarter
 
@@ -37,10 +40,14 @@ BASIS_LABELS = {
 }
 
 
+NAMED_SUPPLIERS_MAX = 5
+
+
 NOTES = [
     "Money is integer pence (*_pence) and pounds as decimal text; foreign-currency lines are never converted.",
     "Shares are exact ratios rounded to 4 places; share_known divides by the value whose status is known and "
     "coverage is that known value as a share of the total.",
+    "A share judged on less of the value than the coverage threshold is null with status not_known, never 0.",
     "Each supplier is judged local or not against the buying anchor's own local area.",
 ]
 
@@ -55,21 +62,32 @@ def ratio(num: int | None, den: int | None) -> str | None:
     return ratio_text(num or 0, den)
 
 
-def _share(part: int, total: int, unknown: int | None) -> Share:
+def coverage_threshold() -> Decimal:
+    return get_settings().coverage_threshold
+
+
+def share_of(part: int, total: int, unknown: int | None, threshold: Decimal) -> JudgedShare:
+    """``unknown`` None: the row is the "unknown" bucket itself, a share of the total that is always known."""
     if unknown is None:
-        return Share(share=ratio(part, total), share_known=None, coverage=None)
-    return Share(
-        share=ratio(part, total), share_known=ratio(part, total - unknown), coverage=ratio(total - unknown, total)
-    )
+        counted = ratio(part, total)
+        return JudgedShare(counted, None, None, "known" if counted is not None else "not_known")
+    return judged_share(part, total, unknown, threshold)
 
 
-def _breakdown(row: dict[str, Any], total: int, unknown: int | None, suppliers: int) -> dict[str, Any]:
+def _share(part: int, total: int, unknown: int | None, threshold: Decimal) -> Share:
+    j = share_of(part, total, unknown, threshold)
+    return Share(share=j.share, share_known=j.share_known, coverage=j.coverage, status=j.status)
+
+
+def _breakdown(
+    row: dict[str, Any], total: int, unknown: int | None, suppliers: int, threshold: Decimal
+) -> dict[str, Any]:
     """The figures of one tier or category row (missing row: zero)."""
     value = row.get("value_pence", 0)
     return {
         "value_pence": value,
         "value": pounds(value),
-        "share": _share(value, total, unknown),
+        "share": _share(value, total, unknown, threshold),
         "suppliers": row.get("suppliers", 0),
         "supplier_share": ratio(row.get("suppliers", 0), suppliers),
     }
@@ -104,7 +122,19 @@ def _change(row: dict[str, Any], rows: dict[str, dict[str, Any]], suffix: str) -
     return Change(other["period"], d_total, pounds(d_total), d_local, pounds(d_local), pp)
 
 
-def period_metrics(result: MetricsResult, scope_key: str, periods: Iterable[str] | None) -> list[PeriodMetrics]:
+def resting_on(result: MetricsResult, scope_key: str, period: str) -> tuple[int, list[str]]:
+    """How many contracts a period's figures rest on, and its suppliers' names when there are few enough to
+    name (so a figure resting on one contract says so)."""
+    lines = result.lines_for_scope(scope_key).filter(pl.col("period") == period)
+    names = sorted({str(n) for n in lines["supplier_name"].drop_nulls().to_list()})
+    suppliers = lines["supplier_id"].n_unique()
+    return lines["contract_id"].n_unique(), names if suppliers <= NAMED_SUPPLIERS_MAX else []
+
+
+def period_metrics(
+    result: MetricsResult, scope_key: str, periods: Iterable[str] | None, threshold: Decimal | None = None
+) -> list[PeriodMetrics]:
+    threshold = coverage_threshold() if threshold is None else threshold
     summary = result.summary.filter(pl.col("scope") == scope_key)
     rows = {r["period"]: r for r in summary.iter_rows(named=True)}
     wanted = list(periods) if periods is not None else sorted(rows)
@@ -124,38 +154,45 @@ def period_metrics(result: MetricsResult, scope_key: str, periods: Iterable[str]
         def category_unknown(cat: str, r: dict[str, Any] = row) -> int | None:
             return None if cat == "unknown" else r.get("category_unknown_pence", 0)
 
+        contracts, names = resting_on(result, scope_key, label) if total else (0, [])
         headline = Headline(
             total_pence=total,
             total=pounds(total),
             lines=g("lines", 0),
+            contracts=contracts,
             suppliers=g("suppliers", 0),
+            supplier_names=names,
             local_pence=g("local_pence", 0),
             local=pounds(g("local_pence", 0)),
-            local_share=_share(g("local_pence", 0), total, g("tier_unknown_pence", 0)),
+            local_share=_share(g("local_pence", 0), total, g("tier_unknown_pence", 0), threshold),
             local_suppliers=g("local_suppliers", 0),
             new_local_suppliers=g("new_local_suppliers", 0),
             regional_pence=g("regional_pence", 0),
             regional=pounds(g("regional_pence", 0)),
-            regional_share=_share(g("regional_pence", 0), total, g("tier_unknown_pence", 0)),
+            regional_share=_share(g("regional_pence", 0), total, g("tier_unknown_pence", 0), threshold),
             sme_pence=g("sme_pence", 0),
             sme=pounds(g("sme_pence", 0)),
-            sme_share=_share(g("sme_pence", 0), total, g("sme_unknown_pence", 0)),
+            sme_share=_share(g("sme_pence", 0), total, g("sme_unknown_pence", 0), threshold),
             vcse_pence=g("vcse_pence", 0),
             vcse=pounds(g("vcse_pence", 0)),
-            vcse_share=_share(g("vcse_pence", 0), total, g("vcse_unknown_pence", 0)),
+            vcse_share=_share(g("vcse_pence", 0), total, g("vcse_unknown_pence", 0), threshold),
             social_enterprise_pence=g("social_enterprise_pence", 0),
             social_enterprise=pounds(g("social_enterprise_pence", 0)),
             social_enterprise_share=_share(
-                g("social_enterprise_pence", 0), total, g("social_enterprise_unknown_pence", 0)
+                g("social_enterprise_pence", 0), total, g("social_enterprise_unknown_pence", 0), threshold
             ),
         )
         tiers = {r["tier"]: r for r in by_tier.filter(pl.col("period") == label).iter_rows(named=True)}
         tier_rows = [
-            TierRow(tier=t, **_breakdown(tiers.get(t, {}), total, tier_unknown(t), g("suppliers", 0))) for t in TIERS
+            TierRow(tier=t, **_breakdown(tiers.get(t, {}), total, tier_unknown(t), g("suppliers", 0), threshold))
+            for t in TIERS
         ]
         cats = {r["category"]: r for r in by_category.filter(pl.col("period") == label).iter_rows(named=True)}
         category_rows = [
-            CategoryRow(category=c, **_breakdown(cats.get(c, {}), total, category_unknown(c), g("suppliers", 0)))
+            CategoryRow(
+                category=c,
+                **_breakdown(cats.get(c, {}), total, category_unknown(c), g("suppliers", 0), threshold),
+            )
             for c in CATEGORIES
         ]
         top_rows = [
@@ -305,35 +342,70 @@ async def rows_behind(
     return frame.select(ROW_COLUMNS).sort("basis", "period", "line_id", "quarter", nulls_last=True)
 
 
+NOT_KNOWN = "not known"
+
+
+SUMMARY_SCHEMA: dict[str, Any] = {
+    "basis": pl.String,
+    "period": pl.String,
+    "figure": pl.String,
+    "count": pl.Int64,
+    "value_pence": pl.Int64,
+    "value": pl.String,
+    "share": pl.String,
+    "coverage": pl.String,
+    "status": pl.String,
+}
+
+
 def summary_frame(results: list[MetricsResult], scope_key: str, period: str | None) -> pl.DataFrame:
-    parts = []
+    """The figures of each basis and period, one row per figure, each share beside its coverage; a share judged
+    on too little of the value reads "not known" (a spreadsheet would show an empty cell as nothing, or 0)."""
+    rows: list[dict[str, Any]] = []
     for result in results:
-        s = result.summary.filter(pl.col("scope") == scope_key)
-        if period is not None:
-            s = s.filter(pl.col("period") == period)
-        parts.append(
-            s.select(
-                "basis",
-                "period",
-                "total_pence",
-                "lines",
-                "suppliers",
-                "local_pence",
-                "regional_pence",
-                "tier_unknown_pence",
-                "sme_pence",
-                "vcse_pence",
-                "social_enterprise_pence",
-                "local_share",
-                "local_share_known",
-                "sme_share",
-                "vcse_share",
-                "excluded_withdrawn_lines",
-                "excluded_non_gbp_lines",
-                "excluded_no_value_lines",
-            )
-        )
-    return pl.concat(parts) if parts else pl.DataFrame()
+        for p in period_metrics(result, scope_key, [period] if period else None):
+            h = p.headline
+
+            def add(
+                figure: str,
+                *,
+                count: int | None = None,
+                pence: int | None = None,
+                s: Share | None = None,
+                basis: str = result.basis,
+                period_label: str = p.period,
+            ) -> None:
+                rows.append(
+                    {
+                        "basis": basis,
+                        "period": period_label,
+                        "figure": figure,
+                        "count": count,
+                        "value_pence": pence,
+                        "value": None if pence is None else pounds(pence),
+                        "share": None if s is None else (s.share or NOT_KNOWN),
+                        "coverage": None if s is None else s.coverage,
+                        "status": None if s is None else s.status,
+                    }
+                )
+
+            add("total", pence=h.total_pence)
+            add("contract lines", count=h.lines)
+            add("contracts", count=h.contracts)
+            add("suppliers", count=h.suppliers)
+            for name, pence, judged in (
+                ("local", h.local_pence, h.local_share),
+                ("regional", h.regional_pence, h.regional_share),
+                ("SME", h.sme_pence, h.sme_share),
+                ("VCSE", h.vcse_pence, h.vcse_share),
+                ("social enterprise", h.social_enterprise_pence, h.social_enterprise_share),
+            ):
+                add(name, pence=pence, s=judged)
+            for t in p.by_tier:
+                add(f"tier: {t.tier}", count=t.suppliers, pence=t.value_pence, s=t.share)
+            for c in p.by_category:
+                add(f"category: {c.category}", count=c.suppliers, pence=c.value_pence, s=c.share)
+    return pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
 
 
 async def _compute(

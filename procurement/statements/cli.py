@@ -141,20 +141,80 @@ def verify_command() -> None:
         sys.exit(1)
 
 
+def _staleness_lines(found: object) -> list[str]:
+    from procurement.statements.service import Staleness
+
+    assert isinstance(found, Staleness)
+    if not found.stale:
+        return [f"statement {found.statement_id}: current (the live figures match version {found.version})"]
+    lines = [
+        f"statement {found.statement_id}: STALE: {len(found.differences)} figure(s) changed since version "
+        f"{found.version} was published"
+    ]
+    width = max(len(d.figure) for d in found.differences)
+    lines.append(f"  {'figure':<{width}}  {'published':>14}  {'live':>14}")
+    lines += [f"  {d.figure:<{width}}  {_shown(d.published):>14}  {_shown(d.live):>14}" for d in found.differences]
+    return lines
+
+
+def _shown(value: object) -> str:
+    return "(none)" if value is None else str(value)
+
+
 @statements_group.command(name="list")
 def list_command() -> None:
-    """Every stored statement with its status."""
+    """Every stored statement with its status; a published one whose live figures have changed says STALE."""
     from procurement import models as m
     from procurement.db import session_scope
+    from procurement.statements.service import staleness
 
-    async def go() -> list[tuple[int, str, str, int, str]]:
+    async def go() -> list[tuple[int, str, str, int, str, str]]:
         async with session_scope() as session:
-            rows = await session.execute(
-                select(
-                    m.Statement.id, m.Statement.scope_name, m.Statement.period, m.Statement.version, m.Statement.status
-                ).order_by(m.Statement.id)
-            )
-            return [tuple(r) for r in rows.all()]
+            statements = (await session.scalars(select(m.Statement).order_by(m.Statement.id))).all()
+            out = []
+            for s in statements:
+                mark = ""
+                if s.status == m.StatementStatus.PUBLISHED:
+                    found = await staleness(session, s)
+                    mark = f"STALE ({len(found.differences)} figures changed)" if found.stale else "current"
+                out.append((s.id, s.scope_name, s.period, s.version, s.status, mark))
+            return out
 
-    for statement_id, name, period, version, status in run_async(go):
-        click.echo(f"{statement_id:>5}  {period}  v{version}  {status:<10}  {name}")
+    for statement_id, name, period, version, status, mark in run_async(go):
+        click.echo(f"{statement_id:>5}  {period}  v{version}  {status:<10}  {name}{'  ' + mark if mark else ''}")
+
+
+@statements_group.command(name="check")
+@click.argument("statement_id", type=int, required=False)
+def check_command(statement_id: int | None) -> None:
+    """Compare published statements (or one) with the live figures, side by side; exit 1 if any is stale."""
+    from procurement import models as m
+    from procurement.db import session_scope
+    from procurement.errors import NotFound
+    from procurement.statements.service import staleness
+
+    async def go() -> list[object]:
+        async with session_scope() as session:
+            if statement_id is not None:
+                one = await session.get(m.Statement, statement_id)
+                if one is None:
+                    raise NotFound(f"No statement {statement_id}.")
+                statements = [one]
+            else:
+                statements = list(
+                    (
+                        await session.scalars(
+                            select(m.Statement)
+                            .where(m.Statement.status == m.StatementStatus.PUBLISHED)
+                            .order_by(m.Statement.id)
+                        )
+                    ).all()
+                )
+            return [await staleness(session, s) for s in statements]
+
+    results = run_async(go)
+    for found in results:
+        for line in _staleness_lines(found):
+            click.echo(line)
+    if any(getattr(found, "stale", False) for found in results):
+        sys.exit(1)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
+from litestar.response import Template
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,9 +18,16 @@ from procurement.auth import Principal, requires_reviewer
 from procurement.errors import NotFound
 from procurement.metrics.lines import resolve_scope
 from procurement.problems import problem
-from procurement.statements.service import figures_csv, preview_pdf, public_statements_query, publish, withdraw
-from procurement.statements.snapshot import period_label, sha256
-from socialvalue.geography import ATTRIBUTION
+from procurement.statements.pages import home_context, statement_context
+from procurement.statements.service import (
+    figures_csv,
+    preview_pdf,
+    public_statements_query,
+    publish,
+    staleness,
+    withdraw,
+)
+from procurement.statements.snapshot import sha256
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -67,6 +74,24 @@ class PublicStatement(msgspec.Struct):
     links: dict[str, str]
 
 
+class FigureDifference(msgspec.Struct):
+    figure: str
+    published: Any
+    live: Any
+
+
+class StalenessOut(msgspec.Struct):
+    """stale: the live figures of this quarter differ from the frozen ones; each difference side by side."""
+
+    statement_id: int
+    scope_name: str
+    period: str
+    version: int
+    status: str
+    stale: bool
+    differences: list[FigureDifference]
+
+
 class PublicStatementPage(msgspec.Struct):
     items: list[PublicStatement]
     total: int
@@ -79,7 +104,7 @@ def _public(s: m.Statement) -> PublicStatement:
     links = (
         {}
         if s.status == m.StatementStatus.WITHDRAWN
-        else {"pdf": f"{base}.pdf", "json": f"{base}.json", "csv": f"{base}.csv"}
+        else {"html": f"{base}.html", "pdf": f"{base}.pdf", "json": f"{base}.json", "csv": f"{base}.csv"}
     )
     return PublicStatement(
         id=s.id,
@@ -127,12 +152,12 @@ class PublicStatementController(Controller):
             headers={"Cache-Control": LISTING},
         )
 
-    @get("/{name:str}", summary="One statement: {id}, {id}.pdf, {id}.json or {id}.csv")
+    @get("/{name:str}", summary="One statement: {id}, {id}.html (accessible version), {id}.pdf, {id}.json or {id}.csv")
     async def statement_file(
         self, request: Request[Any, Any, Any], db_session: AsyncSession, name: str, download: bool = False
     ) -> Response[Any]:
         stem, _, ext = name.partition(".")
-        if not stem.isdigit() or ext not in {"", "pdf", "json", "csv"}:
+        if not stem.isdigit() or ext not in {"", "pdf", "json", "csv", "html"}:
             raise NotFound(f"No statement file {name!r}.")
         statement = await db_session.get(m.Statement, int(stem))
         if statement is None:
@@ -142,6 +167,13 @@ class PublicStatementController(Controller):
         if statement.status == m.StatementStatus.WITHDRAWN:
             return problem(
                 410, f"Statement {statement.id} was withdrawn: {statement.withdrawn_reason}", instance=request.url.path
+            )
+        if ext == "html":
+            # Not immutable: a withdrawal or a later version changes the notice at the top of the page.
+            return Template(
+                template_name="pages/statement.html",
+                context=statement_context(statement),
+                headers={"Cache-Control": LISTING},
             )
         if ext == "pdf":
             body, media, etag = statement.pdf, "application/pdf", statement.pdf_sha256
@@ -184,6 +216,22 @@ class StatementController(Controller):
         scope = await resolve_scope(db_session, anchor_id=data.anchor_id, group=data.group)
         return _public(await publish(db_session, scope, data.period, actor=request.user, reason=data.reason))
 
+    @get("/{statement_id:int}/staleness", summary="Do the live figures still match the published ones? (reviewers)")
+    async def statement_staleness(self, db_session: AsyncSession, statement_id: int) -> StalenessOut:
+        statement = await db_session.get(m.Statement, statement_id)
+        if statement is None:
+            raise NotFound(f"No statement {statement_id}.")
+        found = await staleness(db_session, statement)
+        return StalenessOut(
+            statement_id=found.statement_id,
+            scope_name=found.scope_name,
+            period=found.period,
+            version=found.version,
+            status=found.status,
+            stale=found.stale,
+            differences=[FigureDifference(d.figure, d.published, d.live) for d in found.differences],
+        )
+
     @post("/{statement_id:int}/withdraw", summary="Withdraw a statement (kept, marked why)", status_code=HTTP_200_OK)
     async def withdraw_statement(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, statement_id: int, data: WithdrawRequest
@@ -191,78 +239,13 @@ class StatementController(Controller):
         return _public(await withdraw(db_session, statement_id, actor=request.user, reason=data.reason))
 
 
-_STATUS_TEXT = {"published": "Published", "superseded": "Superseded", "withdrawn": "Withdrawn"}
-
-
-_PAGE = """<!doctype html>
-<html lang="en-GB">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Local Value: published local-spend statements</title>
-<style>
-body {{ font-family: system-ui, sans-serif; color: #111827; background: #fff; max-width: 60rem; margin: 2rem auto;
-  padding: 0 1rem; line-height: 1.5; }}
-h1 {{ font-size: 1.6rem; }} h2 {{ font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #d1d5db; }}
-table {{ border-collapse: collapse; width: 100%; }} th, td {{ text-align: left; padding: .4rem .5rem;
-  border-bottom: 1px solid #e5e7eb; vertical-align: top; }}
-a {{ color: #1d4ed8; }} .muted {{ color: #4b5563; font-size: .9rem; }} .tag {{ font-weight: 600; }}
-</style>
-</head>
-<body>
-<main>
-<h1>Published local-spend statements</h1>
-<p>Quarterly statements of how much of each health and care anchor institution's contract value went to
-suppliers in its own area, and to SMEs, charities and social enterprises. Each statement is frozen when it is
-published; a correction is a new version and the old one stays here, marked superseded with the reason.</p>
-{body}
-<h2>About the data</h2>
-<p class="muted">Contract data from Contracts Finder and Find a Tender: contains public sector information licensed
-under the Open Government Licence v3.0. {attribution}</p>
-<p class="muted">Machine-readable list: <a href="/public/statements">/public/statements</a>.
-API documentation: <a href="/schema/swagger">/schema/swagger</a>.</p>
-</main>
-</body>
-</html>
-"""
-
-
-def _row_html(s: m.Statement) -> str:
-    period = html.escape(period_label(s.period))
-    status = _STATUS_TEXT.get(s.status, s.status)
-    note = ""
-    if s.status == m.StatementStatus.SUPERSEDED and s.superseded_reason:
-        note = f"<br><span class=muted>Replaced by version {s.version + 1}: {html.escape(s.superseded_reason)}</span>"
-    if s.status == m.StatementStatus.WITHDRAWN:
-        note = f"<br><span class=muted>Withdrawn: {html.escape(s.withdrawn_reason or '')}</span>"
-        links = "not available"
-    else:
-        base = f"/public/statements/{s.id}"
-        links = (
-            f'<a href="{base}.pdf?download=true">PDF</a> · <a href="{base}.json">JSON</a> · '
-            f'<a href="{base}.csv">CSV</a>'
-        )
-    return (
-        f"<tr><td>{period}</td><td>{s.version}</td><td><span class=tag>{status}</span>{note}</td>"
-        f"<td>{s.published_at.date().isoformat()}</td><td>{links}</td></tr>"
-    )
-
-
 @get("/", summary="Public page of published statements", media_type="text/html", include_in_schema=False)
-async def public_home(db_session: AsyncSession) -> Response[str]:
+async def public_home(db_session: AsyncSession) -> Template:
     rows = (
         await db_session.scalars(
             select(m.Statement).order_by(m.Statement.scope_name, m.Statement.period.desc(), m.Statement.version.desc())
         )
     ).all()
-    sections = []
-    for scope in sorted({s.scope_name for s in rows}):
-        mine = [s for s in rows if s.scope_name == scope]
-        body = "".join(_row_html(s) for s in mine)
-        sections.append(
-            f"<h2>{html.escape(scope)}</h2><table><thead><tr><th>Quarter</th><th>Version</th><th>Status</th>"
-            f"<th>Published</th><th>Download</th></tr></thead><tbody>{body}</tbody></table>"
-        )
-    body = "".join(sections) or "<p>No statements have been published yet.</p>"
-    page = _PAGE.format(body=body, attribution=html.escape(ATTRIBUTION.replace("\n", " ")))
-    return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": LISTING})
+    return Template(
+        template_name="pages/public_home.html", context=home_context(rows), headers={"Cache-Control": LISTING}
+    )

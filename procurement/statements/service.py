@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +15,10 @@ from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
 from procurement.auth import Principal
-from procurement.errors import DomainError, NotFound
+from procurement.errors import ConflictError, DomainError, NotFound
 from procurement.metrics.lines import Scope
 from procurement.statements.snapshot import build_snapshot, sha256
-from socialvalue.snapshot import canonical_json, figures_sha256
+from socialvalue.snapshot import SCHEMA, canonical_json, figures_sha256
 from socialvalue.statement_pdf import render_statement_pdf
 
 
@@ -38,7 +39,13 @@ async def publish(
     actor: Principal | None,
     actor_name: str | None = None,
     reason: str | None = None,
+    today: dt.date | None = None,
 ) -> m.Statement:
+    """Freeze a quarter's figures and PDF. Only a quarter that is over (``today`` defaults to today in the UK)
+    can be published, and a correction must change some figure."""
+    not_over = clock.quarter_not_over(period, today)
+    if not_over is not None:
+        raise DomainError(f"{not_over}, so it cannot be published yet; preview a draft instead.")
     current = (
         await session.scalars(
             select(m.Statement)
@@ -67,6 +74,13 @@ async def publish(
         published_at=published_at,
         supersedes=supersedes,
     )
+    if supersedes and current is not None:
+        differences = compare_figures(json.loads(current.snapshot_json), snapshot)
+        if not differences:
+            raise ConflictError(
+                f"Nothing changed since version {current.version}: its figures are the same as today's, so there "
+                "is nothing to correct."
+            )
     snapshot_bytes = canonical_json(snapshot)
     pdf = render_statement_pdf(snapshot)
     who = actor.name if actor else (actor_name or "system")
@@ -157,6 +171,9 @@ def verify_statement(statement: m.Statement) -> Verification:
         problems.append("figures do not match their stored SHA-256")
     if sha256(statement.pdf) != statement.pdf_sha256:
         problems.append("PDF bytes do not match their stored SHA-256")
+    if snapshot.get("schema") != SCHEMA:
+        # Rendered by an earlier version of the renderer, which is gone; its hashes above are what bind it.
+        return Verification(statement.id, ok=not problems, problems=tuple(problems))
     try:
         if render_statement_pdf(snapshot) != statement.pdf:
             problems.append("re-rendering the snapshot does not give the stored PDF byte for byte")
@@ -168,6 +185,11 @@ def verify_statement(statement: m.Statement) -> Verification:
 async def verify_all(session: AsyncSession) -> list[Verification]:
     statements = (await session.scalars(select(m.Statement).order_by(m.Statement.id))).all()
     return [verify_statement(s) for s in statements]
+
+
+def _shown_share(key: str, value: Any) -> Any:
+    """A share that could not be judged reads "not known" in a spreadsheet, where an empty cell reads as 0."""
+    return "not known" if value is None and key.endswith(("share", "share_known")) else value
 
 
 def figures_csv(snapshot: dict[str, Any]) -> str:  # noqa: PLR0912 - one flat walk over every section
@@ -186,21 +208,27 @@ def figures_csv(snapshot: dict[str, Any]) -> str:  # noqa: PLR0912 - one flat wa
         if not head:
             continue
         for key, value in head.items():
-            if key == "excluded":
-                for reason, count in value.items():
-                    writer.writerow([section, head["basis"], f"excluded_{reason}", count])
+            if key in {"excluded", "coverage"}:
+                for part, figure in value.items():
+                    name = f"excluded_{part}" if key == "excluded" else f"coverage_{part}"
+                    writer.writerow([section, head["basis"], name, figure])
+            elif key == "supplier_names":
+                writer.writerow([section, head["basis"], key, "; ".join(value)])
             elif key != "basis":
-                writer.writerow([section, head["basis"], key, value])
+                writer.writerow([section, head["basis"], key, _shown_share(key, value)])
     for row in snapshot["trend"]:
-        writer.writerow(["trend", row["period"], "local_share", row["local_share"]])
+        writer.writerow(["trend", row["period"], "local_share", _shown_share("local_share", row["local_share"])])
+        writer.writerow(["trend", row["period"], "coverage", row.get("coverage")])
         writer.writerow(["trend", row["period"], "total_value_pence", row["total_value_pence"]])
     for row in snapshot["by_tier"]:
         writer.writerow(["by_tier", row["tier"], "value_pence", row["value_pence"]])
-        writer.writerow(["by_tier", row["tier"], "share", row["share"]])
+        writer.writerow(["by_tier", row["tier"], "share", _shown_share("share", row["share"])])
     for row in snapshot["by_supplier_type"]:
         writer.writerow(["by_supplier_type", row["category"], "value_pence", row["value_pence"]])
-        writer.writerow(["by_supplier_type", row["category"], "share", row["share"]])
+        writer.writerow(["by_supplier_type", row["category"], "share", _shown_share("share", row["share"])])
         writer.writerow(["by_supplier_type", row["category"], "suppliers", row["suppliers"]])
+    for row in snapshot.get("top_suppliers", []):
+        writer.writerow(["top_suppliers", row["name"], "value_pence", row["value_pence"]])
     for row in snapshot["top_local_suppliers"]:
         writer.writerow(["top_local_suppliers", row["name"], "value_pence", row["value_pence"]])
     for row in snapshot["commitments"]:
@@ -222,3 +250,77 @@ def public_statements_query(*, anchor_id: int | None, period: str | None) -> Any
 
 def scopes_of(statements: Sequence[m.Statement]) -> list[str]:
     return sorted({s.scope_name for s in statements})
+
+
+# Parts of a snapshot that describe the document rather than the figures.
+_NOT_FIGURES = frozenset({"schema", "statement", "figures_sha256", "sources"})
+
+
+_ROW_KEYS = ("tier", "category", "period")
+
+
+def _flatten(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if path or key not in _NOT_FIGURES:
+                yield from _flatten(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        for i, item in enumerate(value):
+            name = next((str(item[k]) for k in _ROW_KEYS if k in item), str(i + 1))
+            yield from _flatten(item, f"{path}[{name}]")
+    else:
+        yield path, value
+
+
+@dataclass(frozen=True)
+class Difference:
+    figure: str
+    published: Any
+    live: Any
+
+
+def compare_figures(frozen: Mapping[str, Any], live: Mapping[str, Any]) -> list[Difference]:
+    """Every figure whose frozen value differs from the live one, side by side.
+
+    A snapshot of an older schema is compared on the figures it recorded, so a figure added since is not
+    mistaken for a change."""
+    old = dict(_flatten(frozen, ""))
+    new = dict(_flatten(live, ""))
+    paths = list(old) if frozen.get("schema") != SCHEMA else [*old, *(p for p in new if p not in old)]
+    return [Difference(p, old.get(p), new.get(p)) for p in paths if old.get(p) != new.get(p)]
+
+
+@dataclass(frozen=True)
+class Staleness:
+    statement_id: int
+    scope_name: str
+    period: str
+    version: int
+    status: str
+    stale: bool
+    differences: tuple[Difference, ...]
+
+
+async def statement_scope(session: AsyncSession, statement: m.Statement) -> Scope:
+    from procurement.metrics.lines import resolve_scope
+
+    if statement.group_id is not None:
+        group = await session.get(m.AnchorGroup, statement.group_id)
+        return await resolve_scope(session, group=group.slug if group else None)
+    return await resolve_scope(session, anchor_id=statement.organisation_id)
+
+
+async def staleness(session: AsyncSession, statement: m.Statement) -> Staleness:
+    """Whether the live figures of a statement's quarter still match what was frozen when it was published."""
+    scope = await statement_scope(session, statement)
+    live = await build_snapshot(session, scope, statement.period, statement_id="live", status="draft")
+    differences = compare_figures(json.loads(statement.snapshot_json), live)
+    return Staleness(
+        statement_id=statement.id,
+        scope_name=statement.scope_name,
+        period=statement.period,
+        version=statement.version,
+        status=statement.status,
+        stale=bool(differences),
+        differences=tuple(differences),
+    )

@@ -16,7 +16,9 @@ from procurement import clock
 from procurement import models as m
 from procurement.metrics.commitments import commitment_figures
 from procurement.metrics.lines import Scope, scope_metrics
-from procurement.money import ratio_text
+from procurement.metrics.measures import format_quantity
+from procurement.metrics.service import coverage_threshold, resting_on
+from procurement.money import judged_share, ratio_text
 from socialvalue import enterprise, locality
 from socialvalue.geography import lad_reference
 from socialvalue.periods import parse_quarter, quarter_bounds, quarter_from_index, quarter_index
@@ -29,6 +31,9 @@ TREND_QUARTERS = 8
 
 
 TOP_LOCAL_SUPPLIERS = 10
+
+
+TOP_SUPPLIERS = 10
 
 
 CATEGORY_LABELS = {
@@ -92,18 +97,47 @@ class ScopeAreas:
     lad_names: list[str]
 
 
+def _lad_names() -> dict[str, str]:
+    lads = lad_reference()
+    return dict(zip(lads["lad_code"].to_list(), lads["lad_name"].to_list(), strict=True))
+
+
+def plain_area(area: locality.LocalArea, org: m.Organisation) -> str:
+    """The anchor's local area as a reader would say it: "Birmingham (the council's own area)", never a preset."""
+    count = plural_areas(len(area.lad_codes))
+    if area.preset == "own_lad":
+        (code,) = area.lad_codes
+        name = _lad_names().get(code, code)
+        if org.kind == m.OrganisationKind.LOCAL_AUTHORITY.value:
+            return f"{name} (the council's own area)"
+        return f"{name} (the local authority area where {org.name} is based)"
+    if area.preset == "icb":
+        board = area.label.split(" footprint")[0].removesuffix(" ICB")
+        return f"the {board} integrated care board area ({count})"
+    if area.preset == "wmca_7":
+        return f"the West Midlands Combined Authority's constituent councils ({count})"
+    if area.preset == "wm_region":
+        return f"the West Midlands region ({count})"
+    return f"{org.name}'s own choice of {count}"
+
+
+def plural_areas(n: int) -> str:
+    return f"{n} local authority area{'' if n == 1 else 's'}"
+
+
 async def _local_definition(session: AsyncSession, scope: Scope) -> ScopeAreas:
     from procurement.organisations.local_area import anchor_area
 
-    lad_names = dict(zip(lad_reference()["lad_code"].to_list(), lad_reference()["lad_name"].to_list(), strict=True))
+    lad_names = _lad_names()
     orgs = (await session.scalars(select(m.Organisation).where(m.Organisation.id.in_(scope.anchor_ids)))).all()
-    areas = [anchor_area(org)[0] for org in orgs]
-    codes = sorted({code for area in areas for code in area.lad_codes})
+    areas = [(anchor_area(org)[0], org) for org in orgs]
+    codes = sorted({code for area, _ in areas for code in area.lad_codes})
     names = sorted({lad_names.get(code, code) for code in codes})
     if scope.kind == "anchor" and areas:
-        return ScopeAreas(preset=areas[0].preset, label=areas[0].label, lad_names=names)
-    presets = {a.preset for a in areas}
-    label = "each member's own definition of local: " + "; ".join(sorted({a.label for a in areas}))
+        area, org = areas[0]
+        return ScopeAreas(preset=area.preset, label=plain_area(area, org), lad_names=names)
+    presets = {a.preset for a, _ in areas}
+    label = "each member's own local area: " + "; ".join(sorted({plain_area(a, o) for a, o in areas}))
     return ScopeAreas(preset=presets.pop() if len(presets) == 1 else None, label=label, lad_names=names)
 
 
@@ -112,27 +146,41 @@ def _row(frame: pl.DataFrame, scope_key: str, period: str) -> dict[str, Any] | N
     return rows[0] if rows else None
 
 
-def _headline(result: Any, scope: Scope, period: str, no_date: int) -> dict[str, Any]:
+def _headline(result: Any, scope: Scope, period: str, no_date: int, threshold: Decimal) -> dict[str, Any]:
     row = _row(result.summary, scope.key, period) or {}
     total = int(row.get("total_pence") or 0)
 
     def pence(column: str) -> int:
         return int(row.get(column) or 0)
 
+    def judged(part: str, unknown: str) -> str | None:
+        return judged_share(pence(part), total, pence(unknown), threshold).share
+
     unknown_tier = pence("tier_unknown_pence")
+    contracts, names = resting_on(result, scope.key, period) if total else (0, [])
     return {
         "basis": result.basis,
         "total_value_pence": total,
         "line_count": int(row.get("lines") or 0),
+        "contract_count": contracts,
         "supplier_count": int(row.get("suppliers") or 0),
-        "local_share": share(pence("local_pence"), total),
-        "local_share_known": share(pence("local_pence"), total - unknown_tier),
-        "regional_share": share(pence("regional_pence"), total),
-        "sme_share": share(pence("sme_pence"), total),
-        "vcse_share": share(pence("vcse_pence"), total),
-        "social_enterprise_share": share(pence("social_enterprise_pence"), total),
+        "supplier_names": names,
+        "local_share": judged("local_pence", "tier_unknown_pence"),
+        "local_share_known": judged_share(pence("local_pence"), total, unknown_tier, threshold).share_known,
+        "regional_share": judged("regional_pence", "tier_unknown_pence"),
+        "sme_share": judged("sme_pence", "sme_unknown_pence"),
+        "vcse_share": judged("vcse_pence", "vcse_unknown_pence"),
+        "social_enterprise_share": judged("social_enterprise_pence", "social_enterprise_unknown_pence"),
         "unknown_locality_share": share(unknown_tier, total),
         "unknown_status_share": share(pence("category_unknown_pence"), total),
+        "coverage": {
+            "locality": share(total - unknown_tier, total),
+            "status": share(total - pence("category_unknown_pence"), total),
+            "sme": share(total - pence("sme_unknown_pence"), total),
+            "vcse": share(total - pence("vcse_unknown_pence"), total),
+            "social_enterprise": share(total - pence("social_enterprise_unknown_pence"), total),
+        },
+        "coverage_threshold": str(threshold),
         "excluded": {
             "non_gbp": pence("excluded_non_gbp_lines"),
             "withdrawn": pence("excluded_withdrawn_lines"),
@@ -142,48 +190,87 @@ def _headline(result: Any, scope: Scope, period: str, no_date: int) -> dict[str,
     }
 
 
-def _trend(result: Any, scope: Scope, period: str) -> list[dict[str, Any]]:
+def _trend(result: Any, scope: Scope, period: str, threshold: Decimal) -> list[dict[str, Any]]:
     end = quarter_index(period)
     points = []
     for index in range(end - TREND_QUARTERS + 1, end + 1):
         label = quarter_from_index(index)
         row = _row(result.summary, scope.key, label) or {}
         total = int(row.get("total_pence") or 0)
-        points.append(
-            {"period": label, "local_share": share(int(row.get("local_pence") or 0), total), "total_value_pence": total}
-        )
+        j = judged_share(int(row.get("local_pence") or 0), total, int(row.get("tier_unknown_pence") or 0), threshold)
+        points.append({"period": label, "local_share": j.share, "total_value_pence": total, "coverage": j.coverage})
     # Leading quarters before any data say nothing; keep the trend from the first quarter with contracts.
     while len(points) > 1 and points[0]["total_value_pence"] == 0 and points[0]["local_share"] is None:
         points.pop(0)
     return points
 
 
-def _by_tier(result: Any, scope: Scope, period: str, total: int) -> list[dict[str, Any]]:
+def _judged_rows(rows: dict[str, int], order: Any, unknown: str, total: int, threshold: Decimal) -> dict[str, Any]:
+    """Each row's share, null for every known row when too little of the value could be judged."""
+    return {
+        key: share(rows.get(key, 0), total)
+        if key == unknown
+        else judged_share(rows.get(key, 0), total, rows.get(unknown, 0), threshold).share
+        for key in order
+    }
+
+
+def _by_tier(result: Any, scope: Scope, period: str, total: int, threshold: Decimal) -> list[dict[str, Any]]:
     rows = {
         r["tier"]: int(r["value_pence"] or 0)
         for r in result.by_tier.filter((pl.col("scope") == scope.key) & (pl.col("period") == period)).to_dicts()
     }
-    return [{"tier": t, "value_pence": rows.get(t, 0), "share": share(rows.get(t, 0), total)} for t in TIER_ORDER]
+    shares = _judged_rows(rows, TIER_ORDER, "unknown", total, threshold)
+    return [{"tier": t, "value_pence": rows.get(t, 0), "share": shares[t]} for t in TIER_ORDER]
 
 
-def _by_type(result: Any, scope: Scope, period: str, total: int) -> list[dict[str, Any]]:
+def _by_type(result: Any, scope: Scope, period: str, total: int, threshold: Decimal) -> list[dict[str, Any]]:
     rows = result.by_category.filter((pl.col("scope") == scope.key) & (pl.col("period") == period)).to_dicts()
     by_category = {r["category"]: r for r in rows}
+    values = {c: int(r["value_pence"] or 0) for c, r in by_category.items()}
+    shares = _judged_rows(values, CATEGORY_LABELS, "unknown", total, threshold)
     out = []
     for category, label in CATEGORY_LABELS.items():
         r = by_category.get(category)
-        value = int(r["value_pence"] or 0) if r else 0
+        value = values.get(category, 0)
         if value == 0 and not (r and r["suppliers"]):
             continue
         out.append(
             {
                 "category": label,
                 "value_pence": value,
-                "share": share(value, total),
+                "share": shares[category],
                 "suppliers": int(r["suppliers"] or 0) if r else 0,
             }
         )
     return out
+
+
+def _top_suppliers(result: Any, scope: Scope, period: str) -> list[dict[str, Any]]:
+    """The largest suppliers of any location, named, so the figures can be traced to who was paid."""
+    lines = result.lines_for_scope(scope.key).filter(pl.col("period") == period)
+    if lines.is_empty():
+        return []
+    top = (
+        lines.group_by("supplier_id")
+        .agg(
+            pl.col("supplier_name").first(),
+            pl.col("allocated_pence").sum(),
+            pl.col("category").first(),
+            pl.col("tier").first(),
+        )
+        .sort(["allocated_pence", "supplier_name"], descending=[True, False])
+        .head(TOP_SUPPLIERS)
+    )
+    return [
+        {
+            "name": r["supplier_name"] or f"Supplier {r['supplier_id']}",
+            "value_pence": int(r["allocated_pence"]),
+            "category": CATEGORY_LABELS.get(r["category"], r["category"]),
+            "tier": r["tier"],
+        }
+        for r in top.to_dicts()
+    ]
 
 
 async def _top_local(session: AsyncSession, result: Any, scope: Scope, period: str) -> list[dict[str, Any]]:
@@ -205,7 +292,7 @@ async def _top_local(session: AsyncSession, result: Any, scope: Scope, period: s
         )
     )
     lad_by_supplier: dict[int, str | None] = {int(sid): lad for sid, lad in rows.all()}
-    names = dict(zip(lad_reference()["lad_code"].to_list(), lad_reference()["lad_name"].to_list(), strict=True))
+    names = _lad_names()
     return [
         {
             "name": r["supplier_name"],
@@ -217,12 +304,6 @@ async def _top_local(session: AsyncSession, result: Any, scope: Scope, period: s
     ]
 
 
-def _quantity(value: Decimal | None) -> str:
-    if value is None:
-        return "0"
-    return format(value.normalize(), "f")
-
-
 async def _commitments(session: AsyncSession, scope: Scope, period: str) -> list[dict[str, Any]]:
     figures = await commitment_figures(session, scope, period)
     return [
@@ -231,9 +312,9 @@ async def _commitments(session: AsyncSession, scope: Scope, period: str) -> list
             "supplier": f.supplier_name or "",
             "measure": f.measure_name,
             "unit": f.unit,
-            "committed": _quantity(f.committed),
-            "delivered": _quantity(f.delivered),
-            "verified": _quantity(f.verified),
+            "committed": format_quantity(f.committed, f.kind),
+            "delivered": format_quantity(f.delivered, f.kind),
+            "verified": format_quantity(f.verified, f.kind),
         }
         for f in figures
     ]
@@ -261,7 +342,8 @@ async def build_snapshot(
         if not excluded.is_empty()
         else 0
     )
-    headline = _headline(awarded, scope, period, no_date)
+    threshold = coverage_threshold()
+    headline = _headline(awarded, scope, period, no_date, threshold)
     total = headline["total_value_pence"]
     area = await _local_definition(session, scope)
     members: list[str] = []
@@ -291,11 +373,12 @@ async def build_snapshot(
             "supersedes": supersedes,
         },
         "headline": headline,
-        "spread_headline": _headline(spread, scope, period, no_date),
-        "trend": _trend(awarded, scope, period),
-        "by_tier": _by_tier(awarded, scope, period, total),
-        "by_supplier_type": _by_type(awarded, scope, period, total),
+        "spread_headline": _headline(spread, scope, period, no_date, threshold),
+        "trend": _trend(awarded, scope, period, threshold),
+        "by_tier": _by_tier(awarded, scope, period, total, threshold),
+        "by_supplier_type": _by_type(awarded, scope, period, total, threshold),
         "top_local_suppliers": await _top_local(session, awarded, scope, period),
+        "top_suppliers": _top_suppliers(awarded, scope, period),
         "commitments": await _commitments(session, scope, period),
         "methodology": {
             "local_definition": {"preset": area.preset, "label": area.label, "lad_names": area.lad_names},
@@ -305,12 +388,8 @@ async def build_snapshot(
                 "enterprise": enterprise.RULE_VERSION,
                 "metrics": METRICS_VERSION,
             },
-            "exclusions": [
-                "Withdrawn and cancelled contracts are left out.",
-                "Values in currencies other than pounds sterling are left out and counted, never converted.",
-                "Contract lines with no value, or with neither an award date nor a contract period, are left out "
-                "and counted.",
-            ],
+            # The standard exclusions are the statement's own table; this list is for any others, so none repeats.
+            "exclusions": [],
             "notes": [
                 "Figures come from contract notices (Contracts Finder, Find a Tender) and contracts recorded by "
                 "procurement teams, not from payments; notices below publication thresholds are missing.",

@@ -50,7 +50,7 @@ def test_model_measures_keep_codes_wording_and_status() -> None:
 def test_local_measures_and_no_national_toms_content() -> None:
     local = {x["code"]: x for x in catalogue.local_measures()}
     assert local["LV-SPEND-LOCAL-VCSE"]["kind"] == "cash"
-    assert local["LV-SPEND-LOCAL-VCSE"]["unit"] == "pence"
+    assert local["LV-SPEND-LOCAL-VCSE"]["unit"] == "pounds"
     assert local["LV-APPRENTICESHIPS"]["unit"] == "starts"
     carbon = local["LV-CARBON"]
     assert (carbon["proxy_value_pence"], carbon["proxy_year"], carbon["proxy_price_base"]) == (

@@ -221,14 +221,19 @@ async def test_cash_is_reported_apart_from_monetised_proxies(app_client: Any, se
 
     # Carbon carries the BEIS 2021 central value, £245.00 per tCO2e (2020 prices): 2.5 t -> £612.50.
     carbon = await commit_and_deliver(w["carbon"], "3", "2.5")
-    # Cash: £12,500.00 spent with local VCSEs, counted in pence.
-    cash = await commit_and_deliver(w["vcse_spend"], "1500000", "1250000")
-    fractional = await app_client.post(
-        f"/contracts/{contract_id}/commitments",
-        json={"measure_id": w["vcse_spend"].id, "targets": [{"period": "2025Q3", "quantity": "10.5"}]},
-        headers=bearer(editor),
+    # Cash: £12,500.00 spent with local VCSEs, entered and shown in pounds.
+    cash = await commit_and_deliver(w["vcse_spend"], "15000.00", "12500.00")
+    shown = (await app_client.get(f"/commitments/{cash}", headers=bearer(editor))).json()
+    assert (shown["unit"], shown["targets"], shown["returns"][0]["quantity"]) == (
+        "pounds",
+        [{"period": "2025Q3", "quantity": "15000.00"}],
+        "12500.00",
+    )
+    fractional = await app_client.patch(
+        f"/commitments/{cash}", json={"targets": [{"period": "2025Q3", "quantity": "10.505"}]}, headers=bearer(editor)
     )
     assert fractional.status_code == 422
+    assert "like 5000.00" in fractional.json()["detail"]
     # A model award criterion has no unit of its own: the commitment must say what it counts.
     no_unit = await app_client.post(
         f"/contracts/{contract_id}/commitments",

@@ -121,7 +121,11 @@ async def test_anchor_figures_by_hand_and_against_the_engine(app_client: Any, se
     # By hand: A £1,000 + B £3,000 awarded in Q1; local = A + B's Birmingham share = £2,000; C is withdrawn.
     assert (h["total_pence"], h["total"]) == (400000, "4000.00")
     assert (h["local_pence"], h["local"]) == (200000, "2000.00")
-    assert h["local_share"] == {"share": "0.5000", "share_known": "0.5000", "coverage": "1.0000"}
+    assert h["local_share"] == {"share": "0.5000", "share_known": "0.5000", "coverage": "1.0000", "status": "known"}
+    # No supplier's SME status is known: the share is not known, with its coverage, never 0.
+    assert h["sme_share"] == {"share": None, "share_known": None, "coverage": "0.0000", "status": "not_known"}
+    assert (h["contracts"], h["suppliers"]) == (2, 2)
+    assert h["supplier_names"] == ["Edgbaston Catering Ltd", "Westminster Consulting Ltd"]
     assert h["lines"] == 3
     assert h["suppliers"] == 2
     assert q1["coverage"]["excluded_withdrawn_lines"] == 1
@@ -234,7 +238,26 @@ async def test_csv_and_xlsx_rows_sum_to_the_headline(app_client: Any, session: A
     pence = [r[header.index("allocated_pence")] for r in data if r[header.index("excluded_reason")] is None]
     assert sum(int(p) for p in pence) == totals["awarded"] == 400000
     summary = list(book["summary"].iter_rows(values_only=True))
-    assert summary[1][summary[0].index("total_pence")] == 400000
+    head = summary[0]
+    by_figure = {r[head.index("figure")]: r for r in summary[1:]}
+    assert int(by_figure["total"][head.index("value_pence")]) == 400000
+    sme = by_figure["SME"]
+    assert (sme[head.index("share")], sme[head.index("coverage")], sme[head.index("status")]) == (
+        "not known",
+        "0.0000",
+        "not_known",
+    )
+    local = by_figure["local"]
+    assert (local[head.index("share")], local[head.index("status")]) == ("0.5000", "known")
+
+    summary_csv = await app_client.get(
+        "/metrics.csv", params={**params, "basis": "awarded", "table": "summary"}, headers=bearer(token)
+    )
+    assert summary_csv.status_code == 200, summary_csv.text
+    frame = pl.read_csv(io.BytesIO(summary_csv.content), infer_schema=False)
+    row = frame.filter(pl.col("figure") == "SME").row(0, named=True)
+    assert (row["share"], row["coverage"], row["status"]) == ("not known", "0.0000", "not_known")
+    assert "0.0000" not in frame.filter(pl.col("status") == "not_known")["share"].to_list()
 
 
 async def test_cli_prints_the_same_headline(app_client: Any, session: AsyncSession, db: Any) -> None:
@@ -245,11 +268,40 @@ async def test_cli_prints_the_same_headline(app_client: Any, session: AsyncSessi
     assert out.splitlines()[0] == f"Birmingham City Council (org:{w['bcc'].id}), 2025Q1"
     # column padding aside
     awarded, spread = " ".join(out.split()).split(" awarded: ")[1].split(" spread: ")
-    assert awarded.startswith("total £4,000.00, lines 3, suppliers 2 (local 1, new local 1)")
-    assert "local £2,000.00 share 0.5000, of known 0.5000, known for 1.0000 of value" in awarded
+    assert awarded.startswith(
+        "total £4,000.00, lines 3, contracts 2, suppliers 2 (local 1, new local 1): Edgbaston Catering Ltd, "
+        "Westminster Consulting Ltd"
+    )
+    assert "local £2,000.00 share 0.5000, of known 0.5000, judged on 1.0000 of value" in awarded
+    assert "SME £0.00 share not known (judged on 0.0000 of value)" in awarded
+    # The threshold is a setting: at 0 every share is given, whatever it rests on.
+    lenient = localvalue(
+        "metrics",
+        "--anchor",
+        "E08000025",
+        "--period",
+        "2025Q1",
+        "--basis",
+        "awarded",
+        database_url=db.url,
+        LOCALVALUE_COVERAGE_THRESHOLD="0",
+    ).stdout
+    assert "SME £0.00 share 0.0000, of known -, judged on 0.0000 of value" in " ".join(lenient.split())
+    bad = localvalue(
+        "metrics",
+        "--anchor",
+        "E08000025",
+        "--period",
+        "2025Q1",
+        database_url=db.url,
+        LOCALVALUE_COVERAGE_THRESHOLD="half",
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "LOCALVALUE_COVERAGE_THRESHOLD must be a fraction from 0 to 1 such as 0.50" in " ".join(bad.stderr.split())
     assert "excluded lines 1: withdrawn 1, not GBP 0, no value 0" in awarded
     # Spread: only A (£1,000, local) falls in Q1.
-    assert spread.startswith("total £1,000.00, lines 1, suppliers 1")
+    assert spread.startswith("total £1,000.00, lines 1, contracts 1, suppliers 1")
     assert "lines on their award date (no contract period): 0" in spread
 
     group = localvalue(

@@ -1,4 +1,5 @@
-"""A real headless Chromium opens the public page served by the running app, follows a link, downloads a PDF."""
+"""A real headless Chromium opens the public page served by the running app, follows a link, downloads a PDF, and
+axe-core finds no WCAG 2.2 AA violation on the public page or the accessible HTML statement."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from tests.conftest import BACKENDS, dispose_database, free_port, new_database
+from tests.support.browser import DESKTOP, NARROW, horizontal_overflow, new_context, run_axe
 from tests.support.cli import LOCALVALUE, cli_env, localvalue, wait_for_http
 from tests.support.paths import REPO_DIR
 
@@ -68,7 +70,7 @@ async def test_public_page_link_and_pdf_download(backend: str, tmp_path: Path) -
             context = await browser.new_context(accept_downloads=True, java_script_enabled=False)
             page = await context.new_page()
             await page.goto(f"{base}/")
-            assert await page.title() == "Local Value: published local-spend statements"
+            assert await page.title() == "Published local-spend statements - Local Value"
             assert await page.locator("h2", has_text="Birmingham City Council").count() == 1
             async with page.expect_download() as info:
                 await page.get_by_role("link", name="PDF").first.click()
@@ -79,6 +81,26 @@ async def test_public_page_link_and_pdf_download(backend: str, tmp_path: Path) -
             # Follow the JSON link too: it is the frozen figures the PDF was rendered from.
             await page.get_by_role("link", name="JSON").first.click()
             body = await page.locator("body").inner_text()
+
+            # The accessible version, reached from the public page, and the public page itself: WCAG 2.2 AA.
+            for width in (DESKTOP, NARROW):
+                checked, _requests = await new_context(browser, width=width)
+                tab = await checked.new_page()
+                await tab.goto(f"{base}/", wait_until="networkidle")
+                result = await run_axe(tab)
+                assert not result.violations, result.summary()
+                await tab.get_by_role("link", name="Read the statement").first.click()
+                await tab.wait_for_load_state("networkidle")
+                assert tab.url.endswith(".html")
+                heading = await tab.locator("h1").inner_text()
+                assert heading == "Birmingham City Council: Q1 2022/23 (1 April to 30 June 2022)"
+                html_text = " ".join((await tab.locator("main").inner_text()).split())
+                result = await run_axe(tab)
+                assert not result.violations, result.summary()
+                if width == NARROW:
+                    overflow = await horizontal_overflow(tab)
+                    assert not overflow, "\n".join(overflow)
+                await checked.close()
             await browser.close()
 
         assert download.suggested_filename.endswith("-2022Q1.pdf")
@@ -87,6 +109,13 @@ async def test_public_page_link_and_pdf_download(backend: str, tmp_path: Path) -
         assert "Q1 2022/23" in text
         assert '"figures_sha256"' in body
         assert "Building Services NOW" in body or '"total_value_pence":187500000' in body
+        # The make demo statement: status unknown for all the value, so SME and VCSE are not known, never 0.0%.
+        assert "It rests on 1 contract with 1 supplier: Building Services NOW." in html_text
+        assert "SME share not known (judged on 0.0% of the value)" in html_text
+        assert "SME share 0.0%" not in html_text
+        assert "Birmingham (the council's own area)" in html_text
+        assert "Words used in this statement" in html_text
+        assert "at /public/statements/" in " ".join(text.split())
     finally:
         if server is not None:
             server.terminate()

@@ -20,6 +20,7 @@ from socialvalue.snapshot import format_pence, format_share
 from socialvalue.statement_pdf import render_statement_pdf
 from tests.conftest import Database
 from tests.support.api import bearer, make_supplier, make_token
+from tests.support.cli import localvalue
 
 PERIOD = "2025Q1"
 
@@ -119,17 +120,24 @@ async def test_publish_read_back_and_public_access(db: Database, session: Any, a
     assert head["unknown_locality_share"] == "0.1000"
     assert head["regional_share"] == "0.1250"
     assert format_pence(head["total_value_pence"]) in text
-    for key in (
-        "local_share",
-        "local_share_known",
-        "regional_share",
-        "sme_share",
-        "vcse_share",
-        "social_enterprise_share",
-        "unknown_locality_share",
-        "unknown_status_share",
-    ):
+    for key in ("local_share", "local_share_known", "regional_share"):
         assert format_share(head[key]) in text, key
+    # Status is known only for the CIC and the charity (£75,000 of £200,000): below half, so not known.
+    assert head["coverage"]["status"] == "0.3750"
+    assert head["sme_share"] is None
+    sme_coverage = head["coverage"]["sme"]
+    assert sme_coverage is not None
+    assert Decimal(sme_coverage) < Decimal("0.5")
+    assert "SME share not known" in text
+    assert f"Coverage: SME status known {format_share(sme_coverage)}" in text
+    assert "Local means Birmingham (the council's own area)" in text
+    assert "(preset:" not in text
+    assert "Words used in this statement" in text
+    assert f"/public/statements/{statement['id']}.html" in text
+    assert (
+        "It rests on 5 contracts with 5 suppliers: Aston Youth Charity, Digbeth Catering CIC, Mystery Supplies Ltd, "
+        "Solihull Care Ltd, Whitehall Consulting plc." in text
+    )
     assert "Birmingham City Council" in text
     assert frozen["figures_sha256"] in text.replace(" ", "") or frozen["figures_sha256"][:16] in text
 
@@ -139,8 +147,12 @@ async def test_publish_read_back_and_public_access(db: Database, session: Any, a
     assert Decimal(live_head["local_share"]["share"]) == Decimal(head["local_share"])
     assert Decimal(live_head["local_share"]["share_known"]) == Decimal(head["local_share_known"])
     assert Decimal(live_head["regional_share"]["share"]) == Decimal(head["regional_share"])
-    assert Decimal(live_head["sme_share"]["share"]) == Decimal(head["sme_share"])
-    assert Decimal(live_head["vcse_share"]["share"]) == Decimal(head["vcse_share"])
+    assert live_head["sme_share"] == {
+        "share": None,
+        "share_known": None,
+        "coverage": sme_coverage,
+        "status": "not_known",
+    }
 
     # Cache headers and ETags on frozen files; 304 on a match.
     etag = pdf.headers["etag"]
@@ -150,13 +162,26 @@ async def test_publish_read_back_and_public_access(db: Database, session: Any, a
     assert again.status_code == 304
     csv_text = (await app_client.get(f"/public/statements/{statement['id']}.csv")).text
     assert f"headline,awarded,local_share,{head['local_share']}" in csv_text
+    assert "headline,awarded,sme_share,not known" in csv_text
+    assert f"headline,awarded,coverage_sme,{sme_coverage}" in csv_text
 
     # The public page lists it with working links, without JavaScript.
     home = await app_client.get("/")
     assert home.status_code == 200
     assert "Birmingham City Council" in home.text
     assert f"/public/statements/{statement['id']}.pdf" in home.text
-    assert "<script" not in home.text
+    assert f"/public/statements/{statement['id']}.html" in home.text
+    assert "nhsuk-header" in home.text
+
+    # The accessible version: the same frozen figures as an NHS.UK page.
+    page = await app_client.get(f"/public/statements/{statement['id']}.html")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Birmingham City Council: Q1 2025/26" in page.text
+    assert "37.5%" in page.text
+    assert f"not known (judged on {format_share(sme_coverage)} of the value)" in page.text
+    assert frozen["figures_sha256"] in page.text
+    assert "Words used in this statement" in page.text
 
 
 async def test_correction_withdrawal_reproducibility_and_tamper(db: Database, session: Any, app_client: Any) -> None:
@@ -171,6 +196,43 @@ async def test_correction_withdrawal_reproducibility_and_tamper(db: Database, se
     refused = await app_client.post("/statements", json={"anchor_id": bcc.id, "period": PERIOD}, headers=reviewer)
     assert refused.status_code == 422
     assert "reason" in refused.json()["detail"]
+    # A correction that changes no figure is refused, and the statement is not stale.
+    same = await app_client.post(
+        "/statements", json={"anchor_id": bcc.id, "period": PERIOD, "reason": "no change really"}, headers=reviewer
+    )
+    assert same.status_code == 409
+    assert "nothing changed since version 1" in same.json()["detail"].lower()
+    fresh = (await app_client.get(f"/statements/{first['id']}/staleness", headers=reviewer)).json()
+    assert (fresh["stale"], fresh["differences"]) == (False, [])
+    assert (await app_client.get(f"/statements/{first['id']}/staleness")).status_code == 401
+
+    # A late award changes the live figures: the reviewer's API and CLI say so, figure by figure.
+    late = await app_client.post(
+        "/contracts",
+        json={
+            "buyer_id": bcc.id,
+            "title": "late award",
+            "value": "100000.00",
+            "award_date": "2025-06-02",
+            "cpv_codes": ["55520000"],
+            "suppliers": [{"supplier_id": data["suppliers"]["brum"].id}],
+        },
+        headers=data["admin"],
+    )
+    assert late.status_code == 201, late.text
+    stale = (await app_client.get(f"/statements/{first['id']}/staleness", headers=reviewer)).json()
+    assert stale["stale"] is True
+    changed = {d["figure"]: (d["published"], d["live"]) for d in stale["differences"]}
+    assert changed["headline.total_value_pence"] == (20_000_000, 30_000_000)
+    assert changed["headline.local_share"] == ("0.3750", "0.5833")
+    await session.commit()
+    listed = localvalue("statements", "list", database_url=db.url).stdout
+    assert "STALE" in listed
+    checked = localvalue("statements", "check", str(first["id"]), database_url=db.url, check=False)
+    assert checked.returncode == 1
+    assert "STALE" in checked.stdout
+    assert re.search(r"headline\.total_value_pence\s+20000000\s+30000000", checked.stdout)
+
     second = await app_client.post(
         "/statements", json={"anchor_id": bcc.id, "period": PERIOD, "reason": "late contract added"}, headers=reviewer
     )

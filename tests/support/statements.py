@@ -26,11 +26,22 @@ def headline(basis: str, tiers: dict[str, int], types: dict[str, int], lines: in
     total = sum(tiers.values())
     assert sum(types.values()) == total, "supplier types must add up to the same total as the tiers"
     known = total - tiers["unknown"]
+    status_known = share(total - types["Status unknown"], total)
     return {
         "basis": basis,
         "total_value_pence": total,
         "line_count": lines,
+        "contract_count": max(lines - 12, 1),
         "supplier_count": suppliers,
+        "supplier_names": [],
+        "coverage": {
+            "locality": share(known, total),
+            "status": status_known,
+            "sme": status_known,
+            "vcse": status_known,
+            "social_enterprise": status_known,
+        },
+        "coverage_threshold": "0.50",
         "local_share": share(tiers["local"], total),
         "local_share_known": share(tiers["local"], known),
         "regional_share": share(tiers["local"] + tiers["regional"], total),
@@ -139,9 +150,16 @@ def example_snapshot(status: str = "published", **statement: Any) -> dict[str, A
         "headline": main,
         "spread_headline": spread,
         "trend": [
-            {"period": p, "local_share": s, "total_value_pence": v} for p, s, v in TREND
+            {"period": p, "local_share": s, "total_value_pence": v, "coverage": "0.9100"} for p, s, v in TREND
         ]  # the statement's own quarter closes the trend
-        + [{"period": "2025Q1", "local_share": main["local_share"], "total_value_pence": total}],
+        + [
+            {
+                "period": "2025Q1",
+                "local_share": main["local_share"],
+                "total_value_pence": total,
+                "coverage": main["coverage"]["locality"],
+            }
+        ],
         "by_tier": [{"tier": t, "value_pence": v, "share": share(v, total)} for t, v in AWARDED_TIERS.items()],
         "by_supplier_type": [
             {"category": c, "value_pence": v, "share": share(v, total), "suppliers": AWARDED_SUPPLIER_COUNTS[c]}
@@ -149,6 +167,17 @@ def example_snapshot(status: str = "published", **statement: Any) -> dict[str, A
         ],
         "top_local_suppliers": [
             {"name": n, "value_pence": v, "category": c, "lad_name": lad} for n, v, c, lad in TOP_LOCAL_SUPPLIERS
+        ],
+        "top_suppliers": [
+            {"name": n, "value_pence": v, "category": c, "tier": "local"} for n, v, c, _lad in TOP_LOCAL_SUPPLIERS[:3]
+        ]
+        + [
+            {
+                "name": "National Outsourcing plc",
+                "value_pence": 90_000_000,
+                "category": "Large company",
+                "tier": "rest_of_uk",
+            }
         ],
         "commitments": [
             {
