@@ -462,12 +462,38 @@ _SNAPSHOT = _record(
 )
 
 
+def _flag(value: Any, path: str) -> None:
+    if not isinstance(value, bool):
+        _fail(path, "true or false", value)
+
+
+# The optional section of a statement that shows the paid basis (payments from published spend files).
+_PAID = _record(
+    {
+        "lines": _count,
+        "transactions": _count,
+        "redacted_lines": _count,
+        "redacted_value_pence": _pence,
+        "months": _list_of(_text),
+        "months_missing": _list_of(_text),
+        "partial_quarter": _flag,
+        "influenceable_only": _flag,
+        "left_out_lines": _count,
+        "left_out_value_pence": _pence,
+        "left_out_by_rule": _list_of(_record({"rule": _text, "value_pence": _pence})),
+        "files": _list_of(_record({"name": _text, "sha256": _sha256_hex, "months": _list_of(_text)})),
+    }
+)
+
+
 def validate_snapshot(snapshot: Mapping[str, Any]) -> StatementSnapshot:
     """Check every required key and value type; raise ValueError naming the first problem found.
 
     The stored hash must match the figures, so a snapshot edited after it was frozen cannot be rendered.
     """
     _SNAPSHOT(snapshot, "")
+    if snapshot.get("paid") is not None:
+        _PAID(snapshot["paid"], "paid")
     expected = figures_sha256(snapshot)
     if snapshot["figures_sha256"] != expected:
         raise ValueError(

@@ -25,8 +25,12 @@ async def next_statement_number(session: AsyncSession) -> int:
     return int((await session.scalar(select(func.max(m.Statement.id)))) or 0) + 1
 
 
-async def preview_pdf(session: AsyncSession, scope: Scope, period: str) -> tuple[bytes, dict[str, Any]]:
-    snapshot = await build_snapshot(session, scope, period, statement_id="draft", status="draft")
+async def preview_pdf(
+    session: AsyncSession, scope: Scope, period: str, *, basis: str = "awarded", influenceable: bool = False
+) -> tuple[bytes, dict[str, Any]]:
+    snapshot = await build_snapshot(
+        session, scope, period, statement_id="draft", status="draft", basis=basis, influenceable=influenceable
+    )
     return render_statement_pdf(snapshot), snapshot
 
 
@@ -38,6 +42,8 @@ async def publish(
     actor: Principal | None,
     actor_name: str | None = None,
     reason: str | None = None,
+    basis: str = "awarded",
+    influenceable: bool = False,
 ) -> m.Statement:
     current = (
         await session.scalars(
@@ -66,6 +72,8 @@ async def publish(
         version=version,
         published_at=published_at,
         supersedes=supersedes,
+        basis=basis,
+        influenceable=influenceable,
     )
     snapshot_bytes = canonical_json(snapshot)
     pdf = render_statement_pdf(snapshot)
