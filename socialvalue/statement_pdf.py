@@ -698,7 +698,10 @@ def _paid_section(snap: StatementSnapshot) -> list[Flowable]:
         )
     rows = [
         [_cell("Payment lines counted", CELL_BOLD), _cell(f"{paid['lines']:,}", CELL_RIGHT)],
-        [_cell("Transactions (split lines of one transaction counted once)"), _cell(f"{paid['transactions']:,}", CELL_RIGHT)],
+        [
+            _cell("Transactions (split lines of one transaction counted once)"),
+            _cell(f"{paid['transactions']:,}", CELL_RIGHT),
+        ],
         [
             _cell(f"Redacted payee ({paid['redacted_lines']:,} lines, never named)"),
             _cell(format_pence(paid["redacted_value_pence"]), CELL_RIGHT),

@@ -80,7 +80,8 @@ _PERIOD = Parameter(
 
 
 _BASIS = Parameter(
-    default=None, description="awarded, spread or paid (payment lines from spend files); awarded and spread when omitted."
+    default=None,
+    description="awarded, spread or paid (payment lines from spend files); awarded and spread when omitted.",
 )
 
 
@@ -106,9 +107,7 @@ class MetricsController(Controller):
         basis: BasisParam | None = _BASIS,
         influenceable: bool = _INFLUENCEABLE,
     ) -> Metrics:
-        scope, kind, computed = await _compute(
-            db_session, anchor_id, group, period, basis, influenceable=influenceable
-        )
+        scope, kind, computed = await _compute(db_session, anchor_id, group, period, basis, influenceable=influenceable)
         return Metrics(
             scope=scope_ref(scope),
             period_kind=kind,

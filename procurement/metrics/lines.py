@@ -151,38 +151,6 @@ async def lines_frame(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.Da
     return frame.select(list(INPUT_SCHEMA))
 
 
-async def scope_lines(session: AsyncSession, scope: Scope, *, basis: str, influenceable: bool = False) -> pl.DataFrame:
-    """The lines behind a scope with their details: contract-supplier lines, or payment lines on the paid basis
-    (only the influenceable ones when asked)."""
-    if not scope.anchor_ids:
-        return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
-    if basis != "paid":
-        return await lines_with_details(session, scope.anchor_ids)
-    from procurement.metrics.paid import influenceable_only, payment_lines_with_details
-
-    details = await payment_lines_with_details(session, scope.anchor_ids)
-    return influenceable_only(details) if influenceable else details
-
-
-async def scope_metrics(
-    session: AsyncSession,
-    scope: Scope,
-    *,
-    basis: str,
-    periods: str = "quarter",
-    top_n: int = 20,
-    influenceable: bool = False,
-) -> MetricsResult:
-    if basis not in ("awarded", "spread", "paid"):
-        raise DomainError("basis must be awarded, spread or paid.")
-    if periods not in ("quarter", "year"):
-        raise DomainError("periods must be quarter or year.")
-    if influenceable and basis != "paid":
-        raise DomainError("influenceable=true needs basis=paid: only payment lines name their payees.")
-    lines = await scope_lines(session, scope, basis=basis, influenceable=influenceable)
-    return metrics_for_lines(lines, scope, basis=basis, periods=periods, top_n=top_n)
-
-
 def metrics_for_lines(
     lines: pl.DataFrame, scope: Scope, *, basis: str, periods: str = "quarter", top_n: int = 20
 ) -> MetricsResult:

@@ -161,9 +161,7 @@ async def payment_lines_with_details(session: AsyncSession, anchor_ids: Sequence
         .when(pl.col("supplier_id") < 0)
         .then(pl.lit("payee not matched"))
         .otherwise(pl.col("tier_method")),
-        contract_title=pl.concat_str(
-            [pl.col("source_name"), pl.lit(" row "), pl.col("row_number").cast(pl.String)]
-        )
+        contract_title=pl.concat_str([pl.col("source_name"), pl.lit(" row "), pl.col("row_number").cast(pl.String)])
         + pl.when(pl.col("expense_type").is_not_null())
         .then(pl.lit(": ") + pl.col("expense_type"))
         .otherwise(pl.lit("")),
@@ -219,7 +217,9 @@ def paid_facts(
         part = dated.filter(pl.col("period") == label)
         kept = part.filter(pl.col("influenceable")) if influenceable else part
         left = part.filter(~pl.col("influenceable")) if influenceable else part.clear()
-        by_rule = left.group_by("not_influenceable_rule").agg(pl.col("value_pence").sum()).sort("not_influenceable_rule")
+        by_rule = (
+            left.group_by("not_influenceable_rule").agg(pl.col("value_pence").sum()).sort("not_influenceable_rule")
+        )
         redacted = kept.filter(pl.col("redacted"))
         out.append(
             PaidFacts(

@@ -15,13 +15,20 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
-from procurement.metrics.lines import Scope, metrics_for_lines, resolve_scope, scope_lines
-from procurement.metrics.paid import INFLUENCEABLE_LABEL, REDACTED_SUPPLIER_ID, PaidFacts
+from procurement.errors import DomainError, InvalidInput
+from procurement.metrics.lines import EXTRA_SCHEMA, Scope, lines_with_details, metrics_for_lines, resolve_scope
+from procurement.metrics.paid import (
+    INFLUENCEABLE_LABEL,
+    REDACTED_SUPPLIER_ID,
+    PaidFacts,
+    influenceable_only,
+    payment_lines_with_details,
+)
 from procurement.metrics.schemas import (
+    BasisMetrics,
     CategoryRow,
     Change,
     Coverage,
-    BasisMetrics,
     CpvRow,
     Headline,
     PaidPeriod,
@@ -31,9 +38,8 @@ from procurement.metrics.schemas import (
     TierRow,
     TopSupplier,
 )
-from procurement.errors import InvalidInput
 from procurement.money import format_pence, ratio_text
-from socialvalue.metrics import CATEGORIES, FLAGS, TIERS, MetricsResult
+from socialvalue.metrics import CATEGORIES, FLAGS, INPUT_SCHEMA, TIERS, MetricsResult
 from socialvalue.periods import parse_financial_year, parse_quarter
 
 BASIS_LABELS = {
@@ -59,6 +65,36 @@ NOTES = [
     "coverage is that known value as a share of the total.",
     "Each supplier is judged local or not against the buying anchor's own local area.",
 ]
+
+
+async def scope_lines(session: AsyncSession, scope: Scope, *, basis: str, influenceable: bool = False) -> pl.DataFrame:
+    """The lines behind a scope with their details: contract-supplier lines, or payment lines on the paid basis
+    (only the influenceable ones when asked)."""
+    if not scope.anchor_ids:
+        return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
+    if basis != "paid":
+        return await lines_with_details(session, scope.anchor_ids)
+    details = await payment_lines_with_details(session, scope.anchor_ids)
+    return influenceable_only(details) if influenceable else details
+
+
+async def scope_metrics(
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    basis: str,
+    periods: str = "quarter",
+    top_n: int = 20,
+    influenceable: bool = False,
+) -> MetricsResult:
+    if basis not in ("awarded", "spread", "paid"):
+        raise DomainError("basis must be awarded, spread or paid.")
+    if periods not in ("quarter", "year"):
+        raise DomainError("periods must be quarter or year.")
+    if influenceable and basis != "paid":
+        raise DomainError("influenceable=true needs basis=paid: only payment lines name their payees.")
+    lines = await scope_lines(session, scope, basis=basis, influenceable=influenceable)
+    return metrics_for_lines(lines, scope, basis=basis, periods=periods, top_n=top_n)
 
 
 def pounds(pence: int | None) -> str:

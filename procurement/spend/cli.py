@@ -31,6 +31,7 @@ def import_spend_command(
     from procurement.spend.service import SpendImportResult, import_spend_file
 
     stages = ("reading", "matching payees", "storing")
+    resolved = path.resolve()
 
     async def go() -> SpendImportResult:
         with click.progressbar(length=len(stages), label=f"{path.name}: starting", file=sys.stderr) as bar:
@@ -42,7 +43,7 @@ def import_spend_command(
             async with session_scope() as session:
                 org = await find_organisation(session, anchor)
                 result = await import_spend_file(
-                    session, path.resolve(), org, month=month, mapping_name=mapping_name, reason=reason, by=by,
+                    session, resolved, org, month=month, mapping_name=mapping_name, reason=reason, by=by,
                     progress=progress,
                 )  # fmt: skip
             bar.update(len(stages) - bar.pos)

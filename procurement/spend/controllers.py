@@ -53,14 +53,28 @@ class SpendController(Controller):
 
     @get("/files", summary="Imported spend files (one import run each), with their counts", guards=[requires_token])
     async def files(
-        self, db_session: AsyncSession, anchor_id: int | None = _ANCHOR, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+        self,
+        db_session: AsyncSession,
+        anchor_id: int | None = _ANCHOR,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> Page[SpendFileOut]:
         rows = await list_files(db_session, anchor_id)
-        return Page(items=[_file_schema(f) for f in rows[offset : offset + limit]], total=len(rows), limit=limit, offset=offset)
+        return Page(
+            items=[_file_schema(f) for f in rows[offset : offset + limit]], total=len(rows), limit=limit, offset=offset
+        )
 
-    @get("/payees/review", summary="Payees waiting for a person to match them, largest value first", guards=[requires_token])
+    @get(
+        "/payees/review",
+        summary="Payees waiting for a person to match them, largest value first",
+        guards=[requires_token],
+    )
     async def review(
-        self, db_session: AsyncSession, anchor_id: int | None = _ANCHOR, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+        self,
+        db_session: AsyncSession,
+        anchor_id: int | None = _ANCHOR,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> Page[PayeeReview]:
         rows = await review_queue(db_session, anchor_id)
         items = [
@@ -90,7 +104,12 @@ class SpendController(Controller):
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, match_id: int, data: PayeeDecision
     ) -> PayeeMatch:
         row = await decide(
-            db_session, match_id, decision=data.decision, reason=data.reason, actor=request.user, supplier_id=data.supplier_id
+            db_session,
+            match_id,
+            decision=data.decision,
+            reason=data.reason,
+            actor=request.user,
+            supplier_id=data.supplier_id,
         )
         return PayeeMatch(
             id=row.id,

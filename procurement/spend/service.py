@@ -165,7 +165,9 @@ def _lines_frame(parsed: SpendFile, month: str | None) -> pl.DataFrame:
     if month is not None:
         month_expr = pl.coalesce(month_expr, pl.lit(month))
     keys = {
-        name: payee_key(name) for name in lines["supplier_clean"].drop_nulls().unique().to_list() if isinstance(name, str)
+        name: payee_key(name)
+        for name in lines["supplier_clean"].drop_nulls().unique().to_list()
+        if isinstance(name, str)
     }
     key_frame = pl.DataFrame(
         {"supplier_clean": list(keys), "payee_key": list(keys.values())},
@@ -219,14 +221,9 @@ async def _match(
     session: AsyncSession, anchor_id: int, lines: pl.DataFrame, *, by: str
 ) -> tuple[dict[str, int | None], dict[str, int]]:
     """payee key -> supplier id (None: waiting for review, or rejected) and counts of distinct payees by outcome."""
-    payees = payees_of(lines).with_columns(
-        payee_key=pl.col("name").map_elements(payee_key, return_dtype=pl.String)
-    )
+    payees = payees_of(lines).with_columns(payee_key=pl.col("name").map_elements(payee_key, return_dtype=pl.String))
     postcodes = dict(
-        lines.filter(pl.col("postcode").is_not_null())
-        .group_by("payee_key")
-        .agg(pl.col("postcode").first())
-        .iter_rows()
+        lines.filter(pl.col("postcode").is_not_null()).group_by("payee_key").agg(pl.col("postcode").first()).iter_rows()
     )
     keys = payees["payee_key"].unique().to_list()
     remembered = await _decided(session, anchor_id, keys)
@@ -254,10 +251,12 @@ async def _match(
                 supplier_id = await _new_supplier(
                     session, result["name"], result["company_number"], result["charity_number"], postcodes.get(key)
                 )
-            row = remembered.get(key)
-            if row is None:
+            known = remembered.get(key)
+            if known is None:
                 row = m.PayeeMatch(anchor_id=anchor_id, payee_key=key, payee_name=cut(result["name"], 500))
                 session.add(row)
+            else:
+                row = known
             row.status = status
             row.supplier_id = supplier_id
             row.method = cut(result["method"], 100) or ""
@@ -296,7 +295,7 @@ def _month(value: str | None) -> str | None:
     return value
 
 
-async def import_spend_file(  # noqa: PLR0915 - one transaction, read top to bottom
+async def import_spend_file(
     session: AsyncSession,
     path: Path,
     anchor: m.Organisation,

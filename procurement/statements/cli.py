@@ -79,7 +79,7 @@ def preview_command(
 @click.option("--reason", default=None, help="Why, when this corrects an earlier version (required then).")
 @click.option("--by", "by", default="cli", show_default=True, help="Who is publishing (recorded in the audit log).")
 @click.option("--if-absent", is_flag=True, help="Do nothing when this quarter is already published (for scripts).")
-def publish_command(  # noqa: PLR0913 - one option each
+def publish_command(
     anchor: str | None,
     group: str | None,
     period: str,
@@ -110,7 +110,14 @@ def publish_command(  # noqa: PLR0913 - one option each
                 if existing is not None:
                     return existing.id, existing.version, existing.pdf_sha256, existing.scope_name
             statement = await publish(
-                session, scope, period, actor=None, actor_name=by, reason=reason, basis=basis, influenceable=influenceable
+                session,
+                scope,
+                period,
+                actor=None,
+                actor_name=by,
+                reason=reason,
+                basis=basis,
+                influenceable=influenceable,
             )
             return statement.id, statement.version, statement.pdf_sha256, statement.scope_name
 

@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock
 from procurement import models as m
-from procurement.metrics.commitments import commitment_figures
 from procurement.errors import DomainError
-from procurement.metrics.lines import Scope, scope_metrics
+from procurement.metrics.commitments import commitment_figures
+from procurement.metrics.lines import Scope
 from procurement.metrics.paid import INFLUENCEABLE_LABEL
+from procurement.metrics.service import scope_metrics
 from procurement.money import ratio_text
 from socialvalue import enterprise, locality
 from socialvalue.geography import lad_reference
@@ -253,9 +254,7 @@ PAID_NOTES = [
 ]
 
 
-async def _paid_section(
-    session: AsyncSession, scope: Scope, period: str, *, influenceable: bool
-) -> dict[str, Any]:
+async def _paid_section(session: AsyncSession, scope: Scope, period: str, *, influenceable: bool) -> dict[str, Any]:
     """What a paid statement rests on: its payment files, lines, transactions, redacted value, missing months."""
     from procurement.metrics.paid import paid_facts, payment_lines_with_details
 
@@ -266,8 +265,10 @@ async def _paid_section(
             "(`localvalue import spend FILE --anchor CODE`)"
         )
     (facts,) = paid_facts(details, periods="quarter", influenceable=influenceable, wanted=[period])
-    start, end = quarter_bounds(period)
-    quarter_months = [f"{start.year + (start.month + i - 1) // 12}-{(start.month + i - 1) % 12 + 1:02d}" for i in range(3)]
+    start, _end = quarter_bounds(period)
+    quarter_months = [
+        f"{start.year + (start.month + i - 1) // 12}-{(start.month + i - 1) % 12 + 1:02d}" for i in range(3)
+    ]
     file_ids = sorted(set(details["file_id"].to_list()))
     files = (
         await session.scalars(select(m.SpendFile).where(m.SpendFile.id.in_(file_ids)).order_by(m.SpendFile.id))
