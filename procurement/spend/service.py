@@ -234,7 +234,8 @@ async def _match(
     for key, row in remembered.items():
         if row.status in REMEMBERED:
             supplier_of[key] = row.supplier_id
-            counts["review" if row.status == "review" else "matched"] += 1
+            if row.status != "rejected":  # a rejected payee is neither matched nor waiting: a person said no
+                counts["review" if row.status == "review" else "matched"] += 1
     now = clock.now()
     if results is not None:
         # One outcome per payee key: the first (name, identifiers) pair of the file that gives it, best first.
