@@ -10,6 +10,10 @@ PACKAGES := procurement importers socialvalue
 # The sample's Birmingham City Council award (a Dudley contractor, June 2022) makes the demo statement.
 DEMO_ANCHOR ?= E08000025
 DEMO_QUARTER ?= 2022Q1
+# Royal Free London NHS FT's published payments over £25,000, April to June 2020 (a whole quarter, 841 lines).
+DEMO_SPEND_ANCHOR ?= RAL
+DEMO_SPEND_QUARTER ?= 2020Q1
+DEMO_SPEND_FILE ?= procurement/data/samples/nhs_royal-free-ft_2020-Q1_over25k_with_VATreg.csv
 
 .PHONY: install demo demo-data test lint typecheck pytest postgres browser clean statement-preview
 
@@ -28,9 +32,13 @@ demo-data: install
 	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue import file procurement/data/samples/contracts-finder-*.json
 	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue seed measures
 	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue seed groups
+	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue seed anchors --list spend-demo
+	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue import spend $(DEMO_SPEND_FILE) --anchor $(DEMO_SPEND_ANCHOR) --by "make demo"
 	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue classify
 	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue statements publish --anchor $(DEMO_ANCHOR) --quarter $(DEMO_QUARTER) \
 		--by "make demo" --if-absent
+	DATABASE_URL=$(DEMO_DB) $(BIN)/localvalue statements publish --anchor $(DEMO_SPEND_ANCHOR) \
+		--quarter $(DEMO_SPEND_QUARTER) --basis paid --by "make demo" --if-absent
 
 demo: demo-data
 	@echo "Local Value on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/schema/swagger)"

@@ -24,6 +24,7 @@ from procurement.metrics.controllers import CommitmentController, Lm3Controller,
 from procurement.organisations.controllers import AnchorGroupController, OrganisationController
 from procurement.problems import EXCEPTION_HANDLERS
 from procurement.settings import Settings, get_settings
+from procurement.spend.controllers import SpendController
 from procurement.statements.controllers import PublicStatementController, StatementController, public_home
 from procurement.suppliers.controllers import ClassificationController, SupplierController
 from procurement.web.pages import accessibility_statement_route
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CommitmentController,
             AnchorGroupController,
             Lm3Controller,
+            SpendController,
             static_files_router(),
             accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),
         ],

@@ -60,15 +60,18 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
         from procurement.accounts.cli import tokens_group
         from procurement.imports.cli import import_group
         from procurement.metrics.cli import metrics_command
+        from procurement.spend.cli import import_spend_command, spend_group
         from procurement.statements.cli import statements_group
         from procurement.suppliers.cli import classify_group, geo_group
 
         cli.help = HELP
+        import_group.add_command(import_spend_command)
         for command in (
             import_group,
             classify_group,
             metrics_command,
             statements_group,
+            spend_group,
             _seed_group(),
             tokens_group,
             geo_group,

@@ -14,7 +14,8 @@ Rules, in the order they are applied:
   largest-remainder rule (each part gets floor(value * days / total_days); the pence left over go one each
   to the parts with the largest remainders, ties to the earliest quarter), so the parts of a line sum to
   its value exactly. A line with no usable period (start or end missing, or end < start) stays whole on
-  award_date and is flagged ``spread_fallback``.
+  award_date and is flagged ``spread_fallback``. ``paid``: payment lines, placed like ``awarded`` with the
+  payment date in award_date (payments have no contract period, so no line ever falls back).
 * Years. Financial-year figures are the sums of the line's quarterly parts, so a year always equals the
   sum of its four quarters (on the spread basis no separate rounding is done per year).
 * Scopes. Tier is judged per line against that line's own anchor, so every money figure of a group is
@@ -54,7 +55,7 @@ from socialvalue.periods import (
     quarter_start_expr,
 )
 
-Basis = Literal["awarded", "spread"]
+Basis = Literal["awarded", "spread", "paid"]
 PeriodKind = Literal["quarter", "year"]
 
 TIERS: tuple[str, ...] = ("local", "regional", "rest_of_uk", "outside_uk", "unknown")
@@ -329,7 +330,7 @@ def _has(bit: str, column: str = "bits") -> pl.Expr:
 
 def _span(basis: Basis) -> tuple[pl.Expr, pl.Expr]:
     """First and last day a line's value is placed on under this basis."""
-    if basis == "awarded":
+    if basis != "spread":
         day = pl.coalesce("award_date", pl.when(pl.col("has_period")).then(pl.col("start_date")))
         return day, day
     on_period = pl.col("has_period")
@@ -361,7 +362,7 @@ def _split(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> tuple[pl.D
         first_day=start,
         last_day=end,
         qs=first,
-        qe=first if basis == "awarded" else quarter_of(end),
+        qe=first if basis != "spread" else quarter_of(end),
         fallback=~pl.col("has_period") if basis == "spread" else pl.col("award_date").is_null(),
         tier=_position("tier", TIERS),
         category=_position("category", CATEGORIES),
@@ -549,7 +550,7 @@ def _period_rows(facts: pl.DataFrame, basis: Basis, periods: PeriodKind, codes: 
 
     Every grouping after this point works on these rows and per-line keys looked up by r.
     """
-    if basis == "awarded":
+    if basis != "spread":
         return facts.select(
             r=pl.int_range(pl.len(), dtype=pl.UInt32),
             p=(_period_key(pl.col("qs"), periods) - codes.period_low).cast(pl.Int32),
@@ -828,7 +829,7 @@ def _money_sums(
     )
     state = [pl.col("fl") % _FL // 2 // 9, pl.col("fl") % _FL // 2 // 3 % 3, pl.col("fl") % _FL // 2 % 3]
     fallback = pl.col("fl") % 2 == 1
-    fallback_for = {"spread_fallback": basis == "spread", "award_fallback": basis == "awarded"}
+    fallback_for = {"spread_fallback": basis == "spread", "award_fallback": basis != "spread"}
     by_fl = fl.group_by(ap=pl.col("fl") // _FL).agg(
         *[where(state[i] == 1).alias(f"{f}_pence") for i, f in enumerate(FLAGS)],
         *[where(state[i] == 2).alias(f"{f}_unknown_pence") for i, f in enumerate(FLAGS)],
@@ -1144,11 +1145,11 @@ def _lines_frame(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> pl.D
             qs=quarter_index_expr(start),
             qe=quarter_index_expr(end),
             spread_fallback=~pl.col("has_period") if basis == "spread" else pl.lit(False),
-            award_fallback=pl.col("award_date").is_null() if basis == "awarded" else pl.lit(False),
+            award_fallback=pl.col("award_date").is_null() if basis != "spread" else pl.lit(False),
         )
         .collect()
     )
-    if basis == "awarded":
+    if basis != "spread":
         per_row = included
         parts = included.select(
             quarter_idx="qs",

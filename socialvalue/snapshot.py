@@ -538,6 +538,30 @@ _SNAPSHOT = _record(
 )
 
 
+def _flag(value: Any, path: str) -> None:
+    if not isinstance(value, bool):
+        _fail(path, "true or false", value)
+
+
+# The optional section of a statement that shows the paid basis (payments from published spend files).
+_PAID = _record(
+    {
+        "lines": _count,
+        "transactions": _count,
+        "redacted_lines": _count,
+        "redacted_value_pence": _pence,
+        "months": _list_of(_text),
+        "months_missing": _list_of(_text),
+        "partial_quarter": _flag,
+        "influenceable_only": _flag,
+        "left_out_lines": _count,
+        "left_out_value_pence": _pence,
+        "left_out_by_rule": _list_of(_record({"rule": _text, "value_pence": _pence})),
+        "files": _list_of(_record({"name": _text, "sha256": _sha256_hex, "months": _list_of(_text)})),
+    }
+)
+
+
 def validate_snapshot(snapshot: Mapping[str, Any]) -> StatementSnapshot:
     """Check every required key and value type; raise ValueError naming the first problem found.
 
@@ -547,6 +571,8 @@ def validate_snapshot(snapshot: Mapping[str, Any]) -> StatementSnapshot:
         _SNAPSHOT_V1(snapshot, "")
     else:
         _SNAPSHOT(snapshot, "")
+    if snapshot.get("paid") is not None:
+        _PAID(snapshot["paid"], "paid")
     expected = figures_sha256(snapshot)
     if snapshot["figures_sha256"] != expected:
         raise ValueError(
@@ -615,7 +641,9 @@ def resting_on(head: Headline) -> str:
     """What a headline rests on: 'It rests on 1 contract with 1 supplier: Building Services NOW.'"""
     contracts = head["contract_count"]
     suppliers = plural(head["supplier_count"], "supplier")
-    if contracts is None:
+    if head.get("basis") == "paid":
+        text = f"It rests on {plural(head['line_count'], 'payment line')} to {plural(head['supplier_count'], 'payee')}"
+    elif contracts is None:
         text = f"It rests on {plural(head['line_count'], 'contract line')} with {suppliers}"
     else:
         text = f"It rests on {plural(contracts, 'contract')} with {suppliers}"

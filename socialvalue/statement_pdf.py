@@ -9,7 +9,7 @@ import io
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 from xml.sax.saxutils import escape
 
 from reportlab.graphics.charts.barcharts import HorizontalBarChart, VerticalBarChart
@@ -98,7 +98,23 @@ BASIS_EXPLANATIONS = {
     "It shows the buying decisions made in the quarter.",
     "spread": "Spread basis: the value of each contract is spread evenly over its contract term, and only the "
     "part that falls in the quarter counts. It shows the money flowing to suppliers during the quarter.",
+    "paid": "Paid basis: every payment the organisation published (its spend files) counts in the quarter of its "
+    "payment date. It shows money actually paid, not commitments; payments whose payee was redacted count, with "
+    "no supplier, as location and status unknown.",
 }
+
+
+# What a figure is called on each basis (the awarded words are the statement's original ones).
+_VALUE_WORDS = {
+    "awarded": ("Total contract value", "Contract lines", "awarded", "contract value"),
+    "spread": ("Total contract value", "Contract lines", "awarded", "contract value"),
+    "paid": ("Total paid", "Payment lines", "paid", "value paid"),
+}
+
+
+def _words(snap_or_headline: Any) -> tuple[str, str, str, str]:
+    head = snap_or_headline.get("headline", snap_or_headline)
+    return _VALUE_WORDS.get(head["basis"], _VALUE_WORDS["awarded"])
 
 
 EXCLUSION_LABELS = (
@@ -371,15 +387,19 @@ def _headline_rows(main: Headline, spread: Headline | None) -> list[list[Any]]:
     def contracts(h: Headline) -> str:
         return "not recorded" if h["contract_count"] is None else f"{h['contract_count']:,}"
 
-    header = [_cell("Measure", CELL_BOLD), _cell("Awarded basis", CELL_RIGHT_BOLD)]
+    header = [_cell("Measure", CELL_BOLD), _cell(f"{main['basis'].capitalize()} basis", CELL_RIGHT_BOLD)]
     if spread is not None:
         header.append(_cell("Spread basis", CELL_RIGHT_BOLD))
     header.append(_cell("What it means", CELL_BOLD))
     return [
         header,
-        row("Total contract value", lambda h: format_pence(h["total_value_pence"]), "value counted in the quarter"),
-        row("Contracts", contracts),
-        row("Contract lines", lambda h: f"{h['line_count']:,}", "one line per contract and supplier"),
+        row(_words(main)[0], lambda h: format_pence(h["total_value_pence"]), "value counted in the quarter"),
+        *([row("Contracts", contracts)] if main["basis"] != "paid" else []),
+        row(
+            _words(main)[1],
+            lambda h: f"{h['line_count']:,}",
+            "one line per payment published" if main["basis"] == "paid" else "one line per contract and supplier",
+        ),
         row("Suppliers", lambda h: f"{h['supplier_count']:,}"),
         row("Local share of value", judged("local_share"), "of all value counted", bold=True),
         row(
@@ -417,11 +437,12 @@ def _headline(snap: StatementSnapshot) -> list[Flowable]:
     elif main["local_share"] is None:
         lead = (
             f"The local share is not known: the location of suppliers was known for only {format_share(located)} "
-            f"of the {format_pence(main['total_value_pence'])} awarded in the quarter. {_threshold_text(main)}"
+            f"of the {format_pence(main['total_value_pence'])} {_words(main)[2]} in the quarter. "
+            f"{_threshold_text(main)}"
         )
     else:
         lead = (
-            f"Local share of value: the part of the {format_pence(main['total_value_pence'])} awarded in the "
+            f"Local share of value: the part of the {format_pence(main['total_value_pence'])} {_words(main)[2]} in the "
             f"quarter that went to suppliers in {label}. Supplier location was known for {format_share(located)} "
             "of the value."
         )
@@ -439,7 +460,7 @@ def _headline(snap: StatementSnapshot) -> list[Flowable]:
 
     excluded = main["excluded"]
     story.append(_h2("Left out of these figures"))
-    rows: list[list[Any]] = [[_cell("Contract lines left out", CELL_BOLD), _cell("Lines", CELL_RIGHT_BOLD)]]
+    rows: list[list[Any]] = [[_cell(f"{_words(main)[1]} left out", CELL_BOLD), _cell("Lines", CELL_RIGHT_BOLD)]]
     rows += [
         [_cell(f"{title}: {why}"), _cell(f"{excluded[key]:,}", CELL_RIGHT)]  # type: ignore[literal-required]
         for key, title, why in EXCLUSION_LABELS
@@ -490,7 +511,7 @@ def _chart_title(drawing: Drawing, text: str) -> None:
     drawing.add(String(0, drawing.height - 10, _printable(text), fontName="Helvetica", fontSize=8, fillColor=MUTED))
 
 
-def _trend_chart(trend: Sequence[TrendPoint]) -> Drawing:
+def _trend_chart(trend: Sequence[TrendPoint], basis: str = "awarded") -> Drawing:
     drawing = Drawing(CONTENT_WIDTH, 150)
     chart = VerticalBarChart()
     chart.x, chart.y, chart.width, chart.height = 34, 22, CONTENT_WIDTH - 44, 108
@@ -506,11 +527,13 @@ def _trend_chart(trend: Sequence[TrendPoint]) -> Drawing:
     chart.barWidth = 10
     chart.groupSpacing = 14
     drawing.add(chart)
-    _chart_title(drawing, "Local share of value, by quarter (awarded basis)")
+    _chart_title(drawing, f"Local share of value, by quarter ({basis} basis)")
     return drawing
 
 
-def _horizontal_chart(names: Sequence[str], shares: Sequence[str | None], unknown: Sequence[bool]) -> Drawing:
+def _horizontal_chart(
+    names: Sequence[str], shares: Sequence[str | None], unknown: Sequence[bool], basis: str = "awarded"
+) -> Drawing:
     height = 34 + 22 * len(names)
     drawing = Drawing(CONTENT_WIDTH, height)
     chart = HorizontalBarChart()
@@ -532,7 +555,7 @@ def _horizontal_chart(names: Sequence[str], shares: Sequence[str | None], unknow
     chart.categoryAxis.labels.boxAnchor = "e"
     chart.categoryAxis.labels.dx = -4
     drawing.add(chart)
-    _chart_title(drawing, "Share of contract value (awarded basis)")
+    _chart_title(drawing, f"Share of {_VALUE_WORDS.get(basis, _VALUE_WORDS['awarded'])[3]} ({basis} basis)")
     return drawing
 
 
@@ -550,7 +573,7 @@ def _trend_section(snap: StatementSnapshot) -> list[Flowable]:
     if not trend:
         story.append(_p("No earlier quarters are recorded for this statement."))
         return story
-    story.append(_trend_chart(trend))
+    story.append(_trend_chart(trend, snap["headline"]["basis"]))
     rows = [
         [
             _cell("Quarter", CELL_BOLD),
@@ -579,7 +602,9 @@ def _tier_section(snap: StatementSnapshot) -> list[Flowable]:
         story.append(_p("No contract value was counted in this quarter."))
         return story
     names = [TIER_LABELS[t["tier"]] for t in tiers]
-    chart = _horizontal_chart(names, [t["share"] for t in tiers], [t["tier"] == "unknown" for t in tiers])
+    chart = _horizontal_chart(
+        names, [t["share"] for t in tiers], [t["tier"] == "unknown" for t in tiers], snap["headline"]["basis"]
+    )
     rows = [[_cell("Supplier location", CELL_BOLD), _cell("Value", CELL_RIGHT_BOLD), _cell("Share", CELL_RIGHT_BOLD)]]
     rows += [
         [_cell(name), _cell(format_pence(t["value_pence"]), CELL_RIGHT), _cell(format_share(t["share"]), CELL_RIGHT)]
@@ -628,7 +653,7 @@ def _type_section(snap: StatementSnapshot) -> list[Flowable]:
         _p(
             f"Supplier status was known for {format_share(snap['headline']['coverage']['status'])} of the value.", SMALL
         ),
-        _horizontal_chart(names, [t["share"] for t in types], unknown),
+        _horizontal_chart(names, [t["share"] for t in types], unknown, snap["headline"]["basis"]),
         _table(rows, [CONTENT_WIDTH - 95 * mm, 25 * mm, 40 * mm, 30 * mm]),
     ]
     return story
@@ -729,6 +754,53 @@ def _commitments_section(snap: StatementSnapshot) -> list[Flowable]:
     return story
 
 
+def _paid_section(snap: StatementSnapshot) -> list[Flowable]:
+    """What the paid figures rest on: the payment files, redacted value as its own line, a partial quarter and
+    the influenceable view said in words (only on statements that show the paid basis)."""
+    paid = cast(Mapping[str, Any], snap).get("paid")
+    if not paid:
+        return []
+    story: list[Flowable] = [_h2("Payments behind these figures")]
+    if paid["partial_quarter"]:
+        missing = ", ".join(paid["months_missing"])
+        story.append(
+            _notice(
+                f"<b>PART OF A QUARTER</b>: payments are loaded for {_markup(', '.join(paid['months']) or 'no month')} "
+                f"only; {_markup(missing)} not loaded. These figures cover part of the quarter.",
+                NOTICE_EDGE,
+                NOTICE_FILL,
+            )
+        )
+    if paid["influenceable_only"]:
+        rules = "; ".join(f"{r['rule']}: {format_pence(r['value_pence'])}" for r in paid["left_out_by_rule"])
+        story.append(
+            _notice(
+                "<b>INFLUENCEABLE SPEND ONLY</b>: payments to other public bodies, taxes and pension schemes are "
+                f"left out: {paid['left_out_lines']:,} payment lines, {format_pence(paid['left_out_value_pence'])}"
+                f"{' (' + _markup(rules) + ')' if rules else ''}.",
+                NOTICE_EDGE,
+                NOTICE_FILL,
+            )
+        )
+    rows = [
+        [_cell("Payment lines counted", CELL_BOLD), _cell(f"{paid['lines']:,}", CELL_RIGHT)],
+        [
+            _cell("Transactions (split lines of one transaction counted once)"),
+            _cell(f"{paid['transactions']:,}", CELL_RIGHT),
+        ],
+        [
+            _cell(f"Redacted payee ({paid['redacted_lines']:,} lines, never named)"),
+            _cell(format_pence(paid["redacted_value_pence"]), CELL_RIGHT),
+        ],
+        [_cell("Months with payments loaded"), _cell(", ".join(paid["months"]) or "none", CELL_RIGHT)],
+    ]
+    story.append(_table(rows, [CONTENT_WIDTH - 50 * mm, 50 * mm]))
+    files = [[_cell("Published file", CELL_BOLD), _cell("Months", CELL_BOLD), _cell("SHA-256", CELL_BOLD)]]
+    files += [[_cell(f["name"]), _cell(", ".join(f["months"])), _cell(f["sha256"][:16] + "...")] for f in paid["files"]]
+    story.append(_table(files, [CONTENT_WIDTH - 90 * mm, 45 * mm, 45 * mm]))
+    return story
+
+
 def _bullets(items: Sequence[str]) -> list[Flowable]:
     return [Paragraph(_markup(item), BULLET, bulletText="•") for item in items]
 
@@ -754,7 +826,7 @@ def _methodology_section(snap: StatementSnapshot) -> list[Flowable]:
     story += _bullets([BASIS_EXPLANATIONS.get(basis, basis) for basis in method["bases"]])
     story.append(
         _p(
-            "The headline figures use the awarded basis"
+            f"The headline figures use the {snap['headline']['basis']} basis"
             + ("; the spread basis is shown beside them." if snap["spread_headline"] is not None else ".")
         )
     )
@@ -822,6 +894,7 @@ def _story(snap: StatementSnapshot) -> list[Flowable]:
     return [
         *_cover(snap),
         *_headline(snap),
+        *_paid_section(snap),
         KeepTogether(_trend_section(snap)),
         KeepTogether(_tier_section(snap)),
         KeepTogether(_type_section(snap)),

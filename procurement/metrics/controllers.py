@@ -37,7 +37,6 @@ from procurement.metrics.measures import (
     update_proxy,
 )
 from procurement.metrics.schemas import (
-    BasisMetrics,
     Commitment,
     CommitmentCreate,
     CommitmentFigures,
@@ -54,12 +53,11 @@ from procurement.metrics.schemas import (
     ReturnReject,
 )
 from procurement.metrics.service import (
-    BASIS_LABELS,
     NOTES,
     _compute,
     _filename,
     _rows,
-    period_metrics,
+    basis_metrics,
     pounds,
     scope_ref,
 )
@@ -67,7 +65,7 @@ from procurement.paging import DEFAULT_LIMIT, Limit, Offset
 from procurement.schemas import Page
 from socialvalue.periods import parse_financial_year
 
-BasisParam = Literal["awarded", "spread"]
+BasisParam = Literal["awarded", "spread", "paid"]
 
 
 _ANCHOR = Parameter(default=None, ge=1, description="One anchor (organisation id).")
@@ -81,7 +79,17 @@ _PERIOD = Parameter(
 )
 
 
-_BASIS = Parameter(default=None, description="awarded or spread; both when omitted.")
+_BASIS = Parameter(
+    default=None,
+    description="awarded, spread or paid (payment lines from spend files); awarded and spread when omitted.",
+)
+
+
+_INFLUENCEABLE = Parameter(
+    default=False,
+    description="With basis=paid: leave out payments to other public bodies, taxes and pension schemes "
+    "(labelled as such in every output).",
+)
 
 
 class MetricsController(Controller):
@@ -97,20 +105,14 @@ class MetricsController(Controller):
         group: str | None = _GROUP,
         period: str | None = _PERIOD,
         basis: BasisParam | None = _BASIS,
+        influenceable: bool = _INFLUENCEABLE,
     ) -> Metrics:
-        scope, kind, results, _details = await _compute(db_session, anchor_id, group, period, basis)
+        scope, kind, computed = await _compute(db_session, anchor_id, group, period, basis, influenceable=influenceable)
         return Metrics(
             scope=scope_ref(scope),
             period_kind=kind,
             period=period,
-            bases=[
-                BasisMetrics(
-                    basis=r.basis,
-                    label=BASIS_LABELS[r.basis],
-                    periods=period_metrics(r, scope.key, [period] if period else None),
-                )
-                for r in results
-            ],
+            bases=[basis_metrics(c, scope.key, period) for c in computed],
             notes=NOTES,
         )
 
@@ -126,8 +128,9 @@ class MetricsController(Controller):
             default="lines",
             description="lines: every contract-supplier line; summary: each figure with its share and coverage.",
         ),
+        influenceable: bool = _INFLUENCEABLE,
     ) -> Response[bytes]:
-        scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis)
+        scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis, influenceable=influenceable)
         frame = summary if table == "summary" else rows
         name = _filename(scope, period) + ("-summary" if table == "summary" else "")
         return Response(
@@ -144,10 +147,11 @@ class MetricsController(Controller):
         group: str | None = _GROUP,
         period: str | None = _PERIOD,
         basis: BasisParam | None = _BASIS,
+        influenceable: bool = _INFLUENCEABLE,
     ) -> Response[bytes]:
         import xlsxwriter  # type: ignore[import-untyped]
 
-        scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis)
+        scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis, influenceable=influenceable)
         buffer = io.BytesIO()
         with xlsxwriter.Workbook(buffer, {"in_memory": True}) as workbook:
             summary.write_excel(workbook=workbook, worksheet="summary", autofit=True)

@@ -151,21 +151,10 @@ async def lines_frame(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.Da
     return frame.select(list(INPUT_SCHEMA))
 
 
-async def scope_metrics(
-    session: AsyncSession, scope: Scope, *, basis: str, periods: str = "quarter", top_n: int = 20
-) -> MetricsResult:
-    if basis not in ("awarded", "spread"):
-        raise DomainError("basis must be awarded or spread.")
-    if periods not in ("quarter", "year"):
-        raise DomainError("periods must be quarter or year.")
-    lines = await lines_frame(session, scope.anchor_ids) if scope.anchor_ids else pl.DataFrame(schema=INPUT_SCHEMA)
-    return metrics_for_lines(lines, scope, basis=basis, periods=periods, top_n=top_n)
-
-
 def metrics_for_lines(
     lines: pl.DataFrame, scope: Scope, *, basis: str, periods: str = "quarter", top_n: int = 20
 ) -> MetricsResult:
-    basis_value: Basis = "spread" if basis == "spread" else "awarded"
+    basis_value: Basis = "spread" if basis == "spread" else "paid" if basis == "paid" else "awarded"
     period_value: PeriodKind = "year" if periods == "year" else "quarter"
     # the engine needs at least one anchor per scope; an empty "all" scope simply has no lines
     anchors = scope.anchor_ids or (0,)

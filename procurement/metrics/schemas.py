@@ -430,10 +430,31 @@ class PeriodMetrics(msgspec.Struct):
     year_on_year: Change
 
 
+class PaidPeriod(msgspec.Struct):
+    """What the paid figures of one period rest on: payment lines, transactions, redacted value, and what the
+    influenceable view left out (by rule, in pence)."""
+
+    period: str
+    lines: int
+    transactions: int
+    redacted_lines: int
+    redacted_pence: int
+    redacted: str
+    influenceable_only: bool
+    left_out_lines: int
+    left_out_pence: int
+    left_out: str
+    left_out_by_rule: dict[str, int]
+    months: list[str]
+
+
 class BasisMetrics(msgspec.Struct):
     basis: str
     label: str
     periods: list[PeriodMetrics]
+    # Only on the paid basis.
+    paid: list[PaidPeriod] | None = None
+    influenceable_only: bool = False
 
 
 class Metrics(msgspec.Struct):

@@ -7,6 +7,7 @@ value whose status is known) beside them. A share whose coverage is below the th
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -16,13 +17,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
+from procurement.errors import DomainError, InvalidInput
 from procurement.metrics.lines import EXTRA_SCHEMA, Scope, lines_with_details, metrics_for_lines, resolve_scope
+from procurement.metrics.paid import (
+    INFLUENCEABLE_LABEL,
+    REDACTED_SUPPLIER_ID,
+    PaidFacts,
+    influenceable_only,
+    payment_lines_with_details,
+)
 from procurement.metrics.schemas import (
+    BasisMetrics,
     CategoryRow,
     Change,
     Coverage,
     CpvRow,
     Headline,
+    PaidPeriod,
     PeriodMetrics,
     ScopeRef,
     Share,
@@ -37,10 +48,21 @@ from socialvalue.periods import parse_financial_year, parse_quarter
 BASIS_LABELS = {
     "awarded": "Awarded basis: each line's whole value in the period of its award date.",
     "spread": "Spread basis: each line's value spread by day over its contract period, to the penny.",
+    "paid": "Paid basis: each payment line published by the anchor (spend files), in the period of its payment "
+    "date; redacted payments count, with no supplier, as unknown location and status.",
 }
 
 
 NAMED_SUPPLIERS_MAX = 5
+
+
+def basis_label(basis: str, *, influenceable: bool = False) -> str:
+    return BASIS_LABELS[basis] + (" " + INFLUENCEABLE_LABEL if influenceable else "")
+
+
+def basis_name(basis: str, *, influenceable: bool = False) -> str:
+    """The basis as written in every row of a download, so the influenceable view is never mistaken for all."""
+    return f"{basis} (influenceable spend only)" if influenceable else basis
 
 
 NOTES = [
@@ -50,6 +72,36 @@ NOTES = [
     "A share judged on less of the value than the coverage threshold is null with status not_known, never 0.",
     "Each supplier is judged local or not against the buying anchor's own local area.",
 ]
+
+
+async def scope_lines(session: AsyncSession, scope: Scope, *, basis: str, influenceable: bool = False) -> pl.DataFrame:
+    """The lines behind a scope with their details: contract-supplier lines, or payment lines on the paid basis
+    (only the influenceable ones when asked)."""
+    if not scope.anchor_ids:
+        return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
+    if basis != "paid":
+        return await lines_with_details(session, scope.anchor_ids)
+    details = await payment_lines_with_details(session, scope.anchor_ids)
+    return influenceable_only(details) if influenceable else details
+
+
+async def scope_metrics(
+    session: AsyncSession,
+    scope: Scope,
+    *,
+    basis: str,
+    periods: str = "quarter",
+    top_n: int = 20,
+    influenceable: bool = False,
+) -> MetricsResult:
+    if basis not in ("awarded", "spread", "paid"):
+        raise DomainError("basis must be awarded, spread or paid.")
+    if periods not in ("quarter", "year"):
+        raise DomainError("periods must be quarter or year.")
+    if influenceable and basis != "paid":
+        raise DomainError("influenceable=true needs basis=paid: only payment lines name their payees.")
+    lines = await scope_lines(session, scope, basis=basis, influenceable=influenceable)
+    return metrics_for_lines(lines, scope, basis=basis, periods=periods, top_n=top_n)
 
 
 def pounds(pence: int | None) -> str:
@@ -126,26 +178,40 @@ def resting_on(result: MetricsResult, scope_key: str, period: str) -> tuple[int,
     """How many contracts a period's figures rest on, and its suppliers' names when there are few enough to
     name (so a figure resting on one contract says so)."""
     lines = result.lines_for_scope(scope_key).filter(pl.col("period") == period)
-    names = sorted({str(n) for n in lines["supplier_name"].drop_nulls().to_list()})
-    suppliers = lines["supplier_id"].n_unique()
+    # Supplier id 0 is the paid basis's stand-in for redacted payments: counted as value, never named.
+    payees = lines.filter(pl.col("supplier_id") != 0)
+    names = sorted({str(n) for n in payees["supplier_name"].drop_nulls().to_list()})
+    suppliers = payees["supplier_id"].n_unique()
     return lines["contract_id"].n_unique(), names if suppliers <= NAMED_SUPPLIERS_MAX else []
 
 
 def period_metrics(
-    result: MetricsResult, scope_key: str, periods: Iterable[str] | None, threshold: Decimal | None = None
+    result: MetricsResult,
+    scope_key: str,
+    periods: Iterable[str] | None,
+    threshold: Decimal | None = None,
+    *,
+    redacted_periods: Iterable[str] = (),
 ) -> list[PeriodMetrics]:
+    """``redacted_periods``: periods with redacted payments, whose stand-in payee is not a supplier to count."""
     threshold = coverage_threshold() if threshold is None else threshold
+    redacted_in = set(redacted_periods)
     summary = result.summary.filter(pl.col("scope") == scope_key)
     rows = {r["period"]: r for r in summary.iter_rows(named=True)}
     wanted = list(periods) if periods is not None else sorted(rows)
     by_tier = result.by_tier.filter(pl.col("scope") == scope_key)
     by_category = result.by_category.filter(pl.col("scope") == scope_key)
-    top = result.top_suppliers.filter(pl.col("scope") == scope_key)
+    top = result.top_suppliers.filter((pl.col("scope") == scope_key) & (pl.col("supplier_id") != REDACTED_SUPPLIER_ID))
     cpv = result.by_cpv_division.filter(pl.col("scope") == scope_key)
     out = []
     for label in wanted:
         row = rows.get(label) or _empty_row(label)
-        g = row.get
+        stand_in = 1 if label in redacted_in else 0
+
+        def g(key: str, default: Any = None, r: dict[str, Any] = row, less: int = stand_in) -> Any:
+            value = r.get(key, default)
+            return value - less if key == "suppliers" and value else value
+
         total = g("total_pence", 0)
 
         def tier_unknown(tier: str, r: dict[str, Any] = row) -> int | None:
@@ -183,11 +249,14 @@ def period_metrics(
             ),
         )
         tiers = {r["tier"]: r for r in by_tier.filter(pl.col("period") == label).iter_rows(named=True)}
+        cats = {r["category"]: r for r in by_category.filter(pl.col("period") == label).iter_rows(named=True)}
+        for unknown in (tiers.get("unknown"), cats.get("unknown")):
+            if unknown is not None and stand_in:
+                unknown["suppliers"] -= stand_in
         tier_rows = [
             TierRow(tier=t, **_breakdown(tiers.get(t, {}), total, tier_unknown(t), g("suppliers", 0), threshold))
             for t in TIERS
         ]
-        cats = {r["category"]: r for r in by_category.filter(pl.col("period") == label).iter_rows(named=True)}
         category_rows = [
             CategoryRow(
                 category=c,
@@ -408,26 +477,111 @@ def summary_frame(results: list[MetricsResult], scope_key: str, period: str | No
     return pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
 
 
+@dataclass(frozen=True)
+class Computed:
+    """One basis computed for a scope: the engine's result, the lines behind it, and (paid) what they rest on."""
+
+    result: MetricsResult
+    details: pl.DataFrame
+    paid: list[PaidFacts] | None = None
+    influenceable: bool = False
+
+
+async def compute_bases(
+    db_session: AsyncSession,
+    scope: Scope,
+    kind: str,
+    period: str | None,
+    basis: str | None,
+    *,
+    influenceable: bool = False,
+) -> list[Computed]:
+    """Awarded and spread when no basis is asked for (paid only when asked: it rests on other data)."""
+    from procurement.metrics.paid import paid_facts
+
+    if influenceable and basis != "paid":
+        raise InvalidInput("influenceable=true needs basis=paid: only payment lines name their payees.")
+    out = []
+    contract_details: pl.DataFrame | None = None
+    for b in [basis] if basis else ["awarded", "spread"]:
+        if b == "paid":
+            every = await scope_lines(db_session, scope, basis="paid")
+            details = every.filter(pl.col("influenceable")) if influenceable else every
+            result = metrics_for_lines(details, scope, basis=b, periods=kind)
+            facts = paid_facts(every, periods=kind, influenceable=influenceable, wanted=[period] if period else None)
+            out.append(Computed(result, details, facts, influenceable))
+            continue
+        if contract_details is None:
+            contract_details = await scope_lines(db_session, scope, basis=b)
+        out.append(Computed(metrics_for_lines(contract_details, scope, basis=b, periods=kind), contract_details))
+    return out
+
+
+def paid_periods(facts: list[PaidFacts]) -> list[PaidPeriod]:
+    return [
+        PaidPeriod(
+            period=f.period,
+            lines=f.lines,
+            transactions=f.transactions,
+            redacted_lines=f.redacted_lines,
+            redacted_pence=f.redacted_pence,
+            redacted=pounds(f.redacted_pence),
+            influenceable_only=f.influenceable_only,
+            left_out_lines=f.left_out_lines,
+            left_out_pence=f.left_out_pence,
+            left_out=pounds(f.left_out_pence),
+            left_out_by_rule=f.left_out_by_rule,
+            months=f.months,
+        )
+        for f in facts
+    ]
+
+
+def basis_metrics(computed: Computed, scope_key: str, period: str | None) -> BasisMetrics:
+    r = computed.result
+    redacted = [f.period for f in computed.paid or [] if f.redacted_lines]
+    return BasisMetrics(
+        basis=r.basis,
+        label=basis_label(r.basis, influenceable=computed.influenceable),
+        periods=period_metrics(r, scope_key, [period] if period else None, redacted_periods=redacted),
+        paid=paid_periods(computed.paid) if computed.paid is not None else None,
+        influenceable_only=computed.influenceable,
+    )
+
+
 async def _compute(
-    db_session: AsyncSession, anchor_id: int | None, group: str | None, period: str | None, basis: str | None
-) -> tuple[Scope, str, list[MetricsResult], pl.DataFrame]:
+    db_session: AsyncSession,
+    anchor_id: int | None,
+    group: str | None,
+    period: str | None,
+    basis: str | None,
+    *,
+    influenceable: bool = False,
+) -> tuple[Scope, str, list[Computed]]:
     kind = parse_period(period)
     scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
-    if scope.anchor_ids:
-        details = await lines_with_details(db_session, scope.anchor_ids)
-    else:
-        details = pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
-    bases = [basis] if basis else ["awarded", "spread"]
-    results = [metrics_for_lines(details, scope, basis=b, periods=kind) for b in bases]
-    return scope, kind, results, details
+    computed = await compute_bases(db_session, scope, kind, period, basis, influenceable=influenceable)
+    return scope, kind, computed
 
 
 async def _rows(
-    db_session: AsyncSession, anchor_id: int | None, group: str | None, period: str | None, basis: str | None
+    db_session: AsyncSession,
+    anchor_id: int | None,
+    group: str | None,
+    period: str | None,
+    basis: str | None,
+    *,
+    influenceable: bool = False,
 ) -> tuple[Scope, pl.DataFrame, pl.DataFrame]:
-    scope, _kind, results, details = await _compute(db_session, anchor_id, group, period, basis)
-    frames = [await rows_behind(db_session, details, r, scope.key, period) for r in results]
-    return scope, pl.concat(frames), summary_frame(results, scope.key, period)
+    scope, _kind, computed = await _compute(db_session, anchor_id, group, period, basis, influenceable=influenceable)
+    frames = []
+    summaries = []
+    for c in computed:
+        name = basis_name(c.result.basis, influenceable=c.influenceable)
+        rows = await rows_behind(db_session, c.details, c.result, scope.key, period)
+        frames.append(rows.with_columns(basis=pl.lit(name)))
+        summaries.append(summary_frame([c.result], scope.key, period).with_columns(basis=pl.lit(name)))
+    return scope, pl.concat(frames), pl.concat(summaries)
 
 
 def _filename(scope: Scope, period: str | None) -> str:

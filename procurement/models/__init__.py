@@ -34,6 +34,7 @@ from procurement.models.social_value import (
     Measure,
     ReturnStatus,
 )
+from procurement.models.spend import PayeeMatch, PaymentLine, SpendFile, SpendMapping
 from procurement.models.statements import Statement, StatementStatus
 
 __all__ = [
@@ -59,10 +60,14 @@ __all__ = [
     "Organisation",
     "OrganisationIdentifier",
     "OrganisationKind",
+    "PayeeMatch",
+    "PaymentLine",
     "RawRelease",
     "ReturnStatus",
     "Role",
     "RunStatus",
+    "SpendFile",
+    "SpendMapping",
     "Statement",
     "StatementStatus",
     "Supplier",

@@ -23,14 +23,22 @@ def seed_groups_command() -> None:
 
 
 @click.command(name="anchors")
-def seed_anchors_command() -> None:
+@click.option(
+    "--list",
+    "anchor_list",
+    type=click.Choice(["west-midlands", "spend-demo"]),
+    default="west-midlands",
+    show_default=True,
+    help="spend-demo: the trust whose published payments `make demo` imports.",
+)
+def seed_anchors_command(anchor_list: str) -> None:
     """Load the West Midlands anchor institutions (idempotent)."""
     from procurement.db import session_scope
     from procurement.organisations.seed import seed_anchors
 
     async def go() -> tuple[int, int]:
         async with session_scope() as session:
-            return await seed_anchors(session)
+            return await seed_anchors(session, anchor_list)
 
     created, updated = run_async(go)
     click.echo(f"anchors: created {created}, updated {updated}")

@@ -58,8 +58,15 @@ class AnchorRow:
     lad_code: str | None
 
 
-def anchor_rows() -> list[AnchorRow]:
-    text = resources.files("procurement").joinpath("data/anchor_institutions_west_midlands.csv").read_text("utf-8")
+# The shipped anchor lists: the West Midlands anchors, and the trust whose payments the demo imports.
+ANCHOR_LISTS = {
+    "west-midlands": "data/anchor_institutions_west_midlands.csv",
+    "spend-demo": "data/anchor_institutions_spend_demo.csv",
+}
+
+
+def anchor_rows(anchor_list: str = "west-midlands") -> list[AnchorRow]:
+    text = resources.files("procurement").joinpath(ANCHOR_LISTS[anchor_list]).read_text("utf-8")
     rows = []
     for row in csv.DictReader(text.splitlines()):
         rows.append(
@@ -79,12 +86,12 @@ def anchor_rows() -> list[AnchorRow]:
     return rows
 
 
-async def seed_anchors(session: AsyncSession) -> tuple[int, int]:
+async def seed_anchors(session: AsyncSession, anchor_list: str = "west-midlands") -> tuple[int, int]:
     """Idempotent: matched on ODS or GSS code; returns (created, updated)."""
     from socialvalue.identifiers import normalise_org_name
 
     created = updated = 0
-    for row in anchor_rows():
+    for row in anchor_rows(anchor_list):
         codes = [
             c
             for c in (

@@ -22,6 +22,21 @@ def _scope_options(fn: click.decorators.FC) -> click.decorators.FC:
     return click.option("--anchor", default=None, help="Anchor id, ODS or GSS code.")(fn)
 
 
+def _basis_options(fn: click.decorators.FC) -> click.decorators.FC:
+    fn = click.option(
+        "--influenceable",
+        is_flag=True,
+        help="With --basis paid: leave out payments to other public bodies, taxes and pension schemes (labelled).",
+    )(fn)
+    return click.option(
+        "--basis",
+        type=click.Choice(["awarded", "paid"]),
+        default="awarded",
+        show_default=True,
+        help="awarded (with spread beside it: contract notices) or paid (the anchor's published payments).",
+    )(fn)
+
+
 async def _scope(session: AsyncSession, anchor: str | None, group: str | None) -> Scope:
     from procurement.metrics.lines import resolve_scope
 
@@ -38,8 +53,11 @@ def statements_group() -> None:
 
 @statements_group.command(name="preview")
 @_scope_options
+@_basis_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def preview_command(anchor: str | None, group: str | None, period: str, out: Path) -> None:
+def preview_command(
+    anchor: str | None, group: str | None, period: str, basis: str, influenceable: bool, out: Path
+) -> None:
     """Render a DRAFT statement from live figures to a PDF file (nothing is stored)."""
     from procurement.db import session_scope
     from procurement.statements.service import preview_pdf
@@ -47,7 +65,7 @@ def preview_command(anchor: str | None, group: str | None, period: str, out: Pat
     async def go() -> bytes:
         async with session_scope() as session:
             scope = await _scope(session, anchor, group)
-            pdf, _ = await preview_pdf(session, scope, period)
+            pdf, _ = await preview_pdf(session, scope, period, basis=basis, influenceable=influenceable)
             return pdf
 
     pdf = run_async(go)
@@ -57,11 +75,19 @@ def preview_command(anchor: str | None, group: str | None, period: str, out: Pat
 
 @statements_group.command(name="publish")
 @_scope_options
+@_basis_options
 @click.option("--reason", default=None, help="Why, when this corrects an earlier version (required then).")
 @click.option("--by", "by", default="cli", show_default=True, help="Who is publishing (recorded in the audit log).")
 @click.option("--if-absent", is_flag=True, help="Do nothing when this quarter is already published (for scripts).")
 def publish_command(
-    anchor: str | None, group: str | None, period: str, reason: str | None, by: str, if_absent: bool
+    anchor: str | None,
+    group: str | None,
+    period: str,
+    basis: str,
+    influenceable: bool,
+    reason: str | None,
+    by: str,
+    if_absent: bool,
 ) -> None:
     """Freeze the figures and the PDF, with their SHA-256 hashes."""
     from procurement import models as m
@@ -83,7 +109,16 @@ def publish_command(
                 ).first()
                 if existing is not None:
                     return existing.id, existing.version, existing.pdf_sha256, existing.scope_name
-            statement = await publish(session, scope, period, actor=None, actor_name=by, reason=reason)
+            statement = await publish(
+                session,
+                scope,
+                period,
+                actor=None,
+                actor_name=by,
+                reason=reason,
+                basis=basis,
+                influenceable=influenceable,
+            )
             return statement.id, statement.version, statement.pdf_sha256, statement.scope_name
 
     statement_id, version, pdf_hash, name = run_async(go)

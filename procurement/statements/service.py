@@ -26,8 +26,12 @@ async def next_statement_number(session: AsyncSession) -> int:
     return int((await session.scalar(select(func.max(m.Statement.id)))) or 0) + 1
 
 
-async def preview_pdf(session: AsyncSession, scope: Scope, period: str) -> tuple[bytes, dict[str, Any]]:
-    snapshot = await build_snapshot(session, scope, period, statement_id="draft", status="draft")
+async def preview_pdf(
+    session: AsyncSession, scope: Scope, period: str, *, basis: str = "awarded", influenceable: bool = False
+) -> tuple[bytes, dict[str, Any]]:
+    snapshot = await build_snapshot(
+        session, scope, period, statement_id="draft", status="draft", basis=basis, influenceable=influenceable
+    )
     return render_statement_pdf(snapshot), snapshot
 
 
@@ -40,6 +44,8 @@ async def publish(
     actor_name: str | None = None,
     reason: str | None = None,
     today: dt.date | None = None,
+    basis: str = "awarded",
+    influenceable: bool = False,
 ) -> m.Statement:
     """Freeze a quarter's figures and PDF. Only a quarter that is over (``today`` defaults to today in the UK)
     can be published, and a correction must change some figure."""
@@ -73,6 +79,8 @@ async def publish(
         version=version,
         published_at=published_at,
         supersedes=supersedes,
+        basis=basis,
+        influenceable=influenceable,
     )
     if supersedes and current is not None:
         differences = compare_figures(json.loads(current.snapshot_json), snapshot)

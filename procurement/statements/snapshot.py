@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock
 from procurement import models as m
+from procurement.errors import DomainError
 from procurement.metrics.commitments import commitment_figures
-from procurement.metrics.lines import Scope, scope_metrics
+from procurement.metrics.lines import Scope
 from procurement.metrics.measures import format_quantity
-from procurement.metrics.service import coverage_threshold, resting_on
+from procurement.metrics.paid import INFLUENCEABLE_LABEL
+from procurement.metrics.service import coverage_threshold, resting_on, scope_metrics
 from procurement.money import judged_share, ratio_text
 from socialvalue import enterprise, locality
 from socialvalue.geography import lad_reference
@@ -224,9 +226,13 @@ def _by_tier(result: Any, scope: Scope, period: str, total: int, threshold: Deci
     return [{"tier": t, "value_pence": rows.get(t, 0), "share": shares[t]} for t in TIER_ORDER]
 
 
-def _by_type(result: Any, scope: Scope, period: str, total: int, threshold: Decimal) -> list[dict[str, Any]]:
+def _by_type(
+    result: Any, scope: Scope, period: str, total: int, threshold: Decimal, *, redacted: bool = False
+) -> list[dict[str, Any]]:
     rows = result.by_category.filter((pl.col("scope") == scope.key) & (pl.col("period") == period)).to_dicts()
     by_category = {r["category"]: r for r in rows}
+    if redacted and "unknown" in by_category:
+        by_category["unknown"]["suppliers"] -= 1  # the redacted stand-in payee is not a supplier
     values = {c: int(r["value_pence"] or 0) for c, r in by_category.items()}
     shares = _judged_rows(values, CATEGORY_LABELS, "unknown", total, threshold)
     out = []
@@ -320,6 +326,64 @@ async def _commitments(session: AsyncSession, scope: Scope, period: str) -> list
     ]
 
 
+PAID_NOTES = [
+    "Figures come from the payments the organisation published (spend files: every payment over its publication "
+    "threshold, e.g. £25,000 for NHS bodies), not from contract notices; payments below the threshold are missing.",
+    "A payment counts in the quarter of its payment date; credit notes (negative lines) reduce the totals.",
+    "Payees are matched to suppliers by the company, charity or VAT numbers in the file, then by exact normalised "
+    "name; a payee not yet matched, or redacted, counts as location and status unknown.",
+    "Redacted payments (personal data or commercial confidentiality) are counted and summed but never named.",
+]
+
+
+async def _paid_section(session: AsyncSession, scope: Scope, period: str, *, influenceable: bool) -> dict[str, Any]:
+    """What a paid statement rests on: its payment files, lines, transactions, redacted value, missing months."""
+    from procurement.metrics.paid import paid_facts, payment_lines_with_details
+
+    details = await payment_lines_with_details(session, scope.anchor_ids) if scope.anchor_ids else None
+    if details is None or details.is_empty():
+        raise DomainError(
+            f"{scope.name} has no payments loaded; import its spend files first "
+            "(`localvalue import spend FILE --anchor CODE`)"
+        )
+    (facts,) = paid_facts(details, periods="quarter", influenceable=influenceable, wanted=[period])
+    start, _end = quarter_bounds(period)
+    quarter_months = [
+        f"{start.year + (start.month + i - 1) // 12}-{(start.month + i - 1) % 12 + 1:02d}" for i in range(3)
+    ]
+    file_ids = sorted(set(details["file_id"].to_list()))
+    files = (
+        await session.scalars(select(m.SpendFile).where(m.SpendFile.id.in_(file_ids)).order_by(m.SpendFile.id))
+    ).all()
+    in_quarter = [f for f in files if set(f.months) & set(quarter_months)]
+    publishers = (
+        await session.scalars(select(m.Organisation.name).where(m.Organisation.id.in_(scope.anchor_ids)))
+    ).all()
+    return {
+        "lines": facts.lines,
+        "transactions": facts.transactions,
+        "redacted_lines": facts.redacted_lines,
+        "redacted_value_pence": facts.redacted_pence,
+        "months": facts.months,
+        "months_missing": [x for x in quarter_months if x not in facts.months],
+        "partial_quarter": any(x not in facts.months for x in quarter_months),
+        "influenceable_only": influenceable,
+        "left_out_lines": facts.left_out_lines,
+        "left_out_value_pence": facts.left_out_pence,
+        "left_out_by_rule": [{"rule": r, "value_pence": v} for r, v in facts.left_out_by_rule.items()],
+        "files": [{"name": f.source_name, "sha256": f.sha256, "months": list(f.months)} for f in in_quarter],
+        "sources": [
+            {
+                "name": f"Published payments: {name}",
+                "licence": "Open Government Licence v3.0",
+                "attribution": "Contains public sector information licensed under the Open Government Licence "
+                f"v3.0 ({name}, published spend).",
+            }
+            for name in sorted(publishers)
+        ],
+    }
+
+
 async def build_snapshot(
     session: AsyncSession,
     scope: Scope,
@@ -331,11 +395,28 @@ async def build_snapshot(
     published_at: dt.datetime | None = None,
     supersedes: dict[str, Any] | None = None,
     generated_at: dt.datetime | None = None,
+    basis: str = "awarded",
+    influenceable: bool = False,
 ) -> dict[str, Any]:
-    """The statement's figures from live data, JSON-ready, with the hash of its figures filled in."""
+    """The statement's figures from live data, JSON-ready, with the hash of its figures filled in.
+
+    ``basis`` "awarded" shows the awarded basis with the spread basis beside it (the original statement);
+    "paid" shows the payments the anchor published, with a section on what they rest on (``influenceable``:
+    only payments it could have placed locally, labelled as such)."""
     parse_quarter(period)
-    awarded = await scope_metrics(session, scope, basis="awarded")
-    spread = await scope_metrics(session, scope, basis="spread")
+    if basis not in ("awarded", "paid"):
+        raise DomainError("a statement's basis is awarded (with spread beside it) or paid")
+    if influenceable and basis != "paid":
+        raise DomainError("the influenceable view needs the paid basis")
+    paid_section: dict[str, Any] | None = None
+    if basis == "paid":
+        main = await scope_metrics(session, scope, basis="paid", influenceable=influenceable)
+        spread = None
+        paid_section = await _paid_section(session, scope, period, influenceable=influenceable)
+    else:
+        main = await scope_metrics(session, scope, basis="awarded")
+        spread = await scope_metrics(session, scope, basis="spread")
+    awarded = main
     excluded = awarded.excluded
     no_date = (
         excluded.filter(pl.col("anchor_id").is_in(list(scope.anchor_ids)) & (pl.col("reason") == "no_date")).height
@@ -344,6 +425,8 @@ async def build_snapshot(
     )
     threshold = coverage_threshold()
     headline = _headline(awarded, scope, period, no_date, threshold)
+    if paid_section is not None and paid_section["redacted_lines"]:
+        headline["supplier_count"] -= 1  # the redacted stand-in payee is not a supplier
     total = headline["total_value_pence"]
     area = await _local_definition(session, scope)
     members: list[str] = []
@@ -373,16 +456,18 @@ async def build_snapshot(
             "supersedes": supersedes,
         },
         "headline": headline,
-        "spread_headline": _headline(spread, scope, period, no_date, threshold),
+        "spread_headline": _headline(spread, scope, period, no_date, threshold) if spread is not None else None,
         "trend": _trend(awarded, scope, period, threshold),
         "by_tier": _by_tier(awarded, scope, period, total, threshold),
-        "by_supplier_type": _by_type(awarded, scope, period, total, threshold),
+        "by_supplier_type": _by_type(
+            awarded, scope, period, total, threshold, redacted=bool(paid_section and paid_section["redacted_lines"])
+        ),
         "top_local_suppliers": await _top_local(session, awarded, scope, period),
         "top_suppliers": _top_suppliers(awarded, scope, period),
         "commitments": await _commitments(session, scope, period),
         "methodology": {
             "local_definition": {"preset": area.preset, "label": area.label, "lad_names": area.lad_names},
-            "bases": ["awarded", "spread"],
+            "bases": ["awarded", "spread"] if basis == "awarded" else ["paid"],
             "rule_versions": {
                 "locality": locality.RULE_VERSION,
                 "enterprise": enterprise.RULE_VERSION,
@@ -396,9 +481,13 @@ async def build_snapshot(
                 "Where one award names several suppliers without a split, its value is shared equally between them.",
                 "Social-value commitments show quantities committed, delivered (as returned by suppliers) and "
                 "verified by a reviewer; monetised proxy values are not included.",
-            ],
+            ]
+            if paid_section is None
+            else PAID_NOTES + ([INFLUENCEABLE_LABEL] if influenceable else []),
         },
-        "sources": [dict(s) for s in STANDARD_SOURCES],
+        "sources": [dict(s) for s in STANDARD_SOURCES] + (paid_section.pop("sources") if paid_section else []),
     }
+    if paid_section is not None:
+        snapshot["paid"] = paid_section
     snapshot["figures_sha256"] = figures_sha256(snapshot)
     return snapshot

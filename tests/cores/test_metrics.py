@@ -392,7 +392,7 @@ def test_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="line_id must be unique"):
         compute_metrics(pl.concat([frame, frame]), basis="spread")
     with pytest.raises(ValueError, match="basis"):
-        compute_metrics(frame, basis="paid")  # type: ignore[arg-type]
+        compute_metrics(frame, basis="invoiced")  # type: ignore[arg-type]
     with pytest.raises(KeyError):
         compute_metrics(frame, basis="spread").lines_for_scope("nowhere")
 
