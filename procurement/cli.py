@@ -84,6 +84,7 @@ def _guard_downgrade(database: click.Group) -> None:
 class LocalValueCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: click.Group) -> None:
         from procurement.accounts.cli import tokens_group
+        from procurement.backups.cli import backup_command, restore_command
         from procurement.imports.cli import import_group
         from procurement.metrics.cli import metrics_command
         from procurement.statements.cli import statements_group
@@ -98,6 +99,8 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
             _seed_group(),
             tokens_group,
             geo_group,
+            backup_command,
+            restore_command,
         ):
             cli.add_command(command)
         for name in _HIDDEN:
