@@ -72,7 +72,7 @@ def _refuse_to_drop_published_statements() -> None:
     """Published statements are public claims: going below this revision deletes them, so only when forced."""
     if context.is_offline_mode():
         return
-    forced = context.get_x_argument(as_dictionary=True).get("force") or os.environ.get("LOCALVALUE_MIGRATION_FORCE")
+    forced = os.environ.get("LOCALVALUE_MIGRATION_FORCE", "")  # set by `localvalue database downgrade --force`
     published = op.get_bind().scalar(sa.text("SELECT count(*) FROM statement"))
     if published and forced not in ("1", "true", "yes"):
         from procurement.errors import ConflictError

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -287,7 +287,7 @@ async def import_lock(
     source: str,
     *,
     wait: bool = False,
-    on_wait: Any = None,
+    on_wait: Callable[[Holder], None] | None = None,
     resume_of: int | None = None,
 ) -> AsyncIterator[SourceLock]:
     """Hold the source's import lock for the block; raise ImportBusy (one line) if another import holds it.

@@ -185,6 +185,9 @@ async def test_killed_import_is_found_dead_and_resumed(db: Database) -> None:
     [left] = await _runs(db)
     assert left.status == "running"  # nobody could record anything
     assert await current_holder(db.engine, CONTRACTS_FINDER) is None  # ... but nobody holds the lock: it is dead
+    [listed] = localvalue("import", "runs", database_url=db.url).stdout.splitlines()
+    assert " died " in listed
+    assert listed.endswith(f"(its process stopped; `localvalue import resume {killed.id}`)")
 
     resumed = localvalue("import", "resume", str(killed.id), database_url=db.url, timeout=180)
     assert f"resuming run {killed.id} from " in resumed.stderr
