@@ -1,8 +1,8 @@
 """Async Alembic environment (after advanced-alchemy's template).
 
 Works both under `localvalue database ...` (advanced-alchemy passes the engine on the config) and under a
-plain Alembic Config built by tests (DATABASE_URL or `sqlalchemy.url`). Each migration runs in one
-transaction, so a failed migration on PostgreSQL leaves nothing half-applied.
+plain Alembic Config built by tests (DATABASE_URL or `sqlalchemy.url`). The migrations of one command run in
+one transaction on both databases, so a failed or refused migration leaves nothing half-applied.
 """
 
 import asyncio
@@ -47,9 +47,31 @@ def run_migrations_offline() -> None:
 
 
 def do_run_migrations(connection: Connection) -> None:
-    _configure(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode rebuilds a table (copy, DROP, rename); with foreign keys on, dropping a table that others
+        # reference fails once there is data (or, worse, cascades). SQLite only honours this pragma outside a
+        # transaction, so it is set first, and the keys are checked before the migration's transaction ends.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+    try:
+        # SQLite can roll DDL back (Alembic assumes not, and would commit after each migration).
+        _configure(connection=connection, **({"transactional_ddl": True} if sqlite else {}))
+        with context.begin_transaction():
+            if sqlite:
+                # The sqlite3 driver opens no transaction before DDL; without one, a migration that fails half-way
+                # (or a downgrade that refuses) would leave its first steps applied.
+                connection.exec_driver_sql("BEGIN")
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    msg = f"the migration left rows whose foreign keys point nowhere: {broken[:5]}"
+                    raise RuntimeError(msg)
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 async def run_migrations_online() -> None:

@@ -6,6 +6,7 @@ Litestar's own CLI gives `run` and `database ...`; each capability adds its comm
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import click
@@ -53,11 +54,37 @@ def _guard_destructive() -> None:
             return _original(*args, **kwargs)
 
         command.callback = guarded
+    _guard_downgrade(database)
+
+
+def _guard_downgrade(database: click.Group) -> None:
+    """`database downgrade` refuses (one line) to delete published statements unless given --force."""
+    command = database.commands.get("downgrade")
+    if command is None or command.callback is None:
+        return
+    command.params.append(
+        click.Option(["--force"], is_flag=True, help="Go down even where that deletes published statements.")
+    )
+    original = command.callback
+
+    def guarded(*args: Any, force: bool, **kwargs: Any) -> Any:
+        from procurement.errors import DomainError
+
+        if force:
+            os.environ["LOCALVALUE_MIGRATION_FORCE"] = "1"  # read by the migration itself, in this process
+        try:
+            return original(*args, **kwargs)
+        except DomainError as exc:
+            click.echo(f"Error: {exc.detail}", err=True)
+            sys.exit(1)
+
+    command.callback = guarded
 
 
 class LocalValueCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: click.Group) -> None:
         from procurement.accounts.cli import tokens_group
+        from procurement.backups.cli import backup_command, restore_command
         from procurement.imports.cli import import_group
         from procurement.metrics.cli import metrics_command
         from procurement.spend.cli import import_spend_command, spend_group
@@ -75,6 +102,8 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
             _seed_group(),
             tokens_group,
             geo_group,
+            backup_command,
+            restore_command,
         ):
             cli.add_command(command)
         for name in _HIDDEN:

@@ -40,7 +40,9 @@ def run_async(fn: Callable[[], Awaitable[T]], *, interrupted: str | None = None)
     try:
         return asyncio.run(main())
     except DomainError as exc:
-        raise click.ClickException(exc.detail) from None
+        # Plainly, not as click's (rich-click's) boxed and wrapped error: one line a script can read.
+        click.echo(f"Error: {exc.detail}", err=True)
+        sys.exit(1)
     except (asyncio.CancelledError, KeyboardInterrupt):
         if interrupted is None:
             raise

@@ -118,11 +118,20 @@ class _Progress:
         self.bar.__exit__(None, None, None)
 
 
+_WAIT = click.option(
+    "--wait", is_flag=True, help="If another import of the same source is running, wait for it instead of stopping."
+)
+
+
+def _waiting(holder: Any) -> None:
+    click.echo(f"waiting for {holder.describe()} to finish", err=True)
+
+
 def _report(result: Any) -> None:
     click.echo(f"run {result.run_id} {result.status}", err=True)
     click.echo(result.counts.summary())
     if result.error:
-        click.echo(f"error: {result.error}", err=True)
+        click.echo(f"error: {result.error.splitlines()[0]}", err=True)
     if result.status != RunStatus.COMPLETED:
         sys.exit(1)
 
@@ -134,36 +143,64 @@ async def _feed(
     *,
     resume_run_id: int | None = None,
     auto_resume: bool = True,
+    wait: bool = False,
 ) -> Any:
-    from procurement import models as m
-    from procurement.db import get_alchemy_config, session_scope
-    from procurement.imports.runs import run_feed_import, superseded, unfinished_run
+    from procurement.db import get_alchemy_config
+    from procurement.imports.locks import import_lock
+    from procurement.imports.runs import run_feed_import
 
-    resume = None
+    engine = get_alchemy_config().get_engine()
+    # What to resume is decided under the lock: a run is resumable only once no live process holds it.
+    async with import_lock(engine, source, wait=wait, on_wait=_waiting, resume_of=resume_run_id) as lock:
+        resume = await _resumable(source, "feed", params.as_json(), resume_run_id, auto_resume=auto_resume)
+        progress = _Progress(params.start, params.end)
+        try:
+            return await run_feed_import(
+                engine, source, params, policy=policy, resume_run=resume, on_page=progress.page, lock=lock
+            )
+        finally:
+            progress.close()
+
+
+async def _resumable(
+    source: str, kind: str, parameters: dict[str, Any], run_id: int | None, *, auto_resume: bool = True
+) -> Any:
+    """The run to continue (with the lock held): the one asked for, or the latest unfinished one alike."""
+    from procurement.db import session_scope
+    from procurement.imports.runs import superseded, unfinished_run
+
     async with session_scope() as session:
-        if resume_run_id is not None:
-            resume = await session.get(m.ImportRun, resume_run_id)
-        elif auto_resume:
-            resume = await unfinished_run(session, source, "feed", params.as_json())
+        if run_id is not None:
+            resume = await _resumable_run(session, run_id)
+        elif not auto_resume:
+            return None
+        else:
+            resume = await unfinished_run(session, source, kind, parameters)
             if resume is not None and await superseded(session, resume.id):
                 resume = None
     if resume is not None:
         click.echo(f"resuming run {resume.id} from {resume.checkpoint}", err=True)
-    progress = _Progress(params.start, params.end)
-    try:
-        return await run_feed_import(
-            get_alchemy_config().get_engine(),
-            source,
-            params,
-            policy=policy,
-            resume_run=resume,
-            on_page=progress.page,
-        )
-    finally:
-        progress.close()
+    return resume
 
 
-def _feed_command(source: str, start: str, end: str, base_url: str | None, window: dt.timedelta, policy: Any) -> None:
+async def _resumable_run(session: Any, run_id: int) -> Any:
+    from procurement import models as m
+    from procurement.errors import ConflictError, NotFound
+    from procurement.imports.runs import superseded
+
+    run = await session.get(m.ImportRun, run_id)
+    if run is None:
+        raise NotFound(f"no import run {run_id} (see `localvalue import runs`)")
+    if run.status == RunStatus.COMPLETED:
+        raise ConflictError(f"run {run_id} completed; nothing to resume")
+    if await superseded(session, run_id):
+        raise ConflictError(f"run {run_id} was already resumed by a later run")
+    return run
+
+
+def _feed_command(
+    source: str, start: str, end: str, base_url: str | None, window: dt.timedelta, policy: Any, *, wait: bool
+) -> None:
     from importers import contracts_finder, find_a_tender
     from procurement.imports.runs import FeedParameters
 
@@ -171,7 +208,7 @@ def _feed_command(source: str, start: str, end: str, base_url: str | None, windo
     params = FeedParameters(_parse_when(start), _parse_when(end, end=True), window, base_url or default_url)
     if params.end <= params.start:
         raise click.BadParameter("--to is before --from")
-    _report(_run(lambda: _feed(source, params, policy)))
+    _report(_run(lambda: _feed(source, params, policy, wait=wait)))
 
 
 @click.group(name="import", help="Import contracts from Contracts Finder, Find a Tender or OCDS files.")
@@ -184,12 +221,14 @@ def import_group() -> None:
 @click.option("--to", "end", required=True, help="Last day, included (YYYY-MM-DD), or ISO instant (excluded).")
 @click.option("--base-url", default=None, help="Default: https://www.contractsfinder.service.gov.uk")
 @click.option("--window-days", type=float, default=7.0, show_default=True, help="Days per publishedFrom/To window.")
+@_WAIT
 @_policy_options
 def contracts_finder_command(
     start: str,
     end: str,
     base_url: str | None,
     window_days: float,
+    wait: bool,
     throttle_wait: float | None,
     max_retries: int,
     timeout: float,
@@ -198,7 +237,7 @@ def contracts_finder_command(
 ) -> None:
     """Releases published on Contracts Finder between --from and --to."""
     policy = _policy(throttle_wait, max_retries, timeout, backoff, min_interval or 0.0)
-    _feed_command("contracts_finder", start, end, base_url, dt.timedelta(days=window_days), policy)
+    _feed_command("contracts_finder", start, end, base_url, dt.timedelta(days=window_days), policy, wait=wait)
 
 
 @import_group.command(name="find-a-tender")
@@ -206,12 +245,14 @@ def contracts_finder_command(
 @click.option("--to", "end", required=True, help="Last day, included (YYYY-MM-DD), or ISO instant (excluded).")
 @click.option("--base-url", default=None, help="Default: https://www.find-tender.service.gov.uk")
 @click.option("--window-hours", type=float, default=6.0, show_default=True, help="Hours per updatedFrom/To window.")
+@_WAIT
 @_policy_options
 def find_a_tender_command(
     start: str,
     end: str,
     base_url: str | None,
     window_hours: float,
+    wait: bool,
     throttle_wait: float | None,
     max_retries: int,
     timeout: float,
@@ -220,16 +261,18 @@ def find_a_tender_command(
 ) -> None:
     """Releases updated on Find a Tender between --from and --to."""
     policy = _policy(throttle_wait, max_retries, timeout, backoff, 10.0 if min_interval is None else min_interval)
-    _feed_command("find_a_tender", start, end, base_url, dt.timedelta(hours=window_hours), policy)
+    _feed_command("find_a_tender", start, end, base_url, dt.timedelta(hours=window_hours), policy, wait=wait)
 
 
 @import_group.command(name="sync")
 @click.option("--source", type=SOURCE_CHOICE, default=None, help="Default: both feeds.")
 @click.option("--base-url", default=None, help="Override the feed's URL (tests, mirrors).")
+@_WAIT
 @_policy_options
 def sync_command(
     source: str | None,
     base_url: str | None,
+    wait: bool,
     throttle_wait: float | None,
     max_retries: int,
     timeout: float,
@@ -268,7 +311,7 @@ def sync_command(
         interval = min_interval if min_interval is not None else (0.0 if cf else 10.0)
         policy = _policy(throttle_wait, max_retries, timeout, backoff, interval)
         click.echo(f"{name}: from {params.start.isoformat()} to {params.end.isoformat()}", err=True)
-        result = _run(functools.partial(_feed, name, params, policy, auto_resume=False))
+        result = _run(functools.partial(_feed, name, params, policy, auto_resume=False, wait=wait))
         click.echo(f"{name}: {result.counts.summary()}")
         failed = failed or result.status != RunStatus.COMPLETED
     if failed:
@@ -279,22 +322,25 @@ def sync_command(
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", type=SOURCE_CHOICE, default="contracts_finder", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=FILE_BATCH, show_default=True)
-def file_command(paths: tuple[Path, ...], source: str, batch_size: int) -> None:
+@_WAIT
+def file_command(paths: tuple[Path, ...], source: str, batch_size: int, wait: bool) -> None:
     """Import OCDS files: release or record packages, arrays of releases, JSON lines."""
-    from procurement.db import get_alchemy_config, session_scope
-    from procurement.imports.runs import run_file_import, superseded, unfinished_run
-
     resolved = [p.resolve() for p in paths]
+    _report(_run(lambda: _files(source, resolved, batch_size, wait=wait)))
 
-    async def go() -> Any:
-        async with session_scope() as session:
-            parameters = {"paths": [str(p) for p in resolved], "batch_size": batch_size}
-            resume = await unfinished_run(session, source, "file", parameters)
-            if resume is not None and await superseded(session, resume.id):
-                resume = None
-        if resume is not None:
-            click.echo(f"resuming run {resume.id} from {resume.checkpoint}", err=True)
-        with click.progressbar(length=len(resolved), label="files", file=sys.stderr) as bar:
+
+async def _files(
+    source: str, paths: list[Path], batch_size: int, *, wait: bool, resume_run_id: int | None = None
+) -> Any:
+    from procurement.db import get_alchemy_config
+    from procurement.imports.locks import import_lock
+    from procurement.imports.runs import run_file_import
+
+    engine = get_alchemy_config().get_engine()
+    async with import_lock(engine, source, wait=wait, on_wait=_waiting, resume_of=resume_run_id) as lock:
+        parameters = {"paths": [str(p) for p in paths], "batch_size": batch_size}
+        resume = await _resumable(source, "file", parameters, resume_run_id)
+        with click.progressbar(length=len(paths), label="files", file=sys.stderr) as bar:
             seen = {"releases": 0}
 
             def on_batch(file_index: int, counts: Any) -> None:
@@ -303,62 +349,46 @@ def file_command(paths: tuple[Path, ...], source: str, batch_size: int) -> None:
                 bar.update(file_index - bar.pos)
 
             result = await run_file_import(
-                get_alchemy_config().get_engine(),
-                source,
-                resolved,
-                batch_size=batch_size,
-                resume_run=resume,
-                on_batch=on_batch,
+                engine, source, paths, batch_size=batch_size, resume_run=resume, on_batch=on_batch, lock=lock
             )
-            bar.update(len(resolved) - bar.pos)
+            bar.update(len(paths) - bar.pos)
             return result
-
-    _report(_run(go))
 
 
 @import_group.command(name="resume")
 @click.argument("run_id", type=int)
+@_WAIT
 @_policy_options
 def resume_command(
     run_id: int,
+    wait: bool,
     throttle_wait: float | None,
     max_retries: int,
     timeout: float,
     backoff: float,
     min_interval: float | None,
 ) -> None:
-    """Continue a killed, interrupted or failed run from its last stored page or batch."""
-    from procurement import models as m
-    from procurement.db import get_alchemy_config, session_scope
-    from procurement.imports.runs import FeedParameters, run_file_import, superseded
+    """Continue a killed, interrupted or failed run from its last stored page or batch.
+
+    A run that is still live (its process holds the source's import lock) is never touched.
+    """
+    from procurement.db import session_scope
+    from procurement.imports.runs import FeedParameters
 
     async def load() -> Any:
         async with session_scope() as session:
-            run = await session.get(m.ImportRun, run_id)
-            if run is None:
-                raise click.ClickException(f"no import run {run_id}")
-            if run.status == RunStatus.COMPLETED:
-                raise click.ClickException(f"run {run_id} completed; nothing to resume")
-            if await superseded(session, run_id):
-                raise click.ClickException(f"run {run_id} was already resumed by a later run")
-            return run
+            return await _resumable_run(session, run_id)
 
-    run = _run(load)
+    run = _run(load)  # checked again under the lock
     if run.kind == "feed":
         params = FeedParameters.from_json(run.parameters)
         interval = min_interval if min_interval is not None else (0.0 if run.source == "contracts_finder" else 10.0)
         policy = _policy(throttle_wait, max_retries, timeout, backoff, interval)
-        _report(_run(lambda: _feed(run.source, params, policy, resume_run_id=run.id)))
+        _report(_run(lambda: _feed(run.source, params, policy, resume_run_id=run.id, wait=wait)))
         return
     paths = [Path(p) for p in run.parameters["paths"]]
     batch = int(run.parameters.get("batch_size", FILE_BATCH))
-    _report(
-        _run(
-            lambda: run_file_import(
-                get_alchemy_config().get_engine(), run.source, paths, batch_size=batch, resume_run=run
-            )
-        )
-    )
+    _report(_run(lambda: _files(run.source, paths, batch, wait=wait, resume_run_id=run.id)))
 
 
 @import_group.command(name="runs")
@@ -370,16 +400,26 @@ def runs_command(limit: int) -> None:
     from procurement import models as m
     from procurement.db import session_scope
 
-    async def go() -> list[m.ImportRun]:
-        async with session_scope() as session:
-            return list(await session.scalars(select(m.ImportRun).order_by(m.ImportRun.id.desc()).limit(limit)))
+    async def go() -> tuple[list[m.ImportRun], set[str]]:
+        from procurement.db import get_alchemy_config
+        from procurement.imports.locks import current_holder
 
-    for run in _run(go):
+        async with session_scope() as session:
+            runs = list(await session.scalars(select(m.ImportRun).order_by(m.ImportRun.id.desc()).limit(limit)))
+        # A run still marked running whose source nobody holds has lost its process.
+        engine = get_alchemy_config().get_engine()
+        sources = {r.source for r in runs if r.status == RunStatus.RUNNING}
+        return runs, {s for s in sources if await current_holder(engine, s) is None}
+
+    runs, orphaned = _run(go)
+    for run in runs:
         started = run.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        dead = run.status == RunStatus.RUNNING and run.source in orphaned
         click.echo(
-            f"{run.id:>5}  {run.source:<16} {run.kind:<4} {run.status:<11} {started}  pages {run.pages}, "
-            f"fetched {run.fetched}, new {run.new}, changed {run.changed}, unchanged {run.unchanged}, "
-            f"skipped {run.skipped}, failed {run.failed}"
+            f"{run.id:>5}  {run.source:<16} {run.kind:<4} {'died' if dead else run.status:<11} {started}  "
+            f"pages {run.pages}, fetched {run.fetched}, new {run.new}, changed {run.changed}, "
+            f"unchanged {run.unchanged}, skipped {run.skipped}, failed {run.failed}"
+            + (f"  (its process stopped; `localvalue import resume {run.id}`)" if dead else "")
         )
 
 

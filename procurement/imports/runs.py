@@ -27,6 +27,7 @@ from importers.ocds import (
 from importers.prepare import FileBatches, prepare_batch
 from procurement import models as m
 from procurement.db import get_or_not_found
+from procurement.imports.locks import SourceLock, engine_of, import_lock
 from procurement.imports.schemas import ImportNote, ImportRun
 from procurement.imports.service import CONTRACTS_FINDER, FEED_SOURCES, FILE_BATCH, Counts, ImportService, RunResult
 from procurement.models import RunStatus
@@ -108,17 +109,26 @@ async def run_feed_import(
     policy: RetryPolicy,
     resume_run: m.ImportRun | None = None,
     on_page: PageListener | None = None,
+    lock: SourceLock | None = None,
 ) -> RunResult:
     """Fetch [start, end) page by page; each page and its checkpoint are committed together.
 
     Resuming (``resume_run``): continue from that run's checkpoint in a new run linked to it. The page in
     flight when a run died was never committed, so it is fetched again and nothing is counted twice.
+    ``lock``: the source's import lock, already held by the caller (who chose ``resume_run`` under it);
+    without it the lock is taken here, and ImportBusy raised if another import of the source is live.
     """
     if source not in FEED_SOURCES:
         raise ValueError(f"unknown feed source {source!r}")
+    if lock is None:
+        async with import_lock(engine_of(sessions), source) as held:
+            return await run_feed_import(
+                sessions, source, params, policy=policy, resume_run=resume_run, on_page=on_page, lock=held
+            )
     service = ImportService(sessions, source)
     resume = checkpoint_from_json(resume_run.checkpoint) if resume_run is not None else None
     run_id = await service.start_run("feed", params.as_json(), resume_run.id if resume_run is not None else None)
+    await lock.claim(run_id)
     total = Counts()
     gap = False  # once a window may be incomplete, the watermark stays before it so `sync` reads it again
     try:
@@ -150,6 +160,8 @@ async def run_feed_import(
     except (asyncio.CancelledError, KeyboardInterrupt):
         await asyncio.shield(service.finish_run(run_id, RunStatus.INTERRUPTED, "interrupted"))
         raise
+    except Exception as exc:  # recorded on the run, which stays resumable, never left `running`
+        return await _failed(service, run_id, total, exc)
     counts = await service.finish_run(run_id, RunStatus.COMPLETED)
     return RunResult(run_id, RunStatus.COMPLETED, counts)
 
@@ -166,12 +178,25 @@ async def run_file_import(
     resume_run: m.ImportRun | None = None,
     on_batch: FileListener | None = None,
     parallel: bool | None = None,
+    lock: SourceLock | None = None,
 ) -> RunResult:
     """Import OCDS files in batches; the checkpoint (file index, items done) is committed with each batch.
 
     ``parallel`` (default: for files of 8 MB or more) reads, hashes and compiles the next batch in a child
-    process while this one is stored; the result is the same either way.
+    process while this one is stored; the result is the same either way. ``lock`` as for run_feed_import.
     """
+    if lock is None:
+        async with import_lock(engine_of(sessions), source) as held:
+            return await run_file_import(
+                sessions,
+                source,
+                paths,
+                batch_size=batch_size,
+                resume_run=resume_run,
+                on_batch=on_batch,
+                parallel=parallel,
+                lock=held,
+            )
     service = ImportService(sessions, source)
     start_file, start_item = 0, 0
     if resume_run is not None and resume_run.checkpoint:
@@ -179,6 +204,7 @@ async def run_file_import(
         start_item = int(resume_run.checkpoint.get("item_index", 0))
     parameters = {"paths": [str(p) for p in paths], "batch_size": batch_size}
     run_id = await service.start_run("file", parameters, resume_run.id if resume_run is not None else None)
+    await lock.claim(run_id)
     total = Counts()
     try:
         with (
@@ -206,8 +232,17 @@ async def run_file_import(
     except OSError as exc:
         await service.finish_run(run_id, RunStatus.FAILED, str(exc))
         return RunResult(run_id, RunStatus.FAILED, total, str(exc))
+    except Exception as exc:  # recorded on the run, which stays resumable, never left `running`
+        return await _failed(service, run_id, total, exc)
     counts = await service.finish_run(run_id, RunStatus.COMPLETED)
     return RunResult(run_id, RunStatus.COMPLETED, counts)
+
+
+async def _failed(service: ImportService, run_id: int, total: Counts, exc: Exception) -> RunResult:
+    """An unexpected error ends the run as failed with the error recorded, instead of a traceback."""
+    error = f"{type(exc).__name__}: {exc}"
+    await service.finish_run(run_id, RunStatus.FAILED, error)
+    return RunResult(run_id, RunStatus.FAILED, total, error.splitlines()[0])
 
 
 @contextlib.contextmanager

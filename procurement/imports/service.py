@@ -38,6 +38,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from importers.ocds import (
@@ -65,6 +66,9 @@ FEED_SOURCES = (CONTRACTS_FINDER, FIND_A_TENDER)
 # Releases per file batch (one transaction). Larger batches write each hot index page once for more rows:
 # at 2,000 an import writes about half the bytes it writes at 1,000, and both processes together stay under 400 MB.
 FILE_BATCH = 2000
+
+# Tries of one batch when a concurrent import of another source wrote the same master row first.
+BATCH_ATTEMPTS = 3
 
 
 @dataclass
@@ -174,8 +178,26 @@ class ImportService(PartyResolver, ContractWriter):
     ) -> Counts:
         """Store a prepared batch and everything derived from it, plus the run's counts and checkpoint, atomically.
 
-        ``checkpoint`` is where a resumed run continues once this batch is committed.
+        ``checkpoint`` is where a resumed run continues once this batch is committed. Imports of one source
+        never overlap (``locks``), but one of another source may create the same supplier or buyer at the
+        same moment; the batch then rolls back and is stored again, seeing that row.
         """
+        for attempt in itertools.count(1):
+            try:
+                return await self._store_batch(run_id, batch, checkpoint, pages, watermark)
+            except IntegrityError:
+                if attempt >= BATCH_ATTEMPTS:
+                    raise
+        raise AssertionError  # unreachable
+
+    async def _store_batch(
+        self,
+        run_id: int,
+        batch: PreparedBatch,
+        checkpoint: dict[str, Any] | None,
+        pages: int,
+        watermark: dt.datetime | None,
+    ) -> Counts:
         try:
             async with self.sessions() as session, session.begin():
                 counts = Counts(
