@@ -14,6 +14,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from procurement.accounts.controllers import TokenController
 from procurement.auth import TokenAuthenticationMiddleware
 from procurement.cli import LocalValueCLIPlugin
 from procurement.contracts.controllers import ContractController
@@ -25,7 +26,11 @@ from procurement.organisations.controllers import AnchorGroupController, Organis
 from procurement.problems import EXCEPTION_HANDLERS
 from procurement.settings import Settings, get_settings
 from procurement.statements.controllers import PublicStatementController, StatementController, public_home
-from procurement.suppliers.controllers import ClassificationController, SupplierController
+from procurement.suppliers.controllers import (
+    ClassificationController,
+    SupplierChangeRequestController,
+    SupplierController,
+)
 from procurement.web.pages import accessibility_statement_route
 from procurement.web.setup import static_files_router, template_config
 
@@ -53,6 +58,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CommitmentController,
             AnchorGroupController,
             Lm3Controller,
+            TokenController,
+            SupplierChangeRequestController,
             static_files_router(),
             accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),
         ],
