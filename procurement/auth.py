@@ -6,6 +6,7 @@ passwords) because the token has 256 bits of entropy: there is nothing to brute-
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import secrets
@@ -109,6 +110,8 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal:
         raise TokenRefused(f"The token expired on {expires_at.date().isoformat()}; ask an admin for a new one.")
     if not user.is_active:
         raise TokenRefused("The token's user is not active.")
+    role = Role(user.role)
+    principal = Principal(user_id=user.id, name=user.name, role=role, organisation_id=user.organisation_id)
     if last_used_at is None or now - last_used_at >= LAST_USED_EVERY:
         stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_EVERY)
         await session.execute(
@@ -116,9 +119,9 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal:
             execution_options={"synchronize_session": False},
         )
         await session.commit()
-    role = Role(user.role)
-    scope = await scope_of(session, user.id) if role is Role.REVIEWER else frozenset()
-    return Principal(user_id=user.id, name=user.name, role=role, organisation_id=user.organisation_id, scope=scope)
+    if role is Role.REVIEWER:
+        return dataclasses.replace(principal, scope=await scope_of(session, principal.user_id))
+    return principal
 
 
 class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):

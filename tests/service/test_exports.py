@@ -69,7 +69,7 @@ def _assert_safe(rows: list[list[str]]) -> None:
     cells = _cells(rows)
     assert NEUTRALISED in cells
     assert EVIL not in cells
-    risky = [c for c in cells if c[:1] and c[0] in "=+@\t\r" or (c.startswith("-") and not _is_number(c))]
+    risky = [c for c in cells if (c[:1] and c[0] in "=+@\t\r") or (c.startswith("-") and not _is_number(c))]
     assert risky == [], f"cells a spreadsheet would run: {risky}"
 
 
