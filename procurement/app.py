@@ -14,6 +14,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from procurement.accounts.controllers import TokenController
 from procurement.auth import TokenAuthenticationMiddleware
 from procurement.cli import LocalValueCLIPlugin
 from procurement.contracts.controllers import ContractController
@@ -26,7 +27,11 @@ from procurement.problems import EXCEPTION_HANDLERS
 from procurement.settings import Settings, get_settings
 from procurement.spend.controllers import SpendController
 from procurement.statements.controllers import PublicStatementController, StatementController, public_home
-from procurement.suppliers.controllers import ClassificationController, SupplierController
+from procurement.suppliers.controllers import (
+    ClassificationController,
+    SupplierChangeRequestController,
+    SupplierController,
+)
 from procurement.web.pages import accessibility_statement_route
 from procurement.web.setup import static_files_router, template_config
 
@@ -55,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AnchorGroupController,
             Lm3Controller,
             SpendController,
+            TokenController,
+            SupplierChangeRequestController,
             static_files_router(),
             accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),
         ],

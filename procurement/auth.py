@@ -6,8 +6,11 @@ passwords) because the token has 256 bits of entropy: there is nothing to brute-
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +18,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock
@@ -27,17 +30,38 @@ from procurement.models import ApiToken, Role, User
 TOKEN_PREFIX = "lv_"  # noqa: S105 - a visible marker, not a secret
 
 
+# A token's last use is recorded at most this often, so reading with a token does not write every time.
+LAST_USED_EVERY = dt.timedelta(minutes=1)
+
+
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling. ``scope`` holds the organisations a reviewer reviews (its groups' members included)."""
+
     user_id: int
     name: str
     role: Role
     organisation_id: int | None
+    scope: frozenset[int] = frozenset()
 
     def can_write_for(self, organisation_id: int) -> bool:
+        """Keep an organisation's own records (contracts, commitments, local area): its editors and admins."""
         if self.role is Role.ADMIN:
             return True
         return self.role is Role.EDITOR and self.organisation_id == organisation_id
+
+    def can_review_for(self, organisation_id: int) -> bool:
+        """Verify returns and publish statements: reviewers in scope, cross-organisation reviewers, admins."""
+        if self.role in (Role.ADMIN, Role.CROSS_REVIEWER):
+            return True
+        return self.role is Role.REVIEWER and organisation_id in self.scope
+
+    def may_act_for(self, organisation_id: int) -> bool:
+        """Change data that moves this organisation's figures (shared supplier corrections)."""
+        return self.can_write_for(organisation_id) or self.can_review_for(organisation_id)
+
+    def may_act_for_all(self, organisation_ids: Iterable[int]) -> bool:
+        return all(self.may_act_for(i) for i in organisation_ids)
 
 
 def new_token() -> str:
@@ -48,23 +72,60 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-async def principal_for_token(session: AsyncSession, token: str) -> Principal | None:
+async def scope_of(session: AsyncSession, user_id: int) -> frozenset[int]:
+    """The organisations a user's scope names, directly or as today's members of its anchor groups."""
+    us, gm = m.UserScope, m.AnchorGroupMember
+    direct = select(us.organisation_id).where(us.user_id == user_id, us.organisation_id.is_not(None))
+    grouped = select(gm.organisation_id).join(us, us.group_id == gm.group_id).where(us.user_id == user_id)
+    rows = await session.scalars(direct.union(grouped))
+    return frozenset(int(i) for i in rows.all() if i is not None)
+
+
+class TokenRefused(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+async def principal_for_token(session: AsyncSession, token: str) -> Principal:
+    """The caller behind a token, or TokenRefused saying why (unknown, revoked, expired, inactive user).
+
+    The last use is written only when the stored one is a minute old or more, with a conditional UPDATE, so
+    a burst of reads writes once.
+    """
     row = (
         await session.execute(
-            select(ApiToken, User)
+            select(ApiToken.id, ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at, User)
             .join(User, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None), User.is_active.is_(True))
+            .where(ApiToken.token_hash == hash_token(token))
         )
     ).first()
     if row is None:
-        return None
-    token_row, user = row
-    token_row.last_used_at = clock.now()
-    return Principal(user_id=user.id, name=user.name, role=Role(user.role), organisation_id=user.organisation_id)
+        raise TokenRefused("The token is not valid.")
+    token_id, revoked_at, expires_at, last_used_at, user = row
+    now = clock.now()
+    if revoked_at is not None:
+        raise TokenRefused(f"The token was revoked on {revoked_at.date().isoformat()}; ask an admin for a new one.")
+    if expires_at is not None and expires_at <= now:
+        raise TokenRefused(f"The token expired on {expires_at.date().isoformat()}; ask an admin for a new one.")
+    if not user.is_active:
+        raise TokenRefused("The token's user is not active.")
+    role = Role(user.role)
+    principal = Principal(user_id=user.id, name=user.name, role=role, organisation_id=user.organisation_id)
+    if last_used_at is None or now - last_used_at >= LAST_USED_EVERY:
+        stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_EVERY)
+        await session.execute(
+            update(ApiToken).where(ApiToken.id == token_id, stale).values(last_used_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        await session.commit()
+    if role is Role.REVIEWER:
+        return dataclasses.replace(principal, scope=await scope_of(session, principal.user_id))
+    return principal
 
 
 class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """No header: anonymous public. A header with an unknown or revoked token: 401, never anonymous."""
+    """No header: anonymous public. A header with an unknown, revoked or expired token: 401, never anonymous."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         header = connection.headers.get("authorization")
@@ -75,10 +136,10 @@ class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token or len(token) > 200:
             raise NotAuthorizedException("Use 'Authorization: Bearer <token>'.")
         async with connection.app.state[ALCHEMY_STATE_KEY].get_session() as session:
-            principal = await principal_for_token(session, token)
-            await session.commit()
-        if principal is None:
-            raise NotAuthorizedException("The token is not valid or has been revoked.")
+            try:
+                principal = await principal_for_token(session, token)
+            except TokenRefused as exc:
+                raise NotAuthorizedException(exc.detail) from None
         return AuthenticationResult(user=principal, auth=token)
 
 
@@ -106,7 +167,8 @@ def requires_editor(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
 
 
 def requires_reviewer(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    _require(connection, {Role.REVIEWER, Role.ADMIN})
+    """Reviewers (their scope is checked against the record), cross-organisation reviewers and admins."""
+    _require(connection, {Role.REVIEWER, Role.CROSS_REVIEWER, Role.ADMIN})
 
 
 def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -118,9 +180,14 @@ def ensure_can_write_for(principal: Principal, organisation_id: int) -> None:
         raise Forbidden("Editors may only change their own organisation's records.")
 
 
-def _require_reviewer(actor: Principal) -> None:
-    if actor.role not in (m.Role.REVIEWER, m.Role.ADMIN):
-        raise Forbidden("Only reviewers and admins verify or reject returns.")
+def ensure_can_review_for(principal: Principal, organisation_ids: Iterable[int]) -> None:
+    outside = sorted(i for i in organisation_ids if not principal.can_review_for(i))
+    if not outside:
+        return
+    if principal.role is not Role.REVIEWER:
+        raise Forbidden("Only reviewers and admins can do this.")
+    named = ", ".join(str(i) for i in outside)
+    raise Forbidden(f"Organisation {named} is outside the organisations this reviewer reviews.")
 
 
 def _require_admin(actor: Principal) -> None:

@@ -429,12 +429,11 @@ def runs_command(limit: int) -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of one line per note.")
 def notes_command(run_id: int, level: str | None, as_csv: bool) -> None:
     """The notes of one run: which release, where in it, what value, what happened."""
-    import csv
-
     from sqlalchemy import select
 
     from procurement import models as m
     from procurement.db import session_scope
+    from procurement.exports import SafeCsvWriter
     from procurement.imports.runs import note_filter
 
     async def go() -> list[m.ImportNote]:
@@ -446,7 +445,7 @@ def notes_command(run_id: int, level: str | None, as_csv: bool) -> None:
 
     notes = _run(go)
     if as_csv:
-        writer = csv.writer(sys.stdout)
+        writer = SafeCsvWriter(sys.stdout)
         writer.writerow(["level", "ocid", "release_id", "path", "value", "message"])
         for n in notes:
             writer.writerow([n.level, n.ocid, n.release_id, n.path, n.value, n.message])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import models as m
 from procurement.auth import requires_token
 from procurement.db import ALCHEMY_STATE_KEY
+from procurement.exports import SafeCsvWriter
 from procurement.imports.runs import get_run, note_counts, note_filter, note_schema, run_schema
 from procurement.imports.schemas import ImportNote, ImportRun
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
@@ -91,7 +91,7 @@ class ImportController(Controller):
 
         async def rows() -> AsyncIterator[str]:
             buffer = io.StringIO()
-            writer = csv.writer(buffer)
+            writer = SafeCsvWriter(buffer)
             writer.writerow(["id", "level", "ocid", "release_id", "path", "value", "message"])
             yield buffer.getvalue()
             last_id = 0

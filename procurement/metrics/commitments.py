@@ -17,7 +17,7 @@ from procurement import models as m
 from procurement.audit import record_audit
 from procurement.auth import (
     Principal,
-    _require_reviewer,
+    ensure_can_review_for,
     ensure_can_write_for,
 )
 from procurement.db import get_or_not_found
@@ -469,8 +469,8 @@ async def get_return(session: AsyncSession, return_id: int) -> tuple[m.DeliveryR
 async def review_return(
     session: AsyncSession, return_id: int, actor: Principal, *, verify: bool, reason: str | None = None
 ) -> m.DeliveryReturn:
-    _require_reviewer(actor)
     row, contract = await get_return(session, return_id)
+    ensure_can_review_for(actor, [contract.buyer_id])
     if row.status != SUBMITTED:
         raise ConflictError(f"Return {row.id} is already {row.status}.")
     if not verify and not (reason and reason.strip()):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any, Literal
 
+import polars as pl
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement.auth import Principal, requires_admin, requires_editor, requires_reviewer, requires_token
+from procurement.exports import safe_frame, write_xlsx
 from procurement.metrics.commitments import (
     FIGURES_NOTE,
     commitment_figures,
@@ -134,7 +135,7 @@ class MetricsController(Controller):
         frame = summary if table == "summary" else rows
         name = _filename(scope, period) + ("-summary" if table == "summary" else "")
         return Response(
-            frame.write_csv().encode("utf-8"),
+            safe_frame(frame).write_csv().encode("utf-8"),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
@@ -149,15 +150,15 @@ class MetricsController(Controller):
         basis: BasisParam | None = _BASIS,
         influenceable: bool = _INFLUENCEABLE,
     ) -> Response[bytes]:
-        import xlsxwriter  # type: ignore[import-untyped]
-
         scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis, influenceable=influenceable)
-        buffer = io.BytesIO()
-        with xlsxwriter.Workbook(buffer, {"in_memory": True}) as workbook:
-            summary.write_excel(workbook=workbook, worksheet="summary", autofit=True)
-            rows.write_excel(workbook=workbook, worksheet="lines", autofit=True)
+        # Money in pounds as numbers (the CSV keeps exact decimal text); pence columns stay whole numbers.
+        lines = rows.with_columns(
+            value=pl.col("value_pence") / 100,
+            allocated=pl.col("allocated_pence") / 100,
+        )
+        summary = summary.with_columns(value=pl.col("value_pence") / 100)
         return Response(
-            buffer.getvalue(),
+            write_xlsx({"summary": summary, "lines": lines}, money=("value", "allocated")),
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": f'attachment; filename="{_filename(scope, period)}.xlsx"'},
         )

@@ -1,8 +1,10 @@
 """All tables share one metadata; each module holds one capability's tables."""
 
 from procurement.models.classification import (
+    ChangeRequestStatus,
     ClassificationOverride,
     SupplierAttestation,
+    SupplierChangeRequest,
     SupplierClassification,
     SupplierMerge,
 )
@@ -22,6 +24,7 @@ from procurement.models.core import (
     Supplier,
     SupplierIdentifier,
     User,
+    UserScope,
 )
 from procurement.models.imports import FeedWatermark, ImportNote, ImportRun, RawRelease, RunStatus, SupplierMatch
 from procurement.models.social_value import (
@@ -43,6 +46,7 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "AuditIsAppendOnlyError",
+    "ChangeRequestStatus",
     "ClassificationOverride",
     "Commitment",
     "CommitmentTarget",
@@ -72,9 +76,11 @@ __all__ = [
     "StatementStatus",
     "Supplier",
     "SupplierAttestation",
+    "SupplierChangeRequest",
     "SupplierClassification",
     "SupplierIdentifier",
     "SupplierMatch",
     "SupplierMerge",
     "User",
+    "UserScope",
 ]

@@ -7,11 +7,12 @@ human part and survive every re-import and reclassification.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 from advanced_alchemy.base import BigIntBase
 from advanced_alchemy.types import DateTimeUTC, JsonB
-from sqlalchemy import Boolean, Float, ForeignKey, String
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -86,3 +87,35 @@ class SupplierMerge(BigIntBase):
     created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
     undone_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     undone_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class ChangeRequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class SupplierChangeRequest(BigIntBase):
+    """A correction of shared supplier data that touches organisations its author may not act for.
+
+    It waits for a reviewer who may act for every affected organisation; approving it replays the request as
+    its author sent it, so the change and its reason are the author's and the approval is the reviewer's.
+    """
+
+    __tablename__ = "supplier_change_request"
+
+    kind: Mapped[str] = mapped_column(String(16))  # update | override | override_revoke | attest | ... | undo
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("supplier.id"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    reason: Mapped[str] = mapped_column(String(2000))
+    affected_organisation_ids: Mapped[list[int]] = mapped_column(JsonB, default=list)
+    status: Mapped[str] = mapped_column(String(16), default=ChangeRequestStatus.PENDING.value, index=True)
+    requested_by_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_by_role: Mapped[str] = mapped_column(String(16))
+    requested_by_organisation_id: Mapped[int | None] = mapped_column(BigInteger)
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    decision_reason: Mapped[str | None] = mapped_column(String(2000))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonB)

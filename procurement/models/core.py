@@ -39,7 +39,8 @@ class ContractStatus(enum.StrEnum):
 class Role(enum.StrEnum):
     ADMIN = "admin"
     EDITOR = "editor"
-    REVIEWER = "reviewer"
+    REVIEWER = "reviewer"  # reviews the organisations and anchor groups in its scope
+    CROSS_REVIEWER = "cross_reviewer"  # ICB- or WMCA-wide: reviews every organisation
 
 
 class Organisation(BigIntAuditBase):
@@ -184,6 +185,17 @@ class User(BigIntAuditBase):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    scopes: Mapped[list[UserScope]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+
+class UserScope(BigIntBase):
+    """One organisation or anchor group a reviewer reviews; a group covers its members as they change."""
+
+    __tablename__ = "user_scope"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("anchor_group.id", ondelete="CASCADE"))
 
 
 class ApiToken(BigIntAuditBase):
@@ -197,6 +209,7 @@ class ApiToken(BigIntAuditBase):
     token_prefix: Mapped[str] = mapped_column(String(16))
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
     user: Mapped[User] = relationship(back_populates="tokens", lazy="joined")
 

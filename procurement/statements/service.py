@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
-from procurement.auth import Principal
+from procurement.auth import Principal, ensure_can_review_for
 from procurement.errors import ConflictError, DomainError, NotFound
+from procurement.exports import SafeCsvWriter
 from procurement.metrics.lines import Scope
 from procurement.statements.snapshot import build_snapshot, sha256
 from socialvalue.snapshot import SCHEMA, canonical_json, figures_sha256
@@ -52,6 +53,8 @@ async def publish(
     not_over = clock.quarter_not_over(period, today)
     if not_over is not None:
         raise DomainError(f"{not_over}, so it cannot be published yet; preview a draft instead.")
+    if actor is not None:
+        ensure_can_review_for(actor, scope.anchor_ids)
     current = (
         await session.scalars(
             select(m.Statement)
@@ -132,10 +135,20 @@ async def publish(
     return statement
 
 
+async def _organisations_of(session: AsyncSession, statement: m.Statement) -> list[int]:
+    if statement.organisation_id is not None:
+        return [statement.organisation_id]
+    if statement.group_id is None:  # a statement for all anchors
+        return list((await session.scalars(select(m.Organisation.id).where(m.Organisation.is_anchor.is_(True)))).all())
+    gm = m.AnchorGroupMember
+    return list((await session.scalars(select(gm.organisation_id).where(gm.group_id == statement.group_id))).all())
+
+
 async def withdraw(session: AsyncSession, statement_id: int, *, actor: Principal, reason: str) -> m.Statement:
     statement = await session.get(m.Statement, statement_id)
     if statement is None:
         raise NotFound(f"No statement {statement_id}.")
+    ensure_can_review_for(actor, await _organisations_of(session, statement))
     if statement.status == m.StatementStatus.WITHDRAWN:
         raise DomainError("The statement is already withdrawn.")
     old = statement.status
@@ -202,11 +215,10 @@ def _shown_share(key: str, value: Any) -> Any:
 
 def figures_csv(snapshot: dict[str, Any]) -> str:  # noqa: PLR0912 - one flat walk over every section
     """The frozen figures as a flat CSV (section, item, measure, value) for spreadsheets."""
-    import csv
     import io
 
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeCsvWriter(out, lineterminator="\n")
     writer.writerow(["section", "item", "measure", "value"])
     info = snapshot["statement"]
     for key in ("id", "anchor_name", "anchor_code", "period", "period_label", "version", "status", "published_at"):

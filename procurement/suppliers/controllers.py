@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-import csv
 import io
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
+import msgspec
 import polars as pl
 from advanced_alchemy.extensions.litestar.providers import create_service_provider
-from litestar import Controller, Request, get, patch, post, put
+from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import Stream
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.auth import Principal, requires_editor, requires_reviewer, requires_token
+from procurement.db import get_or_not_found
+from procurement.exports import SafeCsvWriter
 from procurement.organisations.local_area import get_org, set_local_area
 from procurement.organisations.schemas import LocalAreaIn, LocalAreaOut
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
 from procurement.schemas import Page
 from procurement.suppliers.classification import classify
+from procurement.suppliers.corrections import Correction, approve, list_requests, reject, submit
 from procurement.suppliers.explain import (
     CSV_COLUMNS,
     OGL_URL,
@@ -36,20 +40,13 @@ from procurement.suppliers.explain import (
     _summary,
     classification_out,
 )
-from procurement.suppliers.overrides import (
-    add_attestation,
-    add_override,
-    merge_suppliers,
-    revoke_attestation,
-    revoke_override,
-    split_supplier,
-    undo_merge,
-)
 from procurement.suppliers.schemas import (
     AttestationIn,
     AttestationOut,
     Attribution,
+    ChangeRequestOut,
     Classification,
+    DecisionIn,
     MergeIn,
     MergeOut,
     OverrideIn,
@@ -64,6 +61,41 @@ from procurement.suppliers.schemas import (
 from procurement.suppliers.service import SupplierService, supplier_schema
 from procurement.suppliers.tiers import supplier_tiers
 from socialvalue import geography
+
+T = TypeVar("T")
+
+
+_PENDING = {
+    HTTP_202_ACCEPTED: ResponseSpec(
+        data_container=ChangeRequestOut,
+        description="The change reaches organisations the caller may not act for: it waits for a reviewer.",
+    )
+}
+
+
+def change_request_out(r: m.SupplierChangeRequest) -> ChangeRequestOut:
+    return ChangeRequestOut(
+        id=r.id,
+        kind=r.kind,
+        supplier_id=r.supplier_id,
+        payload=r.payload,
+        reason=r.reason,
+        affected_organisation_ids=list(r.affected_organisation_ids),
+        status=r.status,
+        requested_by=r.requested_by,
+        requested_at=r.requested_at,
+        decided_by=r.decided_by,
+        decided_at=r.decided_at,
+        decision_reason=r.decision_reason,
+        result=r.result,
+    )
+
+
+def _answer(done: Any, schema: Callable[[Any], T], status: int) -> Response[T | ChangeRequestOut]:
+    """The corrected record, or 202 with the change request when it waits for a reviewer."""
+    if isinstance(done, m.SupplierChangeRequest):
+        return Response(change_request_out(done), status_code=HTTP_202_ACCEPTED)
+    return Response(schema(done), status_code=status)
 
 
 class ClassificationController(Controller):
@@ -85,97 +117,105 @@ class ClassificationController(Controller):
 
     @post(
         "/suppliers/{supplier_id:int}/overrides",
-        summary="Override one flag (reason required)",
+        summary="Override one flag (reason required); waits for a reviewer if it reaches other organisations",
         guards=[requires_token],
         status_code=HTTP_201_CREATED,
+        responses=_PENDING,
     )
     async def add_override(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: OverrideIn
-    ) -> OverrideOut:
-        override = await add_override(
-            db_session, supplier_id, request.user, flag=data.flag, value=data.value, reason=data.reason
-        )
-        return _override(override)
+    ) -> Response[OverrideOut | ChangeRequestOut]:
+        payload = {"supplier_id": supplier_id, "flag": data.flag, "value": data.value}
+        done = await submit(db_session, request.user, Correction("override", payload, data.reason))
+        return _answer(done, _override, HTTP_201_CREATED)
 
     @post(
         "/overrides/{override_id:int}/revoke",
-        summary="Revoke an override",
+        summary="Revoke an override; waits for a reviewer if it reaches other organisations",
         guards=[requires_token],
         status_code=HTTP_200_OK,
+        responses=_PENDING,
     )
     async def revoke_override(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, override_id: int, data: RevokeIn
-    ) -> OverrideOut:
-        return _override(await revoke_override(db_session, override_id, request.user, data.reason))
+    ) -> Response[OverrideOut | ChangeRequestOut]:
+        payload = {"override_id": override_id}
+        done = await submit(db_session, request.user, Correction("override_revoke", payload, data.reason))
+        return _answer(done, _override, HTTP_200_OK)
 
     @post(
         "/suppliers/{supplier_id:int}/attestations",
-        summary="Attest from outside evidence (reviewer)",
-        guards=[requires_reviewer],
+        summary="Attest from outside evidence; waits for a reviewer if it reaches other organisations",
+        guards=[requires_token],
         status_code=HTTP_201_CREATED,
+        responses=_PENDING,
     )
     async def add_attestation(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: AttestationIn
-    ) -> AttestationOut:
-        attestation = await add_attestation(
-            db_session, supplier_id, request.user, kind=data.kind, reference=data.reference
-        )
-        return _attestation(attestation)
+    ) -> Response[AttestationOut | ChangeRequestOut]:
+        payload = {"supplier_id": supplier_id, "kind": data.kind, "reference": data.reference}
+        done = await submit(db_session, request.user, Correction("attest", payload, data.reason))
+        return _answer(done, _attestation, HTTP_201_CREATED)
 
     @post(
         "/attestations/{attestation_id:int}/revoke",
-        summary="Revoke an attestation (reviewer)",
-        guards=[requires_reviewer],
+        summary="Revoke an attestation; waits for a reviewer if it reaches other organisations",
+        guards=[requires_token],
         status_code=HTTP_200_OK,
+        responses=_PENDING,
     )
     async def revoke_attestation(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, attestation_id: int, data: RevokeIn
-    ) -> AttestationOut:
-        return _attestation(await revoke_attestation(db_session, attestation_id, request.user, data.reason))
+    ) -> Response[AttestationOut | ChangeRequestOut]:
+        payload = {"attestation_id": attestation_id}
+        done = await submit(db_session, request.user, Correction("attest_revoke", payload, data.reason))
+        return _answer(done, _attestation, HTTP_200_OK)
 
     @post(
         "/suppliers/merge",
-        summary="Merge a duplicate supplier into another",
+        summary="Merge a duplicate supplier into another; waits for a reviewer if it reaches other organisations",
         guards=[requires_token],
         status_code=HTTP_201_CREATED,
+        responses=_PENDING,
     )
-    async def merge(self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: MergeIn) -> MergeOut:
-        return _merge(await merge_suppliers(db_session, data.source_id, data.target_id, request.user, data.reason))
+    async def merge(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: MergeIn
+    ) -> Response[MergeOut | ChangeRequestOut]:
+        payload = {"source_id": data.source_id, "target_id": data.target_id}
+        done = await submit(db_session, request.user, Correction("merge", payload, data.reason))
+        return _answer(done, _merge, HTTP_201_CREATED)
 
     @post(
         "/suppliers/{supplier_id:int}/split",
-        summary="Split feed parties or contract links off to a new supplier",
+        summary="Split feed parties or contract links off to a new supplier; may wait for a reviewer",
         guards=[requires_token],
         status_code=HTTP_201_CREATED,
+        responses=_PENDING,
     )
     async def split(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: SplitIn
-    ) -> MergeOut:
-        split = await split_supplier(
-            db_session,
-            supplier_id,
-            request.user,
-            name=data.name,
-            reason=data.reason,
-            match_ids=data.party_match_ids,
-            contract_supplier_ids=data.contract_supplier_ids,
-        )
-        return _merge(split)
+    ) -> Response[MergeOut | ChangeRequestOut]:
+        payload = {
+            "supplier_id": supplier_id,
+            "name": data.name,
+            "party_match_ids": data.party_match_ids,
+            "contract_supplier_ids": data.contract_supplier_ids,
+        }
+        done = await submit(db_session, request.user, Correction("split", payload, data.reason))
+        return _answer(done, _merge, HTTP_201_CREATED)
 
     @post(
         "/supplier-merges/{merge_id:int}/undo",
-        summary="Undo a merge or split",
+        summary="Undo a merge or split; waits for a reviewer if it reaches other organisations",
         guards=[requires_token],
         status_code=HTTP_200_OK,
+        responses=_PENDING,
     )
     async def undo(
-        self,
-        request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        merge_id: int,
-        data: UndoIn | None = None,
-    ) -> MergeOut:
-        return _merge(await undo_merge(db_session, merge_id, request.user, data.reason if data else None))
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, merge_id: int, data: UndoIn
+    ) -> Response[MergeOut | ChangeRequestOut]:
+        done = await submit(db_session, request.user, Correction("undo", {"merge_id": merge_id}, data.reason))
+        return _answer(done, _merge, HTTP_200_OK)
 
     @get("/organisations/{org_id:int}/local-area", summary="An anchor's definition of local")
     async def get_local_area(self, db_session: AsyncSession, org_id: int) -> LocalAreaOut:
@@ -249,7 +289,7 @@ class ClassificationController(Controller):
 
         def rows() -> Iterator[bytes]:
             buffer = io.StringIO()
-            writer = csv.writer(buffer)
+            writer = SafeCsvWriter(buffer)
             writer.writerow(columns)
             for i, s in enumerate(suppliers.iter_rows(named=True)):
                 effective = s["merged_into_id"] or s["supplier_id"]
@@ -344,12 +384,69 @@ class SupplierController(Controller):
     ) -> Supplier:
         return supplier_schema(await suppliers.create_supplier(data, request.user))
 
-    @patch("/{supplier_id:int}", summary="Correct a supplier", guards=[requires_editor])
+    @patch(
+        "/{supplier_id:int}",
+        summary="Correct a supplier (reason required); waits for a reviewer if it reaches other organisations",
+        guards=[requires_token],
+        responses=_PENDING,
+    )
     async def update_supplier(
         self,
         request: Request[Principal, Any, Any],
         suppliers: SupplierService,
         supplier_id: int,
         data: SupplierUpdate,
-    ) -> Supplier:
-        return supplier_schema(await suppliers.update_supplier(supplier_id, data, request.user))
+    ) -> Response[Supplier | ChangeRequestOut]:
+        changes = msgspec.to_builtins(data)
+        reason = changes.pop("reason")
+        payload = {"supplier_id": supplier_id, "changes": changes}
+        done = await submit(suppliers.repository.session, request.user, Correction("update", payload, reason))
+        return _answer(done, supplier_schema, HTTP_200_OK)
+
+
+class SupplierChangeRequestController(Controller):
+    path = "/supplier-change-requests"
+    tags = ["classification"]
+    guards = [requires_token]
+
+    @get("/", summary="Corrections of shared supplier data waiting for (or decided by) a reviewer")
+    async def list_requests(
+        self,
+        db_session: AsyncSession,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+        status: m.ChangeRequestStatus | None = None,
+        supplier_id: int | None = Parameter(default=None, ge=1),
+    ) -> Page[ChangeRequestOut]:
+        rows, total = await list_requests(
+            db_session, status=status.value if status else None, supplier_id=supplier_id, limit=limit, offset=offset
+        )
+        return Page(items=[change_request_out(r) for r in rows], total=total, limit=limit, offset=offset)
+
+    @get("/{request_id:int}", summary="One change request")
+    async def get_request(self, db_session: AsyncSession, request_id: int) -> ChangeRequestOut:
+        return change_request_out(
+            await get_or_not_found(db_session, m.SupplierChangeRequest, request_id, "change request")
+        )
+
+    @post(
+        "/{request_id:int}/approve",
+        summary="Approve and apply a change request (a reviewer who may act for every affected organisation)",
+        guards=[requires_reviewer],
+        status_code=HTTP_200_OK,
+    )
+    async def approve(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, request_id: int, data: DecisionIn
+    ) -> ChangeRequestOut:
+        return change_request_out(await approve(db_session, request_id, request.user, data.reason))
+
+    @post(
+        "/{request_id:int}/reject",
+        summary="Reject a change request with a reason (a reviewer who may act for every affected organisation)",
+        guards=[requires_reviewer],
+        status_code=HTTP_200_OK,
+    )
+    async def reject(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, request_id: int, data: DecisionIn
+    ) -> ChangeRequestOut:
+        return change_request_out(await reject(db_session, request_id, request.user, data.reason))

@@ -1,4 +1,5 @@
-"""Reviewers' corrections: overrides and attestations (each with a reason, audited), merge, split and undo."""
+"""Corrections of a supplier's classification: overrides and attestations, merge, split and undo, each with a
+reason and audited. Who may make them, and when they wait for a reviewer, is decided in `corrections`."""
 
 from __future__ import annotations
 
@@ -108,12 +109,16 @@ async def revoke_override(
     return override
 
 
-async def add_attestation(
-    session: AsyncSession, supplier_id: int, actor: Principal, *, kind: str, reference: str
-) -> m.SupplierAttestation:
-    supplier = await get_supplier(session, supplier_id)
+def check_attestation_kind(kind: str) -> None:
     if kind not in enterprise.ATTESTATION_KINDS:
         raise DomainError(f"kind must be one of {', '.join(sorted(enterprise.ATTESTATION_KINDS))}.")
+
+
+async def add_attestation(
+    session: AsyncSession, supplier_id: int, actor: Principal, *, kind: str, reference: str, reason: str
+) -> m.SupplierAttestation:
+    supplier = await get_supplier(session, supplier_id)
+    check_attestation_kind(kind)
     target = supplier.merged_into_id or supplier.id
     attestation = m.SupplierAttestation(
         supplier_id=target, kind=kind, reference=reference.strip(), attested_by=actor.name, attested_at=clock.now()
@@ -127,6 +132,7 @@ async def add_attestation(
         entity_type="supplier",
         entity_id=target,
         changes={"attestation": (None, f"{kind}: {attestation.reference}"), "attestation_id": (None, attestation.id)},
+        reason=reason.strip(),
     )
     await classify(session, [target])
     return attestation
@@ -276,7 +282,7 @@ async def split_supplier(
     return split
 
 
-async def undo_merge(session: AsyncSession, merge_id: int, actor: Principal, reason: str | None) -> m.SupplierMerge:
+async def undo_merge(session: AsyncSession, merge_id: int, actor: Principal, reason: str) -> m.SupplierMerge:
     merge = await get_or_not_found(session, m.SupplierMerge, merge_id, "merge or split")
     if merge.undone_at is not None:
         raise ConflictError(f"{merge.kind.capitalize()} {merge_id} is already undone.")
@@ -341,7 +347,7 @@ async def undo_merge(session: AsyncSession, merge_id: int, actor: Principal, rea
             entity_type="supplier",
             entity_id=entity,
             changes={"merge_id": (merge.id, None)},
-            reason=(reason or "").strip() or None,
+            reason=reason.strip(),
         )
     await session.flush()
     session.expire_all()

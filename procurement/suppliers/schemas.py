@@ -9,6 +9,8 @@ import msgspec
 
 from procurement.schemas import Id, Identifier, IdentifierIn, LongName, normalise_uk_postcode
 
+ReviewReason = Annotated[str, msgspec.Meta(min_length=3, max_length=2000)]
+
 
 class SupplierCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: LongName
@@ -24,6 +26,9 @@ class SupplierCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SupplierUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """A correction of shared supplier data; ``reason`` says why (it moves every buyer's figures)."""
+
+    reason: ReviewReason
     name: LongName | msgspec.UnsetType = msgspec.UNSET
     street_address: Annotated[str, msgspec.Meta(max_length=1000)] | msgspec.UnsetType | None = msgspec.UNSET
     locality: Annotated[str, msgspec.Meta(max_length=200)] | msgspec.UnsetType | None = msgspec.UNSET
@@ -50,9 +55,6 @@ class Supplier(msgspec.Struct):
 
 
 OverrideReason = Annotated[str, msgspec.Meta(min_length=10, max_length=2000)]
-
-
-ReviewReason = Annotated[str, msgspec.Meta(min_length=3, max_length=2000)]
 
 
 FlagName = Annotated[str, msgspec.Meta(min_length=2, max_length=32)]
@@ -84,6 +86,7 @@ class RevokeIn(msgspec.Struct, forbid_unknown_fields=True):
 class AttestationIn(msgspec.Struct, forbid_unknown_fields=True):
     kind: FlagName
     reference: Reference
+    reason: ReviewReason
 
 
 class MergeIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -100,7 +103,29 @@ class SplitIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class UndoIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: ReviewReason | None = None
+    reason: ReviewReason
+
+
+class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: ReviewReason
+
+
+class ChangeRequestOut(msgspec.Struct):
+    """A correction waiting for (or decided by) a reviewer who may act for every affected organisation."""
+
+    id: int
+    kind: str
+    supplier_id: int
+    payload: dict[str, Any]
+    reason: str
+    affected_organisation_ids: list[int]
+    status: str
+    requested_by: str
+    requested_at: dt.datetime
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    decision_reason: str | None
+    result: dict[str, Any] | None
 
 
 class Why(msgspec.Struct, omit_defaults=True):

@@ -24,7 +24,7 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
     repository_type = Repo
 
     async def create_supplier(self, data: SupplierCreate, actor: Principal | None) -> m.Supplier:
-        await self._check_identifiers_free(data.identifiers, None)
+        await self.check_identifiers_free(data.identifiers, None)
         supplier = m.Supplier(
             name=data.name.strip(),
             name_key=_org_name_key(data.name),
@@ -50,6 +50,7 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
     async def update_supplier(self, supplier_id: int, data: SupplierUpdate, actor: Principal) -> m.Supplier:
         supplier = await self.get_or_404(supplier_id)
         fields = _unset_dropped(data)
+        reason = fields.pop("reason")
         identifiers = fields.pop("identifiers", None)
         if "name" in fields:
             fields["name"] = fields["name"].strip()
@@ -58,7 +59,7 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
             fields["postcode_source"] = "manual" if fields["postcode"] else None
         changes = _apply(supplier, fields)
         if identifiers is not None:
-            await self._check_identifiers_free(identifiers, supplier.id)
+            await self.check_identifiers_free(identifiers, supplier.id)
             old = sorted(f"{i.scheme}:{i.value}" for i in supplier.identifiers)
             new = sorted(f"{i.scheme}:{i.id}" for i in identifiers)
             if old != new:
@@ -72,6 +73,7 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
                 entity_type="supplier",
                 entity_id=supplier.id,
                 changes=changes,
+                reason=reason.strip(),
             )
         await self.repository.session.flush()
         return supplier
@@ -82,7 +84,7 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
             raise NotFound(f"No supplier with id {supplier_id}.")
         return supplier
 
-    async def _check_identifiers_free(self, identifiers: Iterable[IdentifierIn], own_id: int | None) -> None:
+    async def check_identifiers_free(self, identifiers: Iterable[IdentifierIn], own_id: int | None) -> None:
         for ident in identifiers:
             holder = await self.repository.session.scalar(
                 select(m.SupplierIdentifier.supplier_id).where(

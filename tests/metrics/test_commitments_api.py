@@ -25,7 +25,7 @@ async def _setup(session: AsyncSession, client: Any) -> dict[str, Any]:
     supplier = await make_supplier(session, "Brum Community Meals CIC", postcode="B15 2GW")
     editor = await make_token(session, "editor", walsall.id, name="jo@walsall")
     other = await make_token(session, "editor", dudley.id, name="sam@dudley")
-    reviewer = await make_token(session, "reviewer", name="rev@icb")
+    reviewer = await make_token(session, "reviewer", name="rev@icb", reviews=[walsall.id])
     created = await client.post(
         "/contracts",
         json={

@@ -37,7 +37,7 @@ async def test_upgrade_seed_token_and_serve(backend: str, tmp_path: Path) -> Non
         assert editor.startswith("lv_")
         refused = localvalue("tokens", "create", "--role", "editor", "--name", "nobody", database_url=url, check=False)
         assert refused.returncode != 0
-        assert "needs --org" in refused.stderr
+        assert "exactly one --org" in refused.stderr
 
         port = free_port()
         server = subprocess.Popen(

@@ -78,7 +78,7 @@ def _text(pdf: bytes) -> str:
 async def test_publish_read_back_and_public_access(db: Database, session: Any, app_client: Any) -> None:
     data = await _birmingham_quarter(session, app_client)
     bcc = data["bcc"]
-    reviewer = bearer(await make_token(session, "reviewer"))
+    reviewer = bearer(await make_token(session, "reviewer", reviews=[bcc.id]))
     editor = bearer(await make_token(session, "editor", bcc.id))
 
     # Drafts are for reviewers only; nothing is stored by a preview.
@@ -187,7 +187,7 @@ async def test_publish_read_back_and_public_access(db: Database, session: Any, a
 async def test_correction_withdrawal_reproducibility_and_tamper(db: Database, session: Any, app_client: Any) -> None:
     data = await _birmingham_quarter(session, app_client)
     bcc = data["bcc"]
-    reviewer = bearer(await make_token(session, "reviewer"))
+    reviewer = bearer(await make_token(session, "reviewer", reviews=[bcc.id]))
     first = (
         await app_client.post("/statements", json={"anchor_id": bcc.id, "period": PERIOD}, headers=reviewer)
     ).json()

@@ -210,14 +210,15 @@ async def test_delivery_postcode_override_changes_the_tier(app_client: Any, sess
     assert _why(body, "place")[0]["method"] == "override"
 
 
-async def test_attestation_is_reviewer_only_and_is_evidence(app_client: Any, session: AsyncSession) -> None:
+async def test_attestation_needs_a_reason_and_is_evidence(app_client: Any, session: AsyncSession) -> None:
     _, walsall = await _seeded(session)
-    editor = await make_token(session, "editor", walsall.id)
-    reviewer = await make_token(session, "reviewer", name="sam@reviews")
+    reviewer = await make_token(session, "reviewer", name="sam@reviews", reviews=[walsall.id])
     supplier = await make_supplier(session, "Brum Community Meals", postcode="B15 2GW")
     body = {"kind": "social_enterprise_mark", "reference": "SEM certificate 2025-0412"}
-    refused = await app_client.post(f"/suppliers/{supplier.id}/attestations", json=body, headers=bearer(editor))
-    assert refused.status_code == 403
+    refused = await app_client.post(f"/suppliers/{supplier.id}/attestations", json=body, headers=bearer(reviewer))
+    assert refused.status_code == 400
+    assert "reason" in refused.json()["detail"]
+    body["reason"] = "certificate seen on the SEM register"
     made = await app_client.post(f"/suppliers/{supplier.id}/attestations", json=body, headers=bearer(reviewer))
     assert made.status_code == 201, made.text
     out = await _classification(app_client, reviewer, supplier.id)
@@ -228,7 +229,7 @@ async def test_attestation_is_reviewer_only_and_is_evidence(app_client: Any, ses
     assert "sam@reviews" in se["source"]
     bad = await app_client.post(
         f"/suppliers/{supplier.id}/attestations",
-        json={"kind": "hunch", "reference": "looks nice"},
+        json={"kind": "hunch", "reference": "looks nice", "reason": "a feeling"},
         headers=bearer(reviewer),
     )
     assert bad.status_code == 422

@@ -45,7 +45,7 @@ async def test_override_survives_reimport_and_reclassification(
     assert supplier.postcode == "DY5 1XN"
     bcc_id = (await session.scalars(select(m.Organisation.id).where(m.Organisation.gss_code == "E08000025"))).one()
     supplier_id = supplier.id
-    reviewer = bearer(await make_token(session, "reviewer"))
+    reviewer = bearer(await make_token(session, "cross_reviewer"))
 
     async def tier() -> str:
         r = await app_client.get(f"/suppliers/{supplier_id}/classification?anchor_id={bcc_id}", headers=reviewer)

@@ -130,7 +130,9 @@ async def test_merge_moves_identifiers_and_undo_restores(app_client: Any, sessio
         "Walsall",
         "charity",
     )
-    twice = await app_client.post(f"/supplier-merges/{merge_id}/undo", json={}, headers=bearer(token))
+    twice = await app_client.post(
+        f"/supplier-merges/{merge_id}/undo", json={"reason": "still not the same"}, headers=bearer(token)
+    )
     assert twice.status_code == 409
 
     actions = (
@@ -143,7 +145,7 @@ async def test_merge_moves_identifiers_and_undo_restores(app_client: Any, sessio
 
 async def test_split_moves_parties_and_links_and_undo_restores(app_client: Any, session: AsyncSession) -> None:
     bcc = await _birmingham(session)
-    token = await make_token(session, "reviewer", name="ali@review")
+    token = await make_token(session, "cross_reviewer", name="ali@review")
     mixed = await make_supplier(session, "Smith Services", postcode="B15 2GW")
     mixed_id = mixed.id
     keep = m.SupplierMatch(
@@ -201,7 +203,9 @@ async def test_split_moves_parties_and_links_and_undo_restores(app_client: Any, 
     assert (new["name"], new["place"]["lad_name"], new["sme"]) == ("Smith Services Walsall Ltd", "Walsall", True)
     assert (await _get(app_client, token, mixed_id))["sme"] is None
 
-    undone = await app_client.post(f"/supplier-merges/{split.json()['id']}/undo", json={}, headers=bearer(token))
+    undone = await app_client.post(
+        f"/supplier-merges/{split.json()['id']}/undo", json={"reason": "split by mistake"}, headers=bearer(token)
+    )
     assert undone.status_code == 200, undone.text
     session.expire_all()
     assert (await session.get(m.SupplierMatch, other_id)).supplier_id == mixed_id  # type: ignore[union-attr]

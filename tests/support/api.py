@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from advanced_alchemy.base import metadata_registry
@@ -13,15 +15,33 @@ from procurement.auth import hash_token, new_token
 
 
 async def make_token(
-    session: AsyncSession, role: str, organisation_id: int | None = None, name: str | None = None
+    session: AsyncSession,
+    role: str,
+    organisation_id: int | None = None,
+    name: str | None = None,
+    *,
+    reviews: Sequence[int] = (),
+    groups: Sequence[int] = (),
+    expires_at: dt.datetime | None = None,
 ) -> str:
+    """A user with ``role`` and a token for it. Editors act for ``organisation_id``; reviewers review the
+    organisation ids in ``reviews`` and the members of the anchor group ids in ``groups``."""
     user = m.User(
         name=name or f"{role}-{organisation_id}-{new_token()[-6:]}", role=role, organisation_id=organisation_id
     )
+    user.scopes = [m.UserScope(organisation_id=i) for i in reviews] + [m.UserScope(group_id=g) for g in groups]
     session.add(user)
     await session.flush()
     token = new_token()
-    session.add(m.ApiToken(user_id=user.id, name=user.name, token_hash=hash_token(token), token_prefix=token[:8]))
+    session.add(
+        m.ApiToken(
+            user_id=user.id,
+            name=user.name,
+            token_hash=hash_token(token),
+            token_prefix=token[:8],
+            expires_at=expires_at,
+        )
+    )
     await session.commit()
     return token
 
