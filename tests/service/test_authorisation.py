@@ -146,6 +146,8 @@ TABLE: dict[str, Case] = {
     "POST /statements/{statement_id}/withdraw": Case({"reason": "figures were wrong"}, **REVIEW),
     "POST /tokens": Case({"name": "new@token", "role": "admin", "expires_in": "90d"}, any=ADMIN_ONLY_201),
     "DELETE /tokens/{token_id}": Case(None, query={"reason": "left the trust"}, any=S(401, 403, 403, 403, 204)),
+    # A payee in an anchor's own payment files: its editors (and admins) say who it is.
+    "POST /spend/payees/{match_id}/decision": Case({"decision": "reject", "reason": "not a supplier"}, **OWN_RECORDS),
 }
 
 # Path parameters and placeholders to the record of the world they name.
@@ -163,6 +165,7 @@ PARAMS = {
     "measure_id": "measure",
     "statement_id": "statement",
     "token_id": "token",
+    "match_id": "payee",
 }
 
 
@@ -321,7 +324,15 @@ async def _world(session: AsyncSession, operation: str) -> World:
             requested_by_organisation_id=third.id,
             requested_at=now,
         )
-        session.add_all([returned, override, attestation, merge, pending])
+        payee = m.PayeeMatch(
+            anchor_id=org.id,
+            payee_key=f"acme payee {tag}".lower(),
+            payee_name=f"Acme Payee {tag}",
+            status="review",
+            method="name",
+            candidates=[],
+        )
+        session.add_all([returned, override, attestation, merge, pending, payee])
         await session.flush()
         ids[variant] = {
             "org": org.id,
@@ -335,6 +346,7 @@ async def _world(session: AsyncSession, operation: str) -> World:
             "attestation": attestation.id,
             "merge": merge.id,
             "change_request": pending.id,
+            "payee": payee.id,
             "measure": measure.id,
             "group": "test-group",
         }
