@@ -6,6 +6,7 @@ passwords) because the token has 256 bits of entropy: there is nothing to brute-
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from procurement import clock
 from procurement import models as m
 from procurement.db import ALCHEMY_STATE_KEY
 from procurement.errors import Forbidden
-from procurement.models import ApiToken, Role, User
+from procurement.models import ApiToken, Role, User, WebSession
 
 TOKEN_PREFIX = "lv_"  # noqa: S105 - a visible marker, not a secret
 
@@ -60,6 +61,32 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal | 
         return None
     token_row, user = row
     token_row.last_used_at = clock.now()
+    return Principal(user_id=user.id, name=user.name, role=Role(user.role), organisation_id=user.organisation_id)
+
+
+async def principal_for_session(
+    session: AsyncSession, session_id: str, *, idle: dt.timedelta, now: dt.datetime | None = None
+) -> Principal | None:
+    """The Principal of a signed-in browser (its cookie holds ``session_id``): the same one a token of that user
+    gives, so guards and ``ensure_can_write_for`` apply unchanged. None when unknown, idle for longer than
+    ``idle``, past its absolute expiry, or its user is inactive; an ended session is deleted."""
+    now = now or clock.now()
+    row = (
+        await session.execute(
+            select(WebSession, User)
+            .join(User, WebSession.user_id == User.id)
+            .where(WebSession.id_hash == hash_token(session_id))
+        )
+    ).first()
+    if row is None:
+        return None
+    web_session, user = row
+    if not user.is_active or now >= web_session.expires_at or now - web_session.last_seen_at >= idle:
+        await session.delete(web_session)
+        return None
+    # One write a minute at most, not one per request.
+    if now - web_session.last_seen_at >= dt.timedelta(minutes=1):
+        web_session.last_seen_at = now
     return Principal(user_id=user.id, name=user.name, role=Role(user.role), organisation_id=user.organisation_id)
 
 

@@ -57,7 +57,7 @@ def _guard_destructive() -> None:
 
 class LocalValueCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: click.Group) -> None:
-        from procurement.accounts.cli import tokens_group
+        from procurement.accounts.cli import tokens_group, users_group
         from procurement.imports.cli import import_group
         from procurement.metrics.cli import metrics_command
         from procurement.statements.cli import statements_group
@@ -71,6 +71,7 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
             statements_group,
             _seed_group(),
             tokens_group,
+            users_group,
             geo_group,
         ):
             cli.add_command(command)

@@ -22,6 +22,7 @@ from procurement.models.core import (
     Supplier,
     SupplierIdentifier,
     User,
+    WebSession,
 )
 from procurement.models.imports import FeedWatermark, ImportNote, ImportRun, RawRelease, RunStatus, SupplierMatch
 from procurement.models.social_value import (
@@ -72,4 +73,5 @@ __all__ = [
     "SupplierMatch",
     "SupplierMerge",
     "User",
+    "WebSession",
 ]
