@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import ResponseHeader
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from litestar.response import Template
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,9 +44,10 @@ from socialvalue.charts import Series, bar_chart, trend_chart
 from socialvalue.metrics import CATEGORIES, TIERS
 
 # "scope" is Litestar's name for the ASGI scope, so the query parameter is renamed on the way in.
-_SCOPE = Parameter(
-    query="scope", default=None, max_length=80, description="anchor:ID, group:SLUG, or empty for all anchors."
-)
+ScopeChoice = Annotated[
+    str | None,
+    QueryParameter(name="scope", max_length=80, description="anchor:ID, group:SLUG, or empty for all anchors."),
+]
 _PERIOD = Parameter(default=None, max_length=8, description="2025Q1 or 2025/26.")
 _BASIS = Parameter(default=None, max_length=8, description="awarded or spread.")
 _NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
@@ -110,7 +111,7 @@ class WorkspaceController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        scope_choice: str | None = _SCOPE,
+        scope_choice: ScopeChoice = None,
         period: str | None = _PERIOD,
         basis: str | None = _BASIS,
     ) -> Template:
@@ -138,7 +139,7 @@ class WorkspaceController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        scope_choice: str | None = _SCOPE,
+        scope_choice: ScopeChoice = None,
         period: str | None = _PERIOD,
         basis: str | None = _BASIS,
         tier: str | None = Parameter(default=None, max_length=16),
@@ -198,7 +199,7 @@ class WorkspaceController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        scope_choice: str | None = _SCOPE,
+        scope_choice: ScopeChoice = None,
         period: str | None = _PERIOD,
         basis: str | None = _BASIS,
         tier: str | None = Parameter(default=None, max_length=16),
@@ -225,7 +226,7 @@ class WorkspaceController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        scope_choice: str | None = _SCOPE,
+        scope_choice: ScopeChoice = None,
         period: str | None = _PERIOD,
         basis: str | None = _BASIS,
         tier: str | None = Parameter(default=None, max_length=16),
