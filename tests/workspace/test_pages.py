@@ -156,7 +156,9 @@ async def test_a_session_is_the_same_principal_as_a_token(client: Any, session: 
     )
     assert other.status_code == 403
     audit = (
-        await session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == "supplier.create").order_by(m.AuditEvent.id))
+        await session.scalars(
+            select(m.AuditEvent).where(m.AuditEvent.action == "supplier.create").order_by(m.AuditEvent.id)
+        )
     ).all()
     assert [a.actor_name for a in audit][-1] == "ed@nhs.net"
 
@@ -225,7 +227,9 @@ async def test_lines_download_is_exactly_the_selection(client: Any, session: Asy
         params={"anchor_id": w["bcc"].id, "period": "2025Q1", "basis": "awarded"},
         headers=bearer(reviewer),
     )
-    expected = [r for r in csv.DictReader(io.StringIO(everything.text)) if r["tier"] == "local" and not r["excluded_reason"]]
+    expected = [
+        r for r in csv.DictReader(io.StringIO(everything.text)) if r["tier"] == "local" and not r["excluded_reason"]
+    ]
     assert rows == expected
     assert [r["contract_title"] for r in rows] == ["School meals"]
     assert sum(int(r["allocated_pence"]) for r in rows) == 100000
@@ -264,7 +268,9 @@ async def test_editors_see_their_own_organisation_only(client: Any, session: Asy
     assert other.status_code == 403
     assert "Editors see their own organisation's figures only." in _text(other.text)
     assert (await client.get("/workspace/lines.csv", params={"scope": ""})).status_code == 200
-    assert (await client.get("/workspace/lines.csv", params={"scope": "group:birmingham-and-solihull"})).status_code == 403
+    assert (
+        await client.get("/workspace/lines.csv", params={"scope": "group:birmingham-and-solihull"})
+    ).status_code == 403
     users = await client.get("/workspace/users")
     assert users.status_code == 403
     assert "You cannot see this page" in _text(users.text)
@@ -324,7 +330,9 @@ async def test_data_quality_warns_when_a_feed_goes_quiet(client: Any, session: A
         )
         session.add(run)
     session.add(
-        m.ImportRun(source="find_a_tender", kind="file", parameters={}, status="completed", started_at=now, finished_at=now)
+        m.ImportRun(
+            source="find_a_tender", kind="file", parameters={}, status="completed", started_at=now, finished_at=now
+        )
     )
     await session.flush()
     session.add(m.ImportNote(run_id=run.id, level="warning", ocid="ocds-b5fd17-1", message="no value", created_at=now))
