@@ -42,6 +42,10 @@ def _cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
+def _static_or_docs(scope: Scope) -> bool:
+    return str(scope.get("path", "")).startswith(("/static/", "/schema"))
+
+
 def _has_header(scope: Scope, name: bytes) -> bool:
     return any(key == name for key, _ in scope.get("headers", ()))
 
@@ -51,10 +55,11 @@ class SessionAuthenticationMiddleware(ASGIMiddleware):
     session's Principal. An unknown or expired cookie leaves it anonymous (pages then ask to sign in)."""
 
     scopes = (ScopeType.HTTP,)
-    exclude_path_pattern = ("^/static/", "^/schema")
 
     def __init__(self, idle: dt.timedelta) -> None:
         self.idle = idle
+        # Static files and the API docs never need a Principal: no database look-up for them.
+        self.should_bypass_for_scope = _static_or_docs
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         session_id = _cookie(scope, SESSION_COOKIE) if scope.get("user") is None else None

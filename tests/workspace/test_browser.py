@@ -52,6 +52,7 @@ async def set_password_and_sign_in(page: Any, base: str, link: str, email: str) 
     await page.get_by_label("Type the password again").fill(PASSWORD)
     await page.get_by_role("button", name="Set password").click()
     assert await page.title() == "Your password is set - Local Value"
+    await check_page(page, "password set")
     await page.get_by_role("link", name="Sign in").click()
     await sign_in(page, email)
 
@@ -182,6 +183,11 @@ async def test_editors_csrf_and_rate_limit(site: tuple[str, str]) -> None:
         response = await page.goto(f"{base}/workspace?scope=group:birmingham-and-solihull")
         assert response is not None
         assert response.status == 403
+        # A spent set-password link says so.
+        response = await page.goto(base + editor_link.removeprefix("http://127.0.0.1:8000"))
+        assert response is not None
+        assert response.status == 400
+        await check_page(page, "link not valid")
 
         # A form whose CSRF field has been removed is refused.
         await page.goto(f"{base}/workspace")
