@@ -15,7 +15,7 @@ DEMO_SPEND_ANCHOR ?= RAL
 DEMO_SPEND_QUARTER ?= 2020Q1
 DEMO_SPEND_FILE ?= procurement/data/samples/nhs_royal-free-ft_2020-Q1_over25k_with_VATreg.csv
 
-.PHONY: install demo demo-data test lint typecheck pytest postgres browser clean statement-preview
+.PHONY: install demo demo-data test lint typecheck pytest postgres browser clean statement-preview screens
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,10 @@ statement-preview: demo-data
 	pdftoppm -png -r 60 -f 1 -l 2 docs/demo-statement.pdf docs/demo-statement
 	rm docs/demo-statement.pdf
 	@ls docs/demo-statement-*.png
+
+# PNGs of every workspace page at desktop (1280 px) and phone (390 px) widths, from the demo database.
+screens: demo-data browser
+	DATABASE_URL=$(DEMO_DB) $(BIN)/python -m tests.support.screens --out docs/screens
 
 clean:
 	rm -rf $(VENV) localvalue.db .pytest_cache .mypy_cache .ruff_cache

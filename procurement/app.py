@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
@@ -14,7 +15,8 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from procurement.accounts.controllers import TokenController
+from procurement.accounts.controllers import SignInController, TokenController, UserAdminController
+from procurement.accounts.sessions import PageCSRFMiddleware, SessionAuthenticationMiddleware, csrf_config
 from procurement.auth import TokenAuthenticationMiddleware
 from procurement.cli import LocalValueCLIPlugin
 from procurement.contracts.controllers import ContractController
@@ -32,8 +34,10 @@ from procurement.suppliers.controllers import (
     SupplierChangeRequestController,
     SupplierController,
 )
+from procurement.web.frame import SETTINGS_STATE_KEY
 from procurement.web.pages import accessibility_statement_route
 from procurement.web.setup import static_files_router, template_config
+from procurement.workspace.controllers import WorkspaceController
 
 # When the accessibility statement was prepared (WCAG 2.2 AA, tested with axe-core in Chromium).
 ACCESSIBILITY_PREPARED = dt.date(2026, 12, 6)
@@ -62,13 +66,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SpendController,
             TokenController,
             SupplierChangeRequestController,
+            SignInController,
+            UserAdminController,
+            WorkspaceController,
             static_files_router(),
             accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),
         ],
         template_config=template_config(),
         plugins=[SQLAlchemyPlugin(config=alchemy), LocalValueCLIPlugin()],
-        state=State({ALCHEMY_STATE_KEY: alchemy}),
-        middleware=[DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema"])],
+        state=State({ALCHEMY_STATE_KEY: alchemy, SETTINGS_STATE_KEY: settings}),
+        middleware=_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET"]),
@@ -88,3 +95,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+
+
+def _middleware(settings: Settings) -> list[Any]:
+    """A bearer token first; failing that, a session cookie gives the same Principal; then CSRF on forms."""
+    return [
+        DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema"]),
+        SessionAuthenticationMiddleware(idle=dt.timedelta(minutes=settings.session_idle_minutes)),
+        DefineMiddleware(PageCSRFMiddleware, config=csrf_config(settings)),
+    ]

@@ -25,7 +25,7 @@ from procurement import clock
 from procurement import models as m
 from procurement.db import ALCHEMY_STATE_KEY
 from procurement.errors import Forbidden
-from procurement.models import ApiToken, Role, User
+from procurement.models import ApiToken, Role, User, WebSession
 
 TOKEN_PREFIX = "lv_"  # noqa: S105 - a visible marker, not a secret
 
@@ -110,8 +110,6 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal:
         raise TokenRefused(f"The token expired on {expires_at.date().isoformat()}; ask an admin for a new one.")
     if not user.is_active:
         raise TokenRefused("The token's user is not active.")
-    role = Role(user.role)
-    principal = Principal(user_id=user.id, name=user.name, role=role, organisation_id=user.organisation_id)
     if last_used_at is None or now - last_used_at >= LAST_USED_EVERY:
         stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_EVERY)
         await session.execute(
@@ -119,9 +117,41 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal:
             execution_options={"synchronize_session": False},
         )
         await session.commit()
-    if role is Role.REVIEWER:
+    return await principal_for_user(session, user)
+
+
+async def principal_for_user(session: AsyncSession, user: User) -> Principal:
+    """The same Principal whichever way the user came in (token or browser session), scope included."""
+    principal = Principal(user_id=user.id, name=user.name, role=Role(user.role), organisation_id=user.organisation_id)
+    if principal.role is Role.REVIEWER:
         return dataclasses.replace(principal, scope=await scope_of(session, principal.user_id))
     return principal
+
+
+async def principal_for_session(
+    session: AsyncSession, session_id: str, *, idle: dt.timedelta, now: dt.datetime | None = None
+) -> Principal | None:
+    """The Principal of a signed-in browser (its cookie holds ``session_id``): the same one a token of that user
+    gives, so guards and ``ensure_can_write_for`` apply unchanged. None when unknown, idle for longer than
+    ``idle``, past its absolute expiry, or its user is inactive; an ended session is deleted."""
+    now = now or clock.now()
+    row = (
+        await session.execute(
+            select(WebSession, User)
+            .join(User, WebSession.user_id == User.id)
+            .where(WebSession.id_hash == hash_token(session_id))
+        )
+    ).first()
+    if row is None:
+        return None
+    web_session, user = row
+    if not user.is_active or now >= web_session.expires_at or now - web_session.last_seen_at >= idle:
+        await session.delete(web_session)
+        return None
+    # One write a minute at most, not one per request.
+    if now - web_session.last_seen_at >= dt.timedelta(minutes=1):
+        web_session.last_seen_at = now
+    return await principal_for_user(session, user)
 
 
 class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):

@@ -83,7 +83,7 @@ def _guard_downgrade(database: click.Group) -> None:
 
 class LocalValueCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: click.Group) -> None:
-        from procurement.accounts.cli import tokens_group
+        from procurement.accounts.cli import tokens_group, users_group
         from procurement.backups.cli import backup_command, restore_command
         from procurement.imports.cli import import_group
         from procurement.metrics.cli import metrics_command
@@ -101,6 +101,7 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
             spend_group,
             _seed_group(),
             tokens_group,
+            users_group,
             geo_group,
             backup_command,
             restore_command,

@@ -6,12 +6,15 @@ Tests set the environment before the first call, because the result is cached.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///localvalue.db"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+SECRET_FILE = ".localvalue-secret"  # noqa: S105 - the file name, not the secret
 
 
 def _int(name: str, default: int) -> int:
@@ -57,6 +60,13 @@ class Settings:
     accessibility_contact: str
     # A share judged on less of the value than this (a fraction) is published as "not known", never as 0%.
     coverage_threshold: Decimal
+    # Where people reach the service; set-password links start with it. https:// makes cookies Secure.
+    base_url: str = DEFAULT_BASE_URL
+    cookie_secure: bool = False
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    # Signs CSRF tokens; when unset, one is generated and kept in the work folder (see ``secret_key``).
+    secret: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -64,6 +74,7 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        base_url = (os.environ.get("LOCALVALUE_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/")
         return cls(
             database_url=os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
             debug=_bool("LOCALVALUE_DEBUG", default=False),
@@ -75,9 +86,29 @@ class Settings:
             accessibility_contact=os.environ.get("LOCALVALUE_ACCESSIBILITY_CONTACT", "").strip()
             or "accessibility@localvalue.example",
             coverage_threshold=_fraction("LOCALVALUE_COVERAGE_THRESHOLD", "0.50"),
+            base_url=base_url,
+            cookie_secure=_bool("LOCALVALUE_COOKIE_SECURE", default=base_url.startswith("https://")),
+            session_idle_minutes=_int("LOCALVALUE_SESSION_IDLE_MINUTES", 30),
+            session_absolute_hours=_int("LOCALVALUE_SESSION_HOURS", 12),
+            secret=os.environ.get("LOCALVALUE_SECRET", "").strip() or None,
         )
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings.from_env()
+
+
+def secret_key(settings: Settings) -> str:
+    """LOCALVALUE_SECRET, or the one generated into the work folder on first run (so restarts keep forms
+    valid); several workers on one host share the file."""
+    if settings.secret:
+        return settings.secret
+    path = settings.work_dir / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_hex(32))
+    return path.read_text(encoding="utf-8").strip()

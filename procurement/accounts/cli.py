@@ -103,3 +103,28 @@ def revoke_token_command(token_id: int, reason: str) -> None:
             return f"Revoked token {token.id} ({token.token_prefix}…, {token.name})."
 
     click.echo(run_async(go))
+
+
+@click.group(name="users", help="People who sign in to the workspace (passwords set by the person, never shown).")
+def users_group() -> None:
+    pass
+
+
+@users_group.command(name="invite")
+@click.option("--email", required=True, help="Their email address; they sign in with it.")
+@click.option("--role", type=click.Choice(["admin", "editor", "reviewer"]), required=True)
+@click.option("--org", "org", default=None, help="Organisation id, ODS or GSS code (required for editors).")
+@click.option("--name", default=None, help="Name in the audit trail (default: the email address).")
+def invite_command(email: str, role: str, org: str | None, name: str | None) -> None:
+    """Invite a person (or re-invite them) and print a one-time set-password link, valid for 72 hours."""
+    from procurement.accounts.people import invite_user
+    from procurement.db import session_scope
+    from procurement.settings import get_settings
+
+    async def go() -> str:
+        async with session_scope() as session:
+            invitation = await invite_user(session, email=email, role=role, org=org, name=name)
+            return invitation.link(get_settings().base_url)
+
+    click.echo(run_async(go))
+    click.echo(f"# send this link to {email.strip()}; it works once, for 72 hours.", err=True)

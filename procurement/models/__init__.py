@@ -25,6 +25,7 @@ from procurement.models.core import (
     SupplierIdentifier,
     User,
     UserScope,
+    WebSession,
 )
 from procurement.models.imports import FeedWatermark, ImportNote, ImportRun, RawRelease, RunStatus, SupplierMatch
 from procurement.models.social_value import (
@@ -83,4 +84,5 @@ __all__ = [
     "SupplierMerge",
     "User",
     "UserScope",
+    "WebSession",
 ]

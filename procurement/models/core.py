@@ -183,6 +183,14 @@ class User(BigIntAuditBase):
     role: Mapped[str] = mapped_column(String(16))
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"), index=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # People sign in with email and password; machine users (API tokens only) have neither.
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    password_set_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    # A one-time set-password link (SHA-256 of it) and when it stops working.
+    invite_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    invite_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    last_sign_in_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
     scopes: Mapped[list[UserScope]] = relationship(cascade="all, delete-orphan", lazy="selectin")
@@ -212,6 +220,19 @@ class ApiToken(BigIntAuditBase):
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
     user: Mapped[User] = relationship(back_populates="tokens", lazy="joined")
+
+
+class WebSession(BigIntBase):
+    """A signed-in browser. The cookie holds 32 random bytes; only their SHA-256 is stored, so a copy of the
+    database cannot be replayed as a cookie. Ends at ``expires_at`` or after an idle spell (a setting)."""
+
+    __tablename__ = "session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
 
 
 class AuditEvent(BigIntBase):
