@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from importers.registers import open_register
+from importers.registers import scan_register
 from socialvalue.matching import RegisterIndex, SupplierQuery
 from tests.support.paths import FIXTURES_DIR
 
@@ -108,6 +108,9 @@ def write_register(directory: Path) -> None:
                 fields[9] = f"B{i % 99 + 1} {i % 9}AB"
                 fields[11] = "Dissolved" if i % 50 == 0 else "Active"
                 fields[13] = "01/01/2020" if i % 50 == 0 else ""
+                # About one company in seven has changed its name (the real row's previous name is kept on those).
+                fields[34] = company_name(i + ROWS, rng) if i % 7 == 0 else ""
+                fields[33] = fields[33] if i % 7 == 0 else ""
                 lines.append('","'.join(fields))
                 if len(lines) == 20_000:
                     raw.write(("\n".join(lines) + "\n").encode())
@@ -118,7 +121,11 @@ def write_register(directory: Path) -> None:
 
 def suppliers(frame: pl.DataFrame) -> list[SupplierQuery]:
     rng = random.Random(7)
-    sample = frame.select("number", "name", "postcode").sample(SUPPLIERS, seed=7, with_replacement=True).rows()
+    sample = (
+        frame.select("number", "name", pl.col("postcode").cast(pl.String))
+        .sample(SUPPLIERS, seed=7, with_replacement=True)
+        .rows()
+    )
     out = []
     for number, name, postcode in sample:
         roll = rng.random()
@@ -156,12 +163,14 @@ def main() -> None:
             f"load: {rows:,} rows in {seconds:.1f} s ({rows / seconds:,.0f} rows/s), peak RSS {peak_kb / 1024:,.0f} MB"
             f"  [targets: <= 90 s, < 1,536 MB]"
         )
-        frame, manifest = open_register(work / "store", "companies_house")
         t = time.perf_counter()
-        index = RegisterIndex({"companies_house": (frame, manifest.version)})
-        print(f"index build: {len(index):,} entries in {time.perf_counter() - t:.1f} s")
-        queries = suppliers(frame)
-        del frame
+        scan, manifest = scan_register(work / "store", "companies_house")
+        index = RegisterIndex({"companies_house": (scan, manifest.version)})
+        print(
+            f"index build: {len(index):,} entries in {time.perf_counter() - t:.1f} s ({index.entries.estimated_size() / 1e6:,.0f} MB "
+            f"of entries, {index.tokens.height:,} blocking postings)"
+        )
+        queries = suppliers(index.entries)
         t = time.perf_counter()
         results = index.match(queries)
         elapsed = time.perf_counter() - t
@@ -172,7 +181,10 @@ def main() -> None:
             f"match: {len(queries):,} suppliers in {elapsed:.1f} s ({len(queries) / elapsed:,.0f} suppliers/s) "
             f"{counts}  [target: >= 20,000/s]"
         )
-        print(f"bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+        print(
+            f"index build + matching: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB"
+            f"  [target: < 1,536 MB]"
+        )
 
 
 if __name__ == "__main__":

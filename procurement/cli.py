@@ -61,12 +61,13 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
         from procurement.imports.cli import import_group
         from procurement.metrics.cli import metrics_command
         from procurement.statements.cli import statements_group
-        from procurement.suppliers.cli import classify_group, geo_group
+        from procurement.suppliers.cli import classify_group, geo_group, registers_group
 
         cli.help = HELP
         for command in (
             import_group,
             classify_group,
+            registers_group,
             metrics_command,
             statements_group,
             _seed_group(),

@@ -24,6 +24,7 @@ from procurement.models.core import (
     User,
 )
 from procurement.models.imports import FeedWatermark, ImportNote, ImportRun, RawRelease, RunStatus, SupplierMatch
+from procurement.models.registers import RegisterLoad, RegisterMatchDecision, SupplierRegisterMatch
 from procurement.models.social_value import (
     AnchorGroup,
     AnchorGroupMember,
@@ -60,6 +61,8 @@ __all__ = [
     "OrganisationIdentifier",
     "OrganisationKind",
     "RawRelease",
+    "RegisterLoad",
+    "RegisterMatchDecision",
     "ReturnStatus",
     "Role",
     "RunStatus",
@@ -70,6 +73,7 @@ __all__ = [
     "SupplierClassification",
     "SupplierIdentifier",
     "SupplierMatch",
+    "SupplierRegisterMatch",
     "SupplierMerge",
     "User",
 ]
