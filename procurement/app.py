@@ -26,6 +26,7 @@ from procurement.problems import EXCEPTION_HANDLERS
 from procurement.settings import Settings, get_settings
 from procurement.statements.controllers import PublicStatementController, StatementController, public_home
 from procurement.suppliers.controllers import ClassificationController, SupplierController
+from procurement.suppliers.register_controllers import RegisterMatchController
 from procurement.web.pages import accessibility_statement_route
 from procurement.web.setup import static_files_router, template_config
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PublicStatementController,
             StatementController,
             OrganisationController,
+            RegisterMatchController,
             SupplierController,
             ContractController,
             ImportController,
