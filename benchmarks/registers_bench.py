@@ -166,8 +166,9 @@ def main() -> None:
         t = time.perf_counter()
         scan, manifest = scan_register(work / "store", "companies_house")
         index = RegisterIndex({"companies_house": (scan, manifest.version)})
+        built = time.perf_counter() - t
         print(
-            f"index build: {len(index):,} entries in {time.perf_counter() - t:.1f} s ({index.entries.estimated_size() / 1e6:,.0f} MB "
+            f"index build: {len(index):,} entries in {built:.1f} s ({index.entries.estimated_size() / 1e6:,.0f} MB "
             f"of entries, {index.tokens.height:,} blocking postings)"
         )
         queries = suppliers(index.entries)

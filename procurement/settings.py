@@ -69,7 +69,9 @@ class Settings:
             page_size_default=_int("LOCALVALUE_PAGE_SIZE", 50),
             page_size_max=_int("LOCALVALUE_PAGE_SIZE_MAX", 200),
             work_dir=work_dir,
-            registers_dir=Path(os.environ.get("LOCALVALUE_REGISTERS_DIR", "").strip() or _beside(database_url, work_dir))
+            registers_dir=Path(
+                os.environ.get("LOCALVALUE_REGISTERS_DIR", "").strip() or _beside(database_url, work_dir)
+            )
             .expanduser()
             .resolve(),
             accessibility_contact=os.environ.get("LOCALVALUE_ACCESSIBILITY_CONTACT", "").strip()

@@ -171,9 +171,7 @@ class RegisterIndex:
             {"previous": distinct, "key": [normalise_org_name(n) for n in distinct.to_list()]},
             schema={"previous": pl.String, "key": pl.String},
         )
-        self.previous = (
-            previous.join(keys, on="previous").select("key", "row").filter(pl.col("key") != "").sort("row")
-        )
+        self.previous = previous.join(keys, on="previous").select("key", "row").filter(pl.col("key") != "").sort("row")
         del previous, keys, distinct
         shared = (
             self.entries.select("entity", "row")
@@ -246,9 +244,9 @@ class RegisterIndex:
         wanted = sorted(set(rows))
         if not wanted:
             return {}
-        picked = self.entries.select(
-            "register", "number", "name", "postcode", "current", "entity", "name_key"
-        ).gather(wanted)
+        picked = self.entries.select("register", "number", "name", "postcode", "current", "entity", "name_key").gather(
+            wanted
+        )
         return {
             row: _Row(reg, num, name, pc, _compact_postcode(pc), bool(cur), ent, key)
             for row, (reg, num, name, pc, cur, ent, key) in zip(wanted, picked.iter_rows(), strict=True)
@@ -327,9 +325,7 @@ class RegisterIndex:
         )
         found = pl.concat([found, societies.filter(_isin("id", ids))])
         hits: dict[int, list[int]] = defaultdict(list)
-        for q, row in (
-            query.join(found, on=["register", "id"]).select("q", "row").unique().sort("q", "row").iter_rows()
-        ):
+        for q, row in query.join(found, on=["register", "id"]).select("q", "row").unique().sort("q", "row").iter_rows():
             hits[q].append(row)
         return hits
 
@@ -342,9 +338,7 @@ class RegisterIndex:
                 self.entries.filter(_isin("name_key", wanted)).select(
                     pl.col("name_key").alias("key"), "row", pl.lit("name").alias("via")
                 ),
-                self.previous.filter(_isin("key", wanted)).select(
-                    "key", "row", pl.lit("previous_name").alias("via")
-                ),
+                self.previous.filter(_isin("key", wanted)).select("key", "row", pl.lit("previous_name").alias("via")),
             ]
         )
         hits: dict[int, list[tuple[int, str]]] = defaultdict(list)
@@ -366,9 +360,7 @@ class RegisterIndex:
         q_list = pairs["q"].to_list()
         row_list = pairs["row"].to_list()
         row_keys = self.entries.get_column("name_key").gather(row_list).to_list()
-        scores = process.cpdist(
-            [keys[q] for q in q_list], row_keys, scorer=fuzz.token_sort_ratio, workers=-1
-        )
+        scores = process.cpdist([keys[q] for q in q_list], row_keys, scorer=fuzz.token_sort_ratio, workers=-1)
         hits: dict[int, list[tuple[int, float]]] = defaultdict(list)
         for q, row, score in zip(q_list, row_list, scores.tolist(), strict=True):
             if score >= REVIEW_SCORE:
@@ -427,9 +419,7 @@ class RegisterIndex:
         chosen = candidates[0]
         names = [info[chosen.row].key, *previous.get(chosen.row, [])]
         if key and max(fuzz.token_sort_ratio(key, k) for k in names) < IDENTIFIER_NAME_FLOOR:
-            return self._result(
-                info, "review", "identifier", candidates, "the identifier's entry has a different name"
-            )
+            return self._result(info, "review", "identifier", candidates, "the identifier's entry has a different name")
         return self._result(info, "matched", "identifier", candidates, "register identifier")
 
     def _decide_exact(self, info: Mapping[int, _Row], pc: str, hits: list[tuple[int, str]]) -> MatchResult:
@@ -441,9 +431,7 @@ class RegisterIndex:
             return self._result(info, "matched", "name+postcode", ordered, "exact name key at the same postcode")
         on_name = [c for c in candidates if c.via == "name"]
         if len(candidates) == 1 and on_name:
-            return self._result(
-                info, "matched", "name", candidates, "the only organisation with this exact name key"
-            )
+            return self._result(info, "matched", "name", candidates, "the only organisation with this exact name key")
         reason = (
             "exact name key held by several organisations" if len(candidates) > 1 else "matches a previous name only"
         )

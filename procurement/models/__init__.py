@@ -73,7 +73,7 @@ __all__ = [
     "SupplierClassification",
     "SupplierIdentifier",
     "SupplierMatch",
-    "SupplierRegisterMatch",
     "SupplierMerge",
+    "SupplierRegisterMatch",
     "User",
 ]

@@ -122,7 +122,9 @@ def geo_build(onspd_csv: Path, out_dir: Path, lad_reference: Path | None, data_v
     click.echo("Remember the attribution: Source: Office for National Statistics licensed under the OGL v3.0.")
 
 
-@click.group(name="registers", help="Supplier registers: Companies House, the charity regulators, FCA mutuals (OGL v3).")
+@click.group(
+    name="registers", help="Supplier registers: Companies House, the charity regulators, FCA mutuals (OGL v3)."
+)
 def registers_group() -> None:
     pass
 

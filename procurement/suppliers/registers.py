@@ -313,7 +313,9 @@ async def register_facts(
     decisions = await _decisions(session, ids)
     versions = {kind: s.version for kind, s in manifests.items()}
     keys = {i.supplier_id: _input_key(i, versions, decisions.get(i.supplier_id, ())) for i in inputs}
-    stale = [i for i in inputs if i.supplier_id not in existing or existing[i.supplier_id].input_key != keys[i.supplier_id]]
+    stale = [
+        i for i in inputs if i.supplier_id not in existing or existing[i.supplier_id].input_key != keys[i.supplier_id]
+    ]
     sm = m.SupplierRegisterMatch
     if stale and not manifests:
         # The store was emptied: the old matches no longer stand.
@@ -324,9 +326,7 @@ async def register_facts(
     elif stale:
         rows, matched_versions = await asyncio.to_thread(_match, store, stale, decisions)
         if matched_versions != versions:  # a load finished meanwhile: the rows carry the newer versions
-            keys |= {
-                i.supplier_id: _input_key(i, matched_versions, decisions.get(i.supplier_id, ())) for i in stale
-            }
+            keys |= {i.supplier_id: _input_key(i, matched_versions, decisions.get(i.supplier_id, ())) for i in stale}
         now = clock.now()
         new, changed = [], []
         for i in stale:
@@ -486,9 +486,8 @@ async def review_candidates(
     session: AsyncSession, anchor_id: int | None, limit: int, offset: int
 ) -> tuple[list[tuple[m.SupplierRegisterMatch, str, int]], int]:
     """Suppliers whose candidates wait for a reviewer, largest value at stake first."""
-    if anchor_id is not None:
-        if await session.get(m.Organisation, anchor_id) is None:
-            raise NotFound(f"No organisation {anchor_id}.")
+    if anchor_id is not None and await session.get(m.Organisation, anchor_id) is None:
+        raise NotFound(f"No organisation {anchor_id}.")
     stake = value_at_stake(anchor_id)
     sm, s = m.SupplierRegisterMatch, m.Supplier
     pence = func.coalesce(stake.c.pence, 0)
@@ -527,9 +526,7 @@ async def decide(
             raise DomainError(f"{CLI_NAME[kind]} has no entry {number!r} in the loaded register")
     d = m.RegisterMatchDecision
     now = clock.now()
-    earlier = (
-        await session.scalars(select(d).where(d.supplier_id == supplier_id, d.superseded_at.is_(None)))
-    ).all()
+    earlier = (await session.scalars(select(d).where(d.supplier_id == supplier_id, d.superseded_at.is_(None)))).all()
     for old in earlier:
         # A confirmation replaces any earlier one; a decision on the same entry replaces the earlier word on it.
         if (old.register, old.number) == (kind, number) or (decision == "confirmed" == old.decision):
