@@ -441,6 +441,11 @@ def load_files(name: str, paths: Sequence[Path], version: str | None = None) -> 
     kind = REGISTER_NAMES.get(name)
     if kind is None:
         raise DomainError(f"unknown register {name!r}; use one of {', '.join(REGISTER_NAMES)}")
+    if version is not None:
+        try:
+            version = dt.date.fromisoformat(version.strip()).isoformat()
+        except ValueError:
+            raise DomainError(f"--version {version!r} is not a date; give the download date, e.g. 2025-11-03") from None
     try:
         return load_register(kind, paths, store_dir(), version=version)  # type: ignore[arg-type]
     except RegisterError as exc:

@@ -199,6 +199,19 @@ async def test_coverage_before_and_after_a_load_and_the_registered_postcode_fall
     assert "known for 0" in sme_before, metrics_before.stdout
     assert "known for 1" in sme_after, metrics_after.stdout
 
+    bad = localvalue(
+        "registers", "load", "mutuals", str(REGISTERS_DIR / "SocietyList.csv"), "--version", "2025-13-01",
+        database_url=db.url, check=False, **env,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "--version '2025-13-01' is not a date" in bad.stderr
+    wrong = localvalue(
+        "registers", "load", "companies-house", str(REGISTERS_DIR / "SocietyList.csv"), database_url=db.url,
+        check=False, **env,
+    )  # fmt: skip
+    assert wrong.returncode == 1
+    assert "not a BasicCompanyData file name" in wrong.stderr
+
     shown = localvalue("classify", "show", str(supplier.id), database_url=db.url, **env).stdout
     assert "category sme; sme true" in shown
     assert "Accounts.AccountCategory MICRO ENTITY" in shown
