@@ -5,7 +5,11 @@ Writes a synthetic BasicCompanyData CSV (the real header, leading spaces include
 ~500 bytes a row like the real product) as a multi-part zip set, loads it with importers.registers.load_register
 in a fresh subprocess (wall seconds and peak RSS from the child's rusage), then builds a RegisterIndex and
 matches 200,000 suppliers: 50% exact names (some lower case, with "Ltd"), 20% with a typo and a postcode,
-10% by company number, 20% unknown names. Prints rows/s, peak MB and suppliers/s.
+10% by company number, 20% unknown names. Prints rows/s, peak MB and suppliers/s. One company in seven has a
+previous name (as in the real product, where most have none).
+
+On a 2-core machine (2026-12-06, load average 5 from other work): load 74.9 s, peak 722 MB; index build 10.0 s;
+200,000 suppliers matched at 47,420/s; index build + matching peak RSS 1,195 MB.
 """
 
 import random
