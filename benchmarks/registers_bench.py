@@ -5,7 +5,11 @@ Writes a synthetic BasicCompanyData CSV (the real header, leading spaces include
 ~500 bytes a row like the real product) as a multi-part zip set, loads it with importers.registers.load_register
 in a fresh subprocess (wall seconds and peak RSS from the child's rusage), then builds a RegisterIndex and
 matches 200,000 suppliers: 50% exact names (some lower case, with "Ltd"), 20% with a typo and a postcode,
-10% by company number, 20% unknown names. Prints rows/s, peak MB and suppliers/s.
+10% by company number, 20% unknown names. Prints rows/s, peak MB and suppliers/s. One company in seven has a
+previous name (as in the real product, where most have none).
+
+On a 2-core machine (2026-12-06, load average 5 from other work): load 74.9 s, peak 722 MB; index build 10.0 s;
+200,000 suppliers matched at 47,420/s; index build + matching peak RSS 1,195 MB.
 """
 
 import random
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from importers.registers import open_register
+from importers.registers import scan_register
 from socialvalue.matching import RegisterIndex, SupplierQuery
 from tests.support.paths import FIXTURES_DIR
 
@@ -108,6 +112,9 @@ def write_register(directory: Path) -> None:
                 fields[9] = f"B{i % 99 + 1} {i % 9}AB"
                 fields[11] = "Dissolved" if i % 50 == 0 else "Active"
                 fields[13] = "01/01/2020" if i % 50 == 0 else ""
+                # About one company in seven has changed its name (the real row's previous name is kept on those).
+                fields[34] = company_name(i + ROWS, rng) if i % 7 == 0 else ""
+                fields[33] = fields[33] if i % 7 == 0 else ""
                 lines.append('","'.join(fields))
                 if len(lines) == 20_000:
                     raw.write(("\n".join(lines) + "\n").encode())
@@ -118,7 +125,11 @@ def write_register(directory: Path) -> None:
 
 def suppliers(frame: pl.DataFrame) -> list[SupplierQuery]:
     rng = random.Random(7)
-    sample = frame.select("number", "name", "postcode").sample(SUPPLIERS, seed=7, with_replacement=True).rows()
+    sample = (
+        frame.select("number", "name", pl.col("postcode").cast(pl.String))
+        .sample(SUPPLIERS, seed=7, with_replacement=True)
+        .rows()
+    )
     out = []
     for number, name, postcode in sample:
         roll = rng.random()
@@ -156,12 +167,15 @@ def main() -> None:
             f"load: {rows:,} rows in {seconds:.1f} s ({rows / seconds:,.0f} rows/s), peak RSS {peak_kb / 1024:,.0f} MB"
             f"  [targets: <= 90 s, < 1,536 MB]"
         )
-        frame, manifest = open_register(work / "store", "companies_house")
         t = time.perf_counter()
-        index = RegisterIndex({"companies_house": (frame, manifest.version)})
-        print(f"index build: {len(index):,} entries in {time.perf_counter() - t:.1f} s")
-        queries = suppliers(frame)
-        del frame
+        scan, manifest = scan_register(work / "store", "companies_house")
+        index = RegisterIndex({"companies_house": (scan, manifest.version)})
+        built = time.perf_counter() - t
+        print(
+            f"index build: {len(index):,} entries in {built:.1f} s ({index.entries.estimated_size() / 1e6:,.0f} MB "
+            f"of entries, {index.tokens.height:,} blocking postings)"
+        )
+        queries = suppliers(index.entries)
         t = time.perf_counter()
         results = index.match(queries)
         elapsed = time.perf_counter() - t
@@ -172,7 +186,10 @@ def main() -> None:
             f"match: {len(queries):,} suppliers in {elapsed:.1f} s ({len(queries) / elapsed:,.0f} suppliers/s) "
             f"{counts}  [target: >= 20,000/s]"
         )
-        print(f"bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+        print(
+            f"index build + matching: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB"
+            f"  [target: < 1,536 MB]"
+        )
 
 
 if __name__ == "__main__":

@@ -149,6 +149,26 @@ def open_register(store_dir: Path, kind: RegisterKind) -> tuple[pl.DataFrame, Lo
     return frame, LoadSummary(**summary)
 
 
+def scan_register(store_dir: Path, kind: RegisterKind | str) -> tuple[pl.LazyFrame, LoadSummary]:
+    """A loaded register as a lazy scan (read column by column when collected) and its manifest.
+
+    A reload may replace the file between this call and the scan's collection; a caller that needs rows and
+    manifest from one load compares ``loaded_registers`` before and after (see the supplier matcher's cache).
+    """
+    path = Path(store_dir) / f"{kind}.parquet"
+    return pl.scan_parquet(path), read_manifest(path)
+
+
+def loaded_registers(store_dir: Path) -> dict[str, LoadSummary]:
+    """The manifest of every register loaded in ``store_dir``, by kind (metadata only: cheap)."""
+    out: dict[str, LoadSummary] = {}
+    for kind in REGISTER_KINDS:
+        path = Path(store_dir) / f"{kind}.parquet"
+        if path.is_file():
+            out[kind] = read_manifest(path)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Shared helpers
 

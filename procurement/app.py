@@ -34,6 +34,7 @@ from procurement.suppliers.controllers import (
     SupplierChangeRequestController,
     SupplierController,
 )
+from procurement.suppliers.register_controllers import RegisterMatchController
 from procurement.web.frame import SETTINGS_STATE_KEY
 from procurement.web.pages import accessibility_statement_route
 from procurement.web.setup import static_files_router, template_config
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PublicStatementController,
             StatementController,
             OrganisationController,
+            RegisterMatchController,
             SupplierController,
             ContractController,
             ImportController,

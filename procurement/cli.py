@@ -89,13 +89,14 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
         from procurement.metrics.cli import metrics_command
         from procurement.spend.cli import import_spend_command, spend_group
         from procurement.statements.cli import statements_group
-        from procurement.suppliers.cli import classify_group, geo_group
+        from procurement.suppliers.cli import classify_group, geo_group, registers_group
 
         cli.help = HELP
         import_group.add_command(import_spend_command)
         for command in (
             import_group,
             classify_group,
+            registers_group,
             metrics_command,
             statements_group,
             spend_group,

@@ -47,6 +47,14 @@ def _bool(name: str, *, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _beside(database_url: str, work_dir: Path) -> Path:
+    """`registers/` beside an SQLite database file, else in the work folder."""
+    prefix = "sqlite+aiosqlite:///"
+    if database_url.startswith(prefix) and ":memory:" not in database_url:
+        return Path(database_url.removeprefix(prefix).split("?")[0]).expanduser().resolve().parent / "registers"
+    return work_dir / "registers"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -56,6 +64,8 @@ class Settings:
     page_size_default: int
     page_size_max: int
     work_dir: Path
+    # Where `localvalue registers load` keeps the supplier registers (parquet files with their manifests).
+    registers_dir: Path
     # Who answers accessibility questions, named on /accessibility-statement (a legal requirement).
     accessibility_contact: str
     # A share judged on less of the value than this (a fraction) is published as "not known", never as 0%.
@@ -75,14 +85,21 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         base_url = (os.environ.get("LOCALVALUE_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/")
+        database_url = os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+        work_dir = Path(os.environ.get("LOCALVALUE_WORK_DIR", ".")).resolve()
         return cls(
-            database_url=os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            database_url=database_url,
             debug=_bool("LOCALVALUE_DEBUG", default=False),
             echo_sql=_bool("LOCALVALUE_ECHO_SQL", default=False),
             max_body_bytes=_int("LOCALVALUE_MAX_BODY_BYTES", 1_048_576),
             page_size_default=_int("LOCALVALUE_PAGE_SIZE", 50),
             page_size_max=_int("LOCALVALUE_PAGE_SIZE_MAX", 200),
-            work_dir=Path(os.environ.get("LOCALVALUE_WORK_DIR", ".")).resolve(),
+            work_dir=work_dir,
+            registers_dir=Path(
+                os.environ.get("LOCALVALUE_REGISTERS_DIR", "").strip() or _beside(database_url, work_dir)
+            )
+            .expanduser()
+            .resolve(),
             accessibility_contact=os.environ.get("LOCALVALUE_ACCESSIBILITY_CONTACT", "").strip()
             or "accessibility@localvalue.example",
             coverage_threshold=_fraction("LOCALVALUE_COVERAGE_THRESHOLD", "0.50"),

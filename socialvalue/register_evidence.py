@@ -5,7 +5,8 @@ the match was made. Output: ``Evidence`` items for ``SupplierFacts.register_evid
 should see (dissolved company, removed charity), and the registered postcode as a locality fallback.
 
 Confidence is the rule's own confidence times the match's: an identifier match is certain (1.0), an automatic
-name + postcode match 0.95, an automatic name-only match 0.9. Review-state matches give no evidence.
+name + postcode match 0.95, an automatic name-only match 0.9, a reviewer's confirmation 1.0. Review-state
+matches give no evidence.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from socialvalue.enterprise import Evidence
 
 RULE_VERSION = "registers-2026.11.1"
-MATCH_CERTAINTY = {"identifier": 1.0, "name+postcode": 0.95, "name": 0.9}
+MATCH_CERTAINTY = {"identifier": 1.0, "name+postcode": 0.95, "name": 0.9, "confirmed": 1.0}  # confirmed: by a reviewer
 REGISTER_LABEL = {
     "companies_house": "Companies House Free Company Data Product",
     "ccew": "Charity Commission for England and Wales register",

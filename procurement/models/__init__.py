@@ -28,6 +28,7 @@ from procurement.models.core import (
     WebSession,
 )
 from procurement.models.imports import FeedWatermark, ImportNote, ImportRun, RawRelease, RunStatus, SupplierMatch
+from procurement.models.registers import RegisterLoad, RegisterMatchDecision, SupplierRegisterMatch
 from procurement.models.social_value import (
     AnchorGroup,
     AnchorGroupMember,
@@ -68,6 +69,8 @@ __all__ = [
     "PayeeMatch",
     "PaymentLine",
     "RawRelease",
+    "RegisterLoad",
+    "RegisterMatchDecision",
     "ReturnStatus",
     "Role",
     "RunStatus",
@@ -82,6 +85,7 @@ __all__ = [
     "SupplierIdentifier",
     "SupplierMatch",
     "SupplierMerge",
+    "SupplierRegisterMatch",
     "User",
     "UserScope",
     "WebSession",

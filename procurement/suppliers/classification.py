@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import clock
 from procurement import models as m
 from procurement.db import get_or_not_found
-from socialvalue import enterprise, geography, locality
+from procurement.suppliers.registers import MatchInput, RegisterFacts, register_facts
+from socialvalue import enterprise, geography, locality, register_evidence
 from socialvalue.identifiers import normalise_identifier
+from socialvalue.postcodes import extract_postcode
 
 SERVICE_RULE_VERSION = "classification-service-2026.11.1"
 
@@ -35,6 +37,7 @@ def rule_versions() -> dict[str, str]:
         "locality": locality.RULE_VERSION,
         "geography": geography.DATA_VERSION,
         "service": SERVICE_RULE_VERSION,
+        "registers": register_evidence.RULE_VERSION,
     }
 
 
@@ -42,11 +45,12 @@ def rule_versions() -> dict[str, str]:
 class SupplierInputs:
     supplier_id: int
     place_text: str | None
-    postcode_basis: str | None  # registered | delivery | manual_lad
+    postcode_basis: str | None  # registered | delivery | manual_lad | register (a register's postcode: weaker)
     manual_lad: str | None
     country_hint: str | None
     facts: enterprise.SupplierFacts
     overrides: tuple[tuple[int, str, str, str, str, str], ...]  # id, flag, value, reason, by, at
+    register: RegisterFacts | None = None  # the supplier's register match (procurement.suppliers.registers)
 
     def hash(self) -> str:
         payload = (
@@ -61,6 +65,7 @@ class SupplierInputs:
             self.facts.declared_source,
             [(a.kind, a.reference, a.attested_by, a.attested_at.isoformat()) for a in self.facts.attestations],
             self.overrides,
+            self.register.key if self.register else None,
             sorted(rule_versions().items()),
         )
         return hashlib.sha256(msgspec.json.encode(payload)).hexdigest()
@@ -159,6 +164,32 @@ async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | No
             attestations=tuple(attestations.get(r.id, [])),
         )
         out.append(SupplierInputs(r.id, place_text, basis, manual, r.country, facts, tuple(own)))
+    feed_postcode = {
+        r.id: r.postcode or extract_postcode(", ".join(x for x in (r.street_address, r.locality) if x))
+        for r in effective
+    }
+    found = await register_facts(
+        session,
+        [
+            MatchInput(
+                i.supplier_id,
+                i.facts.name,
+                feed_postcode[i.supplier_id],
+                i.facts.identifiers,
+                bool(feed_postcode[i.supplier_id]) or i.postcode_basis in ("delivery", "manual_lad"),
+            )
+            for i in out
+        ],
+        scoped=supplier_ids is not None,
+    )
+    return [_with_register(i, found[i.supplier_id]) if i.supplier_id in found else i for i in out]
+
+
+def _with_register(inp: SupplierInputs, facts: RegisterFacts) -> SupplierInputs:
+    """Register evidence joins the enterprise decision; the registered postcode stands in when the feed has none."""
+    out = replace(inp, facts=replace(inp.facts, register_evidence=facts.evidence), register=facts)
+    if facts.locality is not None:
+        out = replace(out, place_text=facts.locality.postcode, postcode_basis="register")
     return out
 
 
@@ -195,6 +226,10 @@ def _place_rows(inputs: Sequence[SupplierInputs]) -> list[dict[str, Any]]:
                     "lookup_key": inp.manual_lad,
                 }
             )
+        elif inp.postcode_basis == "register" and inp.register and inp.register.locality:
+            # A registered office is weaker evidence of where a supplier works than a delivery address.
+            cap = inp.register.locality.confidence
+            rows.append(place | {"confidence": None if place["confidence"] is None else min(place["confidence"], cap)})
         elif inp.place_text is None:
             empty: dict[str, Any] = dict.fromkeys(("postcode", "confidence", "lad_code", "region_code"), None)
             rows.append(empty | {"method": "no_postcode", "country_code": None, "lookup_key": None})
@@ -222,6 +257,8 @@ def _place_evidence(inp: SupplierInputs, place: dict[str, Any], at: str) -> dict
     method = place["method"]
     if method == "manual_lad":
         source = "override: LAD set by a person"
+    elif inp.postcode_basis == "register" and inp.register and inp.register.locality:
+        source = f"{inp.register.locality.source}; ONS postcode directory ({geography.DATA_VERSION})"
     elif inp.postcode_basis == "delivery":
         source = f"delivery postcode override; ONS postcode directory ({geography.DATA_VERSION})"
     else:
@@ -250,6 +287,7 @@ def _classify_one(inp: SupplierInputs, place: dict[str, Any], at: dt.datetime) -
         "social_enterprise": result.social_enterprise,
     }
     records = [_place_evidence(inp, place, when)] + [_evidence_dict(e, when) for e in result.evidence]
+    records += [r | {"at": when} for r in (inp.register.records if inp.register else ())]
     overridden = False
     for ovr_id, flag, value, reason, by, created in inp.overrides:
         if flag in ("lad_code", "delivery_postcode"):

@@ -1,4 +1,4 @@
-"""`localvalue classify` and `localvalue geo build`."""
+"""`localvalue classify`, `localvalue registers load|status` and `localvalue geo build`."""
 
 from __future__ import annotations
 
@@ -19,18 +19,22 @@ def classify_group(*, full: bool) -> None:
         return
     from procurement.db import session_scope
     from procurement.suppliers.classification import ClassifyCounts, classify
+    from procurement.suppliers.registers import coverage, coverage_change
 
-    async def go() -> ClassifyCounts:
+    async def go() -> tuple[ClassifyCounts, str]:
         async with session_scope() as session:
-            return await classify(session, full=full)
+            before = await coverage(session)
+            counts = await classify(session, full=full)
+            return counts, coverage_change(before, await coverage(session))
 
     start = time.perf_counter()
-    counts = run_async(go)
+    counts, change = run_async(go)
     elapsed = time.perf_counter() - start
     click.echo(
         f"suppliers: {counts.examined}; classified {counts.classified}, unchanged {counts.unchanged}, "
         f"overridden {counts.overridden} ({elapsed:.1f} s)"
     )
+    click.echo(change)
 
 
 @classify_group.command(name="show")
@@ -116,3 +120,73 @@ def geo_build(onspd_csv: Path, out_dir: Path, lad_reference: Path | None, data_v
     click.echo(", ".join(f"{k} {v}" for k, v in counts.items()) + f" ({time.perf_counter() - start:.1f} s)")
     click.echo(f"written to {out_dir}; shipped tables: {DATA_DIR}")
     click.echo("Remember the attribution: Source: Office for National Statistics licensed under the OGL v3.0.")
+
+
+@click.group(
+    name="registers", help="Supplier registers: Companies House, the charity regulators, FCA mutuals (OGL v3)."
+)
+def registers_group() -> None:
+    pass
+
+
+@registers_group.command(name="load")
+@click.argument("register", type=click.Choice(["companies-house", "charity-commission", "oscr", "mutuals"]))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--version", "version", default=None, help="Date of the FCA SocietyList.csv download (YYYY-MM-DD).")
+def registers_load(register: str, paths: tuple[Path, ...], version: str | None) -> None:
+    """Load a downloaded register (replacing the loaded one atomically), then match and reclassify suppliers.
+
+    \b
+    localvalue registers load companies-house BasicCompanyDataAsOneFile-2025-11-01.zip
+    localvalue registers load charity-commission publicextract.charity.zip
+    localvalue registers load oscr CharityExport-01-Nov-2025.csv CharityExport-Removed-01-Nov-2025.csv
+    localvalue registers load mutuals SocietyList.csv --version 2025-11-03
+    """
+    from procurement.db import session_scope
+    from procurement.errors import DomainError
+    from procurement.suppliers.classification import classify
+    from procurement.suppliers.registers import coverage, coverage_change, load_files, record_load, store_dir
+
+    size = sum(p.stat().st_size for p in paths)
+    click.echo(f"[1/2] loading {register}: {len(paths)} file(s), {size / 1e6:,.1f} MB into {store_dir()} ...", err=True)
+    start = time.perf_counter()
+    try:
+        summary = load_files(register, list(paths), version)
+    except DomainError as exc:  # the file work needs no database, so run_async is not around it
+        raise click.ClickException(exc.detail) from None
+    loaded = time.perf_counter() - start
+    click.echo(f"[2/2] matching suppliers and reclassifying ({loaded:.1f} s so far) ...", err=True)
+
+    async def go() -> str:
+        async with session_scope() as session:
+            before = await coverage(session)
+            await record_load(session, summary)
+            counts = await classify(session)
+            return f"suppliers reclassified {counts.classified}; " + coverage_change(before, await coverage(session))
+
+    change = run_async(go)
+    notes = summary.skipped
+    click.echo(
+        f"{register}: {summary.rows:,} rows, version {summary.version} ({summary.version_source}), "
+        f"{notes:,} malformed row(s) skipped{'' if not summary.notes else f' (first: {summary.notes[0].problem})'}; "
+        f"{change} ({time.perf_counter() - start:.1f} s)"
+    )
+
+
+@registers_group.command(name="status")
+def registers_status() -> None:
+    """Each loaded register: version, rows, when it was loaded and from which files."""
+    from importers.registers import loaded_registers
+    from procurement.suppliers.registers import CLI_NAME, store_dir
+
+    store = store_dir()
+    manifests = loaded_registers(store) if store.is_dir() else {}
+    click.echo(f"store: {store}")
+    if not manifests:
+        click.echo("no register loaded yet; see `localvalue registers load --help`")
+    for kind, s in manifests.items():
+        files = ", ".join(x["name"] for x in s.sources)
+        click.echo(
+            f"{CLI_NAME[kind]}: version {s.version}, {s.rows:,} rows ({s.skipped:,} skipped), "
+            f"loaded at {s.loaded_at}, from {files}"
+        )

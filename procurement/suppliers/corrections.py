@@ -11,12 +11,12 @@ sent it) or rejects, each with a reason and audited. There is one truth per supp
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import distinct, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock
@@ -38,7 +38,7 @@ from procurement.suppliers.overrides import (
     undo_merge,
 )
 from procurement.suppliers.schemas import SupplierUpdate
-from procurement.suppliers.service import SupplierService
+from procurement.suppliers.service import SupplierService, affected_organisations
 
 KINDS = ("update", "override", "override_revoke", "attest", "attest_revoke", "merge", "split", "undo")
 
@@ -70,22 +70,6 @@ async def suppliers_touched(session: AsyncSession, c: Correction) -> list[int]:
         merge = await get_or_not_found(session, m.SupplierMerge, int(p["merge_id"]), "merge or split")
         return [merge.source_supplier_id, merge.target_supplier_id]
     raise DomainError(f"kind must be one of {', '.join(KINDS)}.")
-
-
-async def affected_organisations(session: AsyncSession, supplier_ids: Iterable[int]) -> list[int]:
-    """Buyers whose figures these suppliers feed: via their non-withdrawn contracts, duplicates included."""
-    ids = list(supplier_ids)
-    if not ids:
-        return []
-    s, cs, c = m.Supplier, m.ContractSupplier, m.Contract
-    effective = select(func.coalesce(s.merged_into_id, s.id)).where(s.id.in_(ids))
-    family = select(s.id).where(or_(s.id.in_(ids), s.id.in_(effective), s.merged_into_id.in_(effective)))
-    buyers = (
-        select(distinct(c.buyer_id))
-        .join(cs, cs.contract_id == c.id)
-        .where(cs.supplier_id.in_(family), c.status != m.ContractStatus.WITHDRAWN.value)
-    )
-    return sorted(int(i) for i in (await session.scalars(buyers)).all())
 
 
 async def apply_correction(session: AsyncSession, c: Correction, actor: Principal) -> Any:  # noqa: PLR0911 - one per kind

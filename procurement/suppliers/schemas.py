@@ -230,3 +230,57 @@ class Attribution(msgspec.Struct):
     data_version: str
     licence: str
     licence_url: str
+
+
+# --- Supplier registers: candidates waiting for a reviewer, and reviewers' decisions ---------------------------
+
+
+class RegisterCandidateOut(msgspec.Struct):
+    register: str  # companies-house | charity-commission | oscr | mutuals
+    number: str
+    name: str
+    postcode: str | None
+    current: bool
+    score: float
+    via: str  # identifier | name | previous_name | fuzzy
+
+
+class RegisterReviewOut(msgspec.Struct):
+    supplier_id: int
+    supplier_name: str
+    value_at_stake: str  # pounds, active GBP contract value (for the anchor when one is given)
+    value_at_stake_pence: int
+    method: str | None
+    reason: str
+    candidates: list[RegisterCandidateOut]
+
+
+class RegisterMatchIn(msgspec.Struct, forbid_unknown_fields=True):
+    decision: Annotated[str, msgspec.Meta(pattern="^(confirm|reject)$", examples=["confirm"])]
+    register: Annotated[str, msgspec.Meta(max_length=32, examples=["companies-house"])]
+    number: Annotated[str, msgspec.Meta(min_length=1, max_length=32, examples=["07687209"])]
+    reason: Annotated[str, msgspec.Meta(max_length=2000)]
+
+
+class RegisterDecisionOut(msgspec.Struct):
+    id: int
+    decision: str  # confirmed | rejected
+    register: str
+    number: str
+    reason: str
+    decided_by: str
+    decided_at: dt.datetime
+    superseded_at: dt.datetime | None
+
+
+class RegisterMatchOut(msgspec.Struct):
+    supplier_id: int
+    status: str  # matched | confirmed | review | none
+    method: str | None
+    score: float | None
+    register: str | None
+    number: str | None
+    version: str | None
+    reason: str
+    candidates: list[RegisterCandidateOut]
+    decisions: list[RegisterDecisionOut]

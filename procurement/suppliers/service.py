@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import select
+from sqlalchemy import distinct, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.audit import _apply, _unset_dropped, record_audit
@@ -108,3 +109,22 @@ def supplier_schema(supplier: m.Supplier) -> Supplier:
         declared_vcse=supplier.declared_vcse,
         identifiers=[Identifier(scheme=i.scheme, id=i.value) for i in supplier.identifiers],
     )
+
+
+async def affected_organisations(session: AsyncSession, supplier_ids: Iterable[int]) -> list[int]:
+    """Anchors whose figures these suppliers feed (duplicates included): the buyers of their non-withdrawn
+    contracts and the anchors whose published payments went to them."""
+    ids = list(supplier_ids)
+    if not ids:
+        return []
+    s, cs, c = m.Supplier, m.ContractSupplier, m.Contract
+    effective = select(func.coalesce(s.merged_into_id, s.id)).where(s.id.in_(ids))
+    family = select(s.id).where(or_(s.id.in_(ids), s.id.in_(effective), s.merged_into_id.in_(effective)))
+    buyers = (
+        select(distinct(c.buyer_id))
+        .join(cs, cs.contract_id == c.id)
+        .where(cs.supplier_id.in_(family), c.status != m.ContractStatus.WITHDRAWN.value)
+    )
+    payers = select(distinct(m.PaymentLine.anchor_id)).where(m.PaymentLine.supplier_id.in_(family))
+    found = set((await session.scalars(buyers)).all()) | set((await session.scalars(payers)).all())
+    return sorted(int(i) for i in found)

@@ -147,6 +147,11 @@ TABLE: dict[str, Case] = {
     "POST /tokens": Case({"name": "new@token", "role": "admin", "expires_in": "90d"}, any=ADMIN_ONLY_201),
     "DELETE /tokens/{token_id}": Case(None, query={"reason": "left the trust"}, any=S(401, 403, 403, 403, 204)),
     # A payee in an anchor's own payment files: its editors (and admins) say who it is.
+    # A register match sets a shared supplier's status: reviewers who may act for every anchor it feeds.
+    "POST /suppliers/{supplier_id}/register-match": Case(
+        {"decision": "reject", "register": "companies-house", "number": "01234567", "reason": "a different company"},
+        **REVIEW,
+    ),
     "POST /spend/payees/{match_id}/decision": Case({"decision": "reject", "reason": "not a supplier"}, **OWN_RECORDS),
 }
 
