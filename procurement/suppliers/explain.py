@@ -15,7 +15,7 @@ from procurement.suppliers.classification import classification_for
 from procurement.suppliers.schemas import AttestationOut, Classification, MergeOut, OverrideOut, PlaceOut, TierOut, Why
 from procurement.suppliers.tiers import anchor_areas, supplier_tiers
 from procurement.suppliers.tiers import anchor_ids as every_anchor_id
-from socialvalue import geography
+from socialvalue import enterprise, geography
 
 OGL_URL = "https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/"
 
@@ -141,6 +141,7 @@ async def classification_out(
         sme=row.sme,
         vcse=row.vcse,
         social_enterprise=row.social_enterprise,
+        decision=enterprise.decision_text(row.category, row.sme, row.vcse, row.social_enterprise),
         why=[_why(r) for r in row.evidence],
         overrides=[_override(o) for o in overrides],
         attestations=[_attestation(a) for a in attestations],

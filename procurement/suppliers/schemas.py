@@ -176,6 +176,7 @@ class Classification(msgspec.Struct):
     sme: bool | None
     vcse: bool | None
     social_enterprise: bool | None
+    decision: str  # the one decision the category and flags come from, in words
     why: list[Why]
     overrides: list[OverrideOut]
     attestations: list[AttestationOut]
