@@ -123,7 +123,16 @@ async def _contradicted(
             f" {why}. To change it, first send an override of the category or vcse, e.g. {send}."
         )
     overruled = result.overruled_overrides()
-    return [o for o in others if o.id in overruled]
+    # A person's category says more than a flag: refuse a flag that would overturn it and say which category to send.
+    # An older flag override the new one re-decides gives way (superseded, audited).
+    for o in others:
+        if o.id in overruled and o.flag == "category" and result.category != o.value:
+            raise DomainError(
+                f"Override #{o.id} by {o.created_by} sets the category to {o.value}, which {flag}={value} contradicts."
+                f" Send the category instead, e.g. "
+                f'{{"flag": "category", "value": "{result.category}", "reason": "{_EXAMPLE_REASON}"}}.'
+            )
+    return [o for o in others if o.id in overruled and o.flag != "category"]
 
 
 async def revoke_override(
