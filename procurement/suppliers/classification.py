@@ -233,11 +233,15 @@ def _place_evidence(inp: SupplierInputs, place: dict[str, Any], at: str) -> dict
         source = f"delivery postcode override; ONS postcode directory ({geography.DATA_VERSION})"
     else:
         source = f"supplier's registered address; ONS postcode directory ({geography.DATA_VERSION})"
+    note = geography.fit_text(geography.Place(**place)) if method in geography.POSTCODE_STATUS else None
+    if note:
+        source = f"{source}; {note}"
     return {
         "flag": "place",
         "value": place["lad_code"] or "unknown",
         "method": method,
         "source": source,
+        "note": note,
         "evidence": inp.place_text or place.get("lookup_key") or "",
         "confidence": place["confidence"],
         "rule_id": "GEO",

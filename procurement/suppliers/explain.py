@@ -128,6 +128,8 @@ async def classification_out(
         place=PlaceOut(
             postcode_used=row.postcode_used,
             postcode_basis=row.postcode_basis,
+            postcode_status=geography.postcode_status(row.place_method),
+            postcode_note=_postcode_note(row),
             method=row.place_method,
             confidence=row.place_confidence,
             lad_code=row.lad_code,
@@ -154,6 +156,14 @@ async def classification_out(
     )
 
 
+def _postcode_note(row: m.SupplierClassification) -> str | None:
+    """The best-fit note of a postcode the directory lacks, as recorded in the place evidence."""
+    if geography.postcode_status(row.place_method) not in {"not_in_directory_best_fit", "not_in_directory_no_fit"}:
+        return None
+    place = next((r for r in row.evidence if r["flag"] == "place" and r["method"] != "override"), None)
+    return None if place is None else str(place.get("note") or "") or None
+
+
 def _local_area_out(org: m.Organisation) -> LocalAreaOut:
     area, is_default = anchor_area(org)
     names = _lad_names()
@@ -177,6 +187,7 @@ CSV_COLUMNS = (
     "postcode",
     "postcode_used",
     "postcode_basis",
+    "postcode_status",
     "place_method",
     "place_confidence",
     "lad_code",

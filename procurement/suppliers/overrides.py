@@ -15,6 +15,7 @@ from procurement.auth import Principal
 from procurement.db import get_or_not_found
 from procurement.errors import ConflictError, DomainError
 from procurement.suppliers.classification import PLACE_FLAGS, _gather_inputs, classify, get_supplier
+from procurement.suppliers.service import check_postcode
 from socialvalue import enterprise, geography
 from socialvalue.identifiers import normalise_org_name
 from socialvalue.postcodes import normalise_postcode
@@ -25,7 +26,7 @@ OVERRIDE_FLAGS = (*enterprise.OVERRIDE_VALUES, *PLACE_FLAGS)
 MIN_REASON = 10
 
 
-def check_override(flag: str, value: str) -> str:
+def check_override(flag: str, value: str, *, confirm_postcode: bool = False) -> str:
     """The canonical value for a flag, or a DomainError saying what is allowed."""
     text = value.strip()
     if flag == "category":
@@ -44,20 +45,28 @@ def check_override(flag: str, value: str) -> str:
     if flag == "delivery_postcode":
         postcode = normalise_postcode(text)
         if postcode is None:
-            raise DomainError(f"{text!r} is not a valid UK postcode.")
+            raise DomainError(f"delivery_postcode {text!r} is not a valid UK postcode; send one like B15 2GW.")
+        check_postcode(postcode, confirmed=confirm_postcode, field="delivery_postcode")
         return postcode
     raise DomainError(f"flag must be one of {', '.join(OVERRIDE_FLAGS)}.")
 
 
 async def add_override(
-    session: AsyncSession, supplier_id: int, actor: Principal, *, flag: str, value: str, reason: str
+    session: AsyncSession,
+    supplier_id: int,
+    actor: Principal,
+    *,
+    flag: str,
+    value: str,
+    reason: str,
+    confirm_postcode: bool = False,
 ) -> m.ClassificationOverride:
     supplier = await get_supplier(session, supplier_id)
     if supplier.merged_into_id is not None:
         raise DomainError(f"Supplier {supplier_id} is merged into {supplier.merged_into_id}; override that one.")
     if len(reason.strip()) < MIN_REASON:
         raise DomainError(f"An override needs a reason of at least {MIN_REASON} characters.")
-    canonical = check_override(flag, value)
+    canonical = check_override(flag, value, confirm_postcode=confirm_postcode)
     now = clock.now()
     co = m.ClassificationOverride
     active = (await session.scalars(select(co).where(co.supplier_id == supplier_id, co.revoked_at.is_(None)))).all()
