@@ -277,19 +277,25 @@ def sync_command(
 
 @import_group.command(name="file")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--source", type=SOURCE_CHOICE, default="contracts_finder", show_default=True)
+@click.option(
+    "--source",
+    type=SOURCE_CHOICE,
+    default=None,
+    help="Store every release under this source. Default: each release's own, from its ocid prefix "
+    "(ocds-b5fd17 Contracts Finder, ocds-h6vhtk Find a Tender) or its package's publisher.",
+)
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=FILE_BATCH, show_default=True)
-def file_command(paths: tuple[Path, ...], source: str, batch_size: int) -> None:
+def file_command(paths: tuple[Path, ...], source: str | None, batch_size: int) -> None:
     """Import OCDS files: release or record packages, arrays of releases, JSON lines."""
     from procurement.db import get_alchemy_config, session_scope
-    from procurement.imports.runs import run_file_import, superseded, unfinished_run
+    from procurement.imports.runs import file_parameters, run_file_import, superseded, unfinished_run
 
     resolved = [p.resolve() for p in paths]
 
     async def go() -> Any:
         async with session_scope() as session:
-            parameters = {"paths": [str(p) for p in resolved], "batch_size": batch_size}
-            resume = await unfinished_run(session, source, "file", parameters)
+            parameters = file_parameters(resolved, batch_size, source)
+            resume = await unfinished_run(session, None, "file", parameters)
             if resume is not None and await superseded(session, resume.id):
                 resume = None
         if resume is not None:
@@ -352,11 +358,11 @@ def resume_command(
         return
     paths = [Path(p) for p in run.parameters["paths"]]
     batch = int(run.parameters.get("batch_size", FILE_BATCH))
+    # Runs from before per-release detection name their one source only on the row.
+    source = run.parameters.get("source", run.source)
     _report(
         _run(
-            lambda: run_file_import(
-                get_alchemy_config().get_engine(), run.source, paths, batch_size=batch, resume_run=run
-            )
+            lambda: run_file_import(get_alchemy_config().get_engine(), source, paths, batch_size=batch, resume_run=run)
         )
     )
 
