@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from procurement import clock
-from procurement.commands import run_async
+from procurement.commands import fail, run_async
 from procurement.imports.service import FILE_BATCH
 from procurement.models import RunStatus
 
@@ -276,7 +276,7 @@ def sync_command(
 
 
 @import_group.command(name="file")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--source",
     type=SOURCE_CHOICE,
@@ -290,6 +290,9 @@ def file_command(paths: tuple[Path, ...], source: str | None, batch_size: int) -
     from procurement.db import get_alchemy_config, session_scope
     from procurement.imports.runs import file_parameters, run_file_import, superseded, unfinished_run
 
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        fail(f"no such file: {', '.join(missing)}")
     resolved = [p.resolve() for p in paths]
 
     async def go() -> Any:
