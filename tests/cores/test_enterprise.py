@@ -19,10 +19,10 @@ from socialvalue.enterprise import (
     RULE_VERSION,
     VCSE_CATEGORIES,
     Attestation,
-    inconsistencies,
     EnterpriseClassification,
     SupplierFacts,
     classify_enterprise,
+    inconsistencies,
 )
 from socialvalue.identifiers import clean_org_name, normalise_identifier
 from tests.support.paths import FEEDS_DIR

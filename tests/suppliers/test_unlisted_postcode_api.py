@@ -84,7 +84,10 @@ async def test_listed_postcodes_pass_and_patch_is_checked(app_client: Any, sessi
     )
     assert renamed.status_code == 200, renamed.text
     audit = (await session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == "supplier.update"))).all()
-    assert [a.changes.get("postcode") for a in audit][0] == ["B15 2GW", "B99 9ZZ"]
+    moved, renamed_audit = audit
+    assert moved.changes["postcode"] == ["B15 2GW", "B99 9ZZ"]
+    assert moved.changes["postcode_source"] == ["manual", "manual_confirmed_unlisted"]
+    assert "postcode" not in renamed_audit.changes
 
 
 async def test_delivery_postcode_override_needs_confirmation(app_client: Any, session: AsyncSession) -> None:
