@@ -325,3 +325,39 @@ def _located(item: FileItem, position: str) -> FileItem:
     if note is not None:
         note = Note(note.level, note.message, note.ocid, note.release_id, position, note.value)
     return FileItem(item.release, note, position)
+
+
+CONTRACTS_FINDER = "contracts_finder"
+FIND_A_TENDER = "find_a_tender"
+SOURCES = (CONTRACTS_FINDER, FIND_A_TENDER)
+SOURCE_LABEL = {CONTRACTS_FINDER: "Contracts Finder", FIND_A_TENDER: "Find a Tender"}
+# The OCDS prefix each platform registered (docs/feeds.md); legacy Contracts Finder copies use ocds-b5fd17raw-.
+OCID_PREFIXES = {"ocds-b5fd17": CONTRACTS_FINDER, "ocds-h6vhtk": FIND_A_TENDER}
+# Both packages name the Cabinet Office as publisher; the package's own address says which platform published it.
+PACKAGE_HOSTS = {"contractsfinder.service.gov.uk": CONTRACTS_FINDER, "find-tender.service.gov.uk": FIND_A_TENDER}
+_PACKAGE_URI = re.compile(rb'"(?:uri|publishedDate|publisher)"\s*:\s*"https?://(?:www\.)?([a-z.-]+)')
+_HEAD = 64 * 1024
+
+
+def package_source(path: Path) -> str | None:
+    """The platform that published the file's package, from the package ``uri`` near its start; None if not said."""
+    try:
+        with path.open("rb") as raw:
+            head = raw.read(_HEAD)
+    except OSError:
+        return None
+    # Only the package's own fields come before its "releases" or "records" array.
+    cut_at = min((i for i in (head.find(b'"releases"'), head.find(b'"records"')) if i >= 0), default=len(head))
+    for match in _PACKAGE_URI.finditer(head[:cut_at]):
+        host = match.group(1).decode("ascii")
+        if host in PACKAGE_HOSTS:
+            return PACKAGE_HOSTS[host]
+    return None
+
+
+def release_source(ocid: str, package: str | None) -> str | None:
+    """Contracts Finder or Find a Tender for one release: its ocid prefix first, else its package's publisher."""
+    for prefix, source in OCID_PREFIXES.items():
+        if ocid.startswith(prefix):
+            return source
+    return package

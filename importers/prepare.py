@@ -26,9 +26,10 @@ from typing import IO, Any
 
 import msgspec
 
-from importers.files import iter_releases_from_file
+from importers.files import CONTRACTS_FINDER, SOURCE_LABEL, iter_releases_from_file, package_source, release_source
 from importers.ocds import (
     ERROR,
+    WARNING,
     Note,
     Procurement,
     canonical_json,
@@ -80,6 +81,7 @@ class PreparedBatch(msgspec.Struct, array_like=True):
     failed: int = 0
     checkpoint: dict[str, int] | None = None
     file_index: int = 0
+    source: str = ""  # the platform every release of the batch came from (a file batch is split per source)
 
 
 def prepare_release(release: Any) -> PreparedRelease | Note:
@@ -146,17 +148,23 @@ def file_note(note: Note, path: Path) -> tuple[Note, str | None]:
 
 
 def file_batches(
-    source: str, paths: Sequence[Path], *, batch_size: int, start_file: int = 0, start_item: int = 0
+    source: str | None, paths: Sequence[Path], *, batch_size: int, start_file: int = 0, start_item: int = 0
 ) -> Iterator[PreparedBatch]:
     """Prepared batches of at most ``batch_size`` releases, and one at the end of every file (maybe empty), each
-    with the checkpoint (file index, items read) a resumed import starts from."""
+    with the checkpoint (file index, items read) a resumed import starts from.
+
+    Each release's platform is detected (``release_source``: ocid prefix, else the package's publisher) and a
+    batch is split per platform; ``source`` overrides the detection, and a release that looks otherwise gets a note.
+    """
     for file_index, path in enumerate(paths):
         if file_index < start_file:
             continue
+        package = package_source(path)
         releases: list[dict[str, Any]] = []
         notes: list[Note] = []
         skipped = failed = 0
         done = start_item if file_index == start_file else 0
+        chunk_start = done
         for item in _items_from(path, done):
             done += 1
             if item.release is not None:
@@ -167,9 +175,73 @@ def file_batches(
                 skipped += outcome == "skipped"
                 failed += outcome == "failed"
             if len(releases) >= batch_size:
-                yield _file_batch(source, releases, notes, skipped, failed, file_index, (file_index, done))
+                yield from _split_by_source(
+                    source, package, path, releases, notes, skipped, failed, file_index, chunk_start, done
+                )
                 releases, notes, skipped, failed = [], [], 0, 0
-        yield _file_batch(source, releases, notes, skipped, failed, file_index, (file_index + 1, 0))
+                chunk_start = done
+        yield from _split_by_source(
+            source, package, path, releases, notes, skipped, failed, file_index, chunk_start, None
+        )
+
+
+def _split_by_source(
+    override: str | None,
+    package: str | None,
+    path: Path,
+    releases: list[Any],
+    notes: list[Note],
+    skipped: int,
+    failed: int,
+    file_index: int,
+    chunk_start: int,
+    done: int | None,
+) -> Iterator[PreparedBatch]:
+    """One batch per platform; all but the last resume from the chunk's start (re-storing a release is a no-op)."""
+    groups: dict[str, list[Any]] = {}
+    conflicts: dict[str, int] = {}
+    undetected = 0
+    for release in releases:
+        ocid = release.get("ocid") if isinstance(release, Mapping) else None
+        detected = release_source(ocid if isinstance(ocid, str) else "", package)
+        undetected += detected is None
+        if override is not None and detected is not None and detected != override:
+            conflicts[detected] = conflicts.get(detected, 0) + 1
+        groups.setdefault(override or detected or CONTRACTS_FINDER, []).append(release)
+    notes = list(notes)
+    for detected, n in conflicts.items():
+        notes.append(
+            Note(
+                WARNING,
+                f"{n} release{'s' if n != 1 else ''} look{'s' if n == 1 else ''} like {SOURCE_LABEL[detected]} (ocid"
+                f" prefix or package publisher) but --source {override} was given; stored as {override}",
+                path=path.name,
+            )
+        )
+    if undetected and override is None:
+        notes.append(
+            Note(
+                WARNING,
+                f"{undetected} release{'s' if undetected != 1 else ''}: neither the ocid prefix nor the package says"
+                f" Contracts Finder or Find a Tender; stored as {CONTRACTS_FINDER} (give --source to say which)",
+                path=path.name,
+            )
+        )
+    if not groups:
+        groups[override or package or CONTRACTS_FINDER] = []
+    end = (file_index + 1, 0) if done is None else (file_index, done)
+    items = list(groups.items())
+    for i, (source, group) in enumerate(items):
+        last = i == len(items) - 1
+        first = i == 0
+        batch = prepare_batch(
+            source, group, notes if first else (), skipped=skipped if first else 0, failed=failed if first else 0
+        )
+        resume_at = end if last else (file_index, chunk_start)
+        batch.checkpoint = {"file_index": resume_at[0], "item_index": resume_at[1]}
+        batch.file_index = file_index
+        batch.source = source
+        yield batch
 
 
 def _items_from(path: Path, done: int) -> Iterator[Any]:
@@ -178,21 +250,6 @@ def _items_from(path: Path, done: int) -> Iterator[Any]:
         if next(items, None) is None:
             return
     yield from items
-
-
-def _file_batch(
-    source: str,
-    releases: list[Any],
-    notes: list[Note],
-    skipped: int,
-    failed: int,
-    file_index: int,
-    resume_at: tuple[int, int],
-) -> PreparedBatch:
-    batch = prepare_batch(source, releases, notes, skipped=skipped, failed=failed)
-    batch.checkpoint = {"file_index": resume_at[0], "item_index": resume_at[1]}
-    batch.file_index = file_index
-    return batch
 
 
 class FileBatches:
@@ -204,7 +261,7 @@ class FileBatches:
 
     def __init__(
         self,
-        source: str,
+        source: str | None,
         paths: Sequence[Path],
         *,
         batch_size: int,

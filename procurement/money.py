@@ -24,7 +24,7 @@ MAX_PENCE = 10**15  # £10 trillion: far above any contract, small enough to cat
 def parse_currency(code: str) -> str:
     value = code.strip().upper()
     if value not in ISO_4217:
-        msg = f"currency {code!r} is not an ISO 4217 code (for example GBP)"
+        msg = f"currency must be a three-letter ISO 4217 currency code like GBP, not {code!r}"
         raise ValueError(msg)
     return value
 
@@ -34,17 +34,17 @@ def to_pence(amount: Decimal | int | str, *, field: str = "value") -> int:
     try:
         value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
     except InvalidOperation as exc:
-        msg = f"{field} must be a decimal amount such as 1234.50"
+        msg = f"{field} must be pounds with at most two decimals, like 80000.00"
         raise ValueError(msg) from exc
     if not value.is_finite():
-        msg = f"{field} must be a finite amount"
+        msg = f"{field} must be pounds with at most two decimals, like 80000.00"
         raise ValueError(msg)
     if value < 0:
-        msg = f"{field} must not be negative"
+        msg = f"{field} must not be negative; send pounds with at most two decimals, like 80000.00"
         raise ValueError(msg)
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and exponent < -2:
-        msg = f"{field} has more than two decimal places"
+        msg = f"{field} must be pounds with at most two decimals, like 80000.00"
         raise ValueError(msg)
     pence = int(value * 100)
     if pence > MAX_PENCE:

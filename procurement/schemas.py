@@ -40,7 +40,7 @@ def normalise_uk_postcode(text: str) -> str:
 
     value = normalise_postcode(text)
     if value is None:
-        msg = f"postcode {text!r} is not a valid UK postcode"
+        msg = f"postcode {text!r} is not a UK postcode; send one like B15 2GW"
         raise ValueError(msg)
     return value
 
@@ -64,7 +64,7 @@ class IdentifierIn(msgspec.Struct, forbid_unknown_fields=True):
 
             number = normalise_company_number(self.id)
             if number is None:
-                msg = f"{self.id!r} is not a Companies House number"
+                msg = f"id {self.id!r} is not a Companies House number; send one like 04482788 or SC123456"
                 raise ValueError(msg)
             self.id = number
 

@@ -10,7 +10,33 @@ Rules SE1-SE7 follow the project proposal in social-value/uk-organisation-identi
 Tender-level suitability (tender.suitability.sme/vcse) says who an opportunity suits, not who won it,
 so it is deliberately not an input. A name containing "Trust" or "Foundation" is not evidence of anything.
 
-Confidence scale (0..1): manual attestation 0.95; register identifier and Companies House type 0.9;
+One decision. The category and the three flags come from one decision, so they can never disagree: the legal form
+(a VCSE form, "not a VCSE", or not known) and the size band are settled from the evidence, and the category and
+every flag are read off that pair. What each category implies (IMPLIED, checked by ``inconsistencies``):
+
+  category            vcse    sme                  social_enterprise
+  charity, cio        true    its own evidence     its own evidence (charity status does not show trading income)
+  other_vcse          true    its own evidence     its own evidence
+  cic                 true    its own evidence     true (statutory asset lock and community-interest test)
+  registered_society  true    its own evidence     true (co-operatives and community benefit societies)
+  sme                 false   true                 false
+  large               false   false                false
+  unknown             false or unknown; when vcse is false the size is unknown (else it would be sme or large);
+                      social_enterprise false when vcse is false, otherwise false or unknown, never true
+
+Size is a separate axis for a VCSE (a small charity is also an SME, as in the government's SME and VCSE spend
+figures), so a VCSE's sme flag stays its own evidence. Social enterprises are VCSEs in the government definition
+(VCSE includes charities, social enterprises, CICs, mutuals and co-operatives), so "not a VCSE" means "not a
+social enterprise", and a social-enterprise accreditation implies a VCSE. A supplier whose VCSE status is not
+known is in category unknown even when its size is known: calling it "sme" would claim it is not a VCSE.
+
+Overrides are a person's decision: they are evidence of the highest weight (1.0, method "override") in the same
+decision, later ones winning ties, so an override of the category sets the flags it implies (category sme sets
+sme true and vcse false) and an override of a flag moves the category with it (vcse true on an sme makes it the
+VCSE form the other evidence names, else other_vcse). An override the decision cannot honour (social_enterprise
+false on a CIC) comes out overruled; the service refuses it and says what to send instead.
+
+Confidence scale (0..1): override 1.0; manual attestation 0.95; register identifier and Companies House type 0.9;
 company-number prefix 0.85; public-body name 0.7; for-profit Companies House type 0.6; legal-name patterns
 0.45-0.6; feed-declared scale 0.5 and vcse 0.4. Each flag takes the value of its strongest evidence; ties
 go to the more authoritative method. Evidence that disagreed and lost stays in the list marked `overruled`
@@ -26,11 +52,23 @@ from typing import NamedTuple
 
 from socialvalue.identifiers import clean_org_name, company_number_prefix
 
-RULE_VERSION = "enterprise-2026.11.1"
+RULE_VERSION = "enterprise-2026.12.1"
 
 CATEGORIES = ("charity", "cic", "cio", "registered_society", "other_vcse", "sme", "large", "unknown")
 VCSE_CATEGORIES = frozenset({"charity", "cic", "cio", "registered_society", "other_vcse"})
 FLAGS = ("category", "sme", "vcse", "social_enterprise")
+BOOL_FLAGS = ("sme", "vcse", "social_enterprise")
+# What each category fixes; a flag not listed is left to its own evidence. "unknown" is checked by rule below.
+IMPLIED: dict[str, dict[str, bool]] = {
+    "charity": {"vcse": True},
+    "cio": {"vcse": True},
+    "other_vcse": {"vcse": True},
+    "cic": {"vcse": True, "social_enterprise": True},
+    "registered_society": {"vcse": True, "social_enterprise": True},
+    "sme": {"vcse": False, "sme": True, "social_enterprise": False},
+    "large": {"vcse": False, "sme": False, "social_enterprise": False},
+    "unknown": {},
+}
 
 ATTESTATION_KINDS = frozenset(
     {
@@ -98,6 +136,7 @@ _NAME_RULE_HINT = re.compile(
 )
 
 _METHOD_RANK = {
+    "override": 7,
     "manual_attestation": 6,
     "register_identifier": 5,
     "register_entry": 5,  # a matched register entry (socialvalue.register_evidence)
@@ -111,7 +150,7 @@ _METHOD_RANK = {
 _CATEGORY_SPECIFICITY = {"cio": 5, "charity": 4, "cic": 3, "registered_society": 2, "other_vcse": 1}
 # Categories that contain another: evidence for the broader one agrees with the narrower (a CIO is a
 # charity, every legal form is "some VCSE"), so it neither conflicts nor blocks the narrower answer.
-_BROADER = {
+BROADER = {
     "cio": frozenset({"charity", "other_vcse"}),
     "charity": frozenset({"other_vcse"}),
     "cic": frozenset({"other_vcse"}),
@@ -135,6 +174,43 @@ class Attestation:
             raise ValueError("attested_at must be timezone-aware")
 
 
+# The flag and value each attestation kind speaks for (the service checks that an override does not hide it).
+ATTESTATION_CLAIMS = {
+    "social_enterprise_mark": ("social_enterprise", "true"),
+    "buy_social": ("social_enterprise", "true"),
+    "charity_register": ("category", "charity"),
+    "cio_register": ("category", "cio"),
+    "cic_register": ("category", "cic"),
+    "mutuals_register": ("category", "registered_society"),
+    "vcse": ("vcse", "true"),
+    "not_vcse": ("vcse", "false"),
+    "sme": ("sme", "true"),
+    "large": ("sme", "false"),
+}
+OVERRIDE_VALUES = {
+    "category": CATEGORIES,
+    "sme": ("true", "false", "unknown"),
+    "vcse": ("true", "false", "unknown"),
+    "social_enterprise": ("true", "false", "unknown"),
+}
+
+
+@dataclass(frozen=True)
+class Override:
+    """A person's decision on the category or one flag, with their reason."""
+
+    id: int
+    flag: str  # "category" | "sme" | "vcse" | "social_enterprise"
+    value: str  # a category, or "true" | "false" | "unknown"
+    reason: str
+    by: str
+    at: datetime
+
+    def __post_init__(self) -> None:
+        if self.value not in OVERRIDE_VALUES.get(self.flag, ()):
+            raise ValueError(f"override of {self.flag!r} to {self.value!r} is not allowed")
+
+
 @dataclass(frozen=True)
 class SupplierFacts:
     name: str | None
@@ -147,6 +223,7 @@ class SupplierFacts:
     attestations: tuple[Attestation, ...] = ()
     # Evidence from a matched register entry (socialvalue.register_evidence.register_findings).
     register_evidence: "tuple[Evidence, ...]" = ()
+    overrides: tuple[Override, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +237,8 @@ class Evidence:
     rule_id: str
     rule_version: str
     overruled: bool = False  # disagreed with the flag's final value and had less weight
+    override_id: int | None = None  # set on evidence from a person's override
+    by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +252,17 @@ class EnterpriseClassification:
 
     def evidence_for(self, flag: str) -> tuple[Evidence, ...]:
         return tuple(e for e in self.evidence if e.flag == flag)
+
+    def value_text(self, flag: str) -> str:
+        """A flag's decided value as an override would say it: a category, "true", "false" or "unknown"."""
+        if flag == "category":
+            return self.category
+        value: bool | None = getattr(self, flag)
+        return "unknown" if value is None else _bool_text(value)
+
+    def overruled_overrides(self) -> dict[int, str]:
+        """Override id -> the flag it spoke to that the decision did not honour."""
+        return {e.override_id: e.flag for e in self.evidence if e.override_id is not None and e.overruled}
 
 
 class _Basis(NamedTuple):
@@ -331,12 +421,48 @@ def _attestation_signals(attestations: Iterable[Attestation]) -> list[Evidence]:
     return out
 
 
+def _override_signals(overrides: Iterable[Override]) -> list[Evidence]:
+    """A person's override speaks to its flag and to every flag its value implies; later ones are listed last."""
+    out: list[Evidence] = []
+    for o in sorted(overrides, key=lambda o: (o.at, o.id)):
+        basis = _Basis("override", f"override #{o.id} ({o.flag}={o.value}) by {o.by} on {o.at.isoformat()}", o.reason,
+                       1.0, "OVERRIDE")  # fmt: skip
+
+        def ev(flag: str, value: str, o: Override = o, basis: _Basis = basis) -> Evidence:
+            return replace(_ev(flag, value, basis), override_id=o.id, by=o.by)
+
+        if o.flag == "category":
+            out.append(ev("category", o.value))
+            if o.value in VCSE_CATEGORIES:
+                out.append(ev("vcse", "true"))
+            elif o.value in {"sme", "large"}:
+                out += [ev("vcse", "false"), ev("sme", _bool_text(o.value == "sme"))]
+            else:  # "unknown": the person says none of it is known
+                out += [ev("vcse", "unknown"), ev("sme", "unknown"), ev("social_enterprise", "unknown")]
+        else:
+            out.append(ev(o.flag, o.value))
+            if o.flag == "social_enterprise" and o.value == "true":
+                out.append(ev("vcse", "true"))
+    return out
+
+
 def _weight(e: Evidence, order: int) -> tuple[float, int, int, int]:
-    return (e.confidence, _METHOD_RANK[e.method], _CATEGORY_SPECIFICITY.get(e.value, 0), order)
+    # Between people's overrides the later one wins; the narrower-form tie-break is for automatic evidence.
+    specificity = 0 if e.method == "override" else _CATEGORY_SPECIFICITY.get(e.value, 0)
+    return (e.confidence, _METHOD_RANK[e.method], specificity, order)
+
+
+def _decisive(s: Evidence) -> bool:
+    """Counts towards a decision: a value, a category, or a person saying "unknown" (not a review hint)."""
+    return s.value in {"true", "false"} or s.flag == "category" or s.method == "override"
+
+
+def _flag_value(winner: Evidence | None) -> bool | None:
+    return None if winner is None or winner.value == "unknown" else winner.value == "true"
 
 
 def _strongest(signals: list[Evidence]) -> Evidence | None:
-    ranked = [(s, i) for i, s in enumerate(signals) if s.value in {"true", "false"} or s.flag == "category"]
+    ranked = [(s, i) for i, s in enumerate(signals) if _decisive(s)]
     if not ranked:
         return None
     return max(ranked, key=lambda pair: _weight(*pair))[0]
@@ -346,7 +472,7 @@ def _narrowest(signals: list[Evidence]) -> Evidence | None:
     """Strongest category, then refined to a narrower form it contains if any evidence names one."""
     winner = _strongest(signals)
     while winner is not None:
-        narrower = [s for s in signals if winner.value in _BROADER.get(s.value, ())]
+        narrower = [s for s in signals if winner.value in BROADER.get(s.value, ())]
         if not narrower:
             break
         winner = _strongest(narrower)
@@ -363,11 +489,7 @@ def _settle(signals: list[Evidence], winner: Evidence | None) -> tuple[list[Evid
     settled = [winner]
     conflict = False
     for s in rest:
-        disagrees = (
-            (s.value in {"true", "false"} or s.flag == "category")
-            and s.value != winner.value
-            and s.value not in _BROADER.get(winner.value, ())
-        )
+        disagrees = _decisive(s) and s.value != winner.value and s.value not in BROADER.get(winner.value, ())
         conflict = conflict or disagrees
         settled.append(replace(s, overruled=True) if disagrees else s)
     return settled, conflict
@@ -390,6 +512,7 @@ def classify_enterprise(facts: SupplierFacts) -> EnterpriseClassification:
         + list(_declared_signals_cached(facts.declared_scale, facts.declared_vcse, facts.declared_source))
         + (_attestation_signals(facts.attestations) if facts.attestations else [])
         + list(facts.register_evidence)
+        + (_override_signals(facts.overrides) if facts.overrides else [])
     )
     result = _decide(tuple(signals))
     if not name_signals:
@@ -412,6 +535,7 @@ def _declared_signals_cached(
 # scale, a plain company name), so the settling is memoised. Results are immutable, so sharing them is safe.
 @lru_cache(maxsize=16384)
 def _decide(signals_key: tuple[Evidence, ...]) -> EnterpriseClassification:
+    """The one decision: legal form (vcse) and size band first, then the category and every flag read off them."""
     signals = list(signals_key)
     by_flag: dict[str, list[Evidence]] = {flag: [s for s in signals if s.flag == flag] for flag in FLAGS}
     conflicts: list[str] = []
@@ -424,62 +548,133 @@ def _decide(signals_key: tuple[Evidence, ...]) -> EnterpriseClassification:
         evidence[flag] = (extra or []) + settled
 
     sme_winner = _strongest(by_flag["sme"])
-    sme = None if sme_winner is None else sme_winner.value == "true"
+    sme = _flag_value(sme_winner)
     settle("sme", sme_winner, None if sme_winner else [_default("sme", "no declared scale or attestation")])
 
     vcse_winner = _strongest(by_flag["vcse"])
-    vcse = None if vcse_winner is None else vcse_winner.value == "true"
+    vcse = _flag_value(vcse_winner)
     settle(
         "vcse", vcse_winner, None if vcse_winner else [_default("vcse", "no legal-form, register or declared evidence")]
     )
 
-    # The category is a VCSE legal form only when vcse came out true; otherwise it is the size band.
-    if vcse and vcse_winner is not None:
-        # Without a known legal form (e.g. only a Social Enterprise Mark or a declared flag) it is "other".
-        category_winner = _narrowest(by_flag["category"]) or replace(vcse_winner, flag="category", value="other_vcse")
-    else:
-        size = "unknown" if sme is None else ("sme" if sme else "large")
-        base = sme_winner or _default("category", "no VCSE legal form and no size evidence")
-        source = f"size band (VCSE not established): {base.source}"
-        category_winner = replace(base, flag="category", value=size, source=source)
+    category_winner = _category_winner(by_flag["category"], vcse_winner, vcse, sme_winner, sme)
     category = category_winner.value
     settle("category", category_winner)
 
-    by_flag["social_enterprise"] += _implied_social_enterprise(category_winner, vcse)
-    se_winner = _strongest(by_flag["social_enterprise"])
-    social_enterprise = None if se_winner is None else se_winner.value == "true"
-    settle("social_enterprise", se_winner, None if se_winner else [_explain_unknown_social_enterprise(category)])
+    se_winner, se_default = _social_enterprise_winner(by_flag["social_enterprise"], category_winner, vcse_winner, vcse)
+    settle("social_enterprise", se_winner, [se_default] if se_winner is None else None)
 
     return EnterpriseClassification(
         category=category,
         sme=sme,
         vcse=vcse,
-        social_enterprise=social_enterprise,
+        social_enterprise=_flag_value(se_winner),
         evidence=tuple(e for flag in FLAGS for e in evidence[flag]),
         conflicts=tuple(dict.fromkeys(conflicts)),
     )
 
 
-def _implied_social_enterprise(category_winner: Evidence, vcse: bool | None) -> list[Evidence]:
-    """Social-enterprise evidence implied by the settled legal form; direct signals are SE7 and PB1."""
-    if vcse and category_winner.value == "cic":
-        # A CIC has a statutory asset lock and community-interest test (SE1/SE2).
-        return [replace(category_winner, flag="social_enterprise", value="true")]
-    if vcse and category_winner.value == "registered_society":
-        # SE3: co-operatives and community benefit societies trade for members or community, but the
-        # society's objects are not checked here, so the inference is a notch weaker than the legal form.
-        confidence = round(category_winner.confidence * 0.8, 2)
-        return [replace(category_winner, flag="social_enterprise", value="true", confidence=confidence)]
+def _category_winner(
+    signals: list[Evidence],
+    vcse_winner: Evidence | None,
+    vcse: bool | None,
+    sme_winner: Evidence | None,
+    sme: bool | None,
+) -> Evidence:
+    """The category read off the settled legal form and size band, explained by the evidence that settled it."""
+    if vcse and vcse_winner is not None:
+        forms = [s for s in signals if s.value in VCSE_CATEGORIES]
+        top = _strongest(forms)
+        if top is not None and top.method == "override":
+            return top  # a person named the form: no narrowing
+        # Without a known legal form (e.g. only a Social Enterprise Mark or a declared flag) it is "other".
+        source = f"a VCSE without a known legal form: {vcse_winner.source}"
+        return _narrowest(forms) or replace(vcse_winner, flag="category", value="other_vcse", source=source)
+    if vcse is False and vcse_winner is not None:
+        if sme_winner is None or sme is None:
+            base = sme_winner or vcse_winner
+            value, why = "unknown", f"not a VCSE ({vcse_winner.source}) and no size evidence"
+        else:
+            base, value = sme_winner, "sme" if sme else "large"
+            why = f"not a VCSE ({vcse_winner.source}); size band: {sme_winner.source}"
+    else:
+        # VCSE status not known: calling it "sme" or "large" would claim it is not a VCSE.
+        base = vcse_winner or _default("category", "")
+        value, why = "unknown", "VCSE status not known" + (f" ({vcse_winner.source})" if vcse_winner else "")
+    stated = [s for s in signals if s.method == "override" and s.value == value]
+    return stated[-1] if stated else replace(base, flag="category", value=value, source=why, overruled=False)
+
+
+def _social_enterprise_winner(
+    signals: list[Evidence], category_winner: Evidence, vcse_winner: Evidence | None, vcse: bool | None
+) -> tuple[Evidence | None, Evidence]:
+    """(winner or None, the default explaining an unknown); the category's implication comes before any evidence."""
+    category = category_winner.value
+    if category in {"cic", "registered_society"}:
+        # A CIC has a statutory asset lock and community-interest test (SE1/SE2). SE3: co-operatives and community
+        # benefit societies trade for members or community; the objects are not checked, so the inference is weaker.
+        confidence = category_winner.confidence if category == "cic" else round(category_winner.confidence * 0.8, 2)
+        implied = replace(category_winner, flag="social_enterprise", value="true", confidence=confidence)
+        return implied, implied
+    if vcse is False and vcse_winner is not None:
+        source = f"not a VCSE, so not a social enterprise (social enterprises are VCSEs): {vcse_winner.source}"
+        implied = replace(vcse_winner, flag="social_enterprise", value="false", source=source)
+        return _strongest([s for s in signals if s.value == "false"]) or implied, implied
+    if vcse is None:
+        # A social enterprise is a VCSE, so while VCSE status is unknown it can be "not" or "unknown", never "is".
+        default = _default("social_enterprise", "VCSE status not known")
+        return _strongest([s for s in signals if s.value != "true"]), default
     # Charities and CIOs are VCSEs, but SEUK and the Social Enterprise Mark also require over half of income
     # from trading, which charity status does not show (many are grant- or donation-funded); so they stay
-    # unknown unless an accreditation (SE7) says otherwise.
-    return []
-
-
-def _explain_unknown_social_enterprise(category: str) -> Evidence:
+    # unknown unless an accreditation (SE7) or a person says otherwise.
     if category in {"charity", "cio"}:
-        return _default(
-            "social_enterprise",
-            "charity status does not show majority trading income (SEUK / Social Enterprise Mark criteria)",
-        )
-    return _default("social_enterprise", "no CIC, registered-society or accreditation evidence")
+        reason = "charity status does not show majority trading income (SEUK / Social Enterprise Mark criteria)"
+    else:
+        reason = "no CIC, registered-society or accreditation evidence"
+    return _strongest(signals), _default("social_enterprise", reason)
+
+
+def inconsistencies(category: str, sme: bool | None, vcse: bool | None, social_enterprise: bool | None) -> list[str]:
+    """Where the flags disagree with what the category implies (the table in the module docstring); [] if none."""
+    flags = {"sme": sme, "vcse": vcse, "social_enterprise": social_enterprise}
+    out = [
+        f"category {category} implies {flag} {_bool_text(value)}, not {_text(flags[flag])}"
+        for flag, value in IMPLIED[category].items()
+        if flags[flag] is not value
+    ]
+    if category == "unknown":
+        if vcse is True:
+            out.append("category unknown cannot have vcse true: a VCSE has a category of its own")
+        if vcse is False and sme is not None:
+            out.append(f"category unknown with vcse false and sme {_text(sme)} should be sme or large")
+        if social_enterprise is True or (vcse is False and social_enterprise is not False):
+            out.append(
+                f"category unknown with vcse {_text(vcse)} cannot have social_enterprise {_text(social_enterprise)}"
+            )
+    return out
+
+
+_CATEGORY_TEXT = {
+    "charity": "a registered charity",
+    "cio": "a charitable incorporated organisation",
+    "cic": "a community interest company",
+    "registered_society": "a registered society (co-operative or community benefit society)",
+    "other_vcse": "a VCSE of no known legal form",
+    "sme": "an SME that is not a VCSE",
+    "large": "a large organisation that is not a VCSE",
+    "unknown": "not established",
+}
+
+
+def decision_text(category: str, sme: bool | None, vcse: bool | None, social_enterprise: bool | None) -> str:
+    """The one decision in words: the category, then each flag as implied by it or decided by its own evidence."""
+    implied = IMPLIED[category]
+    flags = {"vcse": vcse, "sme": sme, "social_enterprise": social_enterprise}
+    parts = [
+        f"{flag} {_text(value)} ({'implied' if flag in implied else 'own evidence'})" for flag, value in flags.items()
+    ]
+    return f"category {category}: {_CATEGORY_TEXT[category]}; " + ", ".join(parts)
+
+
+def _text(value: bool | None) -> str:
+    return "unknown" if value is None else _bool_text(value)

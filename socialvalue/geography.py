@@ -303,3 +303,42 @@ def locate(text: str) -> Place:
     """Locate one postcode field (or, failing that, the postcode found in a free-text address)."""
     row: dict[str, Any] = locate_many([text]).row(0, named=True)
     return Place(**row)
+
+
+# How a postcode stands against the directory, as shown to people wherever a supplier appears.
+POSTCODE_STATUS = {
+    "unit": "found",
+    "unit_no_location": "found",
+    "sector": "not_in_directory_best_fit",
+    "district": "not_in_directory_best_fit",
+    "area": "not_in_directory_best_fit",
+    "not_found": "not_in_directory_no_fit",
+}
+_FIT_LEVEL = {"sector": "sector", "district": "district", "area": "postcode area"}
+
+
+def postcode_status(method: str | None) -> str | None:
+    """found | not_in_directory_best_fit | not_in_directory_no_fit | classified_by_rule; None without a postcode."""
+    if method is None or method in {"no_postcode", "manual_lad"}:
+        return None
+    return POSTCODE_STATUS.get(method, "classified_by_rule")
+
+
+def best_fit(place: Place) -> str | None:
+    """ "district B99: Birmingham (confidence 1.00)" for a partial fit, else None."""
+    if place.method not in _FIT_LEVEL:
+        return None
+    confidence = "-" if place.confidence is None else f"{place.confidence:.2f}"
+    return (
+        f"{_FIT_LEVEL[place.method]} {place.lookup_key}: {place.lad_name or place.lad_code} (confidence {confidence})"
+    )
+
+
+def fit_text(place: Place) -> str | None:
+    """A postcode absent from the directory in words, with its best fit; None when the directory has it."""
+    status = postcode_status(place.method)
+    if status not in {"not_in_directory_best_fit", "not_in_directory_no_fit"}:
+        return None
+    absent = f"{place.postcode or place.input} is not in the ONS postcode directory ({place.data_version})"
+    fit = best_fit(place)
+    return f"{absent}; placed by the best fit of its {fit}" if fit else f"{absent}, and no part of it matches"

@@ -16,12 +16,25 @@ from procurement.schemas import Id, LongName, Reason, Text
 CPV_RE = re.compile(r"^(\d{8})(-\d)?$")
 
 
-def normalise_cpv(code: str) -> str:
+def normalise_cpv(code: str, field: str = "cpv_codes") -> str:
     match = CPV_RE.match(code.strip())
     if match is None:
-        msg = f"CPV code {code!r} must be 8 digits, optionally with a check digit (45000000-7)"
+        msg = f"{field} must be an 8-digit CPV code like 15894210 (a check digit, 15894210-7, may follow); not {code!r}"
         raise ValueError(msg)
     return match.group(1)
+
+
+def normalise_cpvs(codes: list[str]) -> list[str]:
+    """Each code checked and named as the caller sent it (cpv_codes[2]); duplicates dropped."""
+    return list(dict.fromkeys(normalise_cpv(c, f"cpv_codes[{i}]") for i, c in enumerate(codes)))
+
+
+def _no_repeats(suppliers: list[ContractSupplierIn]) -> None:
+    ids = [s.supplier_id for s in suppliers]
+    repeated = next((i for i in ids if ids.count(i) > 1), None)
+    if repeated is not None:
+        msg = f"suppliers lists supplier {repeated} twice; list each supplier once, with its share"
+        raise ValueError(msg)
 
 
 class ContractSupplierIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,15 +60,12 @@ class ContractCreate(msgspec.Struct, forbid_unknown_fields=True):
     end_date: dt.date | None = None
 
     def __post_init__(self) -> None:
-        self.cpv_codes = list(dict.fromkeys(normalise_cpv(c) for c in self.cpv_codes))
+        self.cpv_codes = normalise_cpvs(self.cpv_codes)
         self.currency = parse_currency(self.currency)
         if self.value is not None:
             to_pence(self.value)
         check_dates(self.start_date, self.end_date)
-        ids = [s.supplier_id for s in self.suppliers]
-        if len(set(ids)) != len(ids):
-            msg = "a supplier is listed twice; give it one share"
-            raise ValueError(msg)
+        _no_repeats(self.suppliers)
 
 
 class ContractUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -74,16 +84,13 @@ class ContractUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
 
     def __post_init__(self) -> None:
         if isinstance(self.cpv_codes, list):
-            self.cpv_codes = list(dict.fromkeys(normalise_cpv(c) for c in self.cpv_codes))
+            self.cpv_codes = normalise_cpvs(self.cpv_codes)
         if isinstance(self.currency, str):
             self.currency = parse_currency(self.currency)
         if isinstance(self.value, Decimal):
             to_pence(self.value)
         if isinstance(self.suppliers, list):
-            ids = [s.supplier_id for s in self.suppliers]
-            if len(set(ids)) != len(ids):
-                msg = "a supplier is listed twice; give it one share"
-                raise ValueError(msg)
+            _no_repeats(self.suppliers)
 
 
 class ContractWithdraw(msgspec.Struct, forbid_unknown_fields=True):

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from procurement import clock
-from procurement.commands import run_async
+from procurement.commands import fail, run_async
 from procurement.imports.service import FILE_BATCH
 from procurement.models import RunStatus
 
@@ -163,7 +163,7 @@ async def _feed(
 
 
 async def _resumable(
-    source: str, kind: str, parameters: dict[str, Any], run_id: int | None, *, auto_resume: bool = True
+    source: str | None, kind: str, parameters: dict[str, Any], run_id: int | None, *, auto_resume: bool = True
 ) -> Any:
     """The run to continue (with the lock held): the one asked for, or the latest unfinished one alike."""
     from procurement.db import session_scope
@@ -319,27 +319,37 @@ def sync_command(
 
 
 @import_group.command(name="file")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--source", type=SOURCE_CHOICE, default="contracts_finder", show_default=True)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--source",
+    type=SOURCE_CHOICE,
+    default=None,
+    help="Store every release under this source. Default: each release's own, from its ocid prefix "
+    "(ocds-b5fd17 Contracts Finder, ocds-h6vhtk Find a Tender) or its package's publisher.",
+)
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=FILE_BATCH, show_default=True)
 @_WAIT
-def file_command(paths: tuple[Path, ...], source: str, batch_size: int, wait: bool) -> None:
+def file_command(paths: tuple[Path, ...], source: str | None, batch_size: int, wait: bool) -> None:
     """Import OCDS files: release or record packages, arrays of releases, JSON lines."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        fail(f"no such file: {', '.join(missing)}")
     resolved = [p.resolve() for p in paths]
     _report(_run(lambda: _files(source, resolved, batch_size, wait=wait)))
 
 
 async def _files(
-    source: str, paths: list[Path], batch_size: int, *, wait: bool, resume_run_id: int | None = None
+    source: str | None, paths: list[Path], batch_size: int, *, wait: bool, resume_run_id: int | None = None
 ) -> Any:
     from procurement.db import get_alchemy_config
     from procurement.imports.locks import import_lock
-    from procurement.imports.runs import run_file_import
+    from procurement.imports.runs import file_lock_source, file_parameters, run_file_import
 
     engine = get_alchemy_config().get_engine()
-    async with import_lock(engine, source, wait=wait, on_wait=_waiting, resume_of=resume_run_id) as lock:
-        parameters = {"paths": [str(p) for p in paths], "batch_size": batch_size}
-        resume = await _resumable(source, "file", parameters, resume_run_id)
+    lock_source = file_lock_source(source)
+    async with import_lock(engine, lock_source, wait=wait, on_wait=_waiting, resume_of=resume_run_id) as lock:
+        # A file run's row may name several sources, so a run to continue is found by its parameters alone.
+        resume = await _resumable(None, "file", file_parameters(paths, batch_size, source), resume_run_id)
         with click.progressbar(length=len(paths), label="files", file=sys.stderr) as bar:
             seen = {"releases": 0}
 
@@ -388,7 +398,9 @@ def resume_command(
         return
     paths = [Path(p) for p in run.parameters["paths"]]
     batch = int(run.parameters.get("batch_size", FILE_BATCH))
-    _report(_run(lambda: _files(run.source, paths, batch, wait=wait, resume_run_id=run.id)))
+    # Runs from before per-release detection name their one source only on the row.
+    source = run.parameters.get("source", run.source)
+    _report(_run(lambda: _files(source, paths, batch, wait=wait, resume_run_id=run.id)))
 
 
 @import_group.command(name="runs")

@@ -171,7 +171,7 @@ FileListener = Callable[[int, Counts], None]
 
 async def run_file_import(
     sessions: async_sessionmaker[AsyncSession] | AsyncEngine,
-    source: str,
+    source: str | None,
     paths: Sequence[Path],
     *,
     batch_size: int = FILE_BATCH,
@@ -182,11 +182,14 @@ async def run_file_import(
 ) -> RunResult:
     """Import OCDS files in batches; the checkpoint (file index, items done) is committed with each batch.
 
-    ``parallel`` (default: for files of 8 MB or more) reads, hashes and compiles the next batch in a child
-    process while this one is stored; the result is the same either way. ``lock`` as for run_feed_import.
+    ``source`` None: each release is stored under the platform it came from (ocid prefix, else the package's
+    publisher); a source given overrides that, with a note where a release looks otherwise. The run records the
+    platforms it stored. ``parallel`` (default: for files of 8 MB or more) reads, hashes and compiles the next
+    batch in a child process while this one is stored; the result is the same either way. ``lock`` as for
+    run_feed_import (a file import holds the lock of ``file_lock_source(source)``).
     """
     if lock is None:
-        async with import_lock(engine_of(sessions), source) as held:
+        async with import_lock(engine_of(sessions), file_lock_source(source)) as held:
             return await run_file_import(
                 sessions,
                 source,
@@ -197,13 +200,15 @@ async def run_file_import(
                 parallel=parallel,
                 lock=held,
             )
-    service = ImportService(sessions, source)
+    first = ImportService(sessions, source or CONTRACTS_FINDER)
+    services = {first.source: first}
+    stored: dict[str, None] = {}  # the sources batches were stored under, in order
     start_file, start_item = 0, 0
     if resume_run is not None and resume_run.checkpoint:
         start_file = int(resume_run.checkpoint.get("file_index", 0))
         start_item = int(resume_run.checkpoint.get("item_index", 0))
-    parameters = {"paths": [str(p) for p in paths], "batch_size": batch_size}
-    run_id = await service.start_run("file", parameters, resume_run.id if resume_run is not None else None)
+    parameters = file_parameters(paths, batch_size, source)
+    run_id = await first.start_run("file", parameters, resume_run.id if resume_run is not None else None)
     await lock.claim(run_id)
     total = Counts()
     try:
@@ -222,20 +227,35 @@ async def run_file_import(
             upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
             while (batch := await upcoming) is not None:
                 upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+                service = services.get(batch.source)
+                if service is None:
+                    service = services[batch.source] = ImportService(sessions, batch.source)
                 counts = await service.store_batch(run_id, batch, checkpoint=batch.checkpoint)
+                stored[batch.source] = None
                 total.add(counts)
                 if on_batch is not None:
                     on_batch(batch.file_index, counts)
     except (asyncio.CancelledError, KeyboardInterrupt):
-        await asyncio.shield(service.finish_run(run_id, RunStatus.INTERRUPTED, "interrupted"))
+        await asyncio.shield(first.finish_run(run_id, RunStatus.INTERRUPTED, "interrupted", sources=list(stored)))
         raise
     except OSError as exc:
-        await service.finish_run(run_id, RunStatus.FAILED, str(exc))
+        await first.finish_run(run_id, RunStatus.FAILED, str(exc), sources=list(stored))
         return RunResult(run_id, RunStatus.FAILED, total, str(exc))
     except Exception as exc:  # recorded on the run, which stays resumable, never left `running`
-        return await _failed(service, run_id, total, exc)
-    counts = await service.finish_run(run_id, RunStatus.COMPLETED)
+        return await _failed(first, run_id, total, exc)
+    counts = await first.finish_run(run_id, RunStatus.COMPLETED, sources=list(stored))
     return RunResult(run_id, RunStatus.COMPLETED, counts)
+
+
+def file_parameters(paths: Sequence[Path], batch_size: int, source: str | None) -> dict[str, Any]:
+    """What identifies a file run (so that a rerun of the same command resumes it)."""
+    return {"paths": [str(p) for p in paths], "batch_size": batch_size, "source": source}
+
+
+def file_lock_source(source: str | None) -> str:
+    """The import lock a file import holds: its given source, else Contracts Finder (where most file releases,
+    and every one whose platform cannot be told, are stored)."""
+    return source or CONTRACTS_FINDER
 
 
 async def _failed(service: ImportService, run_id: int, total: Counts, exc: Exception) -> RunResult:
@@ -264,14 +284,14 @@ def _import_gc() -> Iterator[None]:
 
 
 async def unfinished_run(
-    session: AsyncSession, source: str, kind: str, parameters: dict[str, Any]
+    session: AsyncSession, source: str | None, kind: str, parameters: dict[str, Any]
 ) -> m.ImportRun | None:
-    """The latest run with these exact parameters that stopped part-way (killed, interrupted or failed)."""
+    """The latest run with these exact parameters that stopped part-way (killed, interrupted or failed).
+
+    ``source`` None: any source (a file run's parameters hold its --source, and its row the sources it stored)."""
+    same_source = [] if source is None else [m.ImportRun.source == source]
     rows = await session.scalars(
-        select(m.ImportRun)
-        .where(m.ImportRun.source == source, m.ImportRun.kind == kind)
-        .order_by(m.ImportRun.id.desc())
-        .limit(20)
+        select(m.ImportRun).where(*same_source, m.ImportRun.kind == kind).order_by(m.ImportRun.id.desc()).limit(20)
     )
     for run in rows:
         if run.parameters == parameters:

@@ -144,10 +144,15 @@ class ImportService(PartyResolver, ContractWriter):
             await session.flush()
             return run.id
 
-    async def finish_run(self, run_id: int, status: str, error: str | None = None) -> Counts:
+    async def finish_run(
+        self, run_id: int, status: str, error: str | None = None, *, sources: Sequence[str] = ()
+    ) -> Counts:
+        """Close the run; ``sources``: the platforms a file run stored releases under (recorded as its source)."""
         async with self.sessions() as session, session.begin():
             run = await session.get_one(m.ImportRun, run_id)
             run.status = status
+            if sources:
+                run.source = "+".join(sorted(sources))
             run.finished_at = clock.now()
             run.error = cut(error, 5000)
             if status == RunStatus.COMPLETED:

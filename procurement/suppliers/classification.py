@@ -24,11 +24,11 @@ from socialvalue import enterprise, geography, locality, register_evidence
 from socialvalue.identifiers import normalise_identifier
 from socialvalue.postcodes import extract_postcode
 
-SERVICE_RULE_VERSION = "classification-service-2026.11.1"
+SERVICE_RULE_VERSION = "classification-service-2026.12.1"
 
 
 _CHUNK = 2000
-_BOOL_TEXT = {"true": True, "false": False, "unknown": None}
+PLACE_FLAGS = ("lad_code", "delivery_postcode")
 
 
 def rule_versions() -> dict[str, str]:
@@ -162,6 +162,12 @@ async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | No
             declared_vcse=vcse,
             declared_source=source,
             attestations=tuple(attestations.get(r.id, [])),
+            # Overrides of the category or a flag join the one decision; place overrides are handled here.
+            overrides=tuple(
+                enterprise.Override(o[0], o[1], o[2], o[3], o[4], dt.datetime.fromisoformat(o[5]))
+                for o in own
+                if o[1] not in PLACE_FLAGS
+            ),
         )
         out.append(SupplierInputs(r.id, place_text, basis, manual, r.country, facts, tuple(own)))
     feed_postcode = {
@@ -239,7 +245,8 @@ def _place_rows(inputs: Sequence[SupplierInputs]) -> list[dict[str, Any]]:
 
 
 def _evidence_dict(e: enterprise.Evidence, at: str) -> dict[str, Any]:
-    return {
+    person = {} if e.override_id is None else {"override_id": e.override_id, "by": e.by, "reason": e.evidence}
+    return person | {
         "flag": e.flag,
         "value": e.value,
         "method": e.method,
@@ -263,11 +270,15 @@ def _place_evidence(inp: SupplierInputs, place: dict[str, Any], at: str) -> dict
         source = f"delivery postcode override; ONS postcode directory ({geography.DATA_VERSION})"
     else:
         source = f"supplier's registered address; ONS postcode directory ({geography.DATA_VERSION})"
+    note = geography.fit_text(geography.Place(**place)) if method in geography.POSTCODE_STATUS else None
+    if note:
+        source = f"{source}; {note}"
     return {
         "flag": "place",
         "value": place["lad_code"] or "unknown",
         "method": method,
         "source": source,
+        "note": note,
         "evidence": inp.place_text or place.get("lookup_key") or "",
         "confidence": place["confidence"],
         "rule_id": "GEO",
@@ -288,42 +299,17 @@ def _classify_one(inp: SupplierInputs, place: dict[str, Any], at: dt.datetime) -
     }
     records = [_place_evidence(inp, place, when)] + [_evidence_dict(e, when) for e in result.evidence]
     records += [r | {"at": when} for r in (inp.register.records if inp.register else ())]
-    overridden = False
+    # Overrides of the category or a flag are already evidence in the one decision; place overrides come first.
     for ovr_id, flag, value, reason, by, created in inp.overrides:
-        if flag in ("lad_code", "delivery_postcode"):
-            overridden = True
-            records.insert(
-                0,
-                {
-                    "flag": "place",
-                    "value": value,
-                    "method": "override",
-                    "source": f"override #{ovr_id} ({flag}) by {by} on {created}",
-                    "evidence": reason,
-                    "confidence": 1.0,
-                    "rule_id": "OVERRIDE",
-                    "rule_version": SERVICE_RULE_VERSION,
-                    "overruled": False,
-                    "at": when,
-                    "override_id": ovr_id,
-                    "by": by,
-                    "reason": reason,
-                },
-            )
+        if flag not in PLACE_FLAGS:
             continue
-        automatic = values[flag]
-        values[flag] = value if flag == "category" else _BOOL_TEXT[value]
-        overridden = True
-        for record in records:
-            if record["flag"] == flag:
-                record["overruled"] = record["overruled"] or record["value"] != value
         records.insert(
             0,
             {
-                "flag": flag,
+                "flag": "place",
                 "value": value,
                 "method": "override",
-                "source": f"override #{ovr_id} by {by} on {created} (automatic answer: {_text(automatic)})",
+                "source": f"override #{ovr_id} ({flag}) by {by} on {created}",
                 "evidence": reason,
                 "confidence": 1.0,
                 "rule_id": "OVERRIDE",
@@ -350,15 +336,7 @@ def _classify_one(inp: SupplierInputs, place: dict[str, Any], at: dt.datetime) -
         "rule_versions": rule_versions() | {"conflicts": ",".join(result.conflicts)},
         "classified_at": at,
     }
-    return row, overridden
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "unknown"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    return row, bool(inp.overrides)
 
 
 async def classify(

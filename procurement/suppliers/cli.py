@@ -61,13 +61,7 @@ def classify_show(supplier_id: int, anchor_id: int | None) -> None:
         f", confidence {'-' if place.confidence is None else f'{place.confidence:.2f}'}"
     )
 
-    def text(value: bool | None) -> str:
-        return "unknown" if value is None else str(value).lower()
-
-    click.echo(
-        f"category {out.category}; sme {text(out.sme)}; vcse {text(out.vcse)}; "
-        f"social_enterprise {text(out.social_enterprise)}"
-    )
+    click.echo(f"decision: {out.decision}")
     for tier in out.tiers:
         click.echo(f"tier for {tier.anchor_name} ({tier.area}): {tier.tier} - {tier.reason}")
     click.echo("why:")

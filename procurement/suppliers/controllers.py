@@ -58,7 +58,7 @@ from procurement.suppliers.schemas import (
     SupplierUpdate,
     UndoIn,
 )
-from procurement.suppliers.service import SupplierService, supplier_schema
+from procurement.suppliers.service import SupplierService, supplier_schema, supplier_schemas
 from procurement.suppliers.tiers import supplier_tiers
 from socialvalue import geography
 
@@ -125,7 +125,12 @@ class ClassificationController(Controller):
     async def add_override(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: OverrideIn
     ) -> Response[OverrideOut | ChangeRequestOut]:
-        payload = {"supplier_id": supplier_id, "flag": data.flag, "value": data.value}
+        payload = {
+            "supplier_id": supplier_id,
+            "flag": data.flag,
+            "value": data.value,
+            "confirm_postcode": data.confirm_postcode,
+        }
         done = await submit(db_session, request.user, Correction("override", payload, data.reason))
         return _answer(done, _override, HTTP_201_CREATED)
 
@@ -301,6 +306,7 @@ class ClassificationController(Controller):
                     line += [
                         c.postcode_used,
                         c.postcode_basis,
+                        geography.postcode_status(c.place_method) or "",
                         c.place_method,
                         "" if c.place_confidence is None else f"{c.place_confidence:.4f}",
                         c.lad_code,
@@ -372,7 +378,7 @@ class SupplierController(Controller):
         rows = await session.scalars(
             select(m.Supplier).where(*conditions).order_by(m.Supplier.name, m.Supplier.id).limit(limit).offset(offset)
         )
-        return Page(items=[supplier_schema(x) for x in rows.all()], total=total, limit=limit, offset=offset)
+        return Page(items=supplier_schemas(rows.all()), total=total, limit=limit, offset=offset)
 
     @get("/{supplier_id:int}", summary="One supplier", guards=[requires_token])
     async def get_supplier(self, suppliers: SupplierService, supplier_id: int) -> Supplier:

@@ -81,7 +81,13 @@ async def apply_correction(session: AsyncSession, c: Correction, actor: Principa
         return await service.update_supplier(int(p["supplier_id"]), data, actor)
     if c.kind == "override":
         return await add_override(
-            session, int(p["supplier_id"]), actor, flag=p["flag"], value=p["value"], reason=c.reason
+            session,
+            int(p["supplier_id"]),
+            actor,
+            flag=p["flag"],
+            value=p["value"],
+            reason=c.reason,
+            confirm_postcode=bool(p.get("confirm_postcode", False)),
         )
     if c.kind == "override_revoke":
         return await revoke_override(session, int(p["override_id"]), actor, c.reason)
@@ -112,7 +118,7 @@ async def _precheck(session: AsyncSession, c: Correction) -> None:
     """Refuse now what could never be approved, so a reviewer is not asked to judge a malformed request."""
     p = c.payload
     if c.kind == "override":
-        check_override(p["flag"], p["value"])
+        check_override(p["flag"], p["value"], confirm_postcode=bool(p.get("confirm_postcode", False)))
     elif c.kind == "attest":
         check_attestation_kind(p["kind"])
     elif c.kind == "merge" and p["source_id"] == p["target_id"]:

@@ -15,7 +15,7 @@ from procurement.suppliers.classification import classification_for
 from procurement.suppliers.schemas import AttestationOut, Classification, MergeOut, OverrideOut, PlaceOut, TierOut, Why
 from procurement.suppliers.tiers import anchor_areas, supplier_tiers
 from procurement.suppliers.tiers import anchor_ids as every_anchor_id
-from socialvalue import geography
+from socialvalue import enterprise, geography
 
 OGL_URL = "https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/"
 
@@ -128,6 +128,8 @@ async def classification_out(
         place=PlaceOut(
             postcode_used=row.postcode_used,
             postcode_basis=row.postcode_basis,
+            postcode_status=geography.postcode_status(row.place_method),
+            postcode_note=_postcode_note(row),
             method=row.place_method,
             confidence=row.place_confidence,
             lad_code=row.lad_code,
@@ -141,6 +143,7 @@ async def classification_out(
         sme=row.sme,
         vcse=row.vcse,
         social_enterprise=row.social_enterprise,
+        decision=enterprise.decision_text(row.category, row.sme, row.vcse, row.social_enterprise),
         why=[_why(r) for r in row.evidence],
         overrides=[_override(o) for o in overrides],
         attestations=[_attestation(a) for a in attestations],
@@ -151,6 +154,14 @@ async def classification_out(
         data_version=geography.DATA_VERSION,
         attribution=geography.ATTRIBUTION,
     )
+
+
+def _postcode_note(row: m.SupplierClassification) -> str | None:
+    """The best-fit note of a postcode the directory lacks, as recorded in the place evidence."""
+    if geography.postcode_status(row.place_method) not in {"not_in_directory_best_fit", "not_in_directory_no_fit"}:
+        return None
+    place = next((r for r in row.evidence if r["flag"] == "place" and r["method"] != "override"), None)
+    return None if place is None else str(place.get("note") or "") or None
 
 
 def _local_area_out(org: m.Organisation) -> LocalAreaOut:
@@ -176,6 +187,7 @@ CSV_COLUMNS = (
     "postcode",
     "postcode_used",
     "postcode_basis",
+    "postcode_status",
     "place_method",
     "place_confidence",
     "lad_code",

@@ -4,6 +4,7 @@ reason and audited. Who may make them, and when they wait for a reviewer, is dec
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,26 +15,27 @@ from procurement.audit import record_audit
 from procurement.auth import Principal
 from procurement.db import get_or_not_found
 from procurement.errors import ConflictError, DomainError
-from procurement.suppliers.classification import _BOOL_TEXT, classify, get_supplier
+from procurement.suppliers.classification import PLACE_FLAGS, _gather_inputs, classify, get_supplier
+from procurement.suppliers.service import check_postcode
 from socialvalue import enterprise, geography
 from socialvalue.identifiers import normalise_org_name
 from socialvalue.postcodes import normalise_postcode
 
-OVERRIDE_FLAGS = ("category", "sme", "vcse", "social_enterprise", "lad_code", "delivery_postcode")
+OVERRIDE_FLAGS = (*enterprise.OVERRIDE_VALUES, *PLACE_FLAGS)
 
 
 MIN_REASON = 10
 
 
-def check_override(flag: str, value: str) -> str:
+def check_override(flag: str, value: str, *, confirm_postcode: bool = False) -> str:
     """The canonical value for a flag, or a DomainError saying what is allowed."""
     text = value.strip()
     if flag == "category":
         if text.lower() not in enterprise.CATEGORIES:
             raise DomainError(f"category must be one of {', '.join(enterprise.CATEGORIES)}.")
         return text.lower()
-    if flag in ("sme", "vcse", "social_enterprise"):
-        if text.lower() not in _BOOL_TEXT:
+    if flag in enterprise.BOOL_FLAGS:
+        if text.lower() not in enterprise.OVERRIDE_VALUES[flag]:
             raise DomainError(f"{flag} must be true, false or unknown.")
         return text.lower()
     if flag == "lad_code":
@@ -44,25 +46,35 @@ def check_override(flag: str, value: str) -> str:
     if flag == "delivery_postcode":
         postcode = normalise_postcode(text)
         if postcode is None:
-            raise DomainError(f"{text!r} is not a valid UK postcode.")
+            raise DomainError(f"delivery_postcode {text!r} is not a valid UK postcode; send one like B15 2GW.")
+        check_postcode(postcode, confirmed=confirm_postcode, field="delivery_postcode")
         return postcode
     raise DomainError(f"flag must be one of {', '.join(OVERRIDE_FLAGS)}.")
 
 
 async def add_override(
-    session: AsyncSession, supplier_id: int, actor: Principal, *, flag: str, value: str, reason: str
+    session: AsyncSession,
+    supplier_id: int,
+    actor: Principal,
+    *,
+    flag: str,
+    value: str,
+    reason: str,
+    confirm_postcode: bool = False,
 ) -> m.ClassificationOverride:
     supplier = await get_supplier(session, supplier_id)
     if supplier.merged_into_id is not None:
         raise DomainError(f"Supplier {supplier_id} is merged into {supplier.merged_into_id}; override that one.")
     if len(reason.strip()) < MIN_REASON:
         raise DomainError(f"An override needs a reason of at least {MIN_REASON} characters.")
-    canonical = check_override(flag, value)
+    canonical = check_override(flag, value, confirm_postcode=confirm_postcode)
     now = clock.now()
     co = m.ClassificationOverride
-    superseded = (
-        await session.scalars(select(co).where(co.supplier_id == supplier_id, co.flag == flag, co.revoked_at.is_(None)))
-    ).all()
+    active = (await session.scalars(select(co).where(co.supplier_id == supplier_id, co.revoked_at.is_(None)))).all()
+    superseded = [o for o in active if o.flag == flag]
+    if flag not in PLACE_FLAGS:
+        # One decision: the new override must fit the category it leads to; older ones it contradicts give way.
+        superseded += await _contradicted(session, supplier_id, flag, canonical, [o for o in active if o.flag != flag])
     override = m.ClassificationOverride(
         supplier_id=supplier_id,
         flag=flag,
@@ -74,18 +86,63 @@ async def add_override(
     session.add(override)
     await session.flush()
     for old in superseded:
-        old.revoked_at, old.revoked_by, old.revoke_reason = now, actor.name, f"superseded by override #{override.id}"
+        old.revoked_at, old.revoked_by = now, actor.name
+        old.revoke_reason = f"superseded by override #{override.id} ({flag}={canonical})"
+    changes: dict[str, tuple[object, object]] = {
+        flag: ([o.value for o in superseded if o.flag == flag] or None, canonical),
+        "override_id": (None, override.id),
+    }
+    changes |= {f"override #{o.id}": (f"{o.flag}={o.value}", None) for o in superseded if o.flag != flag}
     await record_audit(
         session,
         actor=actor,
         action="supplier.override",
         entity_type="supplier",
         entity_id=supplier_id,
-        changes={flag: ([o.value for o in superseded] or None, canonical), "override_id": (None, override.id)},
+        changes=changes,
         reason=override.reason,
     )
     await classify(session, [supplier_id])
     return override
+
+
+_EXAMPLE_REASON = "checked the register entry"
+
+
+async def _contradicted(
+    session: AsyncSession, supplier_id: int, flag: str, value: str, others: Sequence[m.ClassificationOverride]
+) -> list[m.ClassificationOverride]:
+    """Older overrides the new one contradicts, or a DomainError when the decided category cannot honour it."""
+    inputs = (await _gather_inputs(session, [supplier_id]))[0]
+    proposed = enterprise.Override(0, flag, value, "proposed", "proposed", clock.now())
+    kept = tuple(o for o in inputs.facts.overrides if o.flag != flag)
+    result = enterprise.classify_enterprise(replace(inputs.facts, overrides=(*kept, proposed)))
+    if result.value_text(flag) != value:
+        category = result.category
+        if category in {"cic", "registered_society"}:
+            why = f"a {category.replace('_', ' ')} is a social enterprise by its legal form"
+            send = f'{{"flag": "category", "value": "other_vcse", "reason": "{_EXAMPLE_REASON}"}}'
+        else:
+            why = "social enterprises are VCSEs, so one that is not a VCSE is not a social enterprise"
+            send = f'{{"flag": "vcse", "value": "unknown", "reason": "{_EXAMPLE_REASON}"}}'
+            if result.vcse is None:
+                why = "social enterprises are VCSEs, and this supplier's VCSE status is unknown"
+                send = f'{{"flag": "vcse", "value": "true", "reason": "{_EXAMPLE_REASON}"}}'
+        raise DomainError(
+            f"{flag} cannot be {value} while the supplier's category is {category} (vcse {result.value_text('vcse')}):"
+            f" {why}. To change it, first send an override of the category or vcse, e.g. {send}."
+        )
+    overruled = result.overruled_overrides()
+    # A person's category says more than a flag: refuse a flag that would overturn it and say which category to send.
+    # An older flag override the new one re-decides gives way (superseded, audited).
+    for o in others:
+        if o.id in overruled and o.flag == "category" and result.category != o.value:
+            raise DomainError(
+                f"Override #{o.id} by {o.created_by} sets the category to {o.value}, which {flag}={value} contradicts."
+                f" Send the category instead, e.g. "
+                f'{{"flag": "category", "value": "{result.category}", "reason": "{_EXAMPLE_REASON}"}}.'
+            )
+    return [o for o in others if o.id in overruled and o.flag != "category"]
 
 
 async def revoke_override(
@@ -123,6 +180,7 @@ async def add_attestation(
     attestation = m.SupplierAttestation(
         supplier_id=target, kind=kind, reference=reference.strip(), attested_by=actor.name, attested_at=clock.now()
     )
+    await _check_not_overridden(session, target, kind)
     session.add(attestation)
     await session.flush()
     await record_audit(
@@ -136,6 +194,24 @@ async def add_attestation(
     )
     await classify(session, [target])
     return attestation
+
+
+async def _check_not_overridden(session: AsyncSession, supplier_id: int, kind: str) -> None:
+    """An attestation a person's override would hide is refused: say which override decides the flag."""
+    flag, value = enterprise.ATTESTATION_CLAIMS[kind]
+    inputs = (await _gather_inputs(session, [supplier_id]))[0]
+    attestation = enterprise.Attestation(kind, "proposed", "proposed", clock.now())
+    facts = replace(inputs.facts, attestations=(*inputs.facts.attestations, attestation))
+    result = enterprise.classify_enterprise(facts)
+    decided = result.value_text(flag)
+    winner = result.evidence_for(flag)[0]
+    agrees = decided == value or (flag == "category" and value in enterprise.BROADER.get(decided, ()))
+    if not agrees and winner.override_id is not None:
+        raise DomainError(
+            f"Override #{winner.override_id} decides {flag} = {decided} for this supplier, so a {kind} attestation"
+            f" would not change it. Revoke the override first (POST /overrides/{winner.override_id}/revoke with a"
+            " reason), or send a new override."
+        )
 
 
 async def revoke_attestation(

@@ -19,6 +19,8 @@ class SupplierCreate(msgspec.Struct, forbid_unknown_fields=True):
     postcode: str | None = None
     country: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     identifiers: Annotated[list[IdentifierIn], msgspec.Meta(max_length=20)] = []
+    # A well-formed postcode the ONS directory does not have is refused until the caller confirms it.
+    confirm_postcode: bool = False
 
     def __post_init__(self) -> None:
         if self.postcode is not None:
@@ -35,6 +37,7 @@ class SupplierUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     postcode: str | msgspec.UnsetType | None = msgspec.UNSET
     country: Annotated[str, msgspec.Meta(max_length=100)] | msgspec.UnsetType | None = msgspec.UNSET
     identifiers: Annotated[list[IdentifierIn], msgspec.Meta(max_length=20)] | msgspec.UnsetType = msgspec.UNSET
+    confirm_postcode: bool | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self) -> None:
         if isinstance(self.postcode, str):
@@ -48,6 +51,9 @@ class Supplier(msgspec.Struct):
     locality: str | None
     postcode: str | None
     postcode_source: str | None
+    # found | not_in_directory_best_fit | not_in_directory_no_fit | classified_by_rule; null without a postcode
+    postcode_status: str | None
+    postcode_note: str | None  # for a postcode the directory lacks: its best fit and confidence
     country: str | None
     declared_scale: str | None
     declared_vcse: bool | None
@@ -73,6 +79,7 @@ class OverrideIn(msgspec.Struct, forbid_unknown_fields=True):
     flag: FlagName
     value: FlagValue
     reason: OverrideReason
+    confirm_postcode: bool = False  # for a delivery_postcode the ONS directory does not have
 
     def __post_init__(self) -> None:
         if len(self.reason.strip()) < 10:
@@ -148,6 +155,8 @@ class Why(msgspec.Struct, omit_defaults=True):
 class PlaceOut(msgspec.Struct):
     postcode_used: str | None
     postcode_basis: str | None
+    postcode_status: str | None
+    postcode_note: str | None
     method: str
     confidence: float | None
     lad_code: str | None
@@ -201,6 +210,7 @@ class Classification(msgspec.Struct):
     sme: bool | None
     vcse: bool | None
     social_enterprise: bool | None
+    decision: str  # the one decision the category and flags come from, in words
     why: list[Why]
     overrides: list[OverrideOut]
     attestations: list[AttestationOut]

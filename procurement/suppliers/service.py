@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
@@ -16,6 +16,27 @@ from procurement.errors import DomainError, NotFound
 from procurement.organisations.service import _org_name_key
 from procurement.schemas import Identifier, IdentifierIn
 from procurement.suppliers.schemas import Supplier, SupplierCreate, SupplierUpdate
+from socialvalue import geography
+
+# postcode_source of a postcode a person confirmed although the ONS directory does not have it
+CONFIRMED_UNLISTED = "manual_confirmed_unlisted"
+
+
+def check_postcode(postcode: str, *, confirmed: bool, field: str = "postcode") -> bool:
+    """True when the directory lacks the postcode and the caller confirmed it; refuses (422) an unconfirmed one."""
+    place = geography.locate(postcode)
+    if geography.postcode_status(place.method) not in {"not_in_directory_best_fit", "not_in_directory_no_fit"}:
+        return False
+    if confirmed:
+        return True
+    fit = geography.best_fit(place)
+    then = (
+        f"its place will be the best fit of its {fit}" if fit else "its place will be unknown (no part of it matches)"
+    )
+    raise DomainError(
+        f"{field} {postcode} is not in the ONS postcode directory ({place.data_version}). Check it; if it is right"
+        f' (new postcodes appear every month), send it again with "confirm_postcode": true and {then}.'
+    )
 
 
 class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
@@ -26,13 +47,14 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
 
     async def create_supplier(self, data: SupplierCreate, actor: Principal | None) -> m.Supplier:
         await self.check_identifiers_free(data.identifiers, None)
+        unlisted = data.postcode is not None and check_postcode(data.postcode, confirmed=data.confirm_postcode)
         supplier = m.Supplier(
             name=data.name.strip(),
             name_key=_org_name_key(data.name),
             street_address=data.street_address,
             locality=data.locality,
             postcode=data.postcode,
-            postcode_source="manual" if data.postcode else None,
+            postcode_source=(CONFIRMED_UNLISTED if unlisted else "manual") if data.postcode else None,
             country=data.country,
             identifiers=[m.SupplierIdentifier(scheme=i.scheme, value=i.id) for i in data.identifiers],
         )
@@ -44,7 +66,11 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
             action="supplier.create",
             entity_type="supplier",
             entity_id=supplier.id,
-            changes={"name": (None, supplier.name), "postcode": (None, supplier.postcode)},
+            changes={
+                "name": (None, supplier.name),
+                "postcode": (None, supplier.postcode),
+                "postcode_source": (None, supplier.postcode_source),
+            },
         )
         return supplier
 
@@ -53,11 +79,13 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
         fields = _unset_dropped(data)
         reason = fields.pop("reason")
         identifiers = fields.pop("identifiers", None)
+        confirmed = bool(fields.pop("confirm_postcode", False))
         if "name" in fields:
             fields["name"] = fields["name"].strip()
             fields["name_key"] = _org_name_key(fields["name"])
-        if "postcode" in fields:
-            fields["postcode_source"] = "manual" if fields["postcode"] else None
+        if "postcode" in fields and fields["postcode"] != supplier.postcode:
+            unlisted = bool(fields["postcode"]) and check_postcode(fields["postcode"], confirmed=confirmed)
+            fields["postcode_source"] = (CONFIRMED_UNLISTED if unlisted else "manual") if fields["postcode"] else None
         changes = _apply(supplier, fields)
         if identifiers is not None:
             await self.check_identifiers_free(identifiers, supplier.id)
@@ -96,7 +124,9 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
                 raise DomainError(f"Identifier {ident.scheme} {ident.id} already belongs to supplier {holder}.")
 
 
-def supplier_schema(supplier: m.Supplier) -> Supplier:
+def supplier_schema(supplier: m.Supplier, place: geography.Place | None = None) -> Supplier:
+    if place is None and supplier.postcode:
+        place = geography.locate(supplier.postcode)
     return Supplier(
         id=supplier.id,
         name=supplier.name,
@@ -104,6 +134,8 @@ def supplier_schema(supplier: m.Supplier) -> Supplier:
         locality=supplier.locality,
         postcode=supplier.postcode,
         postcode_source=supplier.postcode_source,
+        postcode_status=geography.postcode_status(place.method) if place else None,
+        postcode_note=geography.fit_text(place) if place else None,
         country=supplier.country,
         declared_scale=supplier.declared_scale,
         declared_vcse=supplier.declared_vcse,
@@ -128,3 +160,10 @@ async def affected_organisations(session: AsyncSession, supplier_ids: Iterable[i
     payers = select(distinct(m.PaymentLine.anchor_id)).where(m.PaymentLine.supplier_id.in_(family))
     found = set((await session.scalars(buyers)).all()) | set((await session.scalars(payers)).all())
     return sorted(int(i) for i in found)
+
+
+def supplier_schemas(suppliers: Sequence[m.Supplier]) -> list[Supplier]:
+    """Many suppliers, their postcodes looked up in one batch."""
+    frame = geography.locate_many([s.postcode for s in suppliers])
+    places = [geography.Place(**row) for row in frame.iter_rows(named=True)]
+    return [supplier_schema(s, p if s.postcode else None) for s, p in zip(suppliers, places, strict=True)]

@@ -22,6 +22,7 @@ from socialvalue.enterprise import (
     EnterpriseClassification,
     SupplierFacts,
     classify_enterprise,
+    inconsistencies,
 )
 from socialvalue.identifiers import clean_org_name, normalise_identifier
 from tests.support.paths import FEEDS_DIR
@@ -147,7 +148,7 @@ ROWS: dict[str, Row] = {
         _s("Iridescent Ideas CIC", None, None, "sme", False), True, "cic", True, True, True, ("vcse",)
     ),
     "CIC only in the trading name is not a CIC": Row(
-        _s("CNLR Horizons Limited T/A CIC Wellbeing", None, None, "large", False), True, "large", False, False, None
+        _s("CNLR Horizons Limited T/A CIC Wellbeing", None, None, "large", False), True, "large", False, False, False
     ),
     "co-operative name beats a declared false, weakly": Row(
         _s("The Foster Care Co-operative", None, None, "large", False),
@@ -159,19 +160,19 @@ ROWS: dict[str, Row] = {
         ("vcse",),
     ),
     "Trust in the name is not a charity": Row(
-        _s("The Adolescent and Children's Trust", None, None, "large", False), True, "large", False, False, None
+        _s("The Adolescent and Children's Trust", None, None, "large", False), True, "large", False, False, False
     ),
     "Trust in the name, declared SME": Row(
-        _s("St Giles Trust", None, None, "sme", False), True, "sme", True, False, None
+        _s("St Giles Trust", None, None, "sme", False), True, "sme", True, False, False
     ),
     "Trust in the name, declared VCSE": Row(
         _s("The Oaklea Trust", None, None, "large", True), True, "other_vcse", False, True, None
     ),
     "Foundation is not evidence either": Row(
-        _s("Duffus Cancer Foundation", None, None, "sme", False), True, "sme", True, False, None
+        _s("Duffus Cancer Foundation", None, None, "sme", False), True, "sme", True, False, False
     ),
     "Community in the name is not evidence": Row(
-        _s("Eastern Community Homes", None, None, "large", False), True, "large", False, False, None
+        _s("Eastern Community Homes", None, None, "large", False), True, "large", False, False, False
     ),
     "Community Council of Devon is not a council": Row(
         _s("Community Council of Devon (operating under Devon Communities To", None, None, "sme", True),
@@ -193,10 +194,10 @@ ROWS: dict[str, Row] = {
         False,
     ),
     "plc declared SME and not VCSE": Row(
-        _s("GENUS PLC", "GB-COH", "02972325", "sme", False), True, "sme", True, False, None
+        _s("GENUS PLC", "GB-COH", "02972325", "sme", False), True, "sme", True, False, False
     ),
     "LLP declared VCSE: for-profit form wins, conflict": Row(
-        _s("BAS LLP", None, None, "sme", True), True, "sme", True, False, None, ("vcse", "category")
+        _s("BAS LLP", None, None, "sme", True), True, "sme", True, False, False, ("vcse", "category")
     ),
     "school declared large and VCSE": Row(
         _s("Landmark International School", None, None, "large", True), True, "other_vcse", False, True, None
@@ -205,10 +206,10 @@ ROWS: dict[str, Row] = {
         _s("LONDON BUSINESS SCHOOL", "GB-COH", "RC000721", "large", True), True, "other_vcse", False, True, None
     ),
     "Scottish company number is a company, not a charity": Row(
-        _s("Realise Solutions Limited", "GB-COH", "SC394005", "sme", False), True, "sme", True, False, None
+        _s("Realise Solutions Limited", "GB-COH", "SC394005", "sme", False), True, "sme", True, False, False
     ),
     "legacy GB-CQC scheme": Row(
-        _s("DKM Healthcare Limited", "GB-CQC", "1-2326072185", "sme", False), True, "sme", True, False, None
+        _s("DKM Healthcare Limited", "GB-CQC", "1-2326072185", "sme", False), True, "sme", True, False, False
     ),
     "no flags at all": Row(_s("Building Services NOW", None, None, None, None), True, "unknown", None, None, None),
     "HTML-escaped legacy name with declared VCSE": Row(
@@ -240,7 +241,7 @@ ROWS: dict[str, Row] = {
         "sme",
         True,
         False,
-        None,
+        False,
         ("vcse", "category"),
         company_type="ltd",
     ),
@@ -306,17 +307,18 @@ ROWS: dict[str, Row] = {
     "Community Interest Company spelt out": Row(
         _s("Better Days Community Interest Company", None, None, None, None), False, "cic", None, True, True
     ),
+    # Size known but VCSE status not: "large" would claim it is not a VCSE (one decision: category unknown).
     "guarantee company is only a review hint": Row(
         _s("Nominet UK", None, None, "large", None),
         False,
-        "large",
+        "unknown",
         False,
         None,
         None,
         company_type="private-limited-guarant-nsc",
     ),
     "Coopers is not a co-operative": Row(
-        _s("Price Waterhouse Coopers Llp", "GB-COH", "OC303525", "large", False), True, "large", False, False, None
+        _s("Price Waterhouse Coopers Llp", "GB-COH", "OC303525", "large", False), True, "large", False, False, False
     ),
 }
 
@@ -343,6 +345,7 @@ def test_real_rows_are_in_the_samples() -> None:
 def _assert_well_formed(result: EnterpriseClassification) -> None:
     assert result.category in CATEGORIES
     assert (result.category in VCSE_CATEGORIES) == (result.vcse is True)
+    assert inconsistencies(result.category, result.sme, result.vcse, result.social_enterprise) == []
     for flag in FLAGS:
         explaining = [e for e in result.evidence_for(flag) if not e.overruled]
         assert explaining, f"no evidence for {flag}"
@@ -428,7 +431,8 @@ def test_later_attestation_of_equal_weight_wins() -> None:
     old = Attestation("sme", "2024 accounts", "a", WHEN - timedelta(days=400))
     new = Attestation("large", "2026 accounts: 310 staff", "b", WHEN)
     for order in ((old, new), (new, old)):
-        result = classify_enterprise(SupplierFacts(name="Growing Ltd", declared_scale="sme", attestations=order))
+        facts = SupplierFacts(name="Growing Ltd", declared_scale="sme", declared_vcse=False, attestations=order)
+        result = classify_enterprise(facts)
         assert (result.sme, result.category) == (False, "large")
         assert result.evidence_for("sme")[0].evidence == "2026 accounts: 310 staff"
 

@@ -31,7 +31,7 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
     ("wrong type", "POST", "/contracts", {"buyer_id": "one"}, 400, "buyer_id"),
     ("unknown field", "POST", "/contracts", {"surprise": True}, 400, "surprise"),
     ("negative money", "POST", "/contracts", {"value": "-5.00"}, 400, "negative"),
-    ("three decimals", "POST", "/contracts", {"value": 10.005}, 400, "two decimal places"),
+    ("three decimals", "POST", "/contracts", {"value": 10.005}, 400, "at most two decimals"),
     ("money as garbage", "POST", "/contracts", {"value": "ten pounds"}, 400, "value"),
     ("unknown currency", "POST", "/contracts", {"currency": "GPB"}, 400, "ISO 4217"),
     ("end before start", "POST", "/contracts", {"start_date": "2025-06-01", "end_date": "2025-05-31"}, 400, "before"),

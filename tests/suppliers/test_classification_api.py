@@ -170,7 +170,7 @@ async def test_override_needs_a_reason_and_is_explained(app_client: Any, session
     assert deciding["method"] == "override"
     assert deciding["by"] == "jo@walsall"
     assert deciding["evidence"] == "Filed accounts 2025: 38 staff, turnover GBP 4m"
-    assert "automatic answer: false" in deciding["source"]
+    assert deciding["source"].startswith(f"override #{made.json()['id']} (sme=true) by jo@walsall")
     automatic = _why(after, "sme")[1]
     assert (automatic["method"], automatic["overruled"]) == ("feed_declared", True)
     assert [o["id"] for o in after["overrides"]] == [made.json()["id"]]

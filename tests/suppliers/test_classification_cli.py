@@ -83,11 +83,19 @@ async def test_classify_is_incremental_and_overrides_survive_reimport(
     assert "sme=false [overruled]: feed_declared" in shown.stdout
     assert "tier for Walsall Council (Walsall (own LAD)): local" in shown.stdout
     assert "Open Government Licence" in shown.stdout
+    # The one decision comes first: the category and every flag read off it (no declared VCSE: status unknown).
+    assert "decision: category unknown: not established; vcse unknown (own evidence), sme true (own evidence)" in (
+        shown.stdout
+    )
     cic = localvalue("classify", "show", str(hope_id), database_url=db.url)
     assert "category=cic: legal_name_pattern" in cic.stdout
+    assert (
+        "decision: category cic: a community interest company; vcse true (implied), sme unknown (own evidence),"
+        " social_enterprise true (implied)"
+    ) in cic.stdout
     missing = localvalue("classify", "show", "999999", database_url=db.url, check=False)
-    assert missing.returncode != 0
-    assert "No supplier with id 999999" in missing.stderr
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "Error: No supplier with id 999999."
 
 
 def test_geo_build_from_an_onspd_file(tmp_path: Path) -> None:
