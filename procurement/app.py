@@ -7,20 +7,21 @@ import logging
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from procurement.auth import TokenAuthenticationMiddleware
 from procurement.cli import LocalValueCLIPlugin
 from procurement.contracts.controllers import ContractController
 from procurement.db import ALCHEMY_STATE_KEY, make_alchemy_config
+from procurement.hardening import GuardedRequest, InputGuardMiddleware
+from procurement.headers import PublicCorsMiddleware, security_headers
 from procurement.health import HealthController, app_version
 from procurement.imports.controllers import ImportController
 from procurement.metrics.controllers import CommitmentController, Lm3Controller, MeasureController, MetricsController
+from procurement.openapi import BEARER, LocalSwaggerPlugin, finish_openapi
 from procurement.organisations.controllers import AnchorGroupController, OrganisationController
 from procurement.problems import EXCEPTION_HANDLERS
 from procurement.settings import Settings, get_settings
@@ -37,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     alchemy = make_alchemy_config(settings)
     logging.basicConfig(level=logging.INFO if settings.debug else logging.WARNING)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             public_home,
@@ -59,10 +60,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=template_config(),
         plugins=[SQLAlchemyPlugin(config=alchemy), LocalValueCLIPlugin()],
         state=State({ALCHEMY_STATE_KEY: alchemy}),
-        middleware=[DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema"])],
+        middleware=[
+            InputGuardMiddleware(),
+            PublicCorsMiddleware(),
+            DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema"]),
+        ],
+        request_class=GuardedRequest,
+        before_send=[security_headers(settings)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET"]),
         openapi_config=OpenAPIConfig(
             title="Local Value",
             version=app_version(),
@@ -71,11 +77,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "Writes need `Authorization: Bearer <token>`; errors are RFC 9457 problem documents."
             ),
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[LocalSwaggerPlugin(path=["/swagger", "/"])],
+            use_handler_docstrings=True,
             components=Components(
-                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", description="API token")}
+                security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer", description="API token")}
             ),
-            security=[{"bearer": []}],
         ),
         debug=False,
     )
+    finish_openapi(app)
+    return app

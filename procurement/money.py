@@ -27,6 +27,41 @@ def parse_currency(code: str) -> str:
     return value
 
 
+def exact_units(value: Decimal, *, places: int, below: int, field: str, what: str = "amount") -> int:
+    """``value`` scaled by 10**places as an exact integer; refuses non-finite, negative, finer or too-large values.
+
+    Works on the digits and exponent alone: ``1E+999999999`` and ``1E-999999999`` are refused rather than
+    overflowing or rounding to 0 in the decimal context (``normalize()`` and ``*`` both go through it).
+    """
+    if not value.is_finite():
+        msg = f"{field} must be a finite {what}"
+        raise ValueError(msg)
+    if value.is_signed() and value != 0:
+        msg = f"{field} must not be negative"
+        raise ValueError(msg)
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite, checked above
+    significant = "".join(map(str, digits)).rstrip("0")
+    if not significant:
+        return 0
+    exponent += len(digits) - len(significant)
+    if exponent < -places:
+        msg = f"{field} has more than {_PLACES_WORDS.get(places, places)} decimal places"
+        raise ValueError(msg)
+    # 10**exponent for a huge exponent would be a huge integer: refuse by magnitude before building it.
+    if value.adjusted() + places > len(str(below)):
+        msg = f"{field} is implausibly large"
+        raise ValueError(msg)
+    units = int(significant) * 10 ** (exponent + places)
+    if units > below:
+        msg = f"{field} is implausibly large"
+        raise ValueError(msg)
+    return units
+
+
+_PLACES_WORDS = {2: "two", 4: "four"}
+
+
 def to_pence(amount: Decimal | int | str, *, field: str = "value") -> int:
     """Exact conversion; refuses negatives, more than two decimal places and absurd sizes."""
     try:
@@ -34,21 +69,7 @@ def to_pence(amount: Decimal | int | str, *, field: str = "value") -> int:
     except InvalidOperation as exc:
         msg = f"{field} must be a decimal amount such as 1234.50"
         raise ValueError(msg) from exc
-    if not value.is_finite():
-        msg = f"{field} must be a finite amount"
-        raise ValueError(msg)
-    if value < 0:
-        msg = f"{field} must not be negative"
-        raise ValueError(msg)
-    exponent = value.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2:
-        msg = f"{field} has more than two decimal places"
-        raise ValueError(msg)
-    pence = int(value * 100)
-    if pence > MAX_PENCE:
-        msg = f"{field} is implausibly large"
-        raise ValueError(msg)
-    return pence
+    return exact_units(value, places=2, below=MAX_PENCE, field=field)
 
 
 def format_pence(pence: int | None) -> str | None:

@@ -113,8 +113,10 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
     errors = _validation_errors(exc.extra) if isinstance(exc, ValidationException) else None
     if isinstance(exc, ValidationException) and errors:
         detail = "; ".join(_describe(e) for e in errors) or detail
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthorizedException) else None
-    return problem(status, detail, instance=request.url.path, errors=errors, headers=headers)
+    headers = dict(exc.headers or {})  # e.g. Allow on a 405, which RFC 9110 requires
+    if isinstance(exc, NotAuthorizedException):
+        headers["WWW-Authenticate"] = "Bearer"
+    return problem(status, detail, instance=request.url.path, errors=errors, headers=headers or None)
 
 
 def repository_exception_handler(request: Request[Any, Any, Any], exc: RepositoryError) -> Response[dict[str, Any]]:

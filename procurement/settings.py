@@ -42,6 +42,9 @@ class Settings:
     work_dir: Path
     # Who answers accessibility questions, named on /accessibility-statement (a legal requirement).
     accessibility_contact: str
+    # Strict-Transport-Security only when the service is reached over HTTPS (LOCALVALUE_HSTS=true): sent over plain
+    # HTTP on a laptop it would make the browser refuse http://127.0.0.1 for a year.
+    hsts: bool = False
 
     @property
     def dialect(self) -> str:
@@ -59,6 +62,7 @@ class Settings:
             work_dir=Path(os.environ.get("LOCALVALUE_WORK_DIR", ".")).resolve(),
             accessibility_contact=os.environ.get("LOCALVALUE_ACCESSIBILITY_CONTACT", "").strip()
             or "accessibility@localvalue.example",
+            hsts=_bool("LOCALVALUE_HSTS", default=False),
         )
 
 

@@ -17,7 +17,7 @@ from procurement.contracts.schemas import Contract, ContractCreate, ContractUpda
 from procurement.contracts.service import ContractService, contract_schema
 from procurement.errors import DomainError
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
-from procurement.schemas import Page
+from procurement.schemas import IdParam, Page, id_query
 
 
 class ContractController(Controller):
@@ -31,8 +31,8 @@ class ContractController(Controller):
         contracts: ContractService,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
-        buyer_id: int | None = Parameter(default=None, ge=1),
-        supplier_id: int | None = Parameter(default=None, ge=1),
+        buyer_id: int | None = id_query(),
+        supplier_id: int | None = id_query(),
         award_from: Annotated[
             dt.date | None, QueryParameter(name="from", description="Award date on or after.")
         ] = None,
@@ -57,7 +57,7 @@ class ContractController(Controller):
         return Page(items=[contract_schema(c) for c in rows], total=total, limit=limit, offset=offset)
 
     @get("/{contract_id:int}", summary="One contract", guards=[requires_token])
-    async def get_contract(self, contracts: ContractService, contract_id: int) -> Contract:
+    async def get_contract(self, contracts: ContractService, contract_id: IdParam) -> Contract:
         return contract_schema(await contracts.get_or_404(contract_id))
 
     @post("/", summary="Record a contract", guards=[requires_editor])
@@ -71,7 +71,7 @@ class ContractController(Controller):
         self,
         request: Request[Principal, Any, Any],
         contracts: ContractService,
-        contract_id: int,
+        contract_id: IdParam,
         data: ContractUpdate,
     ) -> Contract:
         return contract_schema(await contracts.update_contract(contract_id, data, request.user))
@@ -86,7 +86,7 @@ class ContractController(Controller):
         self,
         request: Request[Principal, Any, Any],
         contracts: ContractService,
-        contract_id: int,
+        contract_id: IdParam,
         data: ContractWithdraw,
     ) -> Contract:
         return contract_schema(await contracts.withdraw_contract(contract_id, data.reason, request.user))

@@ -19,7 +19,7 @@ from procurement.db import ALCHEMY_STATE_KEY
 from procurement.imports.runs import get_run, note_counts, note_filter, note_schema, run_schema
 from procurement.imports.schemas import ImportNote, ImportRun
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
-from procurement.schemas import Page
+from procurement.schemas import IdParam, Page
 
 _CSV_CHUNK = 1000
 
@@ -57,7 +57,7 @@ class ImportController(Controller):
         return Page(items=items, total=total, limit=limit, offset=offset)
 
     @get("/{run_id:int}", summary="One import run with its counts and checkpoint")
-    async def get_run(self, db_session: AsyncSession, run_id: int) -> ImportRun:
+    async def get_run(self, db_session: AsyncSession, run_id: IdParam) -> ImportRun:
         run = await get_run(db_session, run_id)
         counts = await note_counts(db_session, [run.id])
         return run_schema(run, counts.get(run.id, 0))
@@ -66,7 +66,7 @@ class ImportController(Controller):
     async def list_notes(
         self,
         db_session: AsyncSession,
-        run_id: int,
+        run_id: IdParam,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
         level: NoteLevel | None = None,
@@ -84,7 +84,7 @@ class ImportController(Controller):
 
     @get("/{run_id:int}/notes.csv", summary="All notes of one run as CSV (streamed)", media_type="text/csv")
     async def notes_csv(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, run_id: int, level: NoteLevel | None = None
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, run_id: IdParam, level: NoteLevel | None = None
     ) -> Stream:
         await get_run(db_session, run_id)
         config = request.app.state[ALCHEMY_STATE_KEY]

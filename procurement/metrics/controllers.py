@@ -64,13 +64,13 @@ from procurement.metrics.service import (
     scope_ref,
 )
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
-from procurement.schemas import Page
+from procurement.schemas import IdParam, Page, id_query, required_id_query
 from socialvalue.periods import parse_financial_year
 
 BasisParam = Literal["awarded", "spread"]
 
 
-_ANCHOR = Parameter(default=None, ge=1, description="One anchor (organisation id).")
+_ANCHOR = id_query("One anchor (organisation id).")
 
 
 _GROUP = Parameter(default=None, max_length=64, description="An anchor group slug, e.g. birmingham-and-solihull.")
@@ -164,16 +164,14 @@ class MeasureController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
         framework: str | None = Parameter(default=None, max_length=32, description="ppn-06-20, ppn-002 or local."),
-        organisation_id: int | None = Parameter(
-            default=None, ge=1, description="The shared catalogue plus this anchor's own measures."
-        ),
+        organisation_id: int | None = id_query("The shared catalogue plus this anchor's own measures."),
     ) -> Page[Measure]:
         rows = await list_measures(db_session, framework=framework, organisation_id=organisation_id)
         items = [measure_schema(x) for x in rows[offset : offset + limit]]
         return Page(items=items, total=len(rows), limit=limit, offset=offset)
 
     @get("/{measure_id:int}", summary="One measure", guards=[requires_token])
-    async def get_measure(self, db_session: AsyncSession, measure_id: int) -> Measure:
+    async def get_measure(self, db_session: AsyncSession, measure_id: IdParam) -> Measure:
         return measure_schema(await get_measure(db_session, measure_id))
 
     @post("/local", summary="Add an anchor's own local measure (its editor, or an admin)", guards=[requires_editor])
@@ -184,7 +182,7 @@ class MeasureController(Controller):
 
     @put("/{measure_id:int}/proxy", summary="Set or clear a measure's proxy value (admin)", guards=[requires_admin])
     async def update_proxy(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, measure_id: int, data: ProxyUpdate
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, measure_id: IdParam, data: ProxyUpdate
     ) -> Measure:
         return measure_schema(await update_proxy(db_session, measure_id, data, request.user))
 
@@ -194,7 +192,7 @@ class CommitmentController(Controller):
     tags = ["social value"]
 
     @get("/contracts/{contract_id:int}/commitments", summary="A contract's commitments", guards=[requires_token])
-    async def list_for_contract(self, db_session: AsyncSession, contract_id: int) -> list[Commitment]:
+    async def list_for_contract(self, db_session: AsyncSession, contract_id: IdParam) -> list[Commitment]:
         rows = await list_commitments(db_session, contract_id)
         return [await commitment_schema(db_session, c) for c in rows]
 
@@ -207,7 +205,7 @@ class CommitmentController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        contract_id: int,
+        contract_id: IdParam,
         data: CommitmentCreate,
     ) -> Commitment:
         commitment = await create_commitment(db_session, contract_id, data, request.user)
@@ -218,7 +216,7 @@ class CommitmentController(Controller):
         summary="One commitment with its targets and returns",
         guards=[requires_token],
     )
-    async def get_one(self, db_session: AsyncSession, commitment_id: int) -> Commitment:
+    async def get_one(self, db_session: AsyncSession, commitment_id: IdParam) -> Commitment:
         commitment, _contract = await get_commitment(db_session, commitment_id)
         return await commitment_schema(db_session, commitment)
 
@@ -227,7 +225,7 @@ class CommitmentController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        commitment_id: int,
+        commitment_id: IdParam,
         data: CommitmentUpdate,
     ) -> Commitment:
         commitment = await update_commitment(db_session, commitment_id, data, request.user)
@@ -243,7 +241,7 @@ class CommitmentController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        commitment_id: int,
+        commitment_id: IdParam,
         reason: str = Parameter(min_length=3, max_length=1000, description="Why (kept in the audit trail)."),
     ) -> None:
         await delete_commitment(db_session, commitment_id, reason, request.user)
@@ -257,7 +255,7 @@ class CommitmentController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        commitment_id: int,
+        commitment_id: IdParam,
         data: ReturnCreate,
     ) -> DeliveryReturn:
         return return_schema(await enter_return(db_session, commitment_id, data, request.user))
@@ -269,7 +267,7 @@ class CommitmentController(Controller):
         status_code=HTTP_200_OK,
     )
     async def verify(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: int
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: IdParam
     ) -> DeliveryReturn:
         return return_schema(await review_return(db_session, return_id, request.user, verify=True))
 
@@ -280,7 +278,7 @@ class CommitmentController(Controller):
         status_code=HTTP_200_OK,
     )
     async def reject(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: int, data: ReturnReject
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: IdParam, data: ReturnReject
     ) -> DeliveryReturn:
         row = await review_return(db_session, return_id, request.user, verify=False, reason=data.reason)
         return return_schema(row)
@@ -291,11 +289,11 @@ class CommitmentController(Controller):
     async def figures(
         self,
         db_session: AsyncSession,
-        anchor_id: int | None = Parameter(default=None, ge=1),
+        anchor_id: int | None = id_query(),
         group: str | None = Parameter(default=None, max_length=64),
         period: str | None = Parameter(default=None, max_length=8, description="2025Q1 or 2025/26."),
-        contract_id: int | None = Parameter(default=None, ge=1),
-        supplier_id: int | None = Parameter(default=None, ge=1),
+        contract_id: int | None = id_query(),
+        supplier_id: int | None = id_query(),
     ) -> CommitmentFigures:
         periods_of(period)  # a bad label is a 400 before any work
         scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
@@ -340,7 +338,7 @@ class Lm3Controller(Controller):
     async def responses(
         self,
         db_session: AsyncSession,
-        anchor_id: int = Parameter(ge=1),
+        anchor_id: int = required_id_query(),
         year: str = Parameter(max_length=7, description="Financial year, e.g. 2025/26."),
     ) -> list[Lm3Response]:
         parse_financial_year(year)
@@ -350,7 +348,7 @@ class Lm3Controller(Controller):
     async def result(
         self,
         db_session: AsyncSession,
-        anchor_id: int = Parameter(ge=1),
+        anchor_id: int = required_id_query(),
         year: str = Parameter(max_length=7, description="Financial year, e.g. 2025/26."),
     ) -> Lm3Result:
         parse_financial_year(year)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from procurement.money import to_pence
+from procurement.money import exact_units, to_pence
 from procurement.schemas import Id, Reason
 from socialvalue.periods import parse_financial_year, parse_quarter
 
@@ -34,16 +34,7 @@ MAX_QUANTITY = Decimal("100000000000000")  # Numeric(18, 4)
 
 
 def check_quantity(value: Decimal, field: str = "quantity") -> Decimal:
-    if not value.is_finite() or value < 0:
-        msg = f"{field} must be a finite number, not negative"
-        raise ValueError(msg)
-    exponent = value.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -4:
-        msg = f"{field} has more than four decimal places"
-        raise ValueError(msg)
-    if value >= MAX_QUANTITY:
-        msg = f"{field} is implausibly large"
-        raise ValueError(msg)
+    exact_units(value, places=4, below=MAX_QUANTITY * 10**4 - 1, field=field, what="number")
     return value
 
 

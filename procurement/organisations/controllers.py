@@ -31,7 +31,7 @@ from procurement.organisations.schemas import (
 )
 from procurement.organisations.service import OrganisationService, organisation_schema
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
-from procurement.schemas import Page
+from procurement.schemas import IdParam, Page
 
 
 class OrganisationController(Controller):
@@ -55,7 +55,7 @@ class OrganisationController(Controller):
         if kind is not None:
             conditions.append(m.Organisation.kind == kind.value)
         if q:
-            conditions.append(func.lower(m.Organisation.name).contains(q.lower()))
+            conditions.append(func.lower(m.Organisation.name).contains(q.lower(), autoescape=True))
         session = organisations.repository.session
         total = await session.scalar(select(func.count()).select_from(m.Organisation).where(*conditions)) or 0
         rows = await session.scalars(
@@ -65,7 +65,7 @@ class OrganisationController(Controller):
         return Page(items=items, total=total, limit=limit, offset=offset)
 
     @get("/{org_id:int}", summary="One organisation")
-    async def get_organisation(self, organisations: OrganisationService, org_id: int) -> Organisation:
+    async def get_organisation(self, organisations: OrganisationService, org_id: IdParam) -> Organisation:
         return organisation_schema(await organisations.get_or_404(org_id))
 
     @post("/", summary="Create an organisation (admin)", guards=[requires_admin])
@@ -79,7 +79,7 @@ class OrganisationController(Controller):
         self,
         request: Request[Principal, Any, Any],
         organisations: OrganisationService,
-        org_id: int,
+        org_id: IdParam,
         data: OrganisationUpdate,
     ) -> Organisation:
         return organisation_schema(await organisations.update_organisation(org_id, data, request.user))

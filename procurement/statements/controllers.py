@@ -9,7 +9,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Reference, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED, HTTP_410_GONE
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,12 +20,15 @@ from procurement import models as m
 from procurement.auth import Principal, requires_reviewer
 from procurement.errors import NotFound
 from procurement.metrics.lines import resolve_scope
+from procurement.schemas import MAX_ID, NOT_BLANK, Id, IdParam, id_query
 from procurement.problems import problem
 from procurement.statements.service import figures_csv, preview_pdf, public_statements_query, publish, withdraw
 from procurement.statements.snapshot import period_label, sha256
 from socialvalue.geography import ATTRIBUTION
 
-IMMUTABLE = "public, max-age=31536000, immutable"
+# Published files may be cached, but every use revalidates (ETag): a withdrawal or correction reaches a reader on
+# their next request, never "immutable" for a year.
+REVALIDATE = "public, no-cache"
 
 
 LISTING = "public, max-age=60"
@@ -31,11 +37,15 @@ LISTING = "public, max-age=60"
 Quarter = Annotated[str, msgspec.Meta(pattern=r"^\d{4}Q[1-4]$")]
 
 
+# {id}, {id}.pdf, {id}.json or {id}.csv, the id at most 19 digits (a 64-bit key).
+STATEMENT_FILE = r"^[0-9]{1,19}(\.(pdf|json|csv))?$"
+
+
 class PublishRequest(msgspec.Struct, forbid_unknown_fields=True):
     period: Quarter
-    anchor_id: int | None = None
+    anchor_id: Id | None = None
     group: str | None = None
-    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000)] | None = None
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000, pattern=NOT_BLANK)] | None = None
 
     def __post_init__(self) -> None:
         if (self.anchor_id is None) == (self.group is None):
@@ -44,7 +54,7 @@ class PublishRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class WithdrawRequest(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000)]
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000, pattern=NOT_BLANK)]
 
 
 class PublicStatement(msgspec.Struct):
@@ -115,7 +125,7 @@ class PublicStatementController(Controller):
     async def list_statements(
         self,
         db_session: AsyncSession,
-        anchor_id: int | None = Parameter(default=None, ge=1),
+        anchor_id: int | None = id_query(),
         period: str | None = Parameter(default=None, pattern=r"^\d{4}Q[1-4]$"),
         limit: int = Parameter(default=100, ge=1, le=200),
         offset: int = Parameter(default=0, ge=0),
@@ -127,21 +137,48 @@ class PublicStatementController(Controller):
             headers={"Cache-Control": LISTING},
         )
 
-    @get("/{name:str}", summary="One statement: {id}, {id}.pdf, {id}.json or {id}.csv")
+    @get(
+        "/{name:str}",
+        summary="One statement: {id}, {id}.pdf, {id}.json or {id}.csv",
+        opt={
+            "problems": (HTTP_410_GONE,),
+            "content": {
+                "application/json": Schema(
+                    any_of=[
+                        Reference(ref="#/components/schemas/PublicStatement"),
+                        Schema(type=OpenAPIType.OBJECT, description="{id}.json: the frozen figures as published."),
+                    ]
+                ),
+                "application/pdf": Schema(type=OpenAPIType.STRING, format="binary", description="{id}.pdf"),
+                "text/csv": Schema(type=OpenAPIType.STRING, description="{id}.csv: the figures, one per row."),
+            },
+        },
+        responses={HTTP_304_NOT_MODIFIED: ResponseSpec(None, description="The copy the client holds (ETag) is current.")},
+    )
     async def statement_file(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, name: str, download: bool = False
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        name: Annotated[str, Parameter(pattern=STATEMENT_FILE, description="{id} or {id}.pdf|json|csv")],
+        download: bool = False,
     ) -> Response[Any]:
+        """A published statement's record, or one of its frozen files.
+
+        Files carry an ETag and `Cache-Control: public, no-cache`: send `If-None-Match` to get 304 while the file is
+        unchanged. A withdrawn statement's files answer 410 with the reason.
+        """
         stem, _, ext = name.partition(".")
-        if not stem.isdigit() or ext not in {"", "pdf", "json", "csv"}:
+        number = int(stem) if stem.isdigit() else 0
+        if not 1 <= number <= MAX_ID or ext not in {"", "pdf", "json", "csv"}:
             raise NotFound(f"No statement file {name!r}.")
-        statement = await db_session.get(m.Statement, int(stem))
+        statement = await db_session.get(m.Statement, number)
         if statement is None:
             raise NotFound(f"No statement {stem}.")
         if ext == "":
             return Response(_public(statement), headers={"Cache-Control": LISTING})
         if statement.status == m.StatementStatus.WITHDRAWN:
             return problem(
-                410, f"Statement {statement.id} was withdrawn: {statement.withdrawn_reason}", instance=request.url.path
+                HTTP_410_GONE, f"Statement {statement.id} was withdrawn: {statement.withdrawn_reason}", instance=request.url.path
             )
         if ext == "pdf":
             body, media, etag = statement.pdf, "application/pdf", statement.pdf_sha256
@@ -151,7 +188,7 @@ class PublicStatementController(Controller):
         else:
             body = figures_csv(json.loads(statement.snapshot_json)).encode("utf-8")
             media, etag = "text/csv; charset=utf-8", sha256(body)
-        headers = {"ETag": f'"{etag}"', "Cache-Control": IMMUTABLE}
+        headers = {"ETag": f'"{etag}"', "Cache-Control": REVALIDATE}
         if _not_modified(request, etag):
             return Response(b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
         filename = f"local-value-statement-{statement.id}-v{statement.version}-{statement.period}.{ext}"
@@ -170,7 +207,7 @@ class StatementController(Controller):
         self,
         db_session: AsyncSession,
         period: str = Parameter(pattern=r"^\d{4}Q[1-4]$"),
-        anchor_id: int | None = Parameter(default=None, ge=1),
+        anchor_id: int | None = id_query(),
         group: str | None = Parameter(default=None, max_length=64),
     ) -> Response[bytes]:
         scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
@@ -186,7 +223,7 @@ class StatementController(Controller):
 
     @post("/{statement_id:int}/withdraw", summary="Withdraw a statement (kept, marked why)", status_code=HTTP_200_OK)
     async def withdraw_statement(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, statement_id: int, data: WithdrawRequest
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, statement_id: IdParam, data: WithdrawRequest
     ) -> PublicStatement:
         return _public(await withdraw(db_session, statement_id, actor=request.user, reason=data.reason))
 
@@ -200,14 +237,7 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Local Value: published local-spend statements</title>
-<style>
-body {{ font-family: system-ui, sans-serif; color: #111827; background: #fff; max-width: 60rem; margin: 2rem auto;
-  padding: 0 1rem; line-height: 1.5; }}
-h1 {{ font-size: 1.6rem; }} h2 {{ font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #d1d5db; }}
-table {{ border-collapse: collapse; width: 100%; }} th, td {{ text-align: left; padding: .4rem .5rem;
-  border-bottom: 1px solid #e5e7eb; vertical-align: top; }}
-a {{ color: #1d4ed8; }} .muted {{ color: #4b5563; font-size: .9rem; }} .tag {{ font-weight: 600; }}
-</style>
+<link rel="stylesheet" href="/static/localvalue/statements.css">
 </head>
 <body>
 <main>

@@ -22,7 +22,7 @@ from procurement.auth import Principal, requires_editor, requires_reviewer, requ
 from procurement.organisations.local_area import get_org, set_local_area
 from procurement.organisations.schemas import LocalAreaIn, LocalAreaOut
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
-from procurement.schemas import Page
+from procurement.schemas import IdParam, Page, id_query
 from procurement.suppliers.classification import classify
 from procurement.suppliers.explain import (
     CSV_COLUMNS,
@@ -78,8 +78,8 @@ class ClassificationController(Controller):
     async def get_classification(
         self,
         db_session: AsyncSession,
-        supplier_id: int,
-        anchor_id: int | None = Parameter(default=None, ge=1, description="Include this anchor's tier as `tier`."),
+        supplier_id: IdParam,
+        anchor_id: int | None = id_query("Include this anchor's tier as `tier`."),
     ) -> Classification:
         return await classification_out(db_session, supplier_id, None, anchor_id)
 
@@ -90,7 +90,7 @@ class ClassificationController(Controller):
         status_code=HTTP_201_CREATED,
     )
     async def add_override(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: OverrideIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: IdParam, data: OverrideIn
     ) -> OverrideOut:
         override = await add_override(
             db_session, supplier_id, request.user, flag=data.flag, value=data.value, reason=data.reason
@@ -104,7 +104,7 @@ class ClassificationController(Controller):
         status_code=HTTP_200_OK,
     )
     async def revoke_override(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, override_id: int, data: RevokeIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, override_id: IdParam, data: RevokeIn
     ) -> OverrideOut:
         return _override(await revoke_override(db_session, override_id, request.user, data.reason))
 
@@ -115,7 +115,7 @@ class ClassificationController(Controller):
         status_code=HTTP_201_CREATED,
     )
     async def add_attestation(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: AttestationIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: IdParam, data: AttestationIn
     ) -> AttestationOut:
         attestation = await add_attestation(
             db_session, supplier_id, request.user, kind=data.kind, reference=data.reference
@@ -129,7 +129,7 @@ class ClassificationController(Controller):
         status_code=HTTP_200_OK,
     )
     async def revoke_attestation(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, attestation_id: int, data: RevokeIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, attestation_id: IdParam, data: RevokeIn
     ) -> AttestationOut:
         return _attestation(await revoke_attestation(db_session, attestation_id, request.user, data.reason))
 
@@ -149,7 +149,7 @@ class ClassificationController(Controller):
         status_code=HTTP_201_CREATED,
     )
     async def split(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: SplitIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: IdParam, data: SplitIn
     ) -> MergeOut:
         split = await split_supplier(
             db_session,
@@ -172,13 +172,13 @@ class ClassificationController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        merge_id: int,
+        merge_id: IdParam,
         data: UndoIn | None = None,
     ) -> MergeOut:
         return _merge(await undo_merge(db_session, merge_id, request.user, data.reason if data else None))
 
     @get("/organisations/{org_id:int}/local-area", summary="An anchor's definition of local")
-    async def get_local_area(self, db_session: AsyncSession, org_id: int) -> LocalAreaOut:
+    async def get_local_area(self, db_session: AsyncSession, org_id: IdParam) -> LocalAreaOut:
         return _local_area_out(await get_org(db_session, org_id))
 
     @put(
@@ -187,7 +187,7 @@ class ClassificationController(Controller):
         guards=[requires_editor],
     )
     async def put_local_area(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, org_id: int, data: LocalAreaIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, org_id: IdParam, data: LocalAreaIn
     ) -> LocalAreaOut:
         org = await set_local_area(
             db_session, org_id, request.user, preset=data.preset, lad_codes=data.lad_codes, label=data.label
@@ -198,7 +198,7 @@ class ClassificationController(Controller):
     async def export_csv(
         self,
         db_session: AsyncSession,
-        anchor_id: int | None = Parameter(default=None, ge=1, description="Add this anchor's tier columns."),
+        anchor_id: int | None = id_query("Add this anchor's tier columns."),
     ) -> Stream:
         await classify(db_session)
         await db_session.commit()
@@ -324,7 +324,7 @@ class SupplierController(Controller):
     ) -> Page[Supplier]:
         conditions: list[ColumnElement[bool]] = []
         if q:
-            conditions.append(func.lower(m.Supplier.name).contains(q.lower()))
+            conditions.append(func.lower(m.Supplier.name).contains(q.lower(), autoescape=True))
         if postcode:
             conditions.append(m.Supplier.postcode == postcode.upper())
         session = suppliers.repository.session
@@ -335,7 +335,7 @@ class SupplierController(Controller):
         return Page(items=[supplier_schema(x) for x in rows.all()], total=total, limit=limit, offset=offset)
 
     @get("/{supplier_id:int}", summary="One supplier", guards=[requires_token])
-    async def get_supplier(self, suppliers: SupplierService, supplier_id: int) -> Supplier:
+    async def get_supplier(self, suppliers: SupplierService, supplier_id: IdParam) -> Supplier:
         return supplier_schema(await suppliers.get_or_404(supplier_id))
 
     @post("/", summary="Create a supplier", guards=[requires_editor])
@@ -349,7 +349,7 @@ class SupplierController(Controller):
         self,
         request: Request[Principal, Any, Any],
         suppliers: SupplierService,
-        supplier_id: int,
+        supplier_id: IdParam,
         data: SupplierUpdate,
     ) -> Supplier:
         return supplier_schema(await suppliers.update_supplier(supplier_id, data, request.user))
