@@ -2,19 +2,27 @@
 
 Types bound each field (``procurement.schemas``, ``procurement.money``); this module refuses, for every route at
 once, what no field type can see: NUL bytes and broken UTF-8 in the path or query string (PostgreSQL cannot store
-NUL, and a lone surrogate cannot be encoded for the driver), JSON nested deeper than any of our documents, and
-strings in a JSON body that hold a NUL. Each is a 400 problem document, never a 500.
+NUL, and a lone surrogate cannot be encoded for the driver), JSON nested deeper than any of our documents,
+strings in a JSON body that hold a NUL, and JSON values of the wrong type that Litestar's lax conversion would
+coerce. Each is a 400 problem document, never a 500.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+import msgspec
+
 from litestar import Request
-from litestar.exceptions import ValidationException
+from litestar.exceptions import SerializationException, ValidationException
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Empty, Receive, Scope, Send
+
+# JSON numbers with a fraction or exponent decode straight to Decimal, exactly as written: money never passes
+# through a binary float (12345678901234.57 would lose its pence; 1e-999999999 would become 0).
+_JSON = msgspec.json.Decoder(float_hook=Decimal)
 
 # Our deepest request body is three levels (a contract's suppliers' shares); 32 leaves room and stays far below
 # the recursion limit of the JSON decoder.
@@ -62,14 +70,42 @@ def check_json_value(value: Any) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
+def _check_strict_types(value: Any, annotation: Any) -> None:
+    """Refuses a body that only fits its type after coercion (``0`` for a boolean, ``"5"`` for an integer).
+
+    Litestar converts bodies with msgspec's lax rules, made for query strings; JSON has real types, and the OpenAPI
+    document promises them. Anything else wrong with the body is left to Litestar's own validation (and messages).
+    """
+    try:
+        msgspec.convert(value, annotation, strict=True)
+    except msgspec.ValidationError as strict_error:
+        try:
+            msgspec.convert(value, annotation, strict=False)
+        except (msgspec.ValidationError, ValueError, TypeError):
+            return
+        message, _, where = str(strict_error).rpartition(" - at ")
+        key = where.strip("`").removeprefix("$").removeprefix(".") or "data"
+        raise ValidationException(
+            f"{key}: {message}", extra=[{"message": message or str(strict_error), "key": key, "source": "body"}]
+        ) from strict_error
+
+
 class GuardedRequest(Request[Any, Any, Any]):
-    """The app's request class: JSON bodies pass ``check_json_value`` before any handler sees them."""
+    """The app's request class: JSON bodies pass ``check_json_value`` and strict JSON types before any handler."""
 
     async def json(self) -> Any:
+        if self._json is not Empty:
+            return self._json
         try:
-            value = await super().json()
+            value = _JSON.decode(await self.body() or b"null")
+        except msgspec.DecodeError as exc:
+            raise SerializationException(str(exc)) from exc  # Litestar's own 400 for unreadable JSON
         except RecursionError as exc:
             msg = f"The request body is nested more than {MAX_JSON_DEPTH} levels deep."
             raise ValidationException(msg) from exc
         check_json_value(value)
+        data = self.route_handler.parsed_fn_signature.parameters.get("data")
+        if data is not None:
+            _check_strict_types(value, data.annotation)
+        self._json = value
         return value

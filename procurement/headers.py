@@ -67,14 +67,29 @@ def is_public_read(scope: Scope, path: str) -> bool:
     return not handler.resolve_guards()
 
 
+async def _answer_options(scope: Scope, send: Send) -> None:
+    """204 with every method of the address in Allow (Litestar's own OPTIONS lists only some when a controller
+    declares the same path in several handlers)."""
+    template = scope.get("path_template")
+    methods = {m for route in scope["litestar_app"].routes if route.path_format == template for m in route.methods}
+    allow = ", ".join(sorted(methods | {"OPTIONS"})).encode()
+    await send({"type": "http.response.start", "status": HTTP_204_NO_CONTENT, "headers": [(b"allow", allow)]})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class PublicCorsMiddleware(ASGIMiddleware):
+    """CORS for public reads only, and the answer to every OPTIONS request."""
+
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        method = scope["method"]
+        if method == "OPTIONS" and _header(scope, b"access-control-request-method") is None:
+            await _answer_options(scope, send)
+            return
         if _header(scope, b"origin") is None:
             await next_app(scope, receive, send)
             return
-        method = scope["method"]
         requested = _header(scope, b"access-control-request-method")
         if method == "OPTIONS" and requested is not None:
             if requested.upper() not in PUBLIC_METHODS or not is_public_read(scope, scope["path"]):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import msgspec
 
 # Active ISO 4217 codes (list of 2024), so a typo like "GPB" is refused rather than stored.
 ISO_4217 = frozenset(
@@ -28,7 +31,8 @@ def parse_currency(code: str) -> str:
 
 
 def exact_units(value: Decimal, *, places: int, below: int, field: str, what: str = "amount") -> int:
-    """``value`` scaled by 10**places as an exact integer; refuses non-finite, negative, finer or too-large values.
+    """``value`` scaled by 10**places as an exact integer below ``below``; refuses non-finite, negative, finer or
+    too-large values.
 
     Works on the digits and exponent alone: ``1E+999999999`` and ``1E-999999999`` are refused rather than
     overflowing or rounding to 0 in the decimal context (``normalize()`` and ``*`` both go through it).
@@ -53,7 +57,7 @@ def exact_units(value: Decimal, *, places: int, below: int, field: str, what: st
         msg = f"{field} is implausibly large"
         raise ValueError(msg)
     units = int(significant) * 10 ** (exponent + places)
-    if units > below:
+    if units >= below:
         msg = f"{field} is implausibly large"
         raise ValueError(msg)
     return units
@@ -98,3 +102,34 @@ def ratio_text(numerator: int, denominator: int) -> str | None:
     if denominator == 0:
         return None
     return str((Decimal(numerator) / Decimal(denominator)).quantize(_SHARE_PLACES, rounding=ROUND_HALF_UP))
+
+
+def amount_schema(places: int, below: int, example: str, *, nullable: bool = False) -> dict[str, Any]:
+    """How the OpenAPI document describes an exact amount: a decimal string or a whole JSON number, not negative.
+
+    (A JSON number with decimals is accepted too when it is exact; the document shows the forms to send.)
+    """
+    from litestar.openapi.spec import Schema
+    from litestar.openapi.spec.enums import OpenAPIType
+
+    whole = len(str(below // 10**places)) - 1
+    null = [Schema(type=OpenAPIType.NULL)] if nullable else []
+    return {
+        "description": f"An exact amount, at most {places} decimal places, not negative: a string or a JSON number.",
+        "examples": [example],
+        "extra": {
+            "type": None,
+            "one_of": [
+                Schema(type=OpenAPIType.STRING, pattern=rf"^[0-9]{{1,{whole}}}(\.[0-9]{{1,{places}}})?$"),
+                Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=10**whole - 1),
+                *null,
+            ],
+        },
+    }
+
+
+# Money in a request: Decimal from a string ("1234.50") or a JSON number, checked by to_pence.
+Money = Annotated[Decimal, msgspec.Meta(extra_json_schema=amount_schema(2, MAX_PENCE, "1234.50"))]
+MoneyOrNone = Annotated[
+    Decimal | None, msgspec.Meta(extra_json_schema=amount_schema(2, MAX_PENCE, "1234.50", nullable=True))
+]

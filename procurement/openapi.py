@@ -97,7 +97,7 @@ def _problem_statuses(handler: HTTPRouteHandler, method: str, operation: Operati
         statuses.add(401)  # an invalid token is refused even on a public operation
     if handler.resolve_guards():
         statuses.add(403)
-    if in_path or any(n.endswith("_id") or n == "group" for n in query):
+    if in_path or method in WRITE_METHODS or any(n.endswith("_id") or n == "group" for n in query):
         statuses.add(404)
     if method in WRITE_METHODS:
         statuses |= {409, 422}

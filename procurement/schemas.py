@@ -18,6 +18,16 @@ MAX_ID = 2**63 - 1
 # A value of only spaces would be stored as "" once stripped: every required text must have a visible character.
 NOT_BLANK = r"\S"
 
+# Period labels as the API takes them (UK financial years, 1900 to 2099): a quarter, a year, or either.
+# A year label's second half is the next year ("2025/26"), which a pattern can only say by listing them.
+_YEARS = "|".join(f"{y}/{(y + 1) % 100:02d}" for y in range(1900, 2100))
+QUARTER_PATTERN = r"^(19|20)[0-9]{2}Q[1-4]$"
+YEAR_PATTERN = rf"^({_YEARS})$"
+PERIOD_PATTERN = rf"^((19|20)[0-9]{{2}}Q[1-4]|{_YEARS})$"
+
+# Items of a list of ids, as the OpenAPI document shows them (Litestar drops the bounds of list items).
+ID_ITEMS = {"extra": {"items": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}}
+
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=300, pattern=NOT_BLANK)]
 

@@ -41,6 +41,7 @@ class ContractController(Controller):
         status: m.ContractStatus | None = None,
         source: m.ContractSource | None = None,
     ) -> Page[Contract]:
+        """Contracts newest first, filtered by buyer, supplier, award dates, CPV prefix, status or source; paged."""
         if award_from and award_to and award_to < award_from:
             raise DomainError("'to' is before 'from'.")
         rows, total = await contracts.list_contracts(
@@ -58,12 +59,14 @@ class ContractController(Controller):
 
     @get("/{contract_id:int}", summary="One contract", guards=[requires_token])
     async def get_contract(self, contracts: ContractService, contract_id: IdParam) -> Contract:
+        """A contract with its buyer, suppliers and their shares; money as strings in pounds."""
         return contract_schema(await contracts.get_or_404(contract_id))
 
     @post("/", summary="Record a contract", guards=[requires_editor])
     async def create_contract(
         self, request: Request[Principal, Any, Any], contracts: ContractService, data: ContractCreate
     ) -> Contract:
+        """Records a contract for the buyer the body names, split between its suppliers (evenly to the penny when no shares are given). Audited."""
         return contract_schema(await contracts.create_contract(data, request.user))
 
     @patch("/{contract_id:int}", summary="Update a contract", guards=[requires_editor])
@@ -74,6 +77,7 @@ class ContractController(Controller):
         contract_id: IdParam,
         data: ContractUpdate,
     ) -> Contract:
+        """Changes only the fields sent; a change to value or suppliers re-splits the shares. Audited."""
         return contract_schema(await contracts.update_contract(contract_id, data, request.user))
 
     @post(
@@ -89,4 +93,5 @@ class ContractController(Controller):
         contract_id: IdParam,
         data: ContractWithdraw,
     ) -> Contract:
+        """Marks the contract withdrawn with the reason given; it stays readable and leaves every figure. Audited."""
         return contract_schema(await contracts.withdraw_contract(contract_id, data.reason, request.user))

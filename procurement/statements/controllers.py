@@ -20,7 +20,7 @@ from procurement import models as m
 from procurement.auth import Principal, requires_reviewer
 from procurement.errors import NotFound
 from procurement.metrics.lines import resolve_scope
-from procurement.schemas import MAX_ID, NOT_BLANK, Id, IdParam, id_query
+from procurement.schemas import MAX_ID, NOT_BLANK, QUARTER_PATTERN, Id, IdParam, id_query
 from procurement.problems import problem
 from procurement.statements.service import figures_csv, preview_pdf, public_statements_query, publish, withdraw
 from procurement.statements.snapshot import period_label, sha256
@@ -34,7 +34,7 @@ REVALIDATE = "public, no-cache"
 LISTING = "public, max-age=60"
 
 
-Quarter = Annotated[str, msgspec.Meta(pattern=r"^\d{4}Q[1-4]$")]
+Quarter = Annotated[str, msgspec.Meta(pattern=QUARTER_PATTERN)]
 
 
 # {id}, {id}.pdf, {id}.json or {id}.csv, the id at most 19 digits (a 64-bit key).
@@ -126,10 +126,11 @@ class PublicStatementController(Controller):
         self,
         db_session: AsyncSession,
         anchor_id: int | None = id_query(),
-        period: str | None = Parameter(default=None, pattern=r"^\d{4}Q[1-4]$"),
+        period: str | None = Parameter(default=None, pattern=QUARTER_PATTERN),
         limit: int = Parameter(default=100, ge=1, le=200),
         offset: int = Parameter(default=0, ge=0),
     ) -> Response[PublicStatementPage]:
+        """Every published statement, newest version first, with links to its PDF, JSON and CSV; withdrawn ones say why. Public: no token needed."""
         rows = (await db_session.scalars(public_statements_query(anchor_id=anchor_id, period=period))).all()
         page = [_public(s) for s in rows[offset : offset + limit]]
         return Response(
@@ -187,7 +188,7 @@ class PublicStatementController(Controller):
             media, etag = "application/json", statement.snapshot_sha256
         else:
             body = figures_csv(json.loads(statement.snapshot_json)).encode("utf-8")
-            media, etag = "text/csv; charset=utf-8", sha256(body)
+            media, etag = "text/csv", sha256(body)
         headers = {"ETag": f'"{etag}"', "Cache-Control": REVALIDATE}
         if _not_modified(request, etag):
             return Response(b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
@@ -206,10 +207,11 @@ class StatementController(Controller):
     async def preview(
         self,
         db_session: AsyncSession,
-        period: str = Parameter(pattern=r"^\d{4}Q[1-4]$"),
+        period: str = Parameter(pattern=QUARTER_PATTERN),
         anchor_id: int | None = id_query(),
         group: str | None = Parameter(default=None, max_length=64),
     ) -> Response[bytes]:
+        """A DRAFT PDF of the statement from today's figures; nothing is stored."""
         scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
         pdf, _ = await preview_pdf(db_session, scope, period)
         return Response(pdf, media_type="application/pdf", headers={"Cache-Control": "no-store"})
@@ -218,6 +220,7 @@ class StatementController(Controller):
     async def publish_statement(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: PublishRequest
     ) -> PublicStatement:
+        """Freezes the quarter's figures and PDF with their SHA-256 hashes; a second publication is a correction and needs a reason. Audited."""
         scope = await resolve_scope(db_session, anchor_id=data.anchor_id, group=data.group)
         return _public(await publish(db_session, scope, data.period, actor=request.user, reason=data.reason))
 
@@ -225,6 +228,7 @@ class StatementController(Controller):
     async def withdraw_statement(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, statement_id: IdParam, data: WithdrawRequest
     ) -> PublicStatement:
+        """Withdraws a published statement with a reason; its record stays public, its files answer 410. Audited."""
         return _public(await withdraw(db_session, statement_id, actor=request.user, reason=data.reason))
 
 

@@ -81,6 +81,7 @@ class ClassificationController(Controller):
         supplier_id: IdParam,
         anchor_id: int | None = id_query("Include this anchor's tier as `tier`."),
     ) -> Classification:
+        """A supplier's place and categories with the evidence and rule behind each flag."""
         return await classification_out(db_session, supplier_id, None, anchor_id)
 
     @post(
@@ -92,6 +93,7 @@ class ClassificationController(Controller):
     async def add_override(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: IdParam, data: OverrideIn
     ) -> OverrideOut:
+        """Overrides one classification flag of a supplier with a reason; it survives re-imports and reclassification. Audited."""
         override = await add_override(
             db_session, supplier_id, request.user, flag=data.flag, value=data.value, reason=data.reason
         )
@@ -106,6 +108,7 @@ class ClassificationController(Controller):
     async def revoke_override(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, override_id: IdParam, data: RevokeIn
     ) -> OverrideOut:
+        """Revokes an override with a reason; the computed flag applies again. Audited."""
         return _override(await revoke_override(db_session, override_id, request.user, data.reason))
 
     @post(
@@ -117,6 +120,7 @@ class ClassificationController(Controller):
     async def add_attestation(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: IdParam, data: AttestationIn
     ) -> AttestationOut:
+        """Records outside evidence (a register entry, a certificate) that sets a supplier's category. Audited."""
         attestation = await add_attestation(
             db_session, supplier_id, request.user, kind=data.kind, reference=data.reference
         )
@@ -131,6 +135,7 @@ class ClassificationController(Controller):
     async def revoke_attestation(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, attestation_id: IdParam, data: RevokeIn
     ) -> AttestationOut:
+        """Revokes an attestation with a reason; the supplier is classified again without it. Audited."""
         return _attestation(await revoke_attestation(db_session, attestation_id, request.user, data.reason))
 
     @post(
@@ -140,6 +145,7 @@ class ClassificationController(Controller):
         status_code=HTTP_201_CREATED,
     )
     async def merge(self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: MergeIn) -> MergeOut:
+        """Merges a duplicate supplier into another: its contracts and identifiers move, and it can be undone. Audited."""
         return _merge(await merge_suppliers(db_session, data.source_id, data.target_id, request.user, data.reason))
 
     @post(
@@ -151,6 +157,7 @@ class ClassificationController(Controller):
     async def split(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: IdParam, data: SplitIn
     ) -> MergeOut:
+        """Moves some feed parties or contract links of a supplier to a new supplier. Audited; can be undone."""
         split = await split_supplier(
             db_session,
             supplier_id,
@@ -175,10 +182,12 @@ class ClassificationController(Controller):
         merge_id: IdParam,
         data: UndoIn | None = None,
     ) -> MergeOut:
+        """Undoes a merge or a split with a reason, restoring the suppliers as they were. Audited."""
         return _merge(await undo_merge(db_session, merge_id, request.user, data.reason if data else None))
 
     @get("/organisations/{org_id:int}/local-area", summary="An anchor's definition of local")
     async def get_local_area(self, db_session: AsyncSession, org_id: IdParam) -> LocalAreaOut:
+        """The districts an anchor counts as local, and the preset they came from. No token needed."""
         return _local_area_out(await get_org(db_session, org_id))
 
     @put(
@@ -189,17 +198,19 @@ class ClassificationController(Controller):
     async def put_local_area(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, org_id: IdParam, data: LocalAreaIn
     ) -> LocalAreaOut:
+        """Sets the districts an anchor counts as local, from a preset or a list of district codes. Audited."""
         org = await set_local_area(
             db_session, org_id, request.user, preset=data.preset, lad_codes=data.lad_codes, label=data.label
         )
         return _local_area_out(org)
 
-    @get("/suppliers.csv", summary="Supplier classification export (CSV)", guards=[requires_token])
+    @get("/suppliers.csv", summary="Supplier classification export (CSV)", guards=[requires_token], media_type="text/csv")
     async def export_csv(
         self,
         db_session: AsyncSession,
         anchor_id: int | None = id_query("Add this anchor's tier columns."),
     ) -> Stream:
+        """Every supplier with its place, category, flags and evidence as CSV; with anchor_id, that anchor's tier too."""
         await classify(db_session)
         await db_session.commit()
         sup = m.Supplier
@@ -294,12 +305,13 @@ class ClassificationController(Controller):
 
         return Stream(
             rows(),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="suppliers.csv"'},
         )
 
     @get("/geography/attribution", summary="Geography data licence and attribution (OGL v3.0)")
     async def attribution(self) -> Attribution:
+        """The licence and attribution text of the postcode and boundary data the classification uses. No token needed."""
         return Attribution(
             attribution=geography.ATTRIBUTION,
             data_version=geography.DATA_VERSION,
@@ -322,6 +334,7 @@ class SupplierController(Controller):
         q: str | None = Parameter(default=None, max_length=100, description="Name contains."),
         postcode: str | None = Parameter(default=None, max_length=10),
     ) -> Page[Supplier]:
+        """Suppliers by name, optionally a name fragment; paged."""
         conditions: list[ColumnElement[bool]] = []
         if q:
             conditions.append(func.lower(m.Supplier.name).contains(q.lower(), autoescape=True))
@@ -336,12 +349,14 @@ class SupplierController(Controller):
 
     @get("/{supplier_id:int}", summary="One supplier", guards=[requires_token])
     async def get_supplier(self, suppliers: SupplierService, supplier_id: IdParam) -> Supplier:
+        """A supplier with its address and identifiers."""
         return supplier_schema(await suppliers.get_or_404(supplier_id))
 
     @post("/", summary="Create a supplier", guards=[requires_editor])
     async def create_supplier(
         self, request: Request[Principal, Any, Any], suppliers: SupplierService, data: SupplierCreate
     ) -> Supplier:
+        """Adds a supplier with its address and identifiers; the postcode is checked and normalised. Audited."""
         return supplier_schema(await suppliers.create_supplier(data, request.user))
 
     @patch("/{supplier_id:int}", summary="Correct a supplier", guards=[requires_editor])
@@ -352,4 +367,5 @@ class SupplierController(Controller):
         supplier_id: IdParam,
         data: SupplierUpdate,
     ) -> Supplier:
+        """Corrects only the fields sent. Audited."""
         return supplier_schema(await suppliers.update_supplier(supplier_id, data, request.user))

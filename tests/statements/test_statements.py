@@ -142,10 +142,10 @@ async def test_publish_read_back_and_public_access(db: Database, session: Any, a
     assert Decimal(live_head["sme_share"]["share"]) == Decimal(head["sme_share"])
     assert Decimal(live_head["vcse_share"]["share"]) == Decimal(head["vcse_share"])
 
-    # Cache headers and ETags on frozen files; 304 on a match.
+    # Cacheable but revalidated on every use (so a withdrawal reaches readers), with ETags; 304 on a match.
     etag = pdf.headers["etag"]
     assert etag.strip('"') == statement["pdf_sha256"]
-    assert "immutable" in pdf.headers["cache-control"]
+    assert pdf.headers["cache-control"] == "public, no-cache"
     again = await app_client.get(f"/public/statements/{statement['id']}.pdf", headers={"If-None-Match": etag})
     assert again.status_code == 304
     csv_text = (await app_client.get(f"/public/statements/{statement['id']}.csv")).text

@@ -1,0 +1,52 @@
+"""Schemathesis, every check, against a live server on each database, anonymously and as an admin.
+
+The server is the real `localvalue run` on a database seeded like `make demo` (anchors, the sample import,
+measures, groups, a published statement), so ids exist and writes reach the database. Bounds and the seed are in
+tests/fixtures/schemathesis/schemathesis.toml. The anonymous run takes every phase, including coverage (boundary
+and negative values for every parameter and field); the admin run, whose requests do real work, takes examples,
+fuzzing and stateful, so the four runs stay within a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BACKENDS
+from tests.support.live import live_app
+from tests.support.paths import FIXTURES_DIR
+
+SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
+CONFIG = FIXTURES_DIR / "schemathesis" / "schemathesis.toml"
+
+pytestmark = pytest.mark.slow
+
+
+def schemathesis(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - fixed argv
+        [SCHEMATHESIS, "--config-file", str(CONFIG), "run", f"{url}/schema/openapi.json", "--checks", "all"]
+        + ["--no-color", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_schemathesis_finds_no_server_error_and_no_contract_violation(backend: str, tmp_path: Path) -> None:
+    async with live_app(backend, tmp_path) as app:
+        anonymous = schemathesis(app.url)
+        admin = schemathesis(
+            app.url, "-H", f"Authorization: Bearer {app.admin_token}", "--phases", "examples,fuzzing,stateful"
+        )
+    for who, run in (("anonymous", anonymous), ("admin", admin)):
+        summary = run.stdout[-6000:]
+        assert run.returncode == 0, f"schemathesis ({who}, {backend}) found problems:\n{run.stdout[-20000:]}"
+        assert "No issues found" in summary, summary
+        counts = re.search(r"Selected: (\d+)/(\d+)\s+Tested: (\d+)", summary)
+        assert counts is not None, summary
+        assert counts.group(1) == counts.group(2) == counts.group(3), "every operation was tested"
