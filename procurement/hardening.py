@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import msgspec
-
 from litestar import Request
 from litestar.exceptions import SerializationException, ValidationException
 from litestar.middleware import ASGIMiddleware

@@ -12,7 +12,7 @@ ever carries an Access-Control-Allow-Origin header.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
@@ -21,12 +21,23 @@ from litestar.middleware import ASGIMiddleware
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import (
+        ASGIApp,
+        HTTPResponseBodyEvent,
+        HTTPResponseStartEvent,
+        HTTPScope,
+        Message,
+        Receive,
+        Scope,
+        Send,
+    )
 
     from procurement.settings import Settings
 
+# img-src adds data: for the icons Swagger UI's stylesheet embeds as data URIs (an image cannot run code).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'self'; form-action 'self'"
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'"
 )
 HSTS = "max-age=31536000; includeSubDomains"
 PUBLIC_METHODS = ("GET", "HEAD")
@@ -44,7 +55,7 @@ def security_headers(settings: Settings) -> Any:
     if settings.hsts:
         fixed["Strict-Transport-Security"] = HSTS
 
-    async def before_send(message: Message, scope: Scope) -> None:
+    async def before_send(message: Message, _scope: Scope) -> None:
         if message["type"] == "http.response.start":
             headers = MutableScopeHeaders.from_message(message)
             for name, value in fixed.items():
@@ -67,14 +78,20 @@ def is_public_read(scope: Scope, path: str) -> bool:
     return not handler.resolve_guards()
 
 
+async def _send_empty(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": HTTP_204_NO_CONTENT, "headers": headers}
+    body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"", "more_body": False}
+    await send(start)
+    await send(body)
+
+
 async def _answer_options(scope: Scope, send: Send) -> None:
     """204 with every method of the address in Allow (Litestar's own OPTIONS lists only some when a controller
     declares the same path in several handlers)."""
     template = scope.get("path_template")
     methods = {m for route in scope["litestar_app"].routes if route.path_format == template for m in route.methods}
     allow = ", ".join(sorted(methods | {"OPTIONS"})).encode()
-    await send({"type": "http.response.start", "status": HTTP_204_NO_CONTENT, "headers": [(b"allow", allow)]})
-    await send({"type": "http.response.body", "body": b""})
+    await _send_empty(send, [(b"allow", allow)])
 
 
 class PublicCorsMiddleware(ASGIMiddleware):
@@ -83,7 +100,7 @@ class PublicCorsMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        method = scope["method"]
+        method = cast("HTTPScope", scope)["method"]
         if method == "OPTIONS" and _header(scope, b"access-control-request-method") is None:
             await _answer_options(scope, send)
             return
@@ -95,19 +112,13 @@ class PublicCorsMiddleware(ASGIMiddleware):
             if requested.upper() not in PUBLIC_METHODS or not is_public_read(scope, scope["path"]):
                 msg = "Cross-origin requests are allowed only for public reads (GET), not for this address or method."
                 raise PermissionDeniedException(msg)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": HTTP_204_NO_CONTENT,
-                    "headers": [
-                        (b"access-control-allow-origin", b"*"),
-                        (b"access-control-allow-methods", b"GET, HEAD"),
-                        (b"access-control-allow-headers", b"Accept, If-None-Match"),
-                        (b"access-control-max-age", PREFLIGHT_MAX_AGE.encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": b""})
+            cors = [
+                (b"access-control-allow-origin", b"*"),
+                (b"access-control-allow-methods", b"GET, HEAD"),
+                (b"access-control-allow-headers", b"Accept, If-None-Match"),
+                (b"access-control-max-age", PREFLIGHT_MAX_AGE.encode()),
+            ]
+            await _send_empty(send, cors)
             return
         if method not in PUBLIC_METHODS or scope["route_handler"].resolve_guards():
             await next_app(scope, receive, send)

@@ -56,7 +56,7 @@ def exact_units(value: Decimal, *, places: int, below: int, field: str, what: st
     if value.adjusted() + places > len(str(below)):
         msg = f"{field} is implausibly large"
         raise ValueError(msg)
-    units = int(significant) * 10 ** (exponent + places)
+    units: int = int(significant) * 10 ** (exponent + places)
     if units >= below:
         msg = f"{field} is implausibly large"
         raise ValueError(msg)

@@ -25,7 +25,7 @@ import msgspec
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
 from litestar.openapi.spec import OpenAPIResponse, Operation, Reference, Schema
-from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.routes import HTTPRoute
 
 from procurement.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
@@ -57,7 +57,9 @@ PROBLEM_SCHEMA = Schema(
     title=PROBLEM,
     description="An RFC 9457 problem document: every error the API returns has this shape.",
     properties={
-        "type": Schema(type=OpenAPIType.STRING, format="uri", description="Identifies the kind of problem."),
+        "type": Schema(
+            type=OpenAPIType.STRING, format=OpenAPIFormat.URI, description="Identifies the kind of problem."
+        ),
         "title": Schema(type=OpenAPIType.STRING, description="A short summary of the kind of problem."),
         "status": Schema(type=OpenAPIType.INTEGER, minimum=400, maximum=599, description="The HTTP status."),
         "detail": Schema(type=OpenAPIType.STRING, description="What went wrong with this request, for people."),

@@ -66,7 +66,8 @@ class ContractController(Controller):
     async def create_contract(
         self, request: Request[Principal, Any, Any], contracts: ContractService, data: ContractCreate
     ) -> Contract:
-        """Records a contract for the buyer the body names, split between its suppliers (evenly to the penny when no shares are given). Audited."""
+        """Records a contract for the buyer the body names, split between its suppliers (evenly to the penny when no
+        shares are given). Audited."""
         return contract_schema(await contracts.create_contract(data, request.user))
 
     @patch("/{contract_id:int}", summary="Update a contract", guards=[requires_editor])

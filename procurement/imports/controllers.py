@@ -59,7 +59,8 @@ class ImportController(Controller):
 
     @get("/{run_id:int}", summary="One import run with its counts and checkpoint")
     async def get_run(self, db_session: AsyncSession, run_id: IdParam) -> ImportRun:
-        """An import run: source, window, status, counts (new, changed, unchanged, skipped, failed) and where it got to."""
+        """An import run: source, window, status, counts (new, changed, unchanged, skipped, failed) and where it got
+        to."""
         run = await get_run(db_session, run_id)
         counts = await note_counts(db_session, [run.id])
         return run_schema(run, counts.get(run.id, 0))

@@ -103,7 +103,8 @@ class MetricsController(Controller):
         period: str | None = _PERIOD,
         basis: BasisParam | None = _BASIS,
     ) -> Metrics:
-        """Total value, local and regional shares, supplier categories and changes per UK financial quarter or year, on the awarded and spread bases; 'not known' shares are shown beside each."""
+        """Total value, local and regional shares, supplier categories and changes per UK financial quarter or year, on
+        the awarded and spread bases; 'not known' shares are shown beside each."""
         scope, kind, results, _details = await _compute(db_session, anchor_id, group, period, basis)
         return Metrics(
             scope=scope_ref(scope),
@@ -275,7 +276,8 @@ class CommitmentController(Controller):
         commitment_id: IdParam,
         data: ReturnCreate,
     ) -> DeliveryReturn:
-        """Records what the supplier says it delivered in one quarter, with evidence; it counts once verified. Audited."""
+        """Records what the supplier says it delivered in one quarter, with evidence; it counts once verified.
+        Audited."""
         return return_schema(await enter_return(db_session, commitment_id, data, request.user))
 
     @post(
@@ -315,7 +317,8 @@ class CommitmentController(Controller):
         contract_id: int | None = id_query(),
         supplier_id: int | None = id_query(),
     ) -> CommitmentFigures:
-        """Committed against delivered against verified, per commitment and quarter, for an anchor, group, contract or supplier."""
+        """Committed against delivered against verified, per commitment and quarter, for an anchor, group, contract or
+        supplier."""
         periods_of(period)  # a bad label is a 400 before any work
         scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
         figures = await commitment_figures(db_session, scope, period)
@@ -350,7 +353,8 @@ class Lm3Controller(Controller):
     async def record(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: Lm3ResponseIn
     ) -> Lm3Response:
-        """Stores one supplier's LM3 survey answers for a financial year; the LM3 estimate is recomputed from them. Audited."""
+        """Stores one supplier's LM3 survey answers for a financial year; the LM3 estimate is recomputed from them.
+        Audited."""
         row = await record_lm3_response(db_session, data, request.user)
         rows = await list_lm3_responses(db_session, row.anchor_id, row.financial_year)
         name = next(n for r, n in rows if r.id == row.id)
@@ -374,6 +378,7 @@ class Lm3Controller(Controller):
         anchor_id: int = required_id_query(),
         year: str = Parameter(pattern=YEAR_PATTERN, description="Financial year, e.g. 2025/26."),
     ) -> Lm3Result:
-        """The anchor's LM3 multiplier for a financial year, estimated from its suppliers' survey answers, with coverage."""
+        """The anchor's LM3 multiplier for a financial year, estimated from its suppliers' survey answers, with
+        coverage."""
         parse_financial_year(year)
         return await lm3_result(db_session, anchor_id, year)

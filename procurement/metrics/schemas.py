@@ -33,9 +33,7 @@ SourceText = Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
 MAX_QUANTITY = Decimal("100000000000000")  # Numeric(18, 4)
 
 
-Quantity = Annotated[
-    Decimal, msgspec.Meta(extra_json_schema=amount_schema(4, int(MAX_QUANTITY) * 10**4, "12.5"))
-]
+Quantity = Annotated[Decimal, msgspec.Meta(extra_json_schema=amount_schema(4, int(MAX_QUANTITY) * 10**4, "12.5"))]
 
 
 def check_quantity(value: Decimal, field: str = "quantity") -> Decimal:

@@ -49,7 +49,8 @@ class OrganisationController(Controller):
         kind: m.OrganisationKind | None = None,
         q: str | None = Parameter(default=None, max_length=100, description="Name contains."),
     ) -> Page[Organisation]:
-        """Organisations by name, optionally anchors only, one kind, or a name fragment; paged. Public: no token needed."""
+        """Organisations by name, optionally anchors only, one kind, or a name fragment; paged. Public: no token
+        needed."""
         conditions: list[ColumnElement[bool]] = []
         if anchor is not None:
             conditions.append(m.Organisation.is_anchor.is_(anchor))

@@ -93,9 +93,9 @@ class AnchorGroupCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 class AnchorGroupUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: Annotated[str, msgspec.Meta(min_length=2, max_length=300)] | msgspec.UnsetType = msgspec.UNSET
-    organisation_ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=200, extra_json_schema=ID_ITEMS)] | msgspec.UnsetType = (
-        msgspec.UNSET
-    )
+    organisation_ids: (
+        Annotated[list[Id], msgspec.Meta(min_length=1, max_length=200, extra_json_schema=ID_ITEMS)] | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class GroupMember(msgspec.Struct):

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Reference, Schema
-from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED, HTTP_410_GONE
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,8 +20,8 @@ from procurement import models as m
 from procurement.auth import Principal, requires_reviewer
 from procurement.errors import NotFound
 from procurement.metrics.lines import resolve_scope
-from procurement.schemas import MAX_ID, NOT_BLANK, QUARTER_PATTERN, Id, IdParam, id_query
 from procurement.problems import problem
+from procurement.schemas import MAX_ID, NOT_BLANK, QUARTER_PATTERN, Id, IdParam, id_query
 from procurement.statements.service import figures_csv, preview_pdf, public_statements_query, publish, withdraw
 from procurement.statements.snapshot import period_label, sha256
 from socialvalue.geography import ATTRIBUTION
@@ -130,7 +130,8 @@ class PublicStatementController(Controller):
         limit: int = Parameter(default=100, ge=1, le=200),
         offset: int = Parameter(default=0, ge=0),
     ) -> Response[PublicStatementPage]:
-        """Every published statement, newest version first, with links to its PDF, JSON and CSV; withdrawn ones say why. Public: no token needed."""
+        """Every published statement, newest version first, with links to its PDF, JSON and CSV; withdrawn ones say why.
+        Public: no token needed."""
         rows = (await db_session.scalars(public_statements_query(anchor_id=anchor_id, period=period))).all()
         page = [_public(s) for s in rows[offset : offset + limit]]
         return Response(
@@ -150,17 +151,22 @@ class PublicStatementController(Controller):
                         Schema(type=OpenAPIType.OBJECT, description="{id}.json: the frozen figures as published."),
                     ]
                 ),
-                "application/pdf": Schema(type=OpenAPIType.STRING, format="binary", description="{id}.pdf"),
+                "application/pdf": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="{id}.pdf"),
                 "text/csv": Schema(type=OpenAPIType.STRING, description="{id}.csv: the figures, one per row."),
             },
         },
-        responses={HTTP_304_NOT_MODIFIED: ResponseSpec(None, description="The copy the client holds (ETag) is current.")},
+        responses={
+            HTTP_304_NOT_MODIFIED: ResponseSpec(None, description="The copy the client holds (ETag) is current.")
+        },
     )
     async def statement_file(
         self,
         request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        name: Annotated[str, Parameter(pattern=STATEMENT_FILE, description="{id} or {id}.pdf|json|csv")],
+        # Documented, not enforced: an address that names no statement file is a 404, like any unknown record.
+        name: Annotated[
+            str, Parameter(description="{id} or {id}.pdf|json|csv", schema_extra={"pattern": STATEMENT_FILE})
+        ],
         download: bool = False,
     ) -> Response[Any]:
         """A published statement's record, or one of its frozen files.
@@ -179,7 +185,9 @@ class PublicStatementController(Controller):
             return Response(_public(statement), headers={"Cache-Control": LISTING})
         if statement.status == m.StatementStatus.WITHDRAWN:
             return problem(
-                HTTP_410_GONE, f"Statement {statement.id} was withdrawn: {statement.withdrawn_reason}", instance=request.url.path
+                HTTP_410_GONE,
+                f"Statement {statement.id} was withdrawn: {statement.withdrawn_reason}",
+                instance=request.url.path,
             )
         if ext == "pdf":
             body, media, etag = statement.pdf, "application/pdf", statement.pdf_sha256
@@ -220,13 +228,18 @@ class StatementController(Controller):
     async def publish_statement(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: PublishRequest
     ) -> PublicStatement:
-        """Freezes the quarter's figures and PDF with their SHA-256 hashes; a second publication is a correction and needs a reason. Audited."""
+        """Freezes the quarter's figures and PDF with their SHA-256 hashes; a second publication is a correction and
+        needs a reason. Audited."""
         scope = await resolve_scope(db_session, anchor_id=data.anchor_id, group=data.group)
         return _public(await publish(db_session, scope, data.period, actor=request.user, reason=data.reason))
 
     @post("/{statement_id:int}/withdraw", summary="Withdraw a statement (kept, marked why)", status_code=HTTP_200_OK)
     async def withdraw_statement(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, statement_id: IdParam, data: WithdrawRequest
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        statement_id: IdParam,
+        data: WithdrawRequest,
     ) -> PublicStatement:
         """Withdraws a published statement with a reason; its record stays public, its files answer 410. Audited."""
         return _public(await withdraw(db_session, statement_id, actor=request.user, reason=data.reason))

@@ -93,7 +93,8 @@ class ClassificationController(Controller):
     async def add_override(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: IdParam, data: OverrideIn
     ) -> OverrideOut:
-        """Overrides one classification flag of a supplier with a reason; it survives re-imports and reclassification. Audited."""
+        """Overrides one classification flag of a supplier with a reason; it survives re-imports and reclassification.
+        Audited."""
         override = await add_override(
             db_session, supplier_id, request.user, flag=data.flag, value=data.value, reason=data.reason
         )
@@ -145,7 +146,8 @@ class ClassificationController(Controller):
         status_code=HTTP_201_CREATED,
     )
     async def merge(self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: MergeIn) -> MergeOut:
-        """Merges a duplicate supplier into another: its contracts and identifiers move, and it can be undone. Audited."""
+        """Merges a duplicate supplier into another: its contracts and identifiers move, and it can be undone.
+        Audited."""
         return _merge(await merge_suppliers(db_session, data.source_id, data.target_id, request.user, data.reason))
 
     @post(
@@ -204,13 +206,16 @@ class ClassificationController(Controller):
         )
         return _local_area_out(org)
 
-    @get("/suppliers.csv", summary="Supplier classification export (CSV)", guards=[requires_token], media_type="text/csv")
+    @get(
+        "/suppliers.csv", summary="Supplier classification export (CSV)", guards=[requires_token], media_type="text/csv"
+    )
     async def export_csv(
         self,
         db_session: AsyncSession,
         anchor_id: int | None = id_query("Add this anchor's tier columns."),
     ) -> Stream:
-        """Every supplier with its place, category, flags and evidence as CSV; with anchor_id, that anchor's tier too."""
+        """Every supplier with its place, category, flags and evidence as CSV; with anchor_id, that anchor's tier
+        too."""
         await classify(db_session)
         await db_session.commit()
         sup = m.Supplier
@@ -311,7 +316,8 @@ class ClassificationController(Controller):
 
     @get("/geography/attribution", summary="Geography data licence and attribution (OGL v3.0)")
     async def attribution(self) -> Attribution:
-        """The licence and attribution text of the postcode and boundary data the classification uses. No token needed."""
+        """The licence and attribution text of the postcode and boundary data the classification uses. No token
+        needed."""
         return Attribution(
             attribution=geography.ATTRIBUTION,
             data_version=geography.DATA_VERSION,

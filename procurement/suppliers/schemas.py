@@ -96,7 +96,9 @@ class SplitIn(msgspec.Struct, forbid_unknown_fields=True):
     name: SupplierName
     reason: ReviewReason
     party_match_ids: Annotated[list[Id], msgspec.Meta(extra_json_schema=ID_ITEMS)] = msgspec.field(default_factory=list)
-    contract_supplier_ids: Annotated[list[Id], msgspec.Meta(extra_json_schema=ID_ITEMS)] = msgspec.field(default_factory=list)
+    contract_supplier_ids: Annotated[list[Id], msgspec.Meta(extra_json_schema=ID_ITEMS)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class UndoIn(msgspec.Struct, forbid_unknown_fields=True):

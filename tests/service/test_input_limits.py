@@ -30,7 +30,7 @@ def assert_problem(response: Any, status: int, fragment: str = "") -> dict[str, 
 ANONYMOUS_READS = [
     ("id beyond 64 bits", f"/organisations/{TOO_BIG}", 400, "org_id"),
     ("negative id", "/organisations/-1", 400, "org_id"),
-    ("statement file id beyond 64 bits", "/public/statements/99999999999999999999.pdf", 400, "name"),
+    ("statement file id beyond 64 bits", "/public/statements/99999999999999999999.pdf", 404, "No statement"),
     ("statement id just beyond 64 bits", f"/public/statements/{TOO_BIG}.pdf", 404, TOO_BIG),
     ("query id beyond 64 bits", f"/public/statements?anchor_id={TOO_BIG}", 400, "anchor_id"),
     ("NUL in the query", "/organisations?q=a%00b", 400, "NUL"),

@@ -22,14 +22,14 @@ from tests.support.paths import FIXTURES_DIR
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 CONFIG = FIXTURES_DIR / "schemathesis" / "schemathesis.toml"
+CHECKS = ("--checks", "all", "--no-color")
 
 pytestmark = pytest.mark.slow
 
 
 def schemathesis(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - fixed argv
-        [SCHEMATHESIS, "--config-file", str(CONFIG), "run", f"{url}/schema/openapi.json", "--checks", "all"]
-        + ["--no-color", *args],
+    return subprocess.run(
+        [SCHEMATHESIS, "--config-file", str(CONFIG), "run", f"{url}/schema/openapi.json", *CHECKS, *args],
         capture_output=True,
         text=True,
         timeout=900,

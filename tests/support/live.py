@@ -52,7 +52,7 @@ async def live_app(backend: str, tmp_dir: Path, **env: str) -> AsyncIterator[Liv
     try:
         token = seed_demo(database_url)
         port = free_port()
-        server = subprocess.Popen(  # noqa: S603 - our own CLI
+        server = subprocess.Popen(
             [LOCALVALUE, "run", "--host", "127.0.0.1", "--port", str(port)],
             env=cli_env(database_url, **env),
             cwd=REPO_DIR,
