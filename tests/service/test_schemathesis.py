@@ -2,13 +2,16 @@
 
 The server is the real `localvalue run` on a database seeded like `make demo` (anchors, the sample import,
 measures, groups, a published statement), so ids exist and writes reach the database. Bounds and the seed are in
-tests/fixtures/schemathesis/schemathesis.toml. The anonymous run takes every phase, including coverage (boundary
-and negative values for every parameter and field); the admin run, whose requests do real work, takes examples,
-fuzzing and stateful, so the four runs stay within a few minutes on two cores.
+tests/fixtures/schemathesis/schemathesis.toml.
+
+`make test` runs the examples, fuzzing and stateful phases: four runs in about three minutes on two cores. The
+coverage phase (boundary and negative values for every parameter and field, about 4,000 requests per run) takes
+several minutes more per run; LOCALVALUE_SCHEMATHESIS_COVERAGE=1 adds it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -36,13 +39,14 @@ def schemathesis(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+PHASES = "examples,fuzzing,stateful" + (",coverage" if os.environ.get("LOCALVALUE_SCHEMATHESIS_COVERAGE") else "")
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_schemathesis_finds_no_server_error_and_no_contract_violation(backend: str, tmp_path: Path) -> None:
     async with live_app(backend, tmp_path) as app:
-        anonymous = schemathesis(app.url)
-        admin = schemathesis(
-            app.url, "-H", f"Authorization: Bearer {app.admin_token}", "--phases", "examples,fuzzing,stateful"
-        )
+        anonymous = schemathesis(app.url, "--phases", PHASES)
+        admin = schemathesis(app.url, "--phases", PHASES, "-H", f"Authorization: Bearer {app.admin_token}")
     for who, run in (("anonymous", anonymous), ("admin", admin)):
         summary = run.stdout[-6000:]
         assert run.returncode == 0, f"schemathesis ({who}, {backend}) found problems:\n{run.stdout[-20000:]}"
