@@ -15,12 +15,13 @@ from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Request
+from litestar.enums import ScopeType
 from litestar.exceptions import SerializationException, ValidationException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Empty, Receive, Scope, Send
 
 # JSON numbers with a fraction or exponent decode straight to Decimal, exactly as written: money never passes
-# through a binary float (12345678901234.57 would lose its pence; 1e-999999999 would become 0).
+# through a binary float (where 1e-999999999 would become 0.00 and 1E+999999999 an unreadable number).
 _JSON = msgspec.json.Decoder(float_hook=Decimal)
 
 # Our deepest request body is three levels (a contract's suppliers' shares); 32 leaves room and stays far below
@@ -43,7 +44,7 @@ def _check_text(raw: bytes, where: str) -> None:
 class InputGuardMiddleware(ASGIMiddleware):
     """Refuses a path or query string with a NUL byte or invalid UTF-8 before any handler or database sees it."""
 
-    scopes = ("http",)  # type: ignore[assignment]
+    scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
