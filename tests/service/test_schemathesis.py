@@ -30,12 +30,14 @@ CHECKS = ("--checks", "all", "--no-color")
 pytestmark = pytest.mark.slow
 
 
-def schemathesis(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def schemathesis(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # cwd: schemathesis keeps a crash cache in ./.schemathesis; a temporary folder keeps each run independent.
     return subprocess.run(
         [SCHEMATHESIS, "--config-file", str(CONFIG), "run", f"{url}/schema/openapi.json", *CHECKS, *args],
         capture_output=True,
         text=True,
         timeout=900,
+        cwd=cwd,
     )
 
 
@@ -47,8 +49,10 @@ ADMIN_PHASES = ALL_PHASES if os.environ.get("LOCALVALUE_SCHEMATHESIS_COVERAGE") 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_schemathesis_finds_no_server_error_and_no_contract_violation(backend: str, tmp_path: Path) -> None:
     async with live_app(backend, tmp_path) as app:
-        anonymous = schemathesis(app.url, "--phases", ALL_PHASES)
-        admin = schemathesis(app.url, "--phases", ADMIN_PHASES, "-H", f"Authorization: Bearer {app.admin_token}")
+        anonymous = schemathesis(app.url, tmp_path, "--phases", ALL_PHASES)
+        admin = schemathesis(
+            app.url, tmp_path, "--phases", ADMIN_PHASES, "-H", f"Authorization: Bearer {app.admin_token}"
+        )
     for who, run in (("anonymous", anonymous), ("admin", admin)):
         summary = run.stdout[-6000:]
         assert run.returncode == 0, f"schemathesis ({who}, {backend}) found problems:\n{run.stdout[-20000:]}"
