@@ -1,4 +1,4 @@
-"""Re-vendor the browser assets: NHS.UK frontend and htmx for the app, axe-core for the tests.
+"""Re-vendor the browser assets: NHS.UK frontend, htmx and Swagger UI for the app, axe-core for the tests.
 
 Run from the repository root with npm on PATH (it needs the npm registry, nothing else):
 
@@ -156,16 +156,36 @@ def vendor_axe(version: str, work: Path) -> dict[str, str]:
     return meta
 
 
+def vendor_swagger(version: str, work: Path) -> dict[str, str]:
+    """Swagger UI for /schema/swagger: the bundle and its CSS (versioned names, so they cache), licence, notice."""
+    meta, pkg = npm_pack(f"swagger-ui-dist@{version}", work)
+    v = meta["version"]
+    target = fresh(STATIC / "swagger-ui")
+    js, css = f"swagger-ui-bundle-{v}.js", f"swagger-ui-{v}.css"
+    shutil.copyfile(pkg / "swagger-ui-bundle.js", target / js)
+    text, maps = SOURCE_MAP.subn("\n", (pkg / "swagger-ui.css").read_text())
+    assert maps == 1
+    (target / css).write_text(text)
+    for name in ("LICENSE", "NOTICE", "swagger-ui-bundle.js.LICENSE.txt"):
+        shutil.copyfile(pkg / name, target / name)
+    write_version(target, meta, [js, css, "LICENSE", "NOTICE", "swagger-ui-bundle.js.LICENSE.txt"])
+    return meta
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nhsuk", default="10.6.1")
     parser.add_argument("--htmx", default="2.0.11")
     parser.add_argument("--axe", default="4.14.1")
+    parser.add_argument("--swagger", default="5.36.0")
+    parser.add_argument("--only", choices=("nhsuk", "htmx", "axe", "swagger"), help="re-vendor just this one")
     args = parser.parse_args()
+    steps = {"nhsuk": vendor_nhsuk, "htmx": vendor_htmx, "axe": vendor_axe, "swagger": vendor_swagger}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for meta in (vendor_nhsuk(args.nhsuk, work), vendor_htmx(args.htmx, work), vendor_axe(args.axe, work)):
-            print(json.dumps(meta))
+        for name, step in steps.items():
+            if args.only in (None, name):
+                print(json.dumps(step(getattr(args, name), work)))
     print("now update procurement/web/static/SOURCES.md and the version constants in procurement/web/setup.py")
 
 

@@ -8,11 +8,9 @@ from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from procurement.accounts.controllers import SignInController, TokenController, UserAdminController
@@ -21,9 +19,12 @@ from procurement.auth import TokenAuthenticationMiddleware
 from procurement.cli import LocalValueCLIPlugin
 from procurement.contracts.controllers import ContractController
 from procurement.db import ALCHEMY_STATE_KEY, make_alchemy_config
+from procurement.hardening import GuardedRequest, InputGuardMiddleware
+from procurement.headers import PublicCorsMiddleware, security_headers
 from procurement.health import HealthController, app_version
 from procurement.imports.controllers import ImportController
 from procurement.metrics.controllers import CommitmentController, Lm3Controller, MeasureController, MetricsController
+from procurement.openapi import BEARER, LocalSwaggerPlugin, finish_openapi
 from procurement.organisations.controllers import AnchorGroupController, OrganisationController
 from procurement.problems import EXCEPTION_HANDLERS
 from procurement.settings import Settings, get_settings
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     alchemy = make_alchemy_config(settings)
     logging.basicConfig(level=logging.INFO if settings.debug else logging.WARNING)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             public_home,
@@ -78,9 +79,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[SQLAlchemyPlugin(config=alchemy), LocalValueCLIPlugin()],
         state=State({ALCHEMY_STATE_KEY: alchemy, SETTINGS_STATE_KEY: settings}),
         middleware=_middleware(settings),
+        request_class=GuardedRequest,
+        before_send=[security_headers(settings)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET"]),
         openapi_config=OpenAPIConfig(
             title="Local Value",
             version=app_version(),
@@ -89,19 +91,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "Writes need `Authorization: Bearer <token>`; errors are RFC 9457 problem documents."
             ),
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[LocalSwaggerPlugin(path=["/swagger", "/"])],
+            use_handler_docstrings=True,
             components=Components(
-                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", description="API token")}
+                security_schemes={BEARER: SecurityScheme(type="http", scheme="bearer", description="API token")}
             ),
-            security=[{"bearer": []}],
         ),
         debug=False,
     )
+    finish_openapi(app)
+    return app
 
 
 def _middleware(settings: Settings) -> list[Any]:
-    """A bearer token first; failing that, a session cookie gives the same Principal; then CSRF on forms."""
+    """Bad bytes refused first; CORS on public reads only; a bearer token, else a session cookie gives the same
+    Principal; then CSRF on forms."""
     return [
+        InputGuardMiddleware(),
+        PublicCorsMiddleware(),
         DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema"]),
         SessionAuthenticationMiddleware(idle=dt.timedelta(minutes=settings.session_idle_minutes)),
         DefineMiddleware(PageCSRFMiddleware, config=csrf_config(settings)),

@@ -41,6 +41,7 @@ class HealthController(Controller):
 
     @get("/", summary="Service and database health", exclude_from_auth=True)
     async def health(self, db_session: AsyncSession) -> Response[Health]:
+        """Whether the service answers and its database is reachable, with the running version. No token needed."""
         dialect = db_session.bind.dialect.name if db_session.bind else "unknown"
         try:
             await db_session.execute(text("SELECT 1"))

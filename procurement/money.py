@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Literal
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 # Active ISO 4217 codes (list of 2024), so a typo like "GPB" is refused rather than stored.
 ISO_4217 = frozenset(
@@ -29,6 +31,46 @@ def parse_currency(code: str) -> str:
     return value
 
 
+class TooFine(ValueError):
+    """More decimal places than the unit allows."""
+
+
+def exact_units(value: Decimal, *, places: int, below: int, field: str, what: str = "amount") -> int:
+    """``value`` scaled by 10**places as an exact integer below ``below``; refuses non-finite, negative, finer or
+    too-large values.
+
+    Works on the digits and exponent alone: ``1E+999999999`` and ``1E-999999999`` are refused rather than
+    overflowing or rounding to 0 in the decimal context (``normalize()`` and ``*`` both go through it).
+    """
+    if not value.is_finite():
+        msg = f"{field} must be a finite {what}"
+        raise ValueError(msg)
+    if value.is_signed() and value != 0:
+        msg = f"{field} must not be negative"
+        raise ValueError(msg)
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite, checked above
+    significant = "".join(map(str, digits)).rstrip("0")
+    if not significant:
+        return 0
+    exponent += len(digits) - len(significant)
+    if exponent < -places:
+        msg = f"{field} has more than {_PLACES_WORDS.get(places, places)} decimal places"
+        raise TooFine(msg)
+    # 10**exponent for a huge exponent would be a huge integer: refuse by magnitude before building it.
+    if value.adjusted() + places > len(str(below)):
+        msg = f"{field} is implausibly large"
+        raise ValueError(msg)
+    units: int = int(significant) * 10 ** (exponent + places)
+    if units >= below:
+        msg = f"{field} is implausibly large"
+        raise ValueError(msg)
+    return units
+
+
+_PLACES_WORDS = {2: "two", 4: "four"}
+
+
 def to_pence(amount: Decimal | int | str, *, field: str = "value") -> int:
     """Exact conversion; refuses negatives, more than two decimal places and absurd sizes."""
     try:
@@ -36,21 +78,16 @@ def to_pence(amount: Decimal | int | str, *, field: str = "value") -> int:
     except InvalidOperation as exc:
         msg = f"{field} must be pounds with at most two decimals, like 80000.00"
         raise ValueError(msg) from exc
+    plain = f"{field} must be pounds with at most two decimals, like 80000.00"
     if not value.is_finite():
-        msg = f"{field} must be pounds with at most two decimals, like 80000.00"
-        raise ValueError(msg)
-    if value < 0:
+        raise ValueError(plain)
+    if value.is_signed() and value != 0:
         msg = f"{field} must not be negative; send pounds with at most two decimals, like 80000.00"
         raise ValueError(msg)
-    exponent = value.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2:
-        msg = f"{field} must be pounds with at most two decimals, like 80000.00"
-        raise ValueError(msg)
-    pence = int(value * 100)
-    if pence > MAX_PENCE:
-        msg = f"{field} is implausibly large"
-        raise ValueError(msg)
-    return pence
+    try:
+        return exact_units(value, places=2, below=MAX_PENCE, field=field)
+    except TooFine:
+        raise ValueError(plain) from None
 
 
 def format_pence(pence: int | None) -> str | None:
@@ -105,3 +142,34 @@ def judged_share(part: int, total: int, unknown: int, threshold: Decimal) -> Jud
     return JudgedShare(
         share=ratio_text(part, total), share_known=ratio_text(part, known), coverage=coverage, status="known"
     )
+
+
+def amount_schema(places: int, below: int, example: str, *, nullable: bool = False) -> dict[str, Any]:
+    """How the OpenAPI document describes an exact amount: a decimal string or a whole JSON number, not negative.
+
+    (A JSON number with decimals is accepted too when it is exact; the document shows the forms to send.)
+    """
+    from litestar.openapi.spec import Schema
+    from litestar.openapi.spec.enums import OpenAPIType
+
+    whole = len(str(below // 10**places)) - 1
+    null = [Schema(type=OpenAPIType.NULL)] if nullable else []
+    return {
+        "description": f"An exact amount, at most {places} decimal places, not negative: a string or a JSON number.",
+        "examples": [example],
+        "extra": {
+            "type": None,
+            "one_of": [
+                Schema(type=OpenAPIType.STRING, pattern=rf"^[0-9]{{1,{whole}}}(\.[0-9]{{1,{places}}})?$"),
+                Schema(type=OpenAPIType.INTEGER, minimum=0, maximum=10**whole - 1),
+                *null,
+            ],
+        },
+    }
+
+
+# Money in a request: Decimal from a string ("1234.50") or a JSON number, checked by to_pence.
+Money = Annotated[Decimal, msgspec.Meta(extra_json_schema=amount_schema(2, MAX_PENCE, "1234.50"))]
+MoneyOrNone = Annotated[
+    Decimal | None, msgspec.Meta(extra_json_schema=amount_schema(2, MAX_PENCE, "1234.50", nullable=True))
+]

@@ -278,8 +278,10 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
         detail = "; ".join(e["message"] for e in errors) or detail
     elif status == HTTP_400_BAD_REQUEST and (plain := _body_error(detail)):
         detail, errors = plain, [{"field": None, "message": plain}]
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthorizedException) else None
-    return problem(status, detail, instance=request.url.path, errors=errors, headers=headers)
+    headers = dict(exc.headers or {})  # e.g. Allow on a 405, which RFC 9110 requires
+    if isinstance(exc, NotAuthorizedException):
+        headers["WWW-Authenticate"] = "Bearer"
+    return problem(status, detail, instance=request.url.path, errors=errors, headers=headers or None)
 
 
 def repository_exception_handler(request: Request[Any, Any, Any], exc: RepositoryError) -> Response[dict[str, Any]]:

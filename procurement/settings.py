@@ -77,6 +77,9 @@ class Settings:
     session_absolute_hours: int = 12
     # Signs CSRF tokens; when unset, one is generated and kept in the work folder (see ``secret_key``).
     secret: str | None = None
+    # Strict-Transport-Security only when the service is reached over HTTPS (LOCALVALUE_HSTS=true): sent over plain
+    # HTTP on a laptop it would make the browser refuse http://127.0.0.1 for a year.
+    hsts: bool = False
 
     @property
     def dialect(self) -> str:
@@ -108,6 +111,7 @@ class Settings:
             session_idle_minutes=_int("LOCALVALUE_SESSION_IDLE_MINUTES", 30),
             session_absolute_hours=_int("LOCALVALUE_SESSION_HOURS", 12),
             secret=os.environ.get("LOCALVALUE_SECRET", "").strip() or None,
+            hsts=_bool("LOCALVALUE_HSTS", default=False),
         )
 
 

@@ -17,7 +17,7 @@ from procurement.contracts.schemas import Contract, ContractCreate, ContractUpda
 from procurement.contracts.service import ContractService, contract_schema
 from procurement.errors import DomainError
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
-from procurement.schemas import Page
+from procurement.schemas import IdParam, Page, id_query
 
 
 class ContractController(Controller):
@@ -31,8 +31,8 @@ class ContractController(Controller):
         contracts: ContractService,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
-        buyer_id: int | None = Parameter(default=None, ge=1),
-        supplier_id: int | None = Parameter(default=None, ge=1),
+        buyer_id: int | None = id_query(),
+        supplier_id: int | None = id_query(),
         award_from: Annotated[
             dt.date | None, QueryParameter(name="from", description="Award date on or after.")
         ] = None,
@@ -41,6 +41,7 @@ class ContractController(Controller):
         status: m.ContractStatus | None = None,
         source: m.ContractSource | None = None,
     ) -> Page[Contract]:
+        """Contracts newest first, filtered by buyer, supplier, award dates, CPV prefix, status or source; paged."""
         if award_from and award_to and award_to < award_from:
             raise DomainError("'to' is before 'from'.")
         rows, total = await contracts.list_contracts(
@@ -57,13 +58,16 @@ class ContractController(Controller):
         return Page(items=[contract_schema(c) for c in rows], total=total, limit=limit, offset=offset)
 
     @get("/{contract_id:int}", summary="One contract", guards=[requires_token])
-    async def get_contract(self, contracts: ContractService, contract_id: int) -> Contract:
+    async def get_contract(self, contracts: ContractService, contract_id: IdParam) -> Contract:
+        """A contract with its buyer, suppliers and their shares; money as strings in pounds."""
         return contract_schema(await contracts.get_or_404(contract_id))
 
     @post("/", summary="Record a contract", guards=[requires_editor])
     async def create_contract(
         self, request: Request[Principal, Any, Any], contracts: ContractService, data: ContractCreate
     ) -> Contract:
+        """Records a contract for the buyer the body names, split between its suppliers (evenly to the penny when no
+        shares are given). Audited."""
         return contract_schema(await contracts.create_contract(data, request.user))
 
     @patch("/{contract_id:int}", summary="Update a contract", guards=[requires_editor])
@@ -71,9 +75,10 @@ class ContractController(Controller):
         self,
         request: Request[Principal, Any, Any],
         contracts: ContractService,
-        contract_id: int,
+        contract_id: IdParam,
         data: ContractUpdate,
     ) -> Contract:
+        """Changes only the fields sent; a change to value or suppliers re-splits the shares. Audited."""
         return contract_schema(await contracts.update_contract(contract_id, data, request.user))
 
     @post(
@@ -86,7 +91,8 @@ class ContractController(Controller):
         self,
         request: Request[Principal, Any, Any],
         contracts: ContractService,
-        contract_id: int,
+        contract_id: IdParam,
         data: ContractWithdraw,
     ) -> Contract:
+        """Marks the contract withdrawn with the reason given; it stays readable and leaves every figure. Audited."""
         return contract_schema(await contracts.withdraw_contract(contract_id, data.reason, request.user))

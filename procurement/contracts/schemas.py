@@ -10,10 +10,28 @@ from typing import Annotated
 import msgspec
 
 from procurement.models import ContractStatus
-from procurement.money import parse_currency, to_pence
+from procurement.money import ISO_4217, MoneyOrNone, parse_currency, to_pence
 from procurement.schemas import Id, LongName, Reason, Text
 
 CPV_RE = re.compile(r"^(\d{8})(-\d)?$")
+
+# What the OpenAPI document shows; the checks themselves (and their messages) are normalise_cpv and parse_currency.
+CpvCodes = Annotated[
+    list[str],
+    msgspec.Meta(
+        max_length=20,
+        extra_json_schema={"extra": {"items": {"type": "string", "pattern": r"^\s*[0-9]{8}(-[0-9])?\s*$"}}},
+    ),
+]
+Currency = Annotated[
+    str,
+    msgspec.Meta(
+        extra_json_schema={
+            "examples": ["GBP"],
+            "extra": {"enum": sorted(ISO_4217 | {c.lower() for c in ISO_4217})},
+        }
+    ),
+]
 
 
 def normalise_cpv(code: str, field: str = "cpv_codes") -> str:
@@ -39,7 +57,7 @@ def _no_repeats(suppliers: list[ContractSupplierIn]) -> None:
 
 class ContractSupplierIn(msgspec.Struct, forbid_unknown_fields=True):
     supplier_id: Id
-    share: Decimal | None = None
+    share: MoneyOrNone = None
 
     def __post_init__(self) -> None:
         if self.share is not None:
@@ -52,9 +70,9 @@ class ContractCreate(msgspec.Struct, forbid_unknown_fields=True):
     suppliers: Annotated[list[ContractSupplierIn], msgspec.Meta(min_length=1, max_length=100)]
     description: Text | None = None
     reference: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    cpv_codes: Annotated[list[str], msgspec.Meta(max_length=20)] = []
-    value: Decimal | None = None
-    currency: str = "GBP"
+    cpv_codes: CpvCodes = []
+    value: MoneyOrNone = None
+    currency: Currency = "GBP"
     award_date: dt.date | None = None
     start_date: dt.date | None = None
     end_date: dt.date | None = None
@@ -72,9 +90,9 @@ class ContractUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     title: LongName | msgspec.UnsetType = msgspec.UNSET
     description: Text | msgspec.UnsetType | None = msgspec.UNSET
     reference: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | msgspec.UnsetType | None = msgspec.UNSET
-    cpv_codes: Annotated[list[str], msgspec.Meta(max_length=20)] | msgspec.UnsetType = msgspec.UNSET
-    value: Decimal | msgspec.UnsetType | None = msgspec.UNSET
-    currency: str | msgspec.UnsetType = msgspec.UNSET
+    cpv_codes: CpvCodes | msgspec.UnsetType = msgspec.UNSET
+    value: MoneyOrNone | msgspec.UnsetType = msgspec.UNSET
+    currency: Currency | msgspec.UnsetType = msgspec.UNSET
     award_date: dt.date | msgspec.UnsetType | None = msgspec.UNSET
     start_date: dt.date | msgspec.UnsetType | None = msgspec.UNSET
     end_date: dt.date | msgspec.UnsetType | None = msgspec.UNSET

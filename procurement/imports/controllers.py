@@ -19,7 +19,7 @@ from procurement.exports import SafeCsvWriter
 from procurement.imports.runs import get_run, note_counts, note_filter, note_schema, run_schema
 from procurement.imports.schemas import ImportNote, ImportRun
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
-from procurement.schemas import Page
+from procurement.schemas import IdParam, Page
 
 _CSV_CHUNK = 1000
 
@@ -41,6 +41,7 @@ class ImportController(Controller):
         source: m.ContractSource | None = None,
         status: Literal["running", "completed", "failed", "interrupted"] | None = None,
     ) -> Page[ImportRun]:
+        """Import runs newest first, with their counts; paged."""
         conditions = []
         if source is not None:
             conditions.append(m.ImportRun.source == source.value)
@@ -57,7 +58,9 @@ class ImportController(Controller):
         return Page(items=items, total=total, limit=limit, offset=offset)
 
     @get("/{run_id:int}", summary="One import run with its counts and checkpoint")
-    async def get_run(self, db_session: AsyncSession, run_id: int) -> ImportRun:
+    async def get_run(self, db_session: AsyncSession, run_id: IdParam) -> ImportRun:
+        """An import run: source, window, status, counts (new, changed, unchanged, skipped, failed) and where it got
+        to."""
         run = await get_run(db_session, run_id)
         counts = await note_counts(db_session, [run.id])
         return run_schema(run, counts.get(run.id, 0))
@@ -66,12 +69,13 @@ class ImportController(Controller):
     async def list_notes(
         self,
         db_session: AsyncSession,
-        run_id: int,
+        run_id: IdParam,
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
         level: NoteLevel | None = None,
         ocid: str | None = Parameter(default=None, max_length=200),
     ) -> Page[ImportNote]:
+        """What went wrong in one run, release by release, optionally only errors or warnings; paged."""
         await get_run(db_session, run_id)
         conditions = note_filter(run_id, level)
         if ocid:
@@ -84,8 +88,9 @@ class ImportController(Controller):
 
     @get("/{run_id:int}/notes.csv", summary="All notes of one run as CSV (streamed)", media_type="text/csv")
     async def notes_csv(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, run_id: int, level: NoteLevel | None = None
+        self, request: Request[Any, Any, Any], db_session: AsyncSession, run_id: IdParam, level: NoteLevel | None = None
     ) -> Stream:
+        """Every note of one run as CSV, streamed row by row (any size)."""
         await get_run(db_session, run_id)
         config = request.app.state[ALCHEMY_STATE_KEY]
 
@@ -117,6 +122,6 @@ class ImportController(Controller):
 
         return Stream(
             rows(),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="import-{run_id}-notes.csv"'},
         )

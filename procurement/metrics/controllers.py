@@ -63,21 +63,26 @@ from procurement.metrics.service import (
     scope_ref,
 )
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
-from procurement.schemas import Page
+from procurement.schemas import PERIOD_PATTERN, YEAR_PATTERN, IdParam, Page, id_query, required_id_query
 from socialvalue.periods import parse_financial_year
 
 BasisParam = Literal["awarded", "spread", "paid"]
 
 
-_ANCHOR = Parameter(default=None, ge=1, description="One anchor (organisation id).")
+_ANCHOR = id_query("One anchor (organisation id).")
 
 
 _GROUP = Parameter(default=None, max_length=64, description="An anchor group slug, e.g. birmingham-and-solihull.")
 
 
 _PERIOD = Parameter(
-    default=None, max_length=8, description="A quarter (2025Q1 = Apr-Jun 2025) or a financial year (2025/26)."
+    default=None,
+    pattern=PERIOD_PATTERN,
+    description="A quarter (2025Q1 = Apr-Jun 2025) or a financial year (2025/26).",
 )
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 _BASIS = Parameter(
@@ -108,6 +113,8 @@ class MetricsController(Controller):
         basis: BasisParam | None = _BASIS,
         influenceable: bool = _INFLUENCEABLE,
     ) -> Metrics:
+        """Total value, local and regional shares, supplier categories and changes per UK financial quarter or year, on
+        the awarded, spread or paid basis; 'not known' shares are shown beside each."""
         scope, kind, computed = await _compute(db_session, anchor_id, group, period, basis, influenceable=influenceable)
         return Metrics(
             scope=scope_ref(scope),
@@ -117,7 +124,11 @@ class MetricsController(Controller):
             notes=NOTES,
         )
 
-    @get("/metrics.csv", summary="The rows behind every figure (table=lines) or the figures themselves (summary)")
+    @get(
+        "/metrics.csv",
+        summary="The rows behind every figure (table=lines) or the figures themselves (summary)",
+        media_type="text/csv",
+    )
     async def metrics_csv(
         self,
         db_session: AsyncSession,
@@ -131,16 +142,17 @@ class MetricsController(Controller):
         ),
         influenceable: bool = _INFLUENCEABLE,
     ) -> Response[bytes]:
+        """Every contract-supplier line behind the figures of /metrics, one row each, as CSV."""
         scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis, influenceable=influenceable)
         frame = summary if table == "summary" else rows
         name = _filename(scope, period) + ("-summary" if table == "summary" else "")
         return Response(
             safe_frame(frame).write_csv().encode("utf-8"),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
 
-    @get("/metrics.xlsx", summary="The rows behind every figure plus a summary sheet, as XLSX")
+    @get("/metrics.xlsx", summary="The rows behind every figure plus a summary sheet, as XLSX", media_type=XLSX)
     async def metrics_xlsx(
         self,
         db_session: AsyncSession,
@@ -150,6 +162,7 @@ class MetricsController(Controller):
         basis: BasisParam | None = _BASIS,
         influenceable: bool = _INFLUENCEABLE,
     ) -> Response[bytes]:
+        """The lines behind /metrics plus a summary sheet, as an Excel workbook."""
         scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis, influenceable=influenceable)
         # Money in pounds as numbers (the CSV keeps exact decimal text); pence columns stay whole numbers.
         lines = rows.with_columns(
@@ -159,7 +172,7 @@ class MetricsController(Controller):
         summary = summary.with_columns(value=pl.col("value_pence") / 100)
         return Response(
             write_xlsx({"summary": summary, "lines": lines}, money=("value", "allocated")),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            media_type=XLSX,
             headers={"Content-Disposition": f'attachment; filename="{_filename(scope, period)}.xlsx"'},
         )
 
@@ -175,28 +188,30 @@ class MeasureController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
         framework: str | None = Parameter(default=None, max_length=32, description="ppn-06-20, ppn-002 or local."),
-        organisation_id: int | None = Parameter(
-            default=None, ge=1, description="The shared catalogue plus this anchor's own measures."
-        ),
+        organisation_id: int | None = id_query("The shared catalogue plus this anchor's own measures."),
     ) -> Page[Measure]:
+        """The measure catalogue (PPN 06/20, PPN 002 and local measures), optionally one framework; paged."""
         rows = await list_measures(db_session, framework=framework, organisation_id=organisation_id)
         items = [measure_schema(x) for x in rows[offset : offset + limit]]
         return Page(items=items, total=len(rows), limit=limit, offset=offset)
 
     @get("/{measure_id:int}", summary="One measure", guards=[requires_token])
-    async def get_measure(self, db_session: AsyncSession, measure_id: int) -> Measure:
+    async def get_measure(self, db_session: AsyncSession, measure_id: IdParam) -> Measure:
+        """One measure of the catalogue with its unit and proxy value."""
         return measure_schema(await get_measure(db_session, measure_id))
 
     @post("/local", summary="Add an anchor's own local measure (its editor, or an admin)", guards=[requires_editor])
     async def create_local_measure(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: LocalMeasureCreate
     ) -> Measure:
+        """Adds a measure of the anchor's own to the catalogue, beside PPN 06/20 and PPN 002. Audited."""
         return measure_schema(await create_local_measure(db_session, data, request.user))
 
     @put("/{measure_id:int}/proxy", summary="Set or clear a measure's proxy value (admin)", guards=[requires_admin])
     async def update_proxy(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, measure_id: int, data: ProxyUpdate
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, measure_id: IdParam, data: ProxyUpdate
     ) -> Measure:
+        """Sets the pounds-per-unit proxy of a measure with its source, year and price base, or clears it. Audited."""
         return measure_schema(await update_proxy(db_session, measure_id, data, request.user))
 
 
@@ -205,7 +220,8 @@ class CommitmentController(Controller):
     tags = ["social value"]
 
     @get("/contracts/{contract_id:int}/commitments", summary="A contract's commitments", guards=[requires_token])
-    async def list_for_contract(self, db_session: AsyncSession, contract_id: int) -> list[Commitment]:
+    async def list_for_contract(self, db_session: AsyncSession, contract_id: IdParam) -> list[Commitment]:
+        """The social-value commitments recorded against one contract."""
         rows = await list_commitments(db_session, contract_id)
         return [await commitment_schema(db_session, c) for c in rows]
 
@@ -218,9 +234,10 @@ class CommitmentController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        contract_id: int,
+        contract_id: IdParam,
         data: CommitmentCreate,
     ) -> Commitment:
+        """Adds a commitment from the measure catalogue to the contract, with a target per quarter. Audited."""
         commitment = await create_commitment(db_session, contract_id, data, request.user)
         return await commitment_schema(db_session, commitment)
 
@@ -229,7 +246,8 @@ class CommitmentController(Controller):
         summary="One commitment with its targets and returns",
         guards=[requires_token],
     )
-    async def get_one(self, db_session: AsyncSession, commitment_id: int) -> Commitment:
+    async def get_one(self, db_session: AsyncSession, commitment_id: IdParam) -> Commitment:
+        """A commitment with its quarterly targets and every return entered against it."""
         commitment, _contract = await get_commitment(db_session, commitment_id)
         return await commitment_schema(db_session, commitment)
 
@@ -238,9 +256,10 @@ class CommitmentController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        commitment_id: int,
+        commitment_id: IdParam,
         data: CommitmentUpdate,
     ) -> Commitment:
+        """Replaces the targets, unit or note of a commitment. Audited."""
         commitment = await update_commitment(db_session, commitment_id, data, request.user)
         return await commitment_schema(db_session, commitment)
 
@@ -254,9 +273,10 @@ class CommitmentController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        commitment_id: int,
+        commitment_id: IdParam,
         reason: str = Parameter(min_length=3, max_length=1000, description="Why (kept in the audit trail)."),
     ) -> None:
+        """Deletes a commitment that has no verified returns (verified delivery is never thrown away). Audited."""
         await delete_commitment(db_session, commitment_id, reason, request.user)
 
     @post(
@@ -268,9 +288,11 @@ class CommitmentController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        commitment_id: int,
+        commitment_id: IdParam,
         data: ReturnCreate,
     ) -> DeliveryReturn:
+        """Records what the supplier says it delivered in one quarter, with evidence; it counts once verified.
+        Audited."""
         return await return_out(db_session, await enter_return(db_session, commitment_id, data, request.user))
 
     @post(
@@ -280,8 +302,9 @@ class CommitmentController(Controller):
         status_code=HTTP_200_OK,
     )
     async def verify(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: int
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: IdParam
     ) -> DeliveryReturn:
+        """Marks a delivery return verified, so it counts in the verified figures. Audited."""
         return await return_out(db_session, await review_return(db_session, return_id, request.user, verify=True))
 
     @post(
@@ -291,8 +314,9 @@ class CommitmentController(Controller):
         status_code=HTTP_200_OK,
     )
     async def reject(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: int, data: ReturnReject
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, return_id: IdParam, data: ReturnReject
     ) -> DeliveryReturn:
+        """Rejects a delivery return with the reason; it stops counting as delivered. Audited."""
         row = await review_return(db_session, return_id, request.user, verify=False, reason=data.reason)
         return await return_out(db_session, row)
 
@@ -302,12 +326,14 @@ class CommitmentController(Controller):
     async def figures(
         self,
         db_session: AsyncSession,
-        anchor_id: int | None = Parameter(default=None, ge=1),
+        anchor_id: int | None = id_query(),
         group: str | None = Parameter(default=None, max_length=64),
-        period: str | None = Parameter(default=None, max_length=8, description="2025Q1 or 2025/26."),
-        contract_id: int | None = Parameter(default=None, ge=1),
-        supplier_id: int | None = Parameter(default=None, ge=1),
+        period: str | None = Parameter(default=None, pattern=PERIOD_PATTERN, description="2025Q1 or 2025/26."),
+        contract_id: int | None = id_query(),
+        supplier_id: int | None = id_query(),
     ) -> CommitmentFigures:
+        """Committed against delivered against verified, per commitment and quarter, for an anchor, group, contract or
+        supplier."""
         periods_of(period)  # a bad label is a 400 before any work
         scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
         figures = await commitment_figures(db_session, scope, period)
@@ -342,6 +368,8 @@ class Lm3Controller(Controller):
     async def record(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: Lm3ResponseIn
     ) -> Lm3Response:
+        """Stores one supplier's LM3 survey answers for a financial year; the LM3 estimate is recomputed from them.
+        Audited."""
         row = await record_lm3_response(db_session, data, request.user)
         rows = await list_lm3_responses(db_session, row.anchor_id, row.financial_year)
         name = next(n for r, n in rows if r.id == row.id)
@@ -351,9 +379,10 @@ class Lm3Controller(Controller):
     async def responses(
         self,
         db_session: AsyncSession,
-        anchor_id: int = Parameter(ge=1),
-        year: str = Parameter(max_length=7, description="Financial year, e.g. 2025/26."),
+        anchor_id: int = required_id_query(),
+        year: str = Parameter(pattern=YEAR_PATTERN, description="Financial year, e.g. 2025/26."),
     ) -> list[Lm3Response]:
+        """The LM3 survey answers recorded for an anchor's suppliers in one financial year."""
         parse_financial_year(year)
         return [lm3_response_schema(r, n) for r, n in await list_lm3_responses(db_session, anchor_id, year)]
 
@@ -361,8 +390,10 @@ class Lm3Controller(Controller):
     async def result(
         self,
         db_session: AsyncSession,
-        anchor_id: int = Parameter(ge=1),
-        year: str = Parameter(max_length=7, description="Financial year, e.g. 2025/26."),
+        anchor_id: int = required_id_query(),
+        year: str = Parameter(pattern=YEAR_PATTERN, description="Financial year, e.g. 2025/26."),
     ) -> Lm3Result:
+        """The anchor's LM3 multiplier for a financial year, estimated from its suppliers' survey answers, with
+        coverage."""
         parse_financial_year(year)
         return await lm3_result(db_session, anchor_id, year)

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from procurement.money import to_pence
-from procurement.schemas import Id, Reason
+from procurement.money import Money, MoneyOrNone, amount_schema, exact_units, to_pence
+from procurement.schemas import QUARTER_PATTERN, YEAR_PATTERN, Id, Reason
 from socialvalue.periods import parse_financial_year, parse_quarter
 
 MeasureCode = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")]
@@ -18,7 +18,7 @@ MeasureCode = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r
 Unit = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-Quarter = Annotated[str, msgspec.Meta(pattern=r"^\d{4}Q[1-4]$", description="UK financial-year quarter, 2025Q1")]
+Quarter = Annotated[str, msgspec.Meta(pattern=QUARTER_PATTERN, description="UK financial-year quarter, 2025Q1")]
 
 
 Note = Annotated[str, msgspec.Meta(max_length=10_000)]
@@ -33,17 +33,11 @@ SourceText = Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
 MAX_QUANTITY = Decimal("100000000000000")  # Numeric(18, 4)
 
 
+Quantity = Annotated[Decimal, msgspec.Meta(extra_json_schema=amount_schema(4, int(MAX_QUANTITY) * 10**4, "12.5"))]
+
+
 def check_quantity(value: Decimal, field: str = "quantity") -> Decimal:
-    if not value.is_finite() or value < 0:
-        msg = f"{field} must be a finite number, not negative"
-        raise ValueError(msg)
-    exponent = value.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -4:
-        msg = f"{field} has more than four decimal places"
-        raise ValueError(msg)
-    if value >= MAX_QUANTITY:
-        msg = f"{field} is implausibly large"
-        raise ValueError(msg)
+    exact_units(value, places=4, below=int(MAX_QUANTITY) * 10**4, field=field, what="number")
     return value
 
 
@@ -69,7 +63,7 @@ class LocalMeasureCreate(msgspec.Struct, forbid_unknown_fields=True):
 class ProxyUpdate(msgspec.Struct, forbid_unknown_fields=True):
     """A monetised proxy in pounds per unit with its source, year and price base; all null clears it."""
 
-    value: Decimal | None
+    value: MoneyOrNone
     source: SourceText | None = None
     year: Annotated[int, msgspec.Meta(ge=1990, le=2100)] | None = None
     price_base: Annotated[str, msgspec.Meta(min_length=2, max_length=64)] | None = None
@@ -120,7 +114,7 @@ class MeasureRef(msgspec.Struct):
 
 class TargetIn(msgspec.Struct, forbid_unknown_fields=True):
     period: Quarter
-    quantity: Decimal
+    quantity: Quantity
 
     def __post_init__(self) -> None:
         check_quarter(self.period)
@@ -157,7 +151,7 @@ class CommitmentUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
 
 class ReturnCreate(msgspec.Struct, forbid_unknown_fields=True):
     period: Quarter
-    quantity: Decimal
+    quantity: Quantity
     evidence_note: Note | None = None
     evidence_url: Url | None = None
 
@@ -272,11 +266,11 @@ class Lm3ResponseIn(msgspec.Struct, forbid_unknown_fields=True):
 
     anchor_id: Id
     supplier_id: Id
-    financial_year: str
-    round1: Decimal
-    local_suppliers: Decimal
-    local_wages: Decimal
-    local_respend: Decimal
+    financial_year: Annotated[str, msgspec.Meta(pattern=YEAR_PATTERN)]
+    round1: Money
+    local_suppliers: Money
+    local_wages: Money
+    local_respend: Money
 
     def __post_init__(self) -> None:
         parse_financial_year(self.financial_year)

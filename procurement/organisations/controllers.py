@@ -31,7 +31,7 @@ from procurement.organisations.schemas import (
 )
 from procurement.organisations.service import OrganisationService, organisation_schema
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
-from procurement.schemas import Page
+from procurement.schemas import IdParam, Page
 
 
 class OrganisationController(Controller):
@@ -49,13 +49,15 @@ class OrganisationController(Controller):
         kind: m.OrganisationKind | None = None,
         q: str | None = Parameter(default=None, max_length=100, description="Name contains."),
     ) -> Page[Organisation]:
+        """Organisations by name, optionally anchors only, one kind, or a name fragment; paged. Public: no token
+        needed."""
         conditions: list[ColumnElement[bool]] = []
         if anchor is not None:
             conditions.append(m.Organisation.is_anchor.is_(anchor))
         if kind is not None:
             conditions.append(m.Organisation.kind == kind.value)
         if q:
-            conditions.append(func.lower(m.Organisation.name).contains(q.lower()))
+            conditions.append(func.lower(m.Organisation.name).contains(q.lower(), autoescape=True))
         session = organisations.repository.session
         total = await session.scalar(select(func.count()).select_from(m.Organisation).where(*conditions)) or 0
         rows = await session.scalars(
@@ -65,13 +67,15 @@ class OrganisationController(Controller):
         return Page(items=items, total=total, limit=limit, offset=offset)
 
     @get("/{org_id:int}", summary="One organisation")
-    async def get_organisation(self, organisations: OrganisationService, org_id: int) -> Organisation:
+    async def get_organisation(self, organisations: OrganisationService, org_id: IdParam) -> Organisation:
+        """An organisation with its codes, address and identifiers. Public: no token needed."""
         return organisation_schema(await organisations.get_or_404(org_id))
 
     @post("/", summary="Create an organisation (admin)", guards=[requires_admin])
     async def create_organisation(
         self, request: Request[Principal, Any, Any], organisations: OrganisationService, data: OrganisationCreate
     ) -> Organisation:
+        """Adds an organisation (a buyer or an anchor institution) with its codes and identifiers. Audited."""
         return organisation_schema(await organisations.create_organisation(data, request.user))
 
     @patch("/{org_id:int}", summary="Update an organisation (admin, or an editor of it)", guards=[requires_editor])
@@ -79,9 +83,10 @@ class OrganisationController(Controller):
         self,
         request: Request[Principal, Any, Any],
         organisations: OrganisationService,
-        org_id: int,
+        org_id: IdParam,
         data: OrganisationUpdate,
     ) -> Organisation:
+        """Changes only the fields sent. Audited."""
         return organisation_schema(await organisations.update_organisation(org_id, data, request.user))
 
 
@@ -91,24 +96,29 @@ class AnchorGroupController(Controller):
 
     @get("/", summary="Anchor groups reported together", guards=[requires_token])
     async def list_groups(self, db_session: AsyncSession) -> list[AnchorGroup]:
+        """Every anchor group with its members."""
         return [await group_schema(db_session, g) for g in await list_groups(db_session)]
 
     @get("/{slug:str}", summary="One anchor group", guards=[requires_token])
     async def get_group(self, db_session: AsyncSession, slug: str) -> AnchorGroup:
+        """One anchor group with its member organisations."""
         return await group_schema(db_session, await get_group(db_session, slug))
 
     @post("/", summary="Create an anchor group (admin)", guards=[requires_admin])
     async def create_group(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: AnchorGroupCreate
     ) -> AnchorGroup:
+        """Creates a named group of anchors whose figures are reported together. Audited."""
         return await group_schema(db_session, await create_group(db_session, data, request.user))
 
     @patch("/{slug:str}", summary="Rename an anchor group or replace its members (admin)", guards=[requires_admin])
     async def update_group(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, slug: str, data: AnchorGroupUpdate
     ) -> AnchorGroup:
+        """Renames an anchor group or replaces its member list. Audited."""
         return await group_schema(db_session, await update_group(db_session, slug, data, request.user))
 
     @delete("/{slug:str}", summary="Delete an anchor group (admin)", guards=[requires_admin])
     async def delete_group(self, request: Request[Principal, Any, Any], db_session: AsyncSession, slug: str) -> None:
+        """Deletes an anchor group; the anchors and their figures stay. Audited."""
         await delete_group(db_session, slug, request.user)

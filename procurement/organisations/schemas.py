@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 
 from procurement.models import OrganisationKind
-from procurement.schemas import Code, Id, Identifier, IdentifierIn, LongName, Name, normalise_uk_postcode
+from procurement.schemas import ID_ITEMS, Code, Id, Identifier, IdentifierIn, LongName, Name, normalise_uk_postcode
 
 
 class OrganisationCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -88,14 +88,14 @@ Slug = Annotated[str, msgspec.Meta(min_length=2, max_length=64, pattern=r"^[a-z0
 class AnchorGroupCreate(msgspec.Struct, forbid_unknown_fields=True):
     slug: Slug
     name: Annotated[str, msgspec.Meta(min_length=2, max_length=300)]
-    organisation_ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=200)]
+    organisation_ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=200, extra_json_schema=ID_ITEMS)]
 
 
 class AnchorGroupUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: Annotated[str, msgspec.Meta(min_length=2, max_length=300)] | msgspec.UnsetType = msgspec.UNSET
-    organisation_ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=200)] | msgspec.UnsetType = (
-        msgspec.UNSET
-    )
+    organisation_ids: (
+        Annotated[list[Id], msgspec.Meta(min_length=1, max_length=200, extra_json_schema=ID_ITEMS)] | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class GroupMember(msgspec.Struct):

@@ -7,9 +7,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Reference, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Parameter
 from litestar.response import Template
-from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
+from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED, HTTP_410_GONE
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +21,7 @@ from procurement.auth import Principal, requires_reviewer
 from procurement.errors import NotFound
 from procurement.metrics.lines import resolve_scope
 from procurement.problems import problem
+from procurement.schemas import MAX_ID, NOT_BLANK, QUARTER_PATTERN, Id, IdParam, id_query
 from procurement.statements.pages import home_context, statement_context
 from procurement.statements.service import (
     figures_csv,
@@ -29,20 +33,26 @@ from procurement.statements.service import (
 )
 from procurement.statements.snapshot import sha256
 
-IMMUTABLE = "public, max-age=31536000, immutable"
+# Published files may be cached, but every use revalidates (ETag): a withdrawal or correction reaches a reader on
+# their next request, never "immutable" for a year.
+REVALIDATE = "public, no-cache"
 
 
 LISTING = "public, max-age=60"
 
 
-Quarter = Annotated[str, msgspec.Meta(pattern=r"^\d{4}Q[1-4]$")]
+Quarter = Annotated[str, msgspec.Meta(pattern=QUARTER_PATTERN)]
+
+
+# {id}, {id}.pdf, {id}.json or {id}.csv, the id at most 19 digits (a 64-bit key).
+STATEMENT_FILE = r"^[0-9]{1,19}(\.(pdf|json|csv))?$"
 
 
 class PublishRequest(msgspec.Struct, forbid_unknown_fields=True):
     period: Quarter
-    anchor_id: int | None = None
+    anchor_id: Id | None = None
     group: str | None = None
-    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000)] | None = None
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000, pattern=NOT_BLANK)] | None = None
 
     def __post_init__(self) -> None:
         if (self.anchor_id is None) == (self.group is None):
@@ -51,7 +61,7 @@ class PublishRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class WithdrawRequest(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000)]
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000, pattern=NOT_BLANK)]
 
 
 class PublicStatement(msgspec.Struct):
@@ -140,11 +150,13 @@ class PublicStatementController(Controller):
     async def list_statements(
         self,
         db_session: AsyncSession,
-        anchor_id: int | None = Parameter(default=None, ge=1),
-        period: str | None = Parameter(default=None, pattern=r"^\d{4}Q[1-4]$"),
+        anchor_id: int | None = id_query(),
+        period: str | None = Parameter(default=None, pattern=QUARTER_PATTERN),
         limit: int = Parameter(default=100, ge=1, le=200),
         offset: int = Parameter(default=0, ge=0),
     ) -> Response[PublicStatementPage]:
+        """Every published statement, newest version first, with links to its PDF, JSON and CSV; withdrawn ones say why.
+        Public: no token needed."""
         rows = (await db_session.scalars(public_statements_query(anchor_id=anchor_id, period=period))).all()
         page = [_public(s) for s in rows[offset : offset + limit]]
         return Response(
@@ -152,21 +164,56 @@ class PublicStatementController(Controller):
             headers={"Cache-Control": LISTING},
         )
 
-    @get("/{name:str}", summary="One statement: {id}, {id}.html (accessible version), {id}.pdf, {id}.json or {id}.csv")
+    @get(
+        "/{name:str}",
+        summary="One statement: {id}, {id}.html (accessible version), {id}.pdf, {id}.json or {id}.csv",
+        opt={
+            "problems": (HTTP_410_GONE,),
+            "content": {
+                "application/json": Schema(
+                    any_of=[
+                        Reference(ref="#/components/schemas/PublicStatement"),
+                        Schema(type=OpenAPIType.OBJECT, description="{id}.json: the frozen figures as published."),
+                    ]
+                ),
+                "application/pdf": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="{id}.pdf"),
+                "text/csv": Schema(type=OpenAPIType.STRING, description="{id}.csv: the figures, one per row."),
+                "text/html": Schema(type=OpenAPIType.STRING, description="{id}.html: the accessible statement."),
+            },
+        },
+        responses={
+            HTTP_304_NOT_MODIFIED: ResponseSpec(None, description="The copy the client holds (ETag) is current.")
+        },
+    )
     async def statement_file(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, name: str, download: bool = False
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        # Documented, not enforced: an address that names no statement file is a 404, like any unknown record.
+        name: Annotated[
+            str, Parameter(description="{id} or {id}.pdf|json|csv", schema_extra={"pattern": STATEMENT_FILE})
+        ],
+        download: bool = False,
     ) -> Response[Any]:
+        """A published statement's record, or one of its frozen files.
+
+        Files carry an ETag and `Cache-Control: public, no-cache`: send `If-None-Match` to get 304 while the file is
+        unchanged. A withdrawn statement's files answer 410 with the reason.
+        """
         stem, _, ext = name.partition(".")
-        if not stem.isdigit() or ext not in {"", "pdf", "json", "csv", "html"}:
+        number = int(stem) if stem.isdigit() else 0
+        if not 1 <= number <= MAX_ID or ext not in {"", "pdf", "json", "csv", "html"}:
             raise NotFound(f"No statement file {name!r}.")
-        statement = await db_session.get(m.Statement, int(stem))
+        statement = await db_session.get(m.Statement, number)
         if statement is None:
             raise NotFound(f"No statement {stem}.")
         if ext == "":
             return Response(_public(statement), headers={"Cache-Control": LISTING})
         if statement.status == m.StatementStatus.WITHDRAWN:
             return problem(
-                410, f"Statement {statement.id} was withdrawn: {statement.withdrawn_reason}", instance=request.url.path
+                HTTP_410_GONE,
+                f"Statement {statement.id} was withdrawn: {statement.withdrawn_reason}",
+                instance=request.url.path,
             )
         if ext == "html":
             # Not immutable: a withdrawal or a later version changes the notice at the top of the page.
@@ -182,8 +229,8 @@ class PublicStatementController(Controller):
             media, etag = "application/json", statement.snapshot_sha256
         else:
             body = figures_csv(json.loads(statement.snapshot_json)).encode("utf-8")
-            media, etag = "text/csv; charset=utf-8", sha256(body)
-        headers = {"ETag": f'"{etag}"', "Cache-Control": IMMUTABLE}
+            media, etag = "text/csv", sha256(body)
+        headers = {"ETag": f'"{etag}"', "Cache-Control": REVALIDATE}
         if _not_modified(request, etag):
             return Response(b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
         filename = f"local-value-statement-{statement.id}-v{statement.version}-{statement.period}.{ext}"
@@ -201,10 +248,11 @@ class StatementController(Controller):
     async def preview(
         self,
         db_session: AsyncSession,
-        period: str = Parameter(pattern=r"^\d{4}Q[1-4]$"),
-        anchor_id: int | None = Parameter(default=None, ge=1),
+        period: str = Parameter(pattern=QUARTER_PATTERN),
+        anchor_id: int | None = id_query(),
         group: str | None = Parameter(default=None, max_length=64),
     ) -> Response[bytes]:
+        """A DRAFT PDF of the statement from today's figures; nothing is stored."""
         scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
         pdf, _ = await preview_pdf(db_session, scope, period)
         return Response(pdf, media_type="application/pdf", headers={"Cache-Control": "no-store"})
@@ -213,6 +261,8 @@ class StatementController(Controller):
     async def publish_statement(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: PublishRequest
     ) -> PublicStatement:
+        """Freezes the quarter's figures and PDF with their SHA-256 hashes; a second publication is a correction and
+        needs a reason. Audited."""
         scope = await resolve_scope(db_session, anchor_id=data.anchor_id, group=data.group)
         return _public(await publish(db_session, scope, data.period, actor=request.user, reason=data.reason))
 
@@ -234,8 +284,13 @@ class StatementController(Controller):
 
     @post("/{statement_id:int}/withdraw", summary="Withdraw a statement (kept, marked why)", status_code=HTTP_200_OK)
     async def withdraw_statement(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, statement_id: int, data: WithdrawRequest
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        statement_id: IdParam,
+        data: WithdrawRequest,
     ) -> PublicStatement:
+        """Withdraws a published statement with a reason; its record stays public, its files answer 410. Audited."""
         return _public(await withdraw(db_session, statement_id, actor=request.user, reason=data.reason))
 
 

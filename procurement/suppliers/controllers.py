@@ -25,7 +25,7 @@ from procurement.exports import SafeCsvWriter
 from procurement.organisations.local_area import get_org, set_local_area
 from procurement.organisations.schemas import LocalAreaIn, LocalAreaOut
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
-from procurement.schemas import Page
+from procurement.schemas import IdParam, Page, id_query
 from procurement.suppliers.classification import classify
 from procurement.suppliers.corrections import Correction, approve, list_requests, reject, submit
 from procurement.suppliers.explain import (
@@ -110,9 +110,10 @@ class ClassificationController(Controller):
     async def get_classification(
         self,
         db_session: AsyncSession,
-        supplier_id: int,
-        anchor_id: int | None = Parameter(default=None, ge=1, description="Include this anchor's tier as `tier`."),
+        supplier_id: IdParam,
+        anchor_id: int | None = id_query("Include this anchor's tier as `tier`."),
     ) -> Classification:
+        """A supplier's place and categories with the evidence and rule behind each flag."""
         return await classification_out(db_session, supplier_id, None, anchor_id)
 
     @post(
@@ -123,8 +124,10 @@ class ClassificationController(Controller):
         responses=_PENDING,
     )
     async def add_override(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: OverrideIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: IdParam, data: OverrideIn
     ) -> Response[OverrideOut | ChangeRequestOut]:
+        """Overrides one classification flag of a supplier with a reason; it survives re-imports and reclassification.
+        Audited."""
         payload = {
             "supplier_id": supplier_id,
             "flag": data.flag,
@@ -142,8 +145,9 @@ class ClassificationController(Controller):
         responses=_PENDING,
     )
     async def revoke_override(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, override_id: int, data: RevokeIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, override_id: IdParam, data: RevokeIn
     ) -> Response[OverrideOut | ChangeRequestOut]:
+        """Revokes an override with a reason; the computed flag applies again. Audited."""
         payload = {"override_id": override_id}
         done = await submit(db_session, request.user, Correction("override_revoke", payload, data.reason))
         return _answer(done, _override, HTTP_200_OK)
@@ -156,8 +160,9 @@ class ClassificationController(Controller):
         responses=_PENDING,
     )
     async def add_attestation(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: AttestationIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: IdParam, data: AttestationIn
     ) -> Response[AttestationOut | ChangeRequestOut]:
+        """Records outside evidence (a register entry, a certificate) that sets a supplier's category. Audited."""
         payload = {"supplier_id": supplier_id, "kind": data.kind, "reference": data.reference}
         done = await submit(db_session, request.user, Correction("attest", payload, data.reason))
         return _answer(done, _attestation, HTTP_201_CREATED)
@@ -170,8 +175,9 @@ class ClassificationController(Controller):
         responses=_PENDING,
     )
     async def revoke_attestation(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, attestation_id: int, data: RevokeIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, attestation_id: IdParam, data: RevokeIn
     ) -> Response[AttestationOut | ChangeRequestOut]:
+        """Revokes an attestation with a reason; the supplier is classified again without it. Audited."""
         payload = {"attestation_id": attestation_id}
         done = await submit(db_session, request.user, Correction("attest_revoke", payload, data.reason))
         return _answer(done, _attestation, HTTP_200_OK)
@@ -186,6 +192,8 @@ class ClassificationController(Controller):
     async def merge(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: MergeIn
     ) -> Response[MergeOut | ChangeRequestOut]:
+        """Merges a duplicate supplier into another: its contracts and identifiers move, and it can be undone.
+        Audited."""
         payload = {"source_id": data.source_id, "target_id": data.target_id}
         done = await submit(db_session, request.user, Correction("merge", payload, data.reason))
         return _answer(done, _merge, HTTP_201_CREATED)
@@ -198,8 +206,9 @@ class ClassificationController(Controller):
         responses=_PENDING,
     )
     async def split(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: SplitIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: IdParam, data: SplitIn
     ) -> Response[MergeOut | ChangeRequestOut]:
+        """Moves some feed parties or contract links of a supplier to a new supplier. Audited; can be undone."""
         payload = {
             "supplier_id": supplier_id,
             "name": data.name,
@@ -217,13 +226,15 @@ class ClassificationController(Controller):
         responses=_PENDING,
     )
     async def undo(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, merge_id: int, data: UndoIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, merge_id: IdParam, data: UndoIn
     ) -> Response[MergeOut | ChangeRequestOut]:
+        """Undoes a merge or a split with a reason, restoring the suppliers as they were. Audited."""
         done = await submit(db_session, request.user, Correction("undo", {"merge_id": merge_id}, data.reason))
         return _answer(done, _merge, HTTP_200_OK)
 
     @get("/organisations/{org_id:int}/local-area", summary="An anchor's definition of local")
-    async def get_local_area(self, db_session: AsyncSession, org_id: int) -> LocalAreaOut:
+    async def get_local_area(self, db_session: AsyncSession, org_id: IdParam) -> LocalAreaOut:
+        """The districts an anchor counts as local, and the preset they came from. No token needed."""
         return _local_area_out(await get_org(db_session, org_id))
 
     @put(
@@ -232,19 +243,24 @@ class ClassificationController(Controller):
         guards=[requires_editor],
     )
     async def put_local_area(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, org_id: int, data: LocalAreaIn
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, org_id: IdParam, data: LocalAreaIn
     ) -> LocalAreaOut:
+        """Sets the districts an anchor counts as local, from a preset or a list of district codes. Audited."""
         org = await set_local_area(
             db_session, org_id, request.user, preset=data.preset, lad_codes=data.lad_codes, label=data.label
         )
         return _local_area_out(org)
 
-    @get("/suppliers.csv", summary="Supplier classification export (CSV)", guards=[requires_token])
+    @get(
+        "/suppliers.csv", summary="Supplier classification export (CSV)", guards=[requires_token], media_type="text/csv"
+    )
     async def export_csv(
         self,
         db_session: AsyncSession,
-        anchor_id: int | None = Parameter(default=None, ge=1, description="Add this anchor's tier columns."),
+        anchor_id: int | None = id_query("Add this anchor's tier columns."),
     ) -> Stream:
+        """Every supplier with its place, category, flags and evidence as CSV; with anchor_id, that anchor's tier
+        too."""
         await classify(db_session)
         await db_session.commit()
         sup = m.Supplier
@@ -340,12 +356,14 @@ class ClassificationController(Controller):
 
         return Stream(
             rows(),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="suppliers.csv"'},
         )
 
     @get("/geography/attribution", summary="Geography data licence and attribution (OGL v3.0)")
     async def attribution(self) -> Attribution:
+        """The licence and attribution text of the postcode and boundary data the classification uses. No token
+        needed."""
         return Attribution(
             attribution=geography.ATTRIBUTION,
             data_version=geography.DATA_VERSION,
@@ -368,9 +386,10 @@ class SupplierController(Controller):
         q: str | None = Parameter(default=None, max_length=100, description="Name contains."),
         postcode: str | None = Parameter(default=None, max_length=10),
     ) -> Page[Supplier]:
+        """Suppliers by name, optionally a name fragment; paged."""
         conditions: list[ColumnElement[bool]] = []
         if q:
-            conditions.append(func.lower(m.Supplier.name).contains(q.lower()))
+            conditions.append(func.lower(m.Supplier.name).contains(q.lower(), autoescape=True))
         if postcode:
             conditions.append(m.Supplier.postcode == postcode.upper())
         session = suppliers.repository.session
@@ -381,13 +400,15 @@ class SupplierController(Controller):
         return Page(items=supplier_schemas(rows.all()), total=total, limit=limit, offset=offset)
 
     @get("/{supplier_id:int}", summary="One supplier", guards=[requires_token])
-    async def get_supplier(self, suppliers: SupplierService, supplier_id: int) -> Supplier:
+    async def get_supplier(self, suppliers: SupplierService, supplier_id: IdParam) -> Supplier:
+        """A supplier with its address and identifiers."""
         return supplier_schema(await suppliers.get_or_404(supplier_id))
 
     @post("/", summary="Create a supplier", guards=[requires_editor])
     async def create_supplier(
         self, request: Request[Principal, Any, Any], suppliers: SupplierService, data: SupplierCreate
     ) -> Supplier:
+        """Adds a supplier with its address and identifiers; the postcode is checked and normalised. Audited."""
         return supplier_schema(await suppliers.create_supplier(data, request.user))
 
     @patch(
@@ -400,9 +421,10 @@ class SupplierController(Controller):
         self,
         request: Request[Principal, Any, Any],
         suppliers: SupplierService,
-        supplier_id: int,
+        supplier_id: IdParam,
         data: SupplierUpdate,
     ) -> Response[Supplier | ChangeRequestOut]:
+        """Corrects only the fields sent. Audited."""
         changes = msgspec.to_builtins(data)
         reason = changes.pop("reason")
         payload = {"supplier_id": supplier_id, "changes": changes}

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from procurement.schemas import Id, Identifier, IdentifierIn, LongName, normalise_uk_postcode
+from procurement.schemas import ID_ITEMS, Id, Identifier, IdentifierIn, LongName, normalise_uk_postcode
 
 ReviewReason = Annotated[str, msgspec.Meta(min_length=3, max_length=2000)]
 
@@ -105,8 +105,10 @@ class MergeIn(msgspec.Struct, forbid_unknown_fields=True):
 class SplitIn(msgspec.Struct, forbid_unknown_fields=True):
     name: SupplierName
     reason: ReviewReason
-    party_match_ids: list[Id] = msgspec.field(default_factory=list)
-    contract_supplier_ids: list[Id] = msgspec.field(default_factory=list)
+    party_match_ids: Annotated[list[Id], msgspec.Meta(extra_json_schema=ID_ITEMS)] = msgspec.field(default_factory=list)
+    contract_supplier_ids: Annotated[list[Id], msgspec.Meta(extra_json_schema=ID_ITEMS)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class UndoIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -154,10 +154,10 @@ async def test_publish_read_back_and_public_access(db: Database, session: Any, a
         "status": "not_known",
     }
 
-    # Cache headers and ETags on frozen files; 304 on a match.
+    # Cacheable but revalidated on every use (so a withdrawal reaches readers), with ETags; 304 on a match.
     etag = pdf.headers["etag"]
     assert etag.strip('"') == statement["pdf_sha256"]
-    assert "immutable" in pdf.headers["cache-control"]
+    assert pdf.headers["cache-control"] == "public, no-cache"
     again = await app_client.get(f"/public/statements/{statement['id']}.pdf", headers={"If-None-Match": etag})
     assert again.status_code == 304
     csv_text = (await app_client.get(f"/public/statements/{statement['id']}.csv")).text
@@ -282,3 +282,39 @@ async def test_unknown_statement_files_are_404(db: Database, app_client: Any, pa
     response = await app_client.get(path)
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_published_files_revalidate_so_a_withdrawal_propagates(
+    db: Database, session: Any, app_client: Any
+) -> None:
+    """Files are cacheable but never `immutable`: a cache revalidates each use, and after a withdrawal the same
+    revalidation (with the old ETag) gets 410, not 304."""
+    data = await _birmingham_quarter(session, app_client)
+    reviewer = bearer(await make_token(session, "reviewer"))
+    statement = (
+        await app_client.post("/statements", json={"anchor_id": data["bcc"].id, "period": PERIOD}, headers=reviewer)
+    ).json()
+    etags = {}
+    for ext in ("pdf", "json", "csv"):
+        first = await app_client.get(f"/public/statements/{statement['id']}.{ext}")
+        assert first.status_code == 200
+        assert first.headers["cache-control"] == "public, no-cache"
+        assert "immutable" not in first.headers["cache-control"]
+        etags[ext] = first.headers["etag"]
+        again = await app_client.get(
+            f"/public/statements/{statement['id']}.{ext}", headers={"If-None-Match": etags[ext]}
+        )
+        assert again.status_code == 304
+        assert again.content == b""
+        assert again.headers["etag"] == etags[ext]
+
+    withdrawn = await app_client.post(
+        f"/statements/{statement['id']}/withdraw", json={"reason": "wrong quarter"}, headers=reviewer
+    )
+    assert withdrawn.status_code == 200
+    for ext, etag in etags.items():
+        gone = await app_client.get(f"/public/statements/{statement['id']}.{ext}", headers={"If-None-Match": etag})
+        assert gone.status_code == 410, ext
+        assert gone.headers["content-type"].startswith("application/problem+json")
+        assert "wrong quarter" in gone.json()["detail"]
+        assert "immutable" not in gone.headers.get("cache-control", "")
