@@ -43,7 +43,7 @@ async def _world(session: AsyncSession, client: Any) -> dict[str, Any]:
     bcc = (await session.scalars(select(m.Organisation).where(m.Organisation.gss_code == "E08000025"))).one()
     supplier = await make_supplier(session, "Brum Community Meals CIC", postcode="B15 2GW", postcode_source="manual")
     editor = await make_token(session, "editor", bcc.id, name="jo@bcc")
-    reviewer = await make_token(session, "reviewer", name="rev@bcc")
+    reviewer = await make_token(session, "reviewer", name="rev@bcc", reviews=[bcc.id])
     created = await client.post(
         "/contracts",
         json={

@@ -290,7 +290,7 @@ async def test_published_files_revalidate_so_a_withdrawal_propagates(
     """Files are cacheable but never `immutable`: a cache revalidates each use, and after a withdrawal the same
     revalidation (with the old ETag) gets 410, not 304."""
     data = await _birmingham_quarter(session, app_client)
-    reviewer = bearer(await make_token(session, "reviewer"))
+    reviewer = bearer(await make_token(session, "cross_reviewer"))
     statement = (
         await app_client.post("/statements", json={"anchor_id": data["bcc"].id, "period": PERIOD}, headers=reviewer)
     ).json()
