@@ -136,7 +136,7 @@ async def test_attestation_hidden_by_an_override_is_refused(app_client: Any, ses
     assert made.status_code == 201
     refused = await app_client.post(
         f"/suppliers/{supplier.id}/attestations",
-        json={"kind": "charity_register", "reference": "CCEW 1090095"},
+        json={"kind": "charity_register", "reference": "CCEW 1090095", "reason": "register entry checked"},
         headers=bearer(token),
     )
     assert refused.status_code == 422
@@ -146,7 +146,7 @@ async def test_attestation_hidden_by_an_override_is_refused(app_client: Any, ses
     assert revoked.status_code == 200
     attested = await app_client.post(
         f"/suppliers/{supplier.id}/attestations",
-        json={"kind": "charity_register", "reference": "CCEW 1090095"},
+        json={"kind": "charity_register", "reference": "CCEW 1090095", "reason": "register entry checked"},
         headers=bearer(token),
     )
     assert attested.status_code == 201

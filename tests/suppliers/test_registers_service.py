@@ -70,7 +70,7 @@ async def test_registers_load_match_review_and_decisions_survive_a_reload(
     assert versions == {"companies_house": "2025-11-01", "ccew": "2025-11-01"}
 
     # A real feed supplier with a name and an address only becomes a charity on register evidence.
-    reviewer = await make_token(session, "reviewer", name="rita@review")
+    reviewer = await make_token(session, "cross_reviewer", name="rita@review")
     age_uk = await _supplier_id(session, "Age UK Croydon")
     body = (await app_client.get(f"/suppliers/{age_uk}/classification", headers=bearer(reviewer))).json()
     assert (body["category"], body["vcse"]) == ("charity", True)
@@ -196,8 +196,8 @@ async def test_coverage_before_and_after_a_load_and_the_registered_postcode_fall
     assert metrics_before.stdout != metrics_after.stdout
     sme_before = next(line for line in metrics_before.stdout.splitlines() if line.strip().startswith("SME"))
     sme_after = next(line for line in metrics_after.stdout.splitlines() if line.strip().startswith("SME"))
-    assert "known for 0" in sme_before, metrics_before.stdout
-    assert "known for 1" in sme_after, metrics_after.stdout
+    assert "share not known (judged on 0.0000 of value)" in sme_before, metrics_before.stdout
+    assert "judged on 1.0000 of value" in sme_after, metrics_after.stdout
 
     bad = localvalue(
         "registers", "load", "mutuals", str(REGISTERS_DIR / "SocietyList.csv"), "--version", "2025-13-01",
@@ -213,7 +213,8 @@ async def test_coverage_before_and_after_a_load_and_the_registered_postcode_fall
     assert "not a BasicCompanyData file name" in wrong.stderr
 
     shown = localvalue("classify", "show", str(supplier.id), database_url=db.url, **env).stdout
-    assert "category sme; sme true" in shown
+    assert "decision: category sme: " in shown
+    assert "sme true (implied)" in shown
     assert "Accounts.AccountCategory MICRO ENTITY" in shown
     # No address in the feed: the registered office's postcode stands in, at a lower confidence, and says so.
     assert "postcode TF2 6BB (register)" in shown

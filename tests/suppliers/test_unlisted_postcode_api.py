@@ -68,18 +68,22 @@ async def test_listed_postcodes_pass_and_patch_is_checked(app_client: Any, sessi
     assert (made.json()["postcode_status"], made.json()["postcode_note"]) == ("found", None)
     supplier_id = made.json()["id"]
 
-    refused = await app_client.patch(f"/suppliers/{supplier_id}", json={"postcode": "B99 9ZZ"}, headers=bearer(editor))
+    refused = await app_client.patch(
+        f"/suppliers/{supplier_id}", json={"postcode": "B99 9ZZ", "reason": "moved premises"}, headers=bearer(editor)
+    )
     assert refused.status_code == 422
     assert refused.json()["detail"] == ABSENT
     confirmed = await app_client.patch(
-        f"/suppliers/{supplier_id}", json={"postcode": "B99 9ZZ", "confirm_postcode": True}, headers=bearer(editor)
+        f"/suppliers/{supplier_id}",
+        json={"postcode": "B99 9ZZ", "confirm_postcode": True, "reason": "moved premises"},
+        headers=bearer(editor),
     )
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["postcode_status"] == "not_in_directory_best_fit"
     # Sending the same postcode again (e.g. with another correction) needs no new confirmation.
     renamed = await app_client.patch(
         f"/suppliers/{supplier_id}",
-        json={"name": "Edgbaston Catering Limited", "postcode": "B99 9ZZ"},
+        json={"name": "Edgbaston Catering Limited", "postcode": "B99 9ZZ", "reason": "trading name corrected"},
         headers=bearer(editor),
     )
     assert renamed.status_code == 200, renamed.text
