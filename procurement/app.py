@@ -26,6 +26,7 @@ from procurement.imports.controllers import ImportController
 from procurement.metrics.controllers import CommitmentController, Lm3Controller, MeasureController, MetricsController
 from procurement.organisations.controllers import AnchorGroupController, OrganisationController
 from procurement.problems import EXCEPTION_HANDLERS
+from procurement.procure.controllers import ProcurementController
 from procurement.settings import Settings, get_settings
 from procurement.spend.controllers import SpendController
 from procurement.statements.controllers import PublicStatementController, StatementController, public_home
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SignInController,
             UserAdminController,
             WorkspaceController,
+            ProcurementController,
             static_files_router(),
             accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),
         ],

@@ -157,7 +157,9 @@ class ContractService(SQLAlchemyAsyncRepositoryService[m.Contract]):
         )
         return await self._reload(contract.id)
 
-    async def update_contract(self, contract_id: int, data: ContractUpdate, actor: Principal) -> m.Contract:
+    async def update_contract(
+        self, contract_id: int, data: ContractUpdate, actor: Principal, reason: str | None = None
+    ) -> m.Contract:
         contract = await self.get_or_404(contract_id)
         ensure_can_write_for(actor, contract.buyer_id)
         if contract.status == m.ContractStatus.WITHDRAWN.value:
@@ -195,6 +197,7 @@ class ContractService(SQLAlchemyAsyncRepositoryService[m.Contract]):
                 entity_id=contract.id,
                 organisation_id=contract.buyer_id,
                 changes=changes,
+                reason=reason.strip() if reason else None,
             )
         await self.repository.session.flush()
         return await self._reload(contract.id)

@@ -1,0 +1,290 @@
+"""Pages for procurement teams: their organisation at a glance, the contracts register, and the supplier search.
+
+Every form works without JavaScript. A contract is saved in two steps: the form, then a page showing what was
+understood ("£80,000.00", "12 May 2025") with a button to save it; both steps post the same fields, so the
+saved contract is exactly the one that was shown. Writes go through ``ContractService`` (the API's rules and
+audit); an editor acts only for their own organisation.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.params import Parameter, QueryParameter
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement import models as m
+from procurement.auth import Principal, ensure_can_write_for, requires_token
+from procurement.contracts.schemas import ContractCreate, ContractSupplierIn, ContractUpdate
+from procurement.contracts.service import ContractService
+from procurement.money import format_pence
+from procurement.procure.service import (
+    FORM_FIELDS,
+    MAX_REASON,
+    ContractForm,
+    contract_history,
+    organisation_for,
+    overview,
+    read_contract_form,
+    search_suppliers,
+)
+from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, page_context
+
+_NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
+OrganisationChoice = Annotated[
+    int | None, QueryParameter(name="organisation", ge=1, description="Admins: the organisation to work on.")
+]
+PAGE = 50
+
+
+def _pounds_decimal(pence: int | None) -> Decimal | None:
+    return None if pence is None else Decimal(format_pence(pence) or "0")
+
+
+def _form_values(contract: m.Contract) -> dict[str, str]:
+    """A saved contract written back the way people type it, to edit."""
+    return {
+        "title": contract.title,
+        "reference": contract.source_id or "",
+        "value": f"{_pounds_decimal(contract.value_pence):,}" if contract.value_pence is not None else "",
+        "award_date": contract.award_date.strftime("%d/%m/%Y") if contract.award_date else "",
+        "start_date": contract.start_date.strftime("%d/%m/%Y") if contract.start_date else "",
+        "end_date": contract.end_date.strftime("%d/%m/%Y") if contract.end_date else "",
+        "cpv": ", ".join(c.code for c in contract.cpv),
+        "suppliers": "\n".join(f"#{s.supplier_id}" for s in contract.suppliers),
+        "reason": "",
+    }
+
+
+class ProcurementController(Controller):
+    path = "/workspace"
+    include_in_schema = False
+    guards = [requires_token]
+    exception_handlers = PAGE_EXCEPTION_HANDLERS
+    response_headers = _NO_STORE
+
+    @get("/organisation", name="workspace-organisation")
+    async def organisation_page(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, organisation: OrganisationChoice = None
+    ) -> Template:
+        organisation_id = organisation_for(request.user, organisation)
+        board = await overview(db_session, organisation_id)
+        return Template(
+            template_name="procure/organisation.html",
+            context=page_context(request, "/workspace/organisation", board=board),
+        )
+
+    @get("/contracts", name="workspace-contracts")
+    async def contracts_page(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        organisation: OrganisationChoice = None,
+        status: str | None = Parameter(default=None, pattern="^(active|pending|withdrawn)?$"),
+        cpv: str | None = Parameter(default=None, pattern=r"^\d{0,8}$"),
+        page: int = Parameter(default=1, ge=1, le=100_000),
+    ) -> Template:
+        organisation_id = organisation_for(request.user, organisation)
+        rows, total = await ContractService(session=db_session).list_contracts(
+            limit=PAGE, offset=(page - 1) * PAGE, buyer_id=organisation_id, status=status or None, cpv=cpv or None
+        )
+        return Template(
+            template_name="procure/contracts.html",
+            context=page_context(
+                request,
+                "/workspace/contracts",
+                contracts=rows,
+                total=total,
+                page=page,
+                pages=max(1, -(-total // PAGE)),
+                status=status or "",
+                cpv=cpv or "",
+                organisation=await db_session.get(m.Organisation, organisation_id),
+            ),
+        )
+
+    @get("/contracts/new", name="workspace-contract-new")
+    async def new_contract(
+        self, request: Request[Principal, Any, Any], organisation: OrganisationChoice = None
+    ) -> Template:
+        organisation_for(request.user, organisation)
+        return _form_page(request, ContractForm(raw=dict.fromkeys(FORM_FIELDS, "")), None, organisation)
+
+    @post("/contracts/new")
+    async def new_contract_submit(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, organisation: OrganisationChoice = None
+    ) -> Response[Any]:
+        organisation_id = organisation_for(request.user, organisation)
+        form = await request.form()
+        read = await read_contract_form(db_session, form)
+        if read.errors:
+            return _form_page(request, read, None, organisation, status=HTTP_400_BAD_REQUEST)
+        if form.get("back") == "yes":
+            return _form_page(request, read, None, organisation)
+        if form.get("confirm") != "yes":
+            return _confirm_page(request, read, None, organisation)
+        v = read.values
+        saved = await ContractService(session=db_session).create_contract(
+            ContractCreate(
+                buyer_id=organisation_id,
+                title=v["title"],
+                reference=v["reference"],
+                suppliers=[ContractSupplierIn(supplier_id=s.id) for s in read.suppliers],
+                cpv_codes=v["cpv"],
+                value=_pounds_decimal(v["value"]),
+                award_date=v["award_date"],
+                start_date=v["start_date"],
+                end_date=v["end_date"],
+            ),
+            request.user,
+        )
+        await db_session.commit()  # "autocommit" leaves redirects uncommitted
+        return Redirect(f"/workspace/contracts/{saved.id}?saved=1", status_code=HTTP_303_SEE_OTHER)
+
+    @get("/contracts/{contract_id:int}", name="workspace-contract")
+    async def contract_page(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, contract_id: int, saved: bool = False
+    ) -> Template:
+        contract = await ContractService(session=db_session).get_or_404(contract_id)
+        ensure_can_write_for(request.user, contract.buyer_id)
+        history = await contract_history(db_session, contract.id)
+        return Template(
+            template_name="procure/contract.html",
+            context=page_context(
+                request, "/workspace/contracts", contract=contract, saved=saved, history=history, errors={}
+            ),
+        )
+
+    @get("/contracts/{contract_id:int}/edit", name="workspace-contract-edit")
+    async def edit_contract(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, contract_id: int
+    ) -> Template:
+        contract = await ContractService(session=db_session).get_or_404(contract_id)
+        ensure_can_write_for(request.user, contract.buyer_id)
+        return _form_page(request, ContractForm(raw=_form_values(contract)), contract, None)
+
+    @post("/contracts/{contract_id:int}/edit")
+    async def edit_contract_submit(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, contract_id: int
+    ) -> Response[Any]:
+        service = ContractService(session=db_session)
+        contract = await service.get_or_404(contract_id)
+        ensure_can_write_for(request.user, contract.buyer_id)
+        form = await request.form()
+        read = await read_contract_form(db_session, form, needs_reason=True)
+        if read.errors:
+            return _form_page(request, read, contract, None, status=HTTP_400_BAD_REQUEST)
+        if form.get("back") == "yes":
+            return _form_page(request, read, contract, None)
+        if form.get("confirm") != "yes":
+            return _confirm_page(request, read, contract, None)
+        v = read.values
+        await service.update_contract(
+            contract_id,
+            ContractUpdate(
+                title=v["title"],
+                reference=v["reference"],
+                suppliers=[ContractSupplierIn(supplier_id=s.id) for s in read.suppliers],
+                cpv_codes=v["cpv"],
+                value=_pounds_decimal(v["value"]),
+                award_date=v["award_date"],
+                start_date=v["start_date"],
+                end_date=v["end_date"],
+            ),
+            request.user,
+            reason=read.raw["reason"][:MAX_REASON],
+        )
+        await db_session.commit()  # "autocommit" leaves redirects uncommitted
+        return Redirect(f"/workspace/contracts/{contract_id}?saved=1", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/contracts/{contract_id:int}/withdraw")
+    async def withdraw_contract(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, contract_id: int
+    ) -> Response[Any]:
+        service = ContractService(session=db_session)
+        contract = await service.get_or_404(contract_id)
+        ensure_can_write_for(request.user, contract.buyer_id)
+        form = await request.form()
+        reason = form.get("reason")
+        reason = reason.strip()[:MAX_REASON] if isinstance(reason, str) else ""
+        if not reason:
+            history = await contract_history(db_session, contract.id)
+            return Template(
+                template_name="procure/contract.html",
+                context=page_context(
+                    request,
+                    "/workspace/contracts",
+                    contract=contract,
+                    history=history,
+                    saved=False,
+                    errors={"reason": "Enter why the contract is withdrawn, for example Awarded in error"},
+                ),
+                status_code=HTTP_400_BAD_REQUEST,
+            )
+        await service.withdraw_contract(contract_id, reason, request.user)
+        await db_session.commit()  # "autocommit" leaves redirects uncommitted
+        return Redirect(f"/workspace/contracts/{contract_id}?saved=1", status_code=HTTP_303_SEE_OTHER)
+
+    @get("/suppliers", name="workspace-suppliers")
+    async def suppliers_page(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        q: str = Parameter(default="", max_length=200),
+    ) -> Template:
+        found = await search_suppliers(db_session, q)
+        # htmx asks for the results alone (search as you type); without JavaScript the whole page comes back.
+        partial = request.headers.get("HX-Request") == "true"
+        return Template(
+            template_name="procure/supplier_results.html" if partial else "procure/suppliers.html",
+            context=page_context(request, "/workspace/suppliers", q=q, found=found),
+        )
+
+
+def _form_page(
+    request: Request[Principal, Any, Any],
+    read: ContractForm,
+    contract: m.Contract | None,
+    organisation: int | None,
+    status: int = 200,
+) -> Template:
+    return Template(
+        template_name="procure/contract_form.html",
+        context=page_context(
+            request,
+            "/workspace/contracts",
+            typed=read.raw,
+            errors=read.errors,
+            contract=contract,
+            action=_action(contract, organisation),
+        ),
+        status_code=status,
+    )
+
+
+def _confirm_page(
+    request: Request[Principal, Any, Any], read: ContractForm, contract: m.Contract | None, organisation: int | None
+) -> Template:
+    return Template(
+        template_name="procure/contract_confirm.html",
+        context=page_context(
+            request,
+            "/workspace/contracts",
+            typed=read.raw,
+            values=read.values,
+            suppliers=read.suppliers,
+            contract=contract,
+            action=_action(contract, organisation),
+        ),
+    )
+
+
+def _action(contract: m.Contract | None, organisation: int | None) -> str:
+    if contract is not None:
+        return f"/workspace/contracts/{contract.id}/edit"
+    return "/workspace/contracts/new" + (f"?organisation={organisation}" if organisation else "")
