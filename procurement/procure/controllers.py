@@ -22,18 +22,25 @@ from procurement import models as m
 from procurement.auth import Principal, ensure_can_write_for, requires_token
 from procurement.contracts.schemas import ContractCreate, ContractSupplierIn, ContractUpdate
 from procurement.contracts.service import ContractService
+from procurement.errors import DomainError, Forbidden
 from procurement.money import format_pence
 from procurement.procure.service import (
     FORM_FIELDS,
     MAX_REASON,
+    SUPPLIER_FIELDS,
     ContractForm,
+    classifications_of,
     contract_history,
+    likely_duplicates,
     organisation_for,
     overview,
     read_contract_form,
+    read_supplier_form,
     search_suppliers,
 )
+from procurement.suppliers.service import SupplierService
 from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, page_context
+from procurement.workspace.service import CATEGORY_NAMES
 
 _NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
 OrganisationChoice = Annotated[
@@ -238,12 +245,71 @@ class ProcurementController(Controller):
         q: str = Parameter(default="", max_length=200),
     ) -> Template:
         found = await search_suppliers(db_session, q)
+        classified = await classifications_of(db_session, [s.id for s in found])
         # htmx asks for the results alone (search as you type); without JavaScript the whole page comes back.
         partial = request.headers.get("HX-Request") == "true"
         return Template(
             template_name="procure/supplier_results.html" if partial else "procure/suppliers.html",
-            context=page_context(request, "/workspace/suppliers", q=q, found=found),
+            context=page_context(
+                request,
+                "/workspace/suppliers",
+                q=q,
+                found=found,
+                classified=classified,
+                category_names=CATEGORY_NAMES,
+            ),
         )
+
+    @get("/suppliers/new", name="workspace-supplier-new")
+    async def new_supplier(self, request: Request[Principal, Any, Any]) -> Template:
+        _ensure_keeper(request.user)
+        return _supplier_form(request, dict.fromkeys(SUPPLIER_FIELDS, ""), {}, [])
+
+    @post("/suppliers/new")
+    async def new_supplier_submit(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession
+    ) -> Response[Any]:
+        _ensure_keeper(request.user)
+        form = await request.form()
+        typed = {name: _field(form, name) for name in SUPPLIER_FIELDS}
+        errors, data = read_supplier_form(typed)
+        if errors or data is None:
+            return _supplier_form(request, typed, errors, [], status=HTTP_400_BAD_REQUEST)
+        duplicates = await likely_duplicates(db_session, data.name, data.postcode)
+        if duplicates and form.get("not_a_duplicate") != "yes":
+            return _supplier_form(request, typed, {}, duplicates)
+        try:
+            supplier = await SupplierService(session=db_session).create_supplier(data, request.user)
+        except DomainError as exc:
+            return _supplier_form(request, typed, {"coh": exc.detail}, [], status=HTTP_400_BAD_REQUEST)
+        await db_session.commit()
+        return Redirect(
+            f"/workspace/suppliers?q=%23{supplier.id}&created={supplier.id}", status_code=HTTP_303_SEE_OTHER
+        )
+
+
+def _ensure_keeper(principal: Principal) -> None:
+    if principal.role not in (m.Role.EDITOR, m.Role.ADMIN):
+        raise Forbidden("Only editors and admins add suppliers.")
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value.strip()[:500] if isinstance(value, str) else ""
+
+
+def _supplier_form(
+    request: Request[Principal, Any, Any],
+    typed: dict[str, str],
+    errors: dict[str, str],
+    duplicates: list[Any],
+    status: int = 200,
+) -> Template:
+    return Template(
+        template_name="procure/supplier_form.html",
+        context=page_context(request, "/workspace/suppliers", typed=typed, errors=errors, duplicates=duplicates),
+        status_code=status,
+    )
 
 
 def _form_page(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rapidfuzz import fuzz, process
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,9 @@ from procurement.auth import Principal, ensure_can_write_for
 from procurement.contracts.people_input import PeopleInputError, parse_cpv_list, parse_date, parse_money
 from procurement.errors import InvalidInput
 from procurement.organisations.service import _org_name_key
+from procurement.schemas import IdentifierIn, normalise_uk_postcode
+from procurement.suppliers.schemas import SupplierCreate
+from socialvalue.matching import MAX_CANDIDATES, REVIEW_SCORE
 from socialvalue.periods import quarter_bounds, quarter_of
 
 MAX_TITLE = 500
@@ -148,6 +152,8 @@ async def overview(session: AsyncSession, organisation_id: int, today: dt.date |
 async def search_suppliers(session: AsyncSession, query: str, limit: int = 20) -> list[m.Supplier]:
     """By name (its matching key, so "Acme Ltd" finds "ACME LIMITED"), register number or postcode."""
     text = query.strip()
+    if text.startswith("#") and text[1:].isdigit():
+        return list((await session.scalars(select(m.Supplier).where(m.Supplier.id == int(text[1:])))).all())
     if len(text) < 2:
         return []
     key = _org_name_key(text)
@@ -282,3 +288,75 @@ async def _one_supplier(session: AsyncSession, line: str) -> m.Supplier | None:
         await session.scalars(select(m.Supplier).where(m.Supplier.name_key == key, m.Supplier.merged_into_id.is_(None)))
     ).all()
     return by_name[0] if len(by_name) == 1 else None
+
+
+async def classifications_of(session: AsyncSession, ids: list[int]) -> dict[int, m.SupplierClassification]:
+    """Each supplier's current classification (none until ``localvalue classify`` has judged it)."""
+    if not ids:
+        return {}
+    rows = await session.scalars(select(m.SupplierClassification).where(m.SupplierClassification.supplier_id.in_(ids)))
+    return {c.supplier_id: c for c in rows.all()}
+
+
+@dataclass(frozen=True)
+class LikelyDuplicate:
+    supplier: m.Supplier
+    score: float
+    same_postcode: bool
+
+
+async def likely_duplicates(session: AsyncSession, name: str, postcode: str | None) -> list[LikelyDuplicate]:
+    """Suppliers whose normalised name scores at least the matcher's review score against ``name``.
+
+    Scored by rapidfuzz token-sort ratio, the register matcher's scorer, so "Acme Catering Ltd" and
+    "ACME CATERING LIMITED" (score 100) or "Catering Acme" are caught before a second record splits the figures.
+    """
+    key = _org_name_key(name)
+    if not key:
+        return []
+    rows = (
+        await session.execute(select(m.Supplier.id, m.Supplier.name_key).where(m.Supplier.merged_into_id.is_(None)))
+    ).all()
+    choices = {sid: k for sid, k in rows if k}
+    found = process.extract(key, choices, scorer=fuzz.token_sort_ratio, score_cutoff=REVIEW_SCORE, limit=MAX_CANDIDATES)
+    if not found:
+        return []
+    suppliers = {
+        s.id: s
+        for s in (await session.scalars(select(m.Supplier).where(m.Supplier.id.in_([f[2] for f in found])))).all()
+    }
+    wanted = (postcode or "").replace(" ", "").upper()
+    return [
+        LikelyDuplicate(
+            supplier=suppliers[sid],
+            score=score,
+            same_postcode=bool(wanted) and (suppliers[sid].postcode or "").replace(" ", "").upper() == wanted,
+        )
+        for _key, score, sid in found
+    ]
+
+
+SUPPLIER_FIELDS = ("name", "postcode", "coh", "charity")
+
+
+def read_supplier_form(typed: Mapping[str, str]) -> tuple[dict[str, str], SupplierCreate | None]:
+    """A new supplier as typed: its name, and any of postcode, Companies House number, charity number."""
+    errors: dict[str, str] = {}
+    if not typed["name"]:
+        errors["name"] = "Enter the supplier's name, for example Edgbaston Catering Ltd"
+    postcode = None
+    if typed["postcode"]:
+        try:
+            postcode = normalise_uk_postcode(typed["postcode"])
+        except ValueError:
+            errors["postcode"] = f"Enter a UK postcode: {typed['postcode']!r} is not one; for example B15 2GW"
+    identifiers: list[IdentifierIn] = []
+    for name, scheme, example in (("coh", "GB-COH", "01234567 or SC123456"), ("charity", "GB-CHC", "1123456")):
+        if typed[name]:
+            try:
+                identifiers.append(IdentifierIn(scheme=scheme, id=typed[name]))
+            except ValueError:
+                errors[name] = f"{typed[name]!r} is not a valid number here; for example {example}"
+    if errors:
+        return errors, None
+    return errors, SupplierCreate(name=typed["name"], postcode=postcode, identifiers=identifiers)

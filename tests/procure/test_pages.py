@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock
@@ -187,3 +187,45 @@ async def test_reviewers_do_not_get_the_editors_pages(session: AsyncSession, cli
     assert response.status_code in (400, 403)
     menu = (await client.get("/workspace")).text
     assert "/workspace/contracts" not in menu
+
+
+async def test_new_supplier_warns_of_likely_duplicates(session: AsyncSession, client: Any) -> None:
+    await seed_anchors(session)
+    await session.commit()
+    meals = await _supplier(session, "Edgbaston Catering Ltd", "B15 2GW")
+    await make_person(session, "editor@bcc.example", "editor", "E08000025")
+    await sign_in(client, "editor@bcc.example")
+    token = await form_token(client, "/workspace/suppliers/new")
+    typed = {"_csrf_token": token, "name": "", "postcode": "nowhere", "coh": "12", "charity": ""}
+    refused = await client.post("/workspace/suppliers/new", data=typed)
+    assert refused.status_code == 400
+    page = _text(refused.text)
+    assert "Enter the supplier's name" in page
+    assert "'nowhere' is not one; for example B15 2GW" in page
+
+    typed |= {"name": "EDGBASTON CATERING LIMITED", "postcode": "b15 2gw", "coh": ""}
+    warned = await client.post("/workspace/suppliers/new", data=typed)
+    assert warned.status_code == 200
+    page = _text(warned.text)
+    assert "Is this supplier already recorded?" in page
+    assert f"#{meals} Edgbaston Catering Ltd, B15 2GW (name 100% alike, same postcode)" in page
+    assert (await session.scalar(select(func.count()).select_from(m.Supplier))) == 1
+
+    created = await client.post("/workspace/suppliers/new", data=typed | {"not_a_duplicate": "yes"})
+    assert created.status_code == 303
+    new_id = int(created.headers["location"].split("created=")[1])
+    session.expire_all()
+    supplier = await session.get(m.Supplier, new_id)
+    assert supplier is not None
+    assert supplier.postcode == "B15 2GW"
+    assert supplier.name_key == normalise_org_name("Edgbaston Catering Ltd")
+    audit = (await session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == "supplier.create"))).one()
+    assert audit.entity_id == str(new_id)
+
+    # A name nothing like any other is added at once.
+    fresh = await client.post(
+        "/workspace/suppliers/new", data=typed | {"name": "Walsall Laundry Ltd", "postcode": "WS1 1TP"}
+    )
+    assert fresh.status_code == 303
+    found = _text((await client.get("/workspace/suppliers?q=walsall")).text)
+    assert "Not yet classified: location and status not known" in found
