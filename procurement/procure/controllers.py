@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import ResponseHeader
+from litestar.datastructures import ResponseHeader, UploadFile
 from litestar.params import Parameter, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
@@ -20,6 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.auth import Principal, ensure_can_write_for, requires_token
+from procurement.contracts.register_sheet import (
+    MAX_ROWS,
+    MAX_UPLOAD_BYTES,
+    TEMPLATE_COLUMNS,
+    XLSX,
+    SheetError,
+    read_rows,
+    read_sheet,
+    template,
+)
 from procurement.contracts.schemas import ContractCreate, ContractSupplierIn, ContractUpdate
 from procurement.contracts.service import ContractService
 from procurement.errors import DomainError, Forbidden
@@ -38,8 +48,10 @@ from procurement.procure.service import (
     read_supplier_form,
     search_suppliers,
 )
+from procurement.procure.upload import PlannedRow, commit, load_upload, plan, stored_upload
+from procurement.settings import Settings
 from procurement.suppliers.service import SupplierService
-from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, page_context
+from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, SETTINGS_STATE_KEY, page_context
 from procurement.workspace.service import CATEGORY_NAMES
 
 _NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
@@ -237,6 +249,59 @@ class ProcurementController(Controller):
         await db_session.commit()  # "autocommit" leaves redirects uncommitted
         return Redirect(f"/workspace/contracts/{contract_id}?saved=1", status_code=HTTP_303_SEE_OTHER)
 
+    @get(["/contracts/template.csv", "/contracts/template.xlsx"], name="workspace-contracts-template")
+    async def contracts_template(self, request: Request[Principal, Any, Any]) -> Response[bytes]:
+        kind = request.url.path.rsplit(".", 1)[1]
+        return Response(
+            template(kind),
+            media_type=XLSX if kind == "xlsx" else "text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="contracts-template.{kind}"'},
+        )
+
+    @get("/contracts/upload", name="workspace-contracts-upload")
+    async def upload_page(
+        self, request: Request[Principal, Any, Any], organisation: OrganisationChoice = None
+    ) -> Template:
+        organisation_for(request.user, organisation)
+        return _upload_page(request, {})
+
+    @post("/contracts/upload", request_max_body_size=MAX_UPLOAD_BYTES + 65_536)
+    async def upload_preview(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, organisation: OrganisationChoice = None
+    ) -> Template:
+        organisation_id = organisation_for(request.user, organisation)
+        form = await request.form()
+        upload = form.get("sheet")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return _upload_page(request, {"sheet": "Choose a CSV or XLSX file to upload"}, HTTP_400_BAD_REQUEST)
+        data = await upload.read()
+        try:
+            rows = read_rows(read_sheet(data, upload.filename))
+        except SheetError as exc:
+            return _upload_page(request, {"sheet": str(exc)}, HTTP_400_BAD_REQUEST)
+        planned = await plan(db_session, organisation_id, rows)
+        key = stored_upload(_settings(request).work_dir, data, upload.filename)
+        return _preview_page(request, planned, key, upload.filename)
+
+    @post("/contracts/upload/commit")
+    async def upload_commit(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, organisation: OrganisationChoice = None
+    ) -> Template:
+        organisation_id = organisation_for(request.user, organisation)
+        form = await request.form()
+        key, filename = _field(form, "key"), _field(form, "filename")
+        data = load_upload(_settings(request).work_dir, key)
+        if data is None:
+            return _upload_page(
+                request, {"sheet": "The upload has expired: upload the file again"}, HTTP_400_BAD_REQUEST
+            )
+        planned = await plan(db_session, organisation_id, read_rows(read_sheet(data, key)))
+        done = await commit(db_session, organisation_id, planned, request.user, filename or key)
+        return Template(
+            template_name="procure/upload_done.html",
+            context=page_context(request, "/workspace/contracts", done=done, filename=filename),
+        )
+
     @get("/suppliers", name="workspace-suppliers")
     async def suppliers_page(
         self,
@@ -286,6 +351,44 @@ class ProcurementController(Controller):
         return Redirect(
             f"/workspace/suppliers?q=%23{supplier.id}&created={supplier.id}", status_code=HTTP_303_SEE_OTHER
         )
+
+
+def _settings(request: Request[Any, Any, Any]) -> Settings:
+    settings: Settings = request.app.state[SETTINGS_STATE_KEY]
+    return settings
+
+
+def _upload_page(request: Request[Principal, Any, Any], errors: dict[str, str], status: int = 200) -> Template:
+    return Template(
+        template_name="procure/upload.html",
+        context=page_context(
+            request,
+            "/workspace/contracts",
+            errors=errors,
+            max_rows=MAX_ROWS,
+            max_mb=MAX_UPLOAD_BYTES // 1_000_000,
+            columns=TEMPLATE_COLUMNS,
+        ),
+        status_code=status,
+    )
+
+
+def _preview_page(
+    request: Request[Principal, Any, Any], planned: list[PlannedRow], key: str, filename: str
+) -> Template:
+    counts = {a: sum(1 for p in planned if p.action == a) for a in ("create", "update", "unchanged", "error")}
+    return Template(
+        template_name="procure/upload_preview.html",
+        context=page_context(
+            request,
+            "/workspace/contracts",
+            planned=planned,
+            counts=counts,
+            key=key,
+            filename=filename,
+            new_suppliers=len({p.row.supplier_name for p in planned if p.new_supplier and p.action != "error"}),
+        ),
+    )
 
 
 def _ensure_keeper(principal: Principal) -> None:
