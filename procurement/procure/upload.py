@@ -184,13 +184,14 @@ async def commit(
                 made[key] = supplier.id
             item.supplier_id = made[key]
     reason = f"Spreadsheet upload {filename}"
+    new_contracts: list[ContractCreate] = []
     for item in planned:
         row = item.row
         if item.supplier_id is None or item.action not in ("create", "update"):
             continue
         value = Decimal(format_pence(row.value_pence) or "0") if row.value_pence is not None else None
         if item.action == "create":
-            await contracts.create_contract(
+            new_contracts.append(
                 ContractCreate(
                     buyer_id=organisation_id,
                     title=row.title,
@@ -201,8 +202,7 @@ async def commit(
                     award_date=row.award_date,
                     start_date=row.start_date,
                     end_date=row.end_date,
-                ),
-                actor,
+                )
             )
         elif item.contract_id is not None:
             await contracts.update_contract(
@@ -219,5 +219,7 @@ async def commit(
                 actor,
                 reason=reason,
             )
+    if new_contracts:
+        await contracts.create_contracts(new_contracts, actor)
     count = {a: sum(1 for p in planned if p.action == a) for a in ("create", "update", "unchanged", "error")}
     return Committed(count["create"], count["update"], count["unchanged"], count["error"], len(made))

@@ -169,7 +169,7 @@ async def test_supplier_search_by_name_number_and_postcode(session: AsyncSession
     await sign_in(client, "editor@bcc.example")
     for query in ("edgbaston catering limited", "01234567", "b152gw", "B15 2"):
         page = _text((await client.get("/workspace/suppliers", params={"q": query})).text)
-        assert f"#{meals} Edgbaston Catering Ltd" in page, query
+        assert f"# {meals} Edgbaston Catering Ltd" in page, query
         assert "Walsall" not in page, query
     partial = await client.get("/workspace/suppliers", params={"q": "laundry"}, headers={"HX-Request": "true"})
     assert partial.status_code == 200
