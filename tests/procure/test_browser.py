@@ -11,10 +11,17 @@ from typing import Any
 import pytest
 
 from tests.support.browser import DESKTOP, assert_local_only, chromium, horizontal_overflow, new_context, run_axe
+from tests.procure.test_upload import csv_bytes, register
 from tests.workspace.test_browser import PHONE, invite, set_password_and_sign_in, site
 
 __all__ = ["site"]  # the shared server fixture: seeded anchors, the sample imported and classified
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+async def follow(page: Any, target: Any) -> None:
+    """Click a link or submit button and wait for the page it leads to (the machine may be slow)."""
+    async with page.expect_navigation():
+        await target.click()
 
 
 async def check_page(page: Any, label: str) -> None:
@@ -40,12 +47,12 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
 
         await page.goto(f"{base}/sign-in")
         await set_password_and_sign_in(page, base, link, "editor@bcc.example")
-        await page.get_by_role("link", name="My organisation").first.click()
+        await follow(page, page.get_by_role("link", name="My organisation").first)
         assert await page.title() == "Birmingham City Council - Local Value"
         await check_page(page, "my organisation")
 
         # Search as you type: htmx swaps the results in without a page load.
-        await page.get_by_role("link", name="Suppliers").first.click()
+        await follow(page, page.get_by_role("link", name="Suppliers").first)
         await check_page(page, "supplier search (empty)")
         async with page.expect_response(lambda r: "/workspace/suppliers?q=" in r.url):
             await page.get_by_label("Name, Companies House or charity number, or postcode").press_sequentially(
@@ -58,15 +65,15 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
         await check_page(page, "supplier search (results)")
 
         # A new supplier whose name is close to a recorded one is warned about first.
-        await page.get_by_role("link", name="Add a new supplier").click()
+        await follow(page, page.get_by_role("link", name="Add a new supplier"))
         await check_page(page, "add a supplier")
         await page.get_by_label("Name").fill(found_name.upper())
         await page.get_by_label("Postcode (optional)").fill("b1 1bb")
-        await page.get_by_role("button", name="Continue").click()
+        await follow(page, page.get_by_role("button", name="Continue"))
         assert await page.title() == "Is this supplier already recorded? - Local Value"
         assert f"#{found_id}" in await page.locator(".nhsuk-warning-callout").inner_text()
         await check_page(page, "likely duplicate")
-        await page.get_by_role("button", name="It is a different supplier: add it").click()
+        await follow(page, page.get_by_role("button", name="It is a different supplier: add it"))
         new_id = page.url.split("created=")[1]
         assert new_id != found_id
 
@@ -79,33 +86,58 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
         await page.get_by_label("Award date (optional)").fill("12/05/2025")
         await page.get_by_label("CPV codes (optional)").fill("55520000-1")
         await page.get_by_label("Suppliers").fill(f"#{found_id}\n#{new_id}")
-        await page.get_by_role("button", name="Continue").click()
+        await follow(page, page.get_by_role("button", name="Continue"))
         assert (await page.title()).startswith("Error: Record a contract")
         assert "uses shorthand" in await page.locator(".nhsuk-error-summary").inner_text()
         await check_page(page, "record a contract (errors)")
         await page.get_by_label("Value (optional)").fill("£80,000.00")
-        await page.get_by_role("button", name="Continue").click()
+        await follow(page, page.get_by_role("button", name="Continue"))
         assert await page.title() == "Check the contract before saving - Local Value"
         assert await page.locator("#understood-value").inner_text() == "£80,000.00"
         assert await page.locator("#understood-award-date").inner_text() == "12 May 2025"
         await check_page(page, "check the contract")
-        await page.get_by_role("button", name="Save contract").click()
+        await follow(page, page.get_by_role("button", name="Save contract"))
         assert await page.title() == "Community meals - Local Value"
         shares = await page.locator("dt:text('Suppliers') + dd li").all_inner_texts()
         assert shares == [f"#{found_id}: £40,000.00 (equal split)", f"#{new_id}: £40,000.00 (equal split)"]
         await check_page(page, "contract")
 
-        await page.get_by_role("link", name="Change this contract").click()
+        await follow(page, page.get_by_role("link", name="Change this contract"))
         await check_page(page, "change a contract")
         await page.get_by_label("Value (optional)").fill("90,000")
         await page.get_by_label("Why are you changing it?").fill("Value corrected from the award letter")
-        await page.get_by_role("button", name="Continue").click()
-        await page.get_by_role("button", name="Save contract").click()
+        await follow(page, page.get_by_role("button", name="Continue"))
+        await follow(page, page.get_by_role("button", name="Save contract"))
         assert "because: Value corrected from the award letter" in await page.locator("main").inner_text()
 
-        await page.get_by_role("link", name="Contracts").first.click()
+        await follow(page, page.get_by_role("link", name="Contracts").first)
         assert "BCC-0001" in await page.locator("table").inner_text()
         await check_page(page, "contracts register")
+
+        # The register as a spreadsheet: 50 rows with three bad ones, fixed, saved, and uploaded again.
+        await follow(page, page.get_by_role("link", name="Upload a spreadsheet"))
+        await check_page(page, "upload a register")
+        for sheet, expected in ((register(), "47"), (register(bad=False), "3")):
+            await page.get_by_label("Spreadsheet (CSV or XLSX)").set_input_files(
+                {"name": "register.csv", "mimeType": "text/csv", "buffer": csv_bytes(sheet)}
+            )
+            await follow(page, page.get_by_role("button", name="Check the sheet"))
+            assert await page.title() == "Check the upload - Local Value"
+            counts = await page.locator("#upload-counts").inner_text()
+            assert f"{expected} new contracts" in counts, counts
+            await check_page(page, f"upload preview ({expected} new)")
+            await follow(page, page.get_by_role("button", name=f"Save {expected} rows"))
+            assert f"{expected} added" in await page.locator("#upload-done").inner_text()
+            await check_page(page, "upload saved")
+            await page.goto(f"{base}/workspace/contracts/upload")
+        assert "Row 12 (BCC-0011)" not in await page.locator("main").inner_text()
+        await page.get_by_label("Spreadsheet (CSV or XLSX)").set_input_files(
+            {"name": "register.csv", "mimeType": "text/csv", "buffer": csv_bytes(register(bad=False))}
+        )
+        await follow(page, page.get_by_role("button", name="Check the sheet"))
+        assert "Nothing in this sheet would change your register." in await page.locator("main").inner_text()
+        await page.goto(f"{base}/workspace/contracts")
+        assert "51 contracts." in await page.locator("main").inner_text()
         assert not problems, problems
         assert_local_only(requests)
         await context.close()
