@@ -8,18 +8,22 @@ audit); an editor acts only for their own organisation.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader, UploadFile
 from litestar.params import Parameter, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from procurement import clock
 from procurement import models as m
 from procurement.auth import Principal, ensure_can_write_for, requires_token
+from procurement.contracts.people_input import PeopleInputError, parse_quarter
 from procurement.contracts.register_sheet import (
     MAX_ROWS,
     MAX_UPLOAD_BYTES,
@@ -32,8 +36,12 @@ from procurement.contracts.register_sheet import (
 )
 from procurement.contracts.schemas import ContractCreate, ContractSupplierIn, ContractUpdate
 from procurement.contracts.service import ContractService
-from procurement.errors import DomainError, Forbidden
+from procurement.errors import DomainError, Forbidden, NotFound
+from procurement.metrics.commitments import create_commitment, enter_return, get_commitment, list_commitments
+from procurement.metrics.measures import list_measures
+from procurement.metrics.schemas import CommitmentCreate, ReturnCreate
 from procurement.money import format_pence
+from procurement.procure.evidence import MAX_EVIDENCE_BYTES, checked_evidence, parse_targets
 from procurement.procure.service import (
     FORM_FIELDS,
     MAX_REASON,
@@ -171,13 +179,7 @@ class ProcurementController(Controller):
     ) -> Template:
         contract = await ContractService(session=db_session).get_or_404(contract_id)
         ensure_can_write_for(request.user, contract.buyer_id)
-        history = await contract_history(db_session, contract.id)
-        return Template(
-            template_name="procure/contract.html",
-            context=page_context(
-                request, "/workspace/contracts", contract=contract, saved=saved, history=history, errors={}
-            ),
-        )
+        return await _contract_template(request, db_session, contract, saved=saved)
 
     @get("/contracts/{contract_id:int}/edit", name="workspace-contract-edit")
     async def edit_contract(
@@ -232,22 +234,145 @@ class ProcurementController(Controller):
         reason = form.get("reason")
         reason = reason.strip()[:MAX_REASON] if isinstance(reason, str) else ""
         if not reason:
-            history = await contract_history(db_session, contract.id)
-            return Template(
-                template_name="procure/contract.html",
-                context=page_context(
-                    request,
-                    "/workspace/contracts",
-                    contract=contract,
-                    history=history,
-                    saved=False,
-                    errors={"reason": "Enter why the contract is withdrawn, for example Awarded in error"},
-                ),
-                status_code=HTTP_400_BAD_REQUEST,
+            return await _contract_template(
+                request,
+                db_session,
+                contract,
+                errors={"reason": "Enter why the contract is withdrawn, for example Awarded in error"},
             )
         await service.withdraw_contract(contract_id, reason, request.user)
         await db_session.commit()  # "autocommit" leaves redirects uncommitted
         return Redirect(f"/workspace/contracts/{contract_id}?saved=1", status_code=HTTP_303_SEE_OTHER)
+
+    @post("/contracts/{contract_id:int}/commitments")
+    async def add_commitment(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, contract_id: int
+    ) -> Response[Any]:
+        contract = await ContractService(session=db_session).get_or_404(contract_id)
+        ensure_can_write_for(request.user, contract.buyer_id)
+        form = await request.form()
+        typed = {name: _field(form, name) for name in ("measure_id", "unit", "note")}
+        targets_text = form.get("targets")
+        typed["targets"] = targets_text[:4000] if isinstance(targets_text, str) else ""
+        errors: dict[str, str] = {}
+        if not typed["measure_id"].isdigit():
+            errors["measure_id"] = "Choose the measure this commitment is counted in"
+        try:
+            targets = parse_targets(typed["targets"])
+        except PeopleInputError as exc:
+            errors["targets"] = str(exc)
+            targets = []
+        if not errors:
+            try:
+                data = msgspec.convert(
+                    {
+                        "measure_id": int(typed["measure_id"]),
+                        "targets": [{"period": p, "quantity": str(q)} for p, q in targets],
+                        "unit": typed["unit"] or None,
+                        "note": typed["note"] or None,
+                    },
+                    CommitmentCreate,
+                )
+                await create_commitment(db_session, contract_id, data, request.user)
+            except msgspec.ValidationError as exc:
+                errors["targets"] = str(exc)
+            except DomainError as exc:
+                errors["unit" if "(unit)" in exc.detail else "targets"] = exc.detail
+        if errors:
+            return await _contract_template(request, db_session, contract, errors=errors, commitment_form=typed)
+        await db_session.commit()
+        return Redirect(f"/workspace/contracts/{contract_id}?saved=1#commitments", status_code=HTTP_303_SEE_OTHER)
+
+    @get("/commitments/{commitment_id:int}/return", name="workspace-return-new")
+    async def return_page(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, commitment_id: int
+    ) -> Template:
+        commitment, contract = await get_commitment(db_session, commitment_id)
+        ensure_can_write_for(request.user, contract.buyer_id)
+        return _return_form(request, commitment, contract, dict.fromkeys(RETURN_FIELDS, ""), {})
+
+    @post("/commitments/{commitment_id:int}/return", request_max_body_size=MAX_EVIDENCE_BYTES + 65_536)
+    async def return_submit(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, commitment_id: int
+    ) -> Response[Any]:
+        commitment, contract = await get_commitment(db_session, commitment_id)
+        ensure_can_write_for(request.user, contract.buyer_id)
+        form = await request.form()
+        typed = {name: _field(form, name) for name in RETURN_FIELDS}
+        errors, period, quantity = _read_return(typed)
+        upload = form.get("evidence_file")
+        evidence: tuple[bytes, str, str, str] | None = None
+        if isinstance(upload, UploadFile) and upload.filename:
+            content = await upload.read()
+            try:
+                evidence = (content, *checked_evidence(content, upload.filename))
+            except ValueError as exc:
+                errors["evidence_file"] = str(exc)
+        if not errors and not (typed["evidence_note"] or typed["evidence_url"] or evidence):
+            errors["evidence_note"] = "Give the evidence: a note, a link or a file"
+        row = None
+        if not errors:
+            note = typed["evidence_note"] or (f"See the attached file {evidence[1]}." if evidence else None)
+            try:
+                data = msgspec.convert(
+                    {
+                        "period": period,
+                        "quantity": str(quantity),
+                        "evidence_note": note,
+                        "evidence_url": typed["evidence_url"] or None,
+                    },
+                    ReturnCreate,
+                )
+                row = await enter_return(db_session, commitment_id, data, request.user)
+            except msgspec.ValidationError as exc:
+                if "evidence_url" in str(exc):
+                    errors["evidence_url"] = (
+                        "Enter a link starting with https://, for example https://example.org/report"
+                    )
+                else:
+                    errors["quantity"] = str(exc)
+            except DomainError as exc:
+                errors["period"] = exc.detail
+        if row is None:
+            return _return_form(request, commitment, contract, typed, errors, status=HTTP_400_BAD_REQUEST)
+        if evidence is not None:
+            content, name, content_type, digest = evidence
+            db_session.add(
+                m.EvidenceFile(
+                    return_id=row.id,
+                    filename=name,
+                    content_type=content_type,
+                    size_bytes=len(content),
+                    sha256=digest,
+                    content=content,
+                    uploaded_by=request.user.name,
+                    uploaded_at=clock.now(),
+                )
+            )
+        await db_session.commit()
+        return Redirect(f"/workspace/contracts/{contract.id}?saved=1#commitments", status_code=HTTP_303_SEE_OTHER)
+
+    @get("/evidence/{file_id:int}", name="workspace-evidence")
+    async def evidence_file(
+        self, request: Request[Principal, Any, Any], db_session: AsyncSession, file_id: int
+    ) -> Response[bytes]:
+        stored = await db_session.get(m.EvidenceFile, file_id)
+        returned = await db_session.get(m.DeliveryReturn, stored.return_id) if stored else None
+        if stored is None or returned is None:
+            raise NotFound(f"No evidence file {file_id}.")
+        _commitment, contract = await get_commitment(db_session, returned.commitment_id)
+        if not request.user.may_act_for(contract.buyer_id):
+            raise Forbidden("Only the organisation's editors and its reviewers can open its evidence.")
+        # Always a download, never rendered: a file that claims to be a page cannot run in this site's origin.
+        return Response(
+            stored.content,
+            media_type=stored.content_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{stored.filename}"',
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; sandbox",
+            },
+        )
 
     @get(["/contracts/template.csv", "/contracts/template.xlsx"], name="workspace-contracts-template")
     async def contracts_template(self, request: Request[Principal, Any, Any]) -> Response[bytes]:
@@ -351,6 +476,88 @@ class ProcurementController(Controller):
         return Redirect(
             f"/workspace/suppliers?q=%23{supplier.id}&created={supplier.id}", status_code=HTTP_303_SEE_OTHER
         )
+
+
+RETURN_FIELDS = ("period", "quantity", "evidence_note", "evidence_url")
+
+
+def _read_return(typed: dict[str, str]) -> tuple[dict[str, str], str | None, Decimal | None]:
+    errors: dict[str, str] = {}
+    period = quantity = None
+    try:
+        period = parse_quarter(typed["period"], field="the quarter")
+    except PeopleInputError as exc:
+        errors["period"] = str(exc)
+    try:
+        quantity = Decimal(typed["quantity"].replace(",", "")) if typed["quantity"] else None
+    except InvalidOperation:
+        quantity = None
+    if quantity is None or not quantity.is_finite() or quantity < 0:
+        errors["quantity"] = "Enter what was delivered as a number, for example 12 or 2.5"
+    return errors, period, quantity
+
+
+def _return_form(
+    request: Request[Principal, Any, Any],
+    commitment: m.Commitment,
+    contract: m.Contract,
+    typed: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Template:
+    return Template(
+        template_name="procure/return_form.html",
+        context=page_context(
+            request,
+            "/workspace/contracts",
+            commitment=commitment,
+            contract=contract,
+            typed=typed,
+            errors=errors,
+            max_mb=MAX_EVIDENCE_BYTES // 1_000_000,
+        ),
+        status_code=status,
+    )
+
+
+async def _contract_template(
+    request: Request[Principal, Any, Any],
+    session: AsyncSession,
+    contract: m.Contract,
+    *,
+    saved: bool = False,
+    errors: dict[str, str] | None = None,
+    commitment_form: dict[str, str] | None = None,
+) -> Template:
+    commitments = await list_commitments(session, contract.id)
+    measures = await list_measures(session, organisation_id=contract.buyer_id)
+    return_ids = [r.id for c in commitments for r in c.returns]
+    files: dict[int, list[Any]] = {}
+    if return_ids:
+        rows = await session.execute(
+            select(m.EvidenceFile.id, m.EvidenceFile.return_id, m.EvidenceFile.filename, m.EvidenceFile.sha256).where(
+                m.EvidenceFile.return_id.in_(return_ids)
+            )
+        )
+        for row in rows.all():
+            files.setdefault(row.return_id, []).append(row)
+    return Template(
+        template_name="procure/contract.html",
+        context=page_context(
+            request,
+            "/workspace/contracts",
+            contract=contract,
+            saved=saved,
+            history=await contract_history(session, contract.id),
+            errors=errors or {},
+            commitments=commitments,
+            measures=measures,
+            measure_names={x.id: x.name for x in measures},
+            files=files,
+            commitment_form=commitment_form or {"measure_id": "", "targets": "", "unit": "", "note": ""},
+        ),
+        status_code=HTTP_400_BAD_REQUEST if errors else 200,
+    )
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:

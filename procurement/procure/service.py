@@ -116,7 +116,7 @@ async def overview(session: AsyncSession, organisation_id: int, today: dt.date |
             contract_title=title,
             measure=measure,
             period=target.period,
-            target=str(target.quantity.normalize()),
+            target=f"{target.quantity.normalize():f}",
             unit=commitment.unit,
             overdue=target.period < quarter,
         )

@@ -117,7 +117,8 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
         # The register as a spreadsheet: 50 rows with three bad ones, fixed, saved, and uploaded again.
         await follow(page, page.get_by_role("link", name="Upload a spreadsheet"))
         await check_page(page, "upload a register")
-        for sheet, expected in ((register(), "47"), (register(bad=False), "3")):
+        # BCC-0001, recorded by hand above, is on the sheet too: that row changes it rather than adding another.
+        for sheet, expected, saved in ((register(), "46", "47"), (register(bad=False), "3", "3")):
             await page.get_by_label("Spreadsheet (CSV or XLSX)").set_input_files(
                 {"name": "register.csv", "mimeType": "text/csv", "buffer": csv_bytes(sheet)}
             )
@@ -126,7 +127,7 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
             counts = await page.locator("#upload-counts").inner_text()
             assert f"{expected} new contracts" in counts, counts
             await check_page(page, f"upload preview ({expected} new)")
-            await follow(page, page.get_by_role("button", name=f"Save {expected} rows"))
+            await follow(page, page.get_by_role("button", name=f"Save {saved} rows"))
             assert f"{expected} added" in await page.locator("#upload-done").inner_text()
             await check_page(page, "upload saved")
             await page.goto(f"{base}/workspace/contracts/upload")
@@ -137,7 +138,7 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
         await follow(page, page.get_by_role("button", name="Check the sheet"))
         assert "Nothing in this sheet would change your register." in await page.locator("main").inner_text()
         await page.goto(f"{base}/workspace/contracts")
-        assert "51 contracts." in await page.locator("main").inner_text()
+        assert "50 contracts." in await page.locator("main").inner_text()
         assert not problems, problems
         assert_local_only(requests)
         await context.close()
