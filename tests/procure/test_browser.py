@@ -6,12 +6,15 @@ then changes it with a reason. Every page passes axe-core (WCAG 2.2 AA) at 1280 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from tests.support.browser import DESKTOP, assert_local_only, chromium, horizontal_overflow, new_context, run_axe
+from tests.procure.test_returns import PDF
 from tests.procure.test_upload import csv_bytes, register
+from tests.support.browser import DESKTOP, assert_local_only, chromium, horizontal_overflow, new_context, run_axe
+from tests.support.cli import localvalue
 from tests.workspace.test_browser import PHONE, invite, set_password_and_sign_in, site
 
 __all__ = ["site"]  # the shared server fixture: seeded anchors, the sample imported and classified
@@ -39,6 +42,7 @@ async def check_page(page: Any, label: str) -> None:
 async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str]) -> None:
     base, url = site
     link = invite(url, "editor@bcc.example", "editor", "--org", "E08000025")
+    localvalue("seed", "measures", database_url=url)
     async with chromium() as browser:
         context, requests = await new_context(browser)
         page = await context.new_page()
@@ -110,9 +114,30 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
         await follow(page, page.get_by_role("button", name="Save contract"))
         assert "because: Value corrected from the award letter" in await page.locator("main").inner_text()
 
+        # A social-value commitment with a quarterly target, then its return with an evidence file.
+        await page.get_by_label("Measure", exact=True).select_option(index=1)
+        await page.get_by_label("Quarterly targets").fill("Q1 2025/26: 10")
+        await page.get_by_label("Unit (if the measure has none)").fill("meals")
+        await follow(page, page.get_by_role("button", name="Record commitment"))
+        assert "Q1 2025/26: 10" in await page.locator("#commitments + .nhsuk-card").inner_text()
+        await check_page(page, "contract with a commitment")
+        await follow(page, page.get_by_role("link", name="Enter a return"))
+        await check_page(page, "enter a return")
+        await page.get_by_label("Quarter", exact=True).fill("Q1 2025/26")
+        await page.get_by_label("Delivered (").fill("9")
+        await page.get_by_label("Evidence file (optional)").set_input_files(
+            {"name": "meals-q1.pdf", "mimeType": "application/pdf", "buffer": PDF}
+        )
+        await follow(page, page.get_by_role("button", name="Submit return"))
+        card = await page.locator("#commitments + .nhsuk-card").inner_text()
+        assert "Return for Q1 2025/26: 9 meals, submitted" in card, card
+        assert "meals-q1.pdf" in card
+        await check_page(page, "contract with a return")
+
         await follow(page, page.get_by_role("link", name="Contracts").first)
         assert "BCC-0001" in await page.locator("table").inner_text()
         await check_page(page, "contracts register")
+        before = int(re.search(r"(\d+) contracts?\.", await page.locator("main").inner_text()).group(1))  # type: ignore[union-attr]
 
         # The register as a spreadsheet: 50 rows with three bad ones, fixed, saved, and uploaded again.
         await follow(page, page.get_by_role("link", name="Upload a spreadsheet"))
@@ -138,7 +163,7 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
         await follow(page, page.get_by_role("button", name="Check the sheet"))
         assert "Nothing in this sheet would change your register." in await page.locator("main").inner_text()
         await page.goto(f"{base}/workspace/contracts")
-        assert "50 contracts." in await page.locator("main").inner_text()
+        assert f"{before + 49} contracts." in await page.locator("main").inner_text()
         assert not problems, problems
         assert_local_only(requests)
         await context.close()
