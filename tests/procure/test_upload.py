@@ -5,8 +5,10 @@ its contract with the file named as the reason; size, type, heading and row limi
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -17,16 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import models as m
 from procurement.contracts.register_sheet import MAX_ROWS, SheetError, read_rows, read_sheet, template
 from procurement.organisations.seed import seed_anchors
+from procurement.web.frame import SETTINGS_STATE_KEY
 from tests.support.people import form_token, make_person, sign_in
 
 
 @pytest.fixture
-async def client(app_client: Any) -> AsyncIterator[Any]:
+async def client(app_client: Any, tmp_path: Path) -> AsyncIterator[Any]:
+    """The shared client, with uploads kept under this test's own folder (not the working directory)."""
+    state = app_client.app.state
+    settings = state[SETTINGS_STATE_KEY]
+    state[SETTINGS_STATE_KEY] = dataclasses.replace(settings, work_dir=tmp_path)
     app_client.cookies.clear()
     app_client.follow_redirects = False
     yield app_client
     app_client.follow_redirects = True
     app_client.cookies.clear()
+    state[SETTINGS_STATE_KEY] = settings
 
 
 def register(rows: int = 50, bad: bool = True) -> pl.DataFrame:
