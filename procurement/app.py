@@ -27,6 +27,7 @@ from procurement.metrics.controllers import CommitmentController, Lm3Controller,
 from procurement.openapi import BEARER, LocalSwaggerPlugin, finish_openapi
 from procurement.organisations.controllers import AnchorGroupController, OrganisationController
 from procurement.problems import EXCEPTION_HANDLERS
+from procurement.procure.controllers import ProcurementController
 from procurement.settings import Settings, get_settings
 from procurement.spend.controllers import SpendController
 from procurement.statements.controllers import PublicStatementController, StatementController, public_home
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SignInController,
             UserAdminController,
             WorkspaceController,
+            ProcurementController,
             static_files_router(),
             accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),
         ],

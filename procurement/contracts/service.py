@@ -119,45 +119,59 @@ class ContractService(SQLAlchemyAsyncRepositoryService[m.Contract]):
         ]
 
     async def create_contract(self, data: ContractCreate, actor: Principal) -> m.Contract:
-        ensure_can_write_for(actor, data.buyer_id)
-        if await self.repository.session.get(m.Organisation, data.buyer_id) is None:
-            raise DomainError(f"No organisation with id {data.buyer_id}.")
-        await self._suppliers_exist(x.supplier_id for x in data.suppliers)
-        value_pence = to_pence(data.value) if data.value is not None else None
-        contract = m.Contract(
-            source=m.ContractSource.MANUAL.value,
-            source_id=data.reference,
-            buyer_id=data.buyer_id,
-            title=data.title.strip(),
-            description=data.description,
-            value_pence=value_pence,
-            currency=data.currency,
-            award_date=data.award_date,
-            start_date=data.start_date,
-            end_date=data.end_date,
-            status=m.ContractStatus.ACTIVE.value,
-            cpv=[m.ContractCpv(code=c, position=i) for i, c in enumerate(data.cpv_codes)],
-            suppliers=self._shares(value_pence, data.suppliers),
-        )
-        self.repository.session.add(contract)
-        await self.repository.session.flush()
-        await record_audit(
-            self.repository.session,
-            actor=actor,
-            action="contract.create",
-            entity_type="contract",
-            entity_id=contract.id,
-            organisation_id=contract.buyer_id,
-            changes={
-                "title": (None, contract.title),
-                "value_pence": (None, value_pence),
-                "currency": (None, contract.currency),
-                "suppliers": (None, [x.supplier_id for x in data.suppliers]),
-            },
-        )
+        contract = (await self.create_contracts([data], actor))[0]
         return await self._reload(contract.id)
 
-    async def update_contract(self, contract_id: int, data: ContractUpdate, actor: Principal) -> m.Contract:
+    async def create_contracts(self, items: Sequence[ContractCreate], actor: Principal) -> list[m.Contract]:
+        """One or many contracts (a spreadsheet upload) in one flush, each checked and audited on its own."""
+        session = self.repository.session
+        for buyer_id in dict.fromkeys(d.buyer_id for d in items):
+            ensure_can_write_for(actor, buyer_id)
+            if await session.get(m.Organisation, buyer_id) is None:
+                raise DomainError(f"No organisation with id {buyer_id}.")
+        await self._suppliers_exist(x.supplier_id for d in items for x in d.suppliers)
+        contracts = []
+        for data in items:
+            value_pence = to_pence(data.value) if data.value is not None else None
+            contracts.append(
+                m.Contract(
+                    source=m.ContractSource.MANUAL.value,
+                    source_id=data.reference,
+                    buyer_id=data.buyer_id,
+                    title=data.title.strip(),
+                    description=data.description,
+                    value_pence=value_pence,
+                    currency=data.currency,
+                    award_date=data.award_date,
+                    start_date=data.start_date,
+                    end_date=data.end_date,
+                    status=m.ContractStatus.ACTIVE.value,
+                    cpv=[m.ContractCpv(code=c, position=i) for i, c in enumerate(data.cpv_codes)],
+                    suppliers=self._shares(value_pence, data.suppliers),
+                )
+            )
+        session.add_all(contracts)
+        await session.flush()
+        for contract, data in zip(contracts, items, strict=True):
+            await record_audit(
+                session,
+                actor=actor,
+                action="contract.create",
+                entity_type="contract",
+                entity_id=contract.id,
+                organisation_id=contract.buyer_id,
+                changes={
+                    "title": (None, contract.title),
+                    "value_pence": (None, contract.value_pence),
+                    "currency": (None, contract.currency),
+                    "suppliers": (None, [x.supplier_id for x in data.suppliers]),
+                },
+            )
+        return contracts
+
+    async def update_contract(
+        self, contract_id: int, data: ContractUpdate, actor: Principal, reason: str | None = None
+    ) -> m.Contract:
         contract = await self.get_or_404(contract_id)
         ensure_can_write_for(actor, contract.buyer_id)
         if contract.status == m.ContractStatus.WITHDRAWN.value:
@@ -195,6 +209,7 @@ class ContractService(SQLAlchemyAsyncRepositoryService[m.Contract]):
                 entity_id=contract.id,
                 organisation_id=contract.buyer_id,
                 changes=changes,
+                reason=reason.strip() if reason else None,
             )
         await self.repository.session.flush()
         return await self._reload(contract.id)

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from advanced_alchemy.base import BigIntAuditBase, BigIntBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, LargeBinary, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 QUANTITY = Numeric(18, 4)
@@ -88,6 +88,22 @@ class DeliveryReturn(BigIntBase):
     reviewed_by: Mapped[str | None] = mapped_column(String(200))
     reviewed_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     review_reason: Mapped[str | None] = mapped_column(String(2000))
+
+
+class EvidenceFile(BigIntBase):
+    """A file sent as evidence for a return, kept with its sha256. Only an allow-listed type is accepted, and it is
+    only ever served as a download (``Content-Disposition: attachment``, ``nosniff``), never shown inline."""
+
+    __tablename__ = "evidence_file"
+
+    return_id: Mapped[int] = mapped_column(ForeignKey("delivery_return.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by: Mapped[str] = mapped_column(String(200))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
 
 
 class AnchorGroup(BigIntAuditBase):

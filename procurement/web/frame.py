@@ -27,11 +27,15 @@ SIGN_IN_PATH = "/sign-in"
 WORKSPACE_PATH = "/workspace"
 SETTINGS_STATE_KEY = "localvalue_settings"
 
-_NAV = (
+_KEEPERS = frozenset({Role.EDITOR, Role.ADMIN})  # those who keep an organisation's own records
+_NAV: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("Dashboard", "/workspace", None),
+    ("My organisation", "/workspace/organisation", frozenset({Role.EDITOR})),
+    ("Contracts", "/workspace/contracts", frozenset({Role.EDITOR})),
+    ("Suppliers", "/workspace/suppliers", _KEEPERS),
     ("Lines", "/workspace/lines", None),
     ("Data quality", "/workspace/imports", None),
-    ("Users", "/workspace/users", Role.ADMIN),
+    ("Users", "/workspace/users", frozenset({Role.ADMIN})),
 )
 
 _TITLES = {
@@ -50,8 +54,8 @@ def navigation(principal: Principal | None, current: str) -> list[dict[str, Any]
         return []
     return [
         {"text": text, "href": href, "current": href == current}
-        for text, href, role in _NAV
-        if role is None or principal.role is role
+        for text, href, roles in _NAV
+        if roles is None or principal.role in roles
     ]
 
 
