@@ -26,9 +26,10 @@ from procurement.imports.controllers import ImportController
 from procurement.metrics.controllers import CommitmentController, Lm3Controller, MeasureController, MetricsController
 from procurement.organisations.controllers import AnchorGroupController, OrganisationController
 from procurement.problems import EXCEPTION_HANDLERS
+from procurement.public.controllers import PublicPagesController
 from procurement.settings import Settings, get_settings
 from procurement.spend.controllers import SpendController
-from procurement.statements.controllers import PublicStatementController, StatementController, public_home
+from procurement.statements.controllers import PublicStatementController, StatementController
 from procurement.suppliers.controllers import (
     ClassificationController,
     SupplierChangeRequestController,
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             HealthController,
-            public_home,
+            PublicPagesController,
             PublicStatementController,
             StatementController,
             OrganisationController,

@@ -10,7 +10,6 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from litestar.response import Template
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
@@ -18,7 +17,7 @@ from procurement.auth import Principal, requires_reviewer
 from procurement.errors import NotFound
 from procurement.metrics.lines import resolve_scope
 from procurement.problems import problem
-from procurement.statements.pages import home_context, statement_context
+from procurement.statements.pages import statement_context
 from procurement.statements.service import (
     figures_csv,
     preview_pdf,
@@ -237,15 +236,3 @@ class StatementController(Controller):
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, statement_id: int, data: WithdrawRequest
     ) -> PublicStatement:
         return _public(await withdraw(db_session, statement_id, actor=request.user, reason=data.reason))
-
-
-@get("/", summary="Public page of published statements", media_type="text/html", include_in_schema=False)
-async def public_home(db_session: AsyncSession) -> Template:
-    rows = (
-        await db_session.scalars(
-            select(m.Statement).order_by(m.Statement.scope_name, m.Statement.period.desc(), m.Statement.version.desc())
-        )
-    ).all()
-    return Template(
-        template_name="pages/public_home.html", context=home_context(rows), headers={"Cache-Control": LISTING}
-    )
