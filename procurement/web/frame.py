@@ -30,6 +30,7 @@ SETTINGS_STATE_KEY = "localvalue_settings"
 _NAV = (
     ("Dashboard", "/workspace", None),
     ("Lines", "/workspace/lines", None),
+    ("Review", "/workspace/review", None),
     ("Data quality", "/workspace/imports", None),
     ("Users", "/workspace/users", Role.ADMIN),
 )
