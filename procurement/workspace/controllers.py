@@ -7,9 +7,9 @@ same Principal, so the role rules are the API's.
 from __future__ import annotations
 
 import io
-from urllib.parse import parse_qsl
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
