@@ -103,7 +103,7 @@ async def test_public_page_link_and_pdf_download(backend: str, tmp_path: Path) -
 
             # The home page, the anchor's page and the accessible statement reached from it: WCAG 2.2 AA.
             for width in (DESKTOP, PHONE, NARROW):
-                checked, _requests = await new_context(browser, width=width, javascript=False)
+                checked, _requests = await new_context(browser, width=width)
                 tab = await checked.new_page()
                 await tab.goto(f"{base}/", wait_until="networkidle")
                 await _accessible(tab, f"home at {width}px")
