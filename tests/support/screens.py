@@ -69,6 +69,7 @@ async def shoot(base: str, link: str, out: Path) -> list[Path]:
             ("dashboard", f"/workspace?{scope}"),
             ("lines", f"/workspace/lines?{scope}"),
             ("lines-regional", f"/workspace/lines?{scope}&tier=regional"),
+            ("review", f"/workspace/review?{scope}"),
             ("data-quality", "/workspace/imports"),
             ("import-run", "/workspace/imports/1"),
             ("users", "/workspace/users"),
