@@ -1,5 +1,5 @@
-"""The review queue in a real headless Chromium against the real server, on both databases: Birmingham's editor signs in,
-opens Birmingham's queue, sets the delivery postcode of two suppliers whose location was unknown (plain forms,
+"""The review queue in a real headless Chromium against the real server, on both databases: Birmingham's editor
+signs in, opens the queue, sets the delivery postcode of two suppliers whose location was unknown (plain forms,
 keyboard only) and sees the coverage rise each time; axe-core finds no WCAG 2.2 AA violation at 1280 and 390 px
 and nothing scrolls sideways on the phone."""
 
