@@ -32,11 +32,11 @@ async def _pages(url: str) -> tuple[list[str], dict[str, str]]:
         anchors = list(
             await session.scalars(select(m.Statement.organisation_id).where(m.Statement.organisation_id.is_not(None)))
         )
-        token = await make_token(session, "admin", name="pages benchmark")
+        token = await make_token(session, "admin")  # a fresh user each run (names are unique)
         await session.commit()
     await engine.dispose()
     public = ["/", *(f"/anchors/{a}" for a in sorted(set(anchors)))]
-    workspace = ["/workspace", "/workspace/lines", "/workspace/imports"]
+    workspace = ["/workspace", "/workspace/lines", "/workspace/review", "/workspace/imports"]
     return public + workspace, bearer(token)
 
 
