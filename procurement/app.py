@@ -28,9 +28,10 @@ from procurement.openapi import BEARER, LocalSwaggerPlugin, finish_openapi
 from procurement.organisations.controllers import AnchorGroupController, OrganisationController
 from procurement.problems import EXCEPTION_HANDLERS
 from procurement.procure.controllers import ProcurementController
+from procurement.public.controllers import PublicPagesController
 from procurement.settings import Settings, get_settings
 from procurement.spend.controllers import SpendController
-from procurement.statements.controllers import PublicStatementController, StatementController, public_home
+from procurement.statements.controllers import PublicStatementController, StatementController
 from procurement.suppliers.controllers import (
     ClassificationController,
     SupplierChangeRequestController,
@@ -40,7 +41,7 @@ from procurement.suppliers.register_controllers import RegisterMatchController
 from procurement.web.frame import SETTINGS_STATE_KEY
 from procurement.web.pages import accessibility_statement_route
 from procurement.web.setup import static_files_router, template_config
-from procurement.workspace.controllers import WorkspaceController
+from procurement.workspace.controllers import ReviewController, WorkspaceController
 
 # When the accessibility statement was prepared (WCAG 2.2 AA, tested with axe-core in Chromium).
 ACCESSIBILITY_PREPARED = dt.date(2026, 12, 6)
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             HealthController,
-            public_home,
+            PublicPagesController,
             PublicStatementController,
             StatementController,
             OrganisationController,
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             UserAdminController,
             WorkspaceController,
             ProcurementController,
+            ReviewController,
             static_files_router(),
             accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),
         ],

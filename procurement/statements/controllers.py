@@ -13,7 +13,6 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Parameter
 from litestar.response import Template
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED, HTTP_410_GONE
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
@@ -22,7 +21,7 @@ from procurement.errors import NotFound
 from procurement.metrics.lines import resolve_scope
 from procurement.problems import problem
 from procurement.schemas import MAX_ID, NOT_BLANK, QUARTER_PATTERN, Id, IdParam, id_query
-from procurement.statements.pages import home_context, statement_context
+from procurement.statements.pages import statement_context
 from procurement.statements.service import (
     figures_csv,
     preview_pdf,
@@ -292,15 +291,3 @@ class StatementController(Controller):
     ) -> PublicStatement:
         """Withdraws a published statement with a reason; its record stays public, its files answer 410. Audited."""
         return _public(await withdraw(db_session, statement_id, actor=request.user, reason=data.reason))
-
-
-@get("/", summary="Public page of published statements", media_type="text/html", include_in_schema=False)
-async def public_home(db_session: AsyncSession) -> Template:
-    rows = (
-        await db_session.scalars(
-            select(m.Statement).order_by(m.Statement.scope_name, m.Statement.period.desc(), m.Statement.version.desc())
-        )
-    ).all()
-    return Template(
-        template_name="pages/public_home.html", context=home_context(rows), headers={"Cache-Control": LISTING}
-    )

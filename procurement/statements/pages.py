@@ -7,15 +7,12 @@ accessible format, and a ReportLab PDF is not tagged), so the two can never disa
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from procurement import models as m
-from procurement.statements.snapshot import period_label
 from socialvalue.charts import Chart, Series, bar_chart, trend_chart
-from socialvalue.geography import ATTRIBUTION
 from socialvalue.snapshot import (
     StatementSnapshot,
     _short_period,
@@ -204,46 +201,3 @@ def statement_context(statement: m.Statement) -> dict[str, Any]:
         "glossary": glossary(snap),
         "links": {"pdf": f"{base}.pdf", "json": f"{base}.json", "csv": f"{base}.csv"},
     }
-
-
-@dataclass(frozen=True)
-class ListedStatement:
-    period: str
-    version: int
-    status: str
-    note: str | None
-    published: str
-    links: dict[str, str]
-
-
-def home_context(statements: Sequence[m.Statement]) -> dict[str, Any]:
-    """The public page: each organisation's statements, newest quarter first, with their files."""
-    scopes: dict[str, list[ListedStatement]] = {}
-    for s in statements:
-        note = None
-        if s.status == m.StatementStatus.SUPERSEDED and s.superseded_reason:
-            note = f"Replaced by version {s.version + 1}: {s.superseded_reason}"
-        if s.status == m.StatementStatus.WITHDRAWN:
-            note = f"Withdrawn: {s.withdrawn_reason or ''}"
-        base = f"/public/statements/{s.id}"
-        links = (
-            {}
-            if s.status == m.StatementStatus.WITHDRAWN
-            else {
-                "html": f"{base}.html",
-                "pdf": f"{base}.pdf?download=true",
-                "json": f"{base}.json",
-                "csv": f"{base}.csv",
-            }
-        )
-        scopes.setdefault(s.scope_name, []).append(
-            ListedStatement(
-                period=period_label(s.period),
-                version=s.version,
-                status=STATUS_TEXT.get(s.status, s.status),
-                note=note,
-                published=_uk_date(s.published_at.isoformat()),
-                links=links,
-            )
-        )
-    return {"scopes": sorted(scopes.items()), "attribution": ATTRIBUTION.replace("\n", " ")}

@@ -34,6 +34,7 @@ _NAV: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("Contracts", "/workspace/contracts", frozenset({Role.EDITOR})),
     ("Suppliers", "/workspace/suppliers", _KEEPERS),
     ("Lines", "/workspace/lines", None),
+    ("Review", "/workspace/review", None),
     ("Data quality", "/workspace/imports", None),
     ("Users", "/workspace/users", frozenset({Role.ADMIN})),
 )

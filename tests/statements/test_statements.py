@@ -165,8 +165,10 @@ async def test_publish_read_back_and_public_access(db: Database, session: Any, a
     assert "headline,awarded,sme_share,not known" in csv_text
     assert f"headline,awarded,coverage_sme,{sme_coverage}" in csv_text
 
-    # The public page lists it with working links, without JavaScript.
-    home = await app_client.get("/")
+    # The public pages list it with working links, without JavaScript: the home page names the anchor and its
+    # page offers the files.
+    assert f'href="/anchors/{statement["organisation_id"]}"' in (await app_client.get("/")).text
+    home = await app_client.get(f"/anchors/{statement['organisation_id']}")
     assert home.status_code == 200
     assert "Birmingham City Council" in home.text
     assert f"/public/statements/{statement['id']}.pdf" in home.text
@@ -272,7 +274,10 @@ async def test_correction_withdrawal_reproducibility_and_tamper(db: Database, se
     gone = await app_client.get(f"/public/statements/{second.json()['id']}.pdf")
     assert gone.status_code == 410
     assert "wrong anchor" in gone.json()["detail"]
-    assert "wrong anchor" in (await app_client.get("/")).text
+    anchor_page = (await app_client.get(f"/anchors/{record['organisation_id']}")).text
+    assert "wrong anchor" in anchor_page
+    # The tampered snapshot (version 2) does not take the public pages down: its figures are simply not shown.
+    assert "not shown: its stored figures fail their integrity check" in anchor_page
 
 
 @pytest.mark.parametrize(

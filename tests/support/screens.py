@@ -1,4 +1,4 @@
-"""Screenshots of the workspace pages at desktop and phone widths, for reviewers without a browser at hand.
+"""Screenshots of the public and workspace pages at desktop and phone widths, for reviewers without a browser at hand.
 
     DATABASE_URL=sqlite+aiosqlite:///$PWD/localvalue.db python -m tests.support.screens --out docs/screens
 
@@ -44,6 +44,11 @@ async def shoot(base: str, link: str, out: Path) -> list[Path]:
     async with chromium() as browser:
         context, _ = await new_context(browser)
         page = await context.new_page()
+        # The public pages first (no sign-in): the home page, then the demo anchor's page as a visitor reaches it.
+        await page.goto(f"{base}/")
+        shots += await _shoot(page, out, "public-home")
+        await page.locator("#anchors").get_by_role("link", name=DEMO_ANCHOR).click()
+        shots += await _shoot(page, out, "public-anchor")
         await page.goto(f"{base}/sign-in")
         shots += await _shoot(page, out, "sign-in")
         await page.goto(base + link.removeprefix("http://127.0.0.1:8000"))
@@ -64,6 +69,7 @@ async def shoot(base: str, link: str, out: Path) -> list[Path]:
             ("dashboard", f"/workspace?{scope}"),
             ("lines", f"/workspace/lines?{scope}"),
             ("lines-regional", f"/workspace/lines?{scope}&tier=regional"),
+            ("review", f"/workspace/review?{scope}"),
             ("data-quality", "/workspace/imports"),
             ("import-run", "/workspace/imports/1"),
             ("users", "/workspace/users"),
