@@ -112,7 +112,7 @@ def users_group() -> None:
 
 @users_group.command(name="invite")
 @click.option("--email", required=True, help="Their email address; they sign in with it.")
-@click.option("--role", type=click.Choice(["admin", "editor", "reviewer"]), required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--org", "org", default=None, help="Organisation id, ODS or GSS code (required for editors).")
 @click.option("--name", default=None, help="Name in the audit trail (default: the email address).")
 def invite_command(email: str, role: str, org: str | None, name: str | None) -> None:

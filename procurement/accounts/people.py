@@ -103,7 +103,7 @@ async def invite_user(
     valid for 72 hours; any earlier link stops working."""
     email = normalise_email(email)
     if role not in {r.value for r in m.Role}:
-        raise InvalidInput(f"role must be admin, editor or reviewer, got {role!r}")
+        raise InvalidInput(f"role must be admin, editor, reviewer or cross_reviewer, got {role!r}")
     organisation_id = (await find_organisation(session, org)).id if org else None
     if role == m.Role.EDITOR and organisation_id is None:
         raise InvalidInput("an editor needs --org: editors act only for their organisation")
@@ -113,6 +113,10 @@ async def invite_user(
         if (await session.scalars(select(m.User.id).where(m.User.name == display))).first() is not None:
             raise ConflictError(f"a user named {display!r} exists already; give another --name")
         user = m.User(name=display, email=email, role=role, organisation_id=organisation_id)
+        # A reviewer invited for an organisation reviews that organisation (its scope).
+        user.scopes = (
+            [m.UserScope(organisation_id=organisation_id)] if role == m.Role.REVIEWER and organisation_id else []
+        )
         session.add(user)
         action = "user.invite"
     elif user.role != role or user.organisation_id != organisation_id:

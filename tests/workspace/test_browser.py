@@ -215,7 +215,7 @@ async def test_editors_csrf_and_rate_limit(site: tuple[str, str]) -> None:
         await page.get_by_role("link", name="Users").first.click()
         await check_page(page, "users")
         await page.get_by_label("Email address").fill("new.reviewer@bcc.example")
-        await page.get_by_label("Reviewer").check()
+        await page.get_by_label("Reviewer", exact=True).check()
         await page.get_by_role("button", name="Create invitation link").click()
         assert "/set-password?token=" in await page.locator("#invite-link").inner_text()
         await check_page(page, "invited")
