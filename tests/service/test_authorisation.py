@@ -105,7 +105,7 @@ TABLE: dict[str, Case] = {
     "PATCH /contracts/{contract_id}": Case({"title": "Meals on wheels"}, **OWN_RECORDS),
     "POST /contracts/{contract_id}/withdraw": Case({"reason": "entered twice"}, **OWN_RECORDS),
     "POST /contracts/{contract_id}/commitments": Case(
-        {"measure_id": "{measure}", "targets": [{"period": "2025Q2", "quantity": "2"}]}, **OWN_RECORDS_201
+        {"measure_id": "{another_measure}", "targets": [{"period": "2025Q2", "quantity": "2"}]}, **OWN_RECORDS_201
     ),
     "PATCH /commitments/{commitment_id}": Case({"note": "two apprentices"}, **OWN_RECORDS),
     "DELETE /commitments/{commitment_id}": Case(
@@ -237,7 +237,10 @@ async def _world(session: AsyncSession, operation: str) -> World:
     measure = m.Measure(
         framework="ppn-06-20", code="MAT-T1", name="Apprenticeships", unit="starts", kind="output", source="test"
     )
-    session.add_all([own, other, third, measure])
+    another = m.Measure(
+        framework="ppn-06-20", code="MAT-T2", name="Work placements", unit="placements", kind="output", source="test"
+    )
+    session.add_all([own, other, third, measure, another])
     await session.flush()
     session.add(
         m.AnchorGroup(slug="test-group", name="Test group", members=[m.AnchorGroupMember(organisation_id=own.id)])
@@ -279,7 +282,7 @@ async def _world(session: AsyncSession, operation: str) -> World:
             measure_id=measure.id,
             unit="starts",
             created_by="setup",
-            targets=[m.CommitmentTarget(period=PERIOD, quantity=Decimal(2))],
+            targets=[m.CommitmentTarget(period=q, quantity=Decimal(2)) for q in (PERIOD, "2025Q2")],
         )
         session.add(commitment)
         await session.flush()
@@ -293,9 +296,9 @@ async def _world(session: AsyncSession, operation: str) -> World:
         )
         override = m.ClassificationOverride(
             supplier_id=supplier.id,
-            flag="vcse",
-            value="false",
-            reason="a private company",
+            flag="lad_code",
+            value="E08000025",
+            reason="delivers from its Birmingham depot",
             created_by="setup",
             created_at=now,
         )
@@ -353,6 +356,7 @@ async def _world(session: AsyncSession, operation: str) -> World:
             "change_request": pending.id,
             "payee": payee.id,
             "measure": measure.id,
+            "another_measure": another.id,
             "group": "test-group",
         }
     await session.commit()
