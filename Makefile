@@ -58,8 +58,9 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Two workers: the suite is mostly waiting on databases, subprocesses and Chromium, so both cores stay busy.
 pytest: install postgres browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test: lint typecheck pytest
 

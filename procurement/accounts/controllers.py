@@ -75,6 +75,7 @@ class TokenController(Controller):
     async def list_tokens(
         self, db_session: AsyncSession, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> Page[TokenInfo]:
+        """API tokens, with their role, scope, expiry and last use (admin)."""
         rows, total = await list_tokens(db_session, limit=limit, offset=offset)
         return Page(items=[token_info(r) for r in rows], total=total, limit=limit, offset=offset)
 
@@ -82,6 +83,7 @@ class TokenController(Controller):
     async def create_token(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, data: TokenCreate
     ) -> NewToken:
+        """Create a token; it is shown once (admin)."""
         token, row = await create_token(
             db_session,
             role=data.role.value,
@@ -104,6 +106,7 @@ class TokenController(Controller):
             min_length=3, max_length=1000, description="Why (kept in the audit trail), e.g. 'left the trust'."
         ),
     ) -> None:
+        """Revoke a token; requests with it get 401 from now on (admin)."""
         await revoke_token(db_session, token_id, reason=reason, actor=request.user)
 
 

@@ -59,6 +59,7 @@ class SpendController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> Page[SpendFileOut]:
+        """Imported spend files (one import run each), with their counts."""
         rows = await list_files(db_session, anchor_id)
         return Page(
             items=[_file_schema(f) for f in rows[offset : offset + limit]], total=len(rows), limit=limit, offset=offset
@@ -76,6 +77,7 @@ class SpendController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> Page[PayeeReview]:
+        """Payees waiting for a person to match them, largest value first."""
         rows = await review_queue(db_session, anchor_id)
         items = [
             PayeeReview(
@@ -103,6 +105,7 @@ class SpendController(Controller):
     async def decision(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, match_id: int, data: PayeeDecision
     ) -> PayeeMatch:
+        """Confirm a supplier, make a new one, or reject (the anchor's editor, or an admin); remembered."""
         row = await decide(
             db_session,
             match_id,

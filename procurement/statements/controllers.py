@@ -267,6 +267,7 @@ class StatementController(Controller):
 
     @get("/{statement_id:int}/staleness", summary="Do the live figures still match the published ones? (reviewers)")
     async def statement_staleness(self, db_session: AsyncSession, statement_id: int) -> StalenessOut:
+        """Do the live figures still match the published ones? (reviewers)."""
         statement = await db_session.get(m.Statement, statement_id)
         if statement is None:
             raise NotFound(f"No statement {statement_id}.")

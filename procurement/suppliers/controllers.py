@@ -446,6 +446,7 @@ class SupplierChangeRequestController(Controller):
         status: m.ChangeRequestStatus | None = None,
         supplier_id: int | None = Parameter(default=None, ge=1),
     ) -> Page[ChangeRequestOut]:
+        """Corrections of shared supplier data waiting for (or decided by) a reviewer."""
         rows, total = await list_requests(
             db_session, status=status.value if status else None, supplier_id=supplier_id, limit=limit, offset=offset
         )
@@ -453,6 +454,7 @@ class SupplierChangeRequestController(Controller):
 
     @get("/{request_id:int}", summary="One change request")
     async def get_request(self, db_session: AsyncSession, request_id: int) -> ChangeRequestOut:
+        """One change request."""
         return change_request_out(
             await get_or_not_found(db_session, m.SupplierChangeRequest, request_id, "change request")
         )
@@ -466,6 +468,7 @@ class SupplierChangeRequestController(Controller):
     async def approve(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, request_id: int, data: DecisionIn
     ) -> ChangeRequestOut:
+        """Approve and apply a change request (a reviewer who may act for every affected organisation)."""
         return change_request_out(await approve(db_session, request_id, request.user, data.reason))
 
     @post(
@@ -477,4 +480,5 @@ class SupplierChangeRequestController(Controller):
     async def reject(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, request_id: int, data: DecisionIn
     ) -> ChangeRequestOut:
+        """Reject a change request with a reason (a reviewer who may act for every affected organisation)."""
         return change_request_out(await reject(db_session, request_id, request.user, data.reason))

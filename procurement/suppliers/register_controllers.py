@@ -69,6 +69,7 @@ class RegisterMatchController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
     ) -> Page[RegisterReviewOut]:
+        """Suppliers whose register candidates wait for a reviewer, largest value at stake first."""
         rows, total = await review_candidates(db_session, anchor_id, limit, offset)
         items = [
             RegisterReviewOut(
@@ -93,6 +94,7 @@ class RegisterMatchController(Controller):
     async def register_match(
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int, data: RegisterMatchIn
     ) -> RegisterMatchOut:
+        """Confirm a register candidate for a supplier, or reject one (reason required, audited)."""
         decision = "confirmed" if data.decision == "confirm" else "rejected"
         await decide(
             db_session,

@@ -83,9 +83,7 @@ async def test_backup_wipe_restore_gives_every_row_back(backend: str, tmp_path: 
             "--anchor",
             "E08000025",
             "--quarter",
-            "2022Q1",
-            "--reason",
-            "re-check",
+            "2022Q2",
             database_url=url,
         )
         assert len((await _rows(url))["statement"]) == 2

@@ -91,7 +91,7 @@ def test_file_downloads_declare_their_real_media_types(document: dict[str, Any])
     assert media("/suppliers.csv") == {"text/csv"}
     assert media("/imports/{run_id}/notes.csv") == {"text/csv"}
     assert media("/statements/preview") == {"application/pdf"}
-    assert media("/public/statements/{name}") == {"application/json", "application/pdf", "text/csv"}
+    assert media("/public/statements/{name}") == {"application/json", "application/pdf", "text/csv", "text/html"}
     assert "304" in document["paths"]["/public/statements/{name}"]["get"]["responses"]
     assert "410" in document["paths"]["/public/statements/{name}"]["get"]["responses"]
 
