@@ -1,5 +1,8 @@
 """Pages for procurement teams: their organisation at a glance, the contracts register, and the supplier search.
 
+(Over 600 lines because every procurement page shares one controller, guard and page frame; split it by page
+family - contracts, suppliers, upload, commitments - when it next grows.)
+
 Every form works without JavaScript. A contract is saved in two steps: the form, then a page showing what was
 understood ("£80,000.00", "12 May 2025") with a button to save it; both steps post the same fields, so the
 saved contract is exactly the one that was shown. Writes go through ``ContractService`` (the API's rules and
