@@ -138,7 +138,15 @@ def _violation(raw: dict[str, Any]) -> AxeViolation:
 
 
 async def run_axe(page: Page, tags: Sequence[str] = WCAG22_AA, exclude: Sequence[str] = ()) -> AxeResult:
-    """Inject the vendored axe-core into the page (once) and run it against WCAG 2.2 A and AA."""
+    """Inject the vendored axe-core into the page (once) and run it against WCAG 2.2 A and AA.
+
+    It first waits three animation frames: after a resize the NHS.UK header's ResizeObserver asks for a frame in
+    which it moves overflowing menu items into "More", and axe run before that sees them spill onto the grey page
+    background.
+    """
+    await page.evaluate(
+        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => requestAnimationFrame(r))))"
+    )
     if not await page.evaluate("() => typeof window.axe === 'object'"):
         await page.evaluate(AXE_JS.read_text(encoding="utf-8"))
     options = {"runOnly": {"type": "tag", "values": list(tags)}, "resultTypes": ["violations"]}
