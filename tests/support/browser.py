@@ -137,6 +137,15 @@ def _violation(raw: dict[str, Any]) -> AxeViolation:
     )
 
 
+# True once no item of the header's navigation list sticks out of the list (the header has finished moving them).
+HEADER_SETTLED = """() => {
+  const list = document.querySelector('.nhsuk-header__navigation-list');
+  if (!list) return true;
+  const edge = list.getBoundingClientRect().right + 1;
+  return [...list.children].every((item) => item.getBoundingClientRect().right <= edge);
+}"""
+
+
 async def run_axe(page: Page, tags: Sequence[str] = WCAG22_AA, exclude: Sequence[str] = ()) -> AxeResult:
     """Inject the vendored axe-core into the page (once) and run it against WCAG 2.2 A and AA.
 
@@ -147,6 +156,7 @@ async def run_axe(page: Page, tags: Sequence[str] = WCAG22_AA, exclude: Sequence
     await page.evaluate(
         "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => requestAnimationFrame(r))))"
     )
+    await page.wait_for_function(HEADER_SETTLED, timeout=5000)
     if not await page.evaluate("() => typeof window.axe === 'object'"):
         await page.evaluate(AXE_JS.read_text(encoding="utf-8"))
     options = {"runOnly": {"type": "tag", "values": list(tags)}, "resultTypes": ["violations"]}
