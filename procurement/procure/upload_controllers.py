@@ -272,6 +272,7 @@ def _preview_page(
             draft=draft,
             filename=draft.filename,
             remembered=remembered,
+            draft_hours=_settings(request).upload_max_age_hours,
             template_columns=is_template(draft.headings),
             columns=[(FIELD_LABELS[c], mapping.get(c)) for c in TEMPLATE_COLUMNS],
             new_suppliers=len({p.row.supplier_name for p in planned if p.new_supplier and p.action != "error"}),
