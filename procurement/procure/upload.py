@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock
@@ -61,9 +61,9 @@ async def lock_organisation(session: AsyncSession, organisation_id: int) -> None
     On PostgreSQL that is a row lock; on SQLite any write takes the database's single write lock, which
     ``allocate_ids`` relies on (it continues after the largest id). Plan after this, then commit.
     """
-    await session.execute(
-        update(m.Organisation).where(m.Organisation.id == organisation_id).values(id=m.Organisation.id)
-    )
+    # A non-key column, so PostgreSQL takes FOR NO KEY UPDATE: rows referencing the organisation can still be added.
+    table: Table = m.Organisation.__table__  # type: ignore[assignment]
+    await session.execute(update(table).where(table.c.id == organisation_id).values(updated_at=table.c.updated_at))
 
 
 async def plan(session: AsyncSession, organisation_id: int, rows: list[SheetRow]) -> list[PlannedRow]:

@@ -17,6 +17,7 @@ from litestar.datastructures import ResponseHeader, UploadFile
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
@@ -155,6 +156,8 @@ class ProcurementUploadController(Controller):
             return _columns_page(request, draft, guess_mapping(draft.headings), {})
         # Planned again under the organisation's lock: what is saved is checked against the register as it is now.
         await lock_organisation(db_session, draft.organisation_id)
+        if await db_session.scalar(select(m.UploadDraft.id).where(m.UploadDraft.id == draft_id)) is None:
+            raise NotFound(f"{draft.filename} has just been saved or discarded (perhaps in another tab).")
         rows = read_rows(read_sheet(data, draft.file_key, draft.mapping))
         planned = await plan(db_session, draft.organisation_id, rows)
         done = await commit(db_session, draft.organisation_id, planned, request.user, draft.filename)

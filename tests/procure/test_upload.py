@@ -196,6 +196,25 @@ async def test_upload_preview_commit_fix_and_reupload(session: AsyncSession, cli
     assert "47 added, 0 changed, 0 unchanged, 3 not saved" in done.text
     assert await _count(session, m.Contract) == 47
     assert await _count(session, m.Supplier) == 5
+    # Written set-based, audited row by row as the forms and the API audit them.
+    actions = (
+        await session.execute(
+            select(m.AuditEvent.action, m.AuditEvent.actor_name).where(
+                m.AuditEvent.entity_type.in_(["contract", "supplier"])
+            )
+        )
+    ).all()
+    assert sorted(set(actions)) == [
+        ("contract.create", "editor@bcc.example"),
+        ("supplier.create", "editor@bcc.example"),
+    ]
+    assert [a for a, _ in actions].count("contract.create") == 47
+    assert [a for a, _ in actions].count("supplier.create") == 5
+    first = (await session.scalars(select(m.Contract).where(m.Contract.source_id == "BCC-0001"))).one()
+    assert (first.title, first.value_pence, first.award_date) == ("Service 1", 100_000, dt.date(2025, 5, 2))
+    assert [c.code for c in first.cpv] == ["85100000"]
+    assert [(s.share_pence, s.share_basis) for s in first.suppliers] == [(100_000, "stated")]
+    assert first.suppliers[0].supplier.name == "Supplier 1 Ltd"
 
     fixed = register(bad=False)
     preview = await _upload(client, encode(fixed), name)
