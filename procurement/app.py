@@ -28,6 +28,7 @@ from procurement.openapi import BEARER, LocalSwaggerPlugin, finish_openapi
 from procurement.organisations.controllers import AnchorGroupController, OrganisationController
 from procurement.problems import EXCEPTION_HANDLERS
 from procurement.procure.controllers import ProcurementController
+from procurement.procure.upload_controllers import ProcurementUploadController
 from procurement.public.controllers import PublicPagesController
 from procurement.settings import Settings, get_settings
 from procurement.spend.controllers import SpendController
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             UserAdminController,
             WorkspaceController,
             ProcurementController,
+            ProcurementUploadController,
             ReviewController,
             static_files_router(),
             accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),

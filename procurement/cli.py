@@ -87,6 +87,7 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
         from procurement.backups.cli import backup_command, restore_command
         from procurement.imports.cli import import_group
         from procurement.metrics.cli import metrics_command
+        from procurement.procure.cli import uploads_group
         from procurement.spend.cli import import_spend_command, spend_group
         from procurement.statements.cli import statements_group
         from procurement.suppliers.cli import classify_group, geo_group, registers_group
@@ -106,6 +107,7 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
             geo_group,
             backup_command,
             restore_command,
+            uploads_group,
         ):
             cli.add_command(command)
         for name in _HIDDEN:

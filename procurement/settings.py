@@ -80,6 +80,8 @@ class Settings:
     # Strict-Transport-Security only when the service is reached over HTTPS (LOCALVALUE_HSTS=true): sent over plain
     # HTTP on a laptop it would make the browser refuse http://127.0.0.1 for a year.
     hsts: bool = False
+    # An upload checked but neither saved nor discarded is deleted (file and draft) after this many hours.
+    upload_max_age_hours: int = 24
 
     @property
     def dialect(self) -> str:
@@ -112,6 +114,7 @@ class Settings:
             session_absolute_hours=_int("LOCALVALUE_SESSION_HOURS", 12),
             secret=os.environ.get("LOCALVALUE_SECRET", "").strip() or None,
             hsts=_bool("LOCALVALUE_HSTS", default=False),
+            upload_max_age_hours=_int("LOCALVALUE_UPLOAD_MAX_AGE_HOURS", 24),
         )
 
 

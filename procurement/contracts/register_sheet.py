@@ -8,11 +8,13 @@ alternative ("Contract reference", "Value (£)", "Supplier name"); every cell is
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import re
 from dataclasses import dataclass, field
 
 import polars as pl
+from rapidfuzz import fuzz, process
 
 from procurement.contracts.people_input import PeopleInputError, parse_cpv_list, parse_date, parse_money
 from procurement.schemas import normalise_uk_postcode
@@ -46,6 +48,21 @@ _ALIASES = {
     "supplier_companies_house_number": ("companies house number", "company number", "crn", "supplier company number"),
     "supplier_postcode": ("postcode", "supplier postcode"),
 }
+# What each template field is called on the mapping page.
+FIELD_LABELS = {
+    "reference": "Contract reference",
+    "title": "Contract title",
+    "value": "Value",
+    "award_date": "Award date",
+    "start_date": "Start date",
+    "end_date": "End date",
+    "cpv_codes": "CPV codes",
+    "supplier_name": "Supplier name",
+    "supplier_companies_house_number": "Supplier's Companies House number",
+    "supplier_postcode": "Supplier's postcode",
+}
+# A heading this close (rapidfuzz token-set ratio, 0-100) to a field's name or alias is offered as the guess.
+GUESS_SCORE = 80
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -76,8 +93,69 @@ def column_map(headings: list[str]) -> dict[str, str]:
     return found
 
 
-def read_sheet(data: bytes, filename: str) -> pl.DataFrame:
-    """Every cell as text, headings as in the template."""
+def header_key(headings: list[str]) -> str:
+    """The sheet's heading set (normalised, order ignored) as a sha256: what a remembered mapping is found by."""
+    return hashlib.sha256("\n".join(sorted({_heading_key(h) for h in headings})).encode()).hexdigest()
+
+
+def is_template(headings: list[str]) -> bool:
+    """Every template column is there under its own name: no mapping step is needed."""
+    return {_heading_key(c) for c in TEMPLATE_COLUMNS} <= {_heading_key(h) for h in headings}
+
+
+def guess_mapping(headings: list[str]) -> dict[str, str]:
+    """The best guess of each field's heading: a known name first, then the closest heading by rapidfuzz."""
+    wanted = {_heading_key(c): c for c in TEMPLATE_COLUMNS}
+    for column, aliases in _ALIASES.items():
+        wanted.update({_heading_key(a): column for a in aliases})
+    guess: dict[str, str] = {}
+    for heading in headings:
+        target = wanted.get(_heading_key(heading))
+        if target is not None and target not in guess:
+            guess[target] = heading
+    free = {h: _heading_key(h) for h in headings if h not in guess.values() and _heading_key(h)}
+    for column in TEMPLATE_COLUMNS:
+        if column in guess or not free:
+            continue
+        names = [_heading_key(n) for n in (column, FIELD_LABELS[column], *_ALIASES.get(column, ()))]
+        best = max(
+            (
+                (hit[1], hit[2])
+                for name in names
+                if (hit := process.extractOne(name, free, scorer=fuzz.token_set_ratio, score_cutoff=GUESS_SCORE))
+            ),
+            default=None,
+        )
+        if best is not None:
+            guess[column] = best[1]
+            free.pop(best[1])
+    return guess
+
+
+def check_mapping(mapping: dict[str, str], headings: list[str]) -> dict[str, str]:
+    """Problems with chosen columns, by field: a needed field left out, a column chosen twice, one not in the sheet."""
+    errors: dict[str, str] = {}
+    used: dict[str, str] = {}
+    for column in TEMPLATE_COLUMNS:
+        heading = mapping.get(column)
+        label = FIELD_LABELS[column]
+        if not heading:
+            if column in REQUIRED:
+                errors[column] = f"Choose the column that holds the {label.lower()}: every row needs one"
+        elif heading not in headings:
+            errors[column] = f"The sheet has no column called {heading!r}: choose one of its columns"
+        elif heading in used:
+            errors[column] = (
+                f"The column {heading!r} is already chosen for the {FIELD_LABELS[used[heading]].lower()}: "
+                "choose a different column, or none"
+            )
+        else:
+            used[heading] = column
+    return errors
+
+
+def read_table(data: bytes, filename: str) -> pl.DataFrame:
+    """The sheet as uploaded: every cell as text under its own headings, within the size and row limits."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise SheetError(
             f"The file is {len(data) / 1e6:.1f} MB: upload a file of {MAX_UPLOAD_BYTES // 1_000_000} MB or less"
@@ -96,7 +174,17 @@ def read_sheet(data: bytes, filename: str) -> pl.DataFrame:
         raise SheetError(f"{filename!r} could not be read as a spreadsheet: save it again as .csv or .xlsx") from exc
     if frame.height > MAX_ROWS:
         raise SheetError(f"The sheet has {frame.height:,} rows: upload {MAX_ROWS:,} rows or fewer at a time")
-    mapping = column_map(frame.columns)
+    return frame
+
+
+def read_sheet(data: bytes, filename: str, mapping: dict[str, str] | None = None) -> pl.DataFrame:
+    """Every cell as text, headings as in the template: by ``mapping`` (field -> heading), else by known names."""
+    frame = read_table(data, filename)
+    return apply_mapping(frame, column_map(frame.columns) if mapping is None else mapping)
+
+
+def apply_mapping(frame: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:
+    mapping = {column: heading for column, heading in mapping.items() if heading and column in TEMPLATE_COLUMNS}
     frame = frame.select([pl.col(heading).cast(pl.String).alias(column) for column, heading in mapping.items()])
     missing = [c for c in TEMPLATE_COLUMNS if c not in frame.columns]
     return frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in missing]).select(TEMPLATE_COLUMNS)
@@ -104,6 +192,9 @@ def read_sheet(data: bytes, filename: str) -> pl.DataFrame:
 
 # A date typed into Excel is a date cell, read back as "2025-05-12 00:00:00": the time is dropped.
 _EXCEL_MIDNIGHT = re.compile(r"(?<=^\d{4}-\d{2}-\d{2})[ T]00:00:00(?:\.0+)?$")
+
+
+_NO_REFERENCE = "Enter a reference: each contract needs its own, so uploading again updates it"
 
 
 @dataclass
@@ -145,13 +236,20 @@ def read_rows(frame: pl.DataFrame) -> list[SheetRow]:
 
 def _read_row(cell: dict[str, str], line: int) -> SheetRow:
     row = SheetRow(line=line, reference=cell["reference"], title=cell["title"], supplier_name=cell["supplier_name"])
-    for present, message in (
-        (row.reference, "Enter a reference: each contract needs its own, so uploading again updates it"),
-        (row.title, "Enter the contract title"),
-        (row.supplier_name, "Enter the supplier's name"),
+    for text, limit, what, message in (
+        (
+            row.reference,
+            200,
+            "reference",
+            "Enter a reference: each contract needs its own, so uploading again updates it",
+        ),
+        (row.title, 500, "title", "Enter the contract title"),
+        (row.supplier_name, 500, "supplier's name", "Enter the supplier's name"),
     ):
-        if not present:
+        if not text:
             row.errors.append(message)
+        elif len(text) > limit:
+            row.errors.append(f"The {what} is {len(text):,} characters long: shorten it to {limit} or fewer")
     for name, label, reader in (
         ("value", "the value", parse_money),
         ("award_date", "the award date", parse_date),

@@ -42,6 +42,7 @@ from procurement.models.social_value import (
 )
 from procurement.models.spend import PayeeMatch, PaymentLine, SpendFile, SpendMapping
 from procurement.models.statements import Statement, StatementStatus
+from procurement.models.uploads import ColumnMapping, UploadDraft
 
 __all__ = [
     "AnchorGroup",
@@ -51,6 +52,7 @@ __all__ = [
     "AuditIsAppendOnlyError",
     "ChangeRequestStatus",
     "ClassificationOverride",
+    "ColumnMapping",
     "Commitment",
     "CommitmentTarget",
     "Contract",
@@ -88,6 +90,7 @@ __all__ = [
     "SupplierMatch",
     "SupplierMerge",
     "SupplierRegisterMatch",
+    "UploadDraft",
     "User",
     "UserScope",
     "WebSession",

@@ -1,7 +1,7 @@
 """Pages for procurement teams: their organisation at a glance, the contracts register, and the supplier search.
 
-(Over 600 lines because every procurement page shares one controller, guard and page frame; split it by page
-family - contracts, suppliers, upload, commitments - when it next grows.)
+(The upload pages are in ``upload_controllers``; split the rest by page family - contracts, suppliers,
+commitments - when it next grows.)
 
 Every form works without JavaScript. A contract is saved in two steps: the form, then a page showing what was
 understood ("£80,000.00", "12 May 2025") with a button to save it; both steps post the same fields, so the
@@ -27,16 +27,6 @@ from procurement import clock
 from procurement import models as m
 from procurement.auth import Principal, ensure_can_write_for, requires_token
 from procurement.contracts.people_input import PeopleInputError, parse_quarter
-from procurement.contracts.register_sheet import (
-    MAX_ROWS,
-    MAX_UPLOAD_BYTES,
-    TEMPLATE_COLUMNS,
-    XLSX,
-    SheetError,
-    read_rows,
-    read_sheet,
-    template,
-)
 from procurement.contracts.schemas import ContractCreate, ContractSupplierIn, ContractUpdate
 from procurement.contracts.service import ContractService
 from procurement.errors import DomainError, Forbidden, NotFound
@@ -59,7 +49,6 @@ from procurement.procure.service import (
     read_supplier_form,
     search_suppliers,
 )
-from procurement.procure.upload import PlannedRow, commit, load_upload, plan, stored_upload
 from procurement.settings import Settings
 from procurement.suppliers.service import SupplierService
 from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, SETTINGS_STATE_KEY, page_context
@@ -103,7 +92,8 @@ class ProcurementController(Controller):
         self, request: Request[Principal, Any, Any], db_session: AsyncSession, organisation: OrganisationChoice = None
     ) -> Template:
         organisation_id = organisation_for(request.user, organisation)
-        board = await overview(db_session, organisation_id)
+        settings: Settings = request.app.state[SETTINGS_STATE_KEY]
+        board = await overview(db_session, organisation_id, draft_hours=settings.upload_max_age_hours)
         return Template(
             template_name="procure/organisation.html",
             context=page_context(request, "/workspace/organisation", board=board),
@@ -377,59 +367,6 @@ class ProcurementController(Controller):
             },
         )
 
-    @get(["/contracts/template.csv", "/contracts/template.xlsx"], name="workspace-contracts-template")
-    async def contracts_template(self, request: Request[Principal, Any, Any]) -> Response[bytes]:
-        kind = request.url.path.rsplit(".", 1)[1]
-        return Response(
-            template(kind),
-            media_type=XLSX if kind == "xlsx" else "text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="contracts-template.{kind}"'},
-        )
-
-    @get("/contracts/upload", name="workspace-contracts-upload")
-    async def upload_page(
-        self, request: Request[Principal, Any, Any], organisation: OrganisationChoice = None
-    ) -> Template:
-        organisation_for(request.user, organisation)
-        return _upload_page(request, {})
-
-    @post("/contracts/upload", request_max_body_size=MAX_UPLOAD_BYTES + 65_536)
-    async def upload_preview(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, organisation: OrganisationChoice = None
-    ) -> Template:
-        organisation_id = organisation_for(request.user, organisation)
-        form = await request.form()
-        upload = form.get("sheet")
-        if not isinstance(upload, UploadFile) or not upload.filename:
-            return _upload_page(request, {"sheet": "Choose a CSV or XLSX file to upload"}, HTTP_400_BAD_REQUEST)
-        data = await upload.read()
-        try:
-            rows = read_rows(read_sheet(data, upload.filename))
-        except SheetError as exc:
-            return _upload_page(request, {"sheet": str(exc)}, HTTP_400_BAD_REQUEST)
-        planned = await plan(db_session, organisation_id, rows)
-        key = stored_upload(_settings(request).work_dir, data, upload.filename)
-        return _preview_page(request, planned, key, upload.filename)
-
-    @post("/contracts/upload/commit")
-    async def upload_commit(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, organisation: OrganisationChoice = None
-    ) -> Template:
-        organisation_id = organisation_for(request.user, organisation)
-        form = await request.form()
-        key, filename = _field(form, "key"), _field(form, "filename")
-        data = load_upload(_settings(request).work_dir, key)
-        if data is None:
-            return _upload_page(
-                request, {"sheet": "The upload has expired: upload the file again"}, HTTP_400_BAD_REQUEST
-            )
-        planned = await plan(db_session, organisation_id, read_rows(read_sheet(data, key)))
-        done = await commit(db_session, organisation_id, planned, request.user, filename or key)
-        return Template(
-            template_name="procure/upload_done.html",
-            context=page_context(request, "/workspace/contracts", done=done, filename=filename),
-        )
-
     @get("/suppliers", name="workspace-suppliers")
     async def suppliers_page(
         self,
@@ -560,44 +497,6 @@ async def _contract_template(
             commitment_form=commitment_form or {"measure_id": "", "targets": "", "unit": "", "note": ""},
         ),
         status_code=HTTP_400_BAD_REQUEST if errors else 200,
-    )
-
-
-def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state[SETTINGS_STATE_KEY]
-    return settings
-
-
-def _upload_page(request: Request[Principal, Any, Any], errors: dict[str, str], status: int = 200) -> Template:
-    return Template(
-        template_name="procure/upload.html",
-        context=page_context(
-            request,
-            "/workspace/contracts",
-            errors=errors,
-            max_rows=MAX_ROWS,
-            max_mb=MAX_UPLOAD_BYTES // 1_000_000,
-            columns=TEMPLATE_COLUMNS,
-        ),
-        status_code=status,
-    )
-
-
-def _preview_page(
-    request: Request[Principal, Any, Any], planned: list[PlannedRow], key: str, filename: str
-) -> Template:
-    counts = {a: sum(1 for p in planned if p.action == a) for a in ("create", "update", "unchanged", "error")}
-    return Template(
-        template_name="procure/upload_preview.html",
-        context=page_context(
-            request,
-            "/workspace/contracts",
-            planned=planned,
-            counts=counts,
-            key=key,
-            filename=filename,
-            new_suppliers=len({p.row.supplier_name for p in planned if p.new_supplier and p.action != "error"}),
-        ),
     )
 
 

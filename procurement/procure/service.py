@@ -21,6 +21,7 @@ from procurement.auth import Principal, ensure_can_write_for
 from procurement.contracts.people_input import PeopleInputError, parse_cpv_list, parse_date, parse_money
 from procurement.errors import InvalidInput
 from procurement.organisations.service import _org_name_key
+from procurement.procure.drafts import list_drafts
 from procurement.schemas import IdentifierIn, normalise_uk_postcode
 from procurement.suppliers.schemas import SupplierCreate
 from socialvalue.matching import MAX_CANDIDATES, REVIEW_SCORE
@@ -62,15 +63,36 @@ class UnknownSupplier:
 
 
 @dataclass(frozen=True)
+class Draft:
+    """An upload checked but not saved, to resume or discard (the only drafts the pages keep: forms save at once)."""
+
+    id: int
+    filename: str
+    row_count: int
+    created_by: str
+    uploaded: str
+    columns_matched: bool
+
+
+@dataclass(frozen=True)
 class Overview:
     organisation: m.Organisation
     quarter: str
     contracts_this_quarter: list[m.Contract]
     returns_due: list[ReturnDue]
     unknown_suppliers: list[UnknownSupplier]
+    drafts: list[Draft] = field(default_factory=list)
+    draft_hours: int = 24
 
 
-async def overview(session: AsyncSession, organisation_id: int, today: dt.date | None = None) -> Overview:
+def _uk_time(at: dt.datetime) -> str:
+    local = at.astimezone(clock.UK)
+    return f"{local.day} {local:%B %Y} at {local:%H:%M}"
+
+
+async def overview(
+    session: AsyncSession, organisation_id: int, today: dt.date | None = None, draft_hours: int = 24
+) -> Overview:
     today = today or clock.uk_today()
     quarter = quarter_of(today)
     start, end = quarter_bounds(quarter)
@@ -146,7 +168,11 @@ async def overview(session: AsyncSession, organisation_id: int, today: dt.date |
         )
         for sid, name, lad, category in supplier_rows
     ]
-    return Overview(organisation, quarter, list(contracts), returns_due, unknown)
+    drafts = [
+        Draft(d.id, d.filename, d.row_count, d.created_by, _uk_time(d.created_at), d.mapping is not None)
+        for d in await list_drafts(session, organisation_id)
+    ]
+    return Overview(organisation, quarter, list(contracts), returns_due, unknown, drafts, draft_hours)
 
 
 async def search_suppliers(session: AsyncSession, query: str, limit: int = 20) -> list[m.Supplier]:

@@ -2,7 +2,9 @@
 databases, with the bundled Contracts Finder sample imported and classified: an editor invited on the command line
 signs in, opens their organisation, finds a supplier by searching as they type (htmx), adds a second supplier
 after a likely-duplicate warning, records a contract with both from what people type (checked before saving),
-then changes it with a reason. Every page passes axe-core (WCAG 2.2 AA) at 1280 px and 390 px."""
+then changes it with a reason; uploads a register in its own columns (matched once, a needed field left out
+refused, the draft left and resumed from "My organisation", the choice remembered for the next upload).
+Every page passes axe-core (WCAG 2.2 AA) at 1280 px and 390 px."""
 
 from __future__ import annotations
 
@@ -37,6 +39,29 @@ async def check_page(page: Any, label: str) -> None:
     overflow = await horizontal_overflow(page)
     assert not overflow, f"{label} scrolls sideways at {PHONE}px:\n  " + "\n  ".join(overflow)
     await page.set_viewport_size({"width": DESKTOP, "height": 900})
+
+
+async def match_columns_once(page: Any, base: str) -> None:
+    """The sheet's own headings: guesses chosen, a needed field left out refused by name, then the draft waits."""
+    assert await page.title() == "Match your columns - Local Value"
+    supplier = page.get_by_label("Supplier name", exact=True)
+    assert await supplier.input_value() == "Supplier name"
+    await check_page(page, "match your columns")
+    await supplier.select_option(label="Not in my sheet")
+    await follow(page, page.get_by_role("button", name="Use these columns"))
+    assert (await page.title()).startswith("Error: Match your columns")
+    summary = await page.locator(".nhsuk-error-summary").inner_text()
+    assert "Choose the column that holds the supplier name" in summary, summary
+    await check_page(page, "match your columns (errors)")
+    await page.get_by_label("Supplier name", exact=True).select_option(label="Supplier name")
+    await follow(page, page.get_by_role("button", name="Use these columns"))
+    assert await page.title() == "Check the upload - Local Value"
+    # Left for now: it waits on "My organisation" among the drafts, to resume.
+    await page.goto(f"{base}/workspace/organisation")
+    drafts = await page.locator(".app-drafts").inner_text()
+    assert "register.csv: 50 rows" in drafts, drafts
+    await check_page(page, "my organisation with a draft")
+    await follow(page, page.get_by_role("link", name="Resume register.csv"))
 
 
 async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str]) -> None:
@@ -148,6 +173,11 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
                 {"name": "register.csv", "mimeType": "text/csv", "buffer": csv_bytes(sheet)}
             )
             await follow(page, page.get_by_role("button", name="Check the sheet"))
+            if expected == "46":
+                await match_columns_once(page, base)
+            else:
+                remembered = await page.locator("#upload-columns").inner_text()
+                assert "matched as you chose before" in remembered, remembered
             assert await page.title() == "Check the upload - Local Value"
             counts = await page.locator("#upload-counts").inner_text()
             assert f"{expected} new contracts" in counts, counts

@@ -1,12 +1,18 @@
 """A contracts register uploaded as a spreadsheet, through the real app on both databases: the template (CSV and
-XLSX) reads back as one valid row; a 50-row sheet with three bad rows previews every row and saves the 47 valid
-ones in one go; the corrected sheet saves the three; the same sheet again changes nothing; a changed row updates
-its contract with the file named as the reason; size, type, heading and row limits say what is wrong."""
+XLSX) reads back as one valid row; a 50-row sheet in the organisation's own columns is matched once (best guesses
+chosen) and its choice remembered; its three bad rows are shown and the 47 valid ones saved in one go; the
+corrected sheet saves the three; the same sheet again changes nothing; a changed row updates its contract with the
+file named as the reason; size, type, heading and row limits say what is wrong. A remembered mapping is the
+organisation's own; a needed field left unmatched is refused by name; drafts are listed, resumed and discarded;
+files go when saved or discarded and abandoned ones are pruned (on upload and by `localvalue uploads prune`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
+import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +23,32 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
-from procurement.contracts.register_sheet import MAX_ROWS, SheetError, read_rows, read_sheet, template
+from procurement.contracts.register_sheet import (
+    MAX_ROWS,
+    SheetError,
+    check_mapping,
+    guess_mapping,
+    header_key,
+    read_rows,
+    read_sheet,
+    template,
+)
 from procurement.organisations.seed import seed_anchors
 from procurement.web.frame import SETTINGS_STATE_KEY
-from tests.support.people import form_token, make_person, sign_in
+from tests.conftest import Database
+from tests.support.cli import localvalue
+from tests.support.people import csrf_of, form_token, make_person, sign_in
+
+# The register()'s own headings, field by field: what the mapping page should guess and what the tests choose.
+OWN_COLUMNS = {
+    "reference": "Contract reference",
+    "title": "Contract title",
+    "value": "Value (£)",
+    "award_date": "Award date",
+    "cpv_codes": "CPV",
+    "supplier_name": "Supplier name",
+    "supplier_postcode": "Postcode",
+}
 
 
 @pytest.fixture
@@ -108,16 +136,30 @@ async def _upload(client: Any, data: bytes, name: str) -> Any:
     )
 
 
-async def _commit(client: Any, preview: Any) -> Any:
-    import re
+def _draft(page: Any) -> int:
+    found = re.search(r"/workspace/contracts/upload/drafts/(\d+)/", page.text)
+    assert found, page.text
+    return int(found.group(1))
 
-    key = re.search(r'name="key" value="([^"]+)"', preview.text)
-    assert key, preview.text
-    token = re.search(r'name="_csrf_token" value="([^"]+)"', preview.text)
-    assert token
+
+def _chosen(page: Any) -> dict[str, str]:
+    """What the mapping page has selected for each field."""
+    chosen = {}
+    for field, body in re.findall(r'<select[^>]*name="column-(\w+)"[^>]*>(.*?)</select>', page.text, re.S):
+        if picked := re.search(r'<option value="([^"]+)" selected>', body):
+            chosen[field] = picked.group(1)
+    return chosen
+
+
+async def _map(client: Any, page: Any, mapping: dict[str, str]) -> Any:
+    assert "Match your columns" in page.text, page.text
+    data = {"_csrf_token": csrf_of(page.text), **{f"column-{k}": v for k, v in mapping.items()}}
+    return await client.post(f"/workspace/contracts/upload/drafts/{_draft(page)}/columns", data=data)
+
+
+async def _commit(client: Any, preview: Any) -> Any:
     return await client.post(
-        "/workspace/contracts/upload/commit",
-        data={"_csrf_token": token.group(1), "key": key.group(1), "filename": "register.csv"},
+        f"/workspace/contracts/upload/drafts/{_draft(preview)}/commit", data={"_csrf_token": csrf_of(preview.text)}
     )
 
 
@@ -135,7 +177,10 @@ async def test_upload_preview_commit_fix_and_reupload(session: AsyncSession, cli
     encode = csv_bytes if kind == "csv" else xlsx_bytes
     name = f"register.{kind}"
 
-    preview = await _upload(client, encode(register()), name)
+    columns = await _upload(client, encode(register()), name)
+    assert columns.status_code == 200, columns.text
+    assert _chosen(columns) == OWN_COLUMNS, "the best guesses are chosen"
+    preview = await _map(client, columns, OWN_COLUMNS)
     assert preview.status_code == 200, preview.text
     text = preview.text
     assert "<strong>47</strong> new contracts" in text
@@ -151,9 +196,29 @@ async def test_upload_preview_commit_fix_and_reupload(session: AsyncSession, cli
     assert "47 added, 0 changed, 0 unchanged, 3 not saved" in done.text
     assert await _count(session, m.Contract) == 47
     assert await _count(session, m.Supplier) == 5
+    # Written set-based, audited row by row as the forms and the API audit them.
+    actions = (
+        await session.execute(
+            select(m.AuditEvent.action, m.AuditEvent.actor_name).where(
+                m.AuditEvent.entity_type.in_(["contract", "supplier"])
+            )
+        )
+    ).all()
+    assert sorted(set(actions)) == [
+        ("contract.create", "editor@bcc.example"),
+        ("supplier.create", "editor@bcc.example"),
+    ]
+    assert [a for a, _ in actions].count("contract.create") == 47
+    assert [a for a, _ in actions].count("supplier.create") == 5
+    first = (await session.scalars(select(m.Contract).where(m.Contract.source_id == "BCC-0001"))).one()
+    assert (first.title, first.value_pence, first.award_date) == ("Service 1", 100_000, dt.date(2025, 5, 2))
+    assert [c.code for c in first.cpv] == ["85100000"]
+    assert [(s.share_pence, s.share_basis) for s in first.suppliers] == [(100_000, "stated")]
+    assert first.suppliers[0].supplier.name == "Supplier 1 Ltd"
 
     fixed = register(bad=False)
     preview = await _upload(client, encode(fixed), name)
+    assert "Your columns were matched as you chose before" in preview.text, "the mapping is remembered"
     assert "<strong>3</strong> new contracts" in preview.text
     assert "<strong>47</strong> unchanged" in preview.text
     assert "<strong>0</strong> new suppliers" in preview.text
@@ -186,7 +251,7 @@ async def test_upload_preview_commit_fix_and_reupload(session: AsyncSession, cli
             )
         )
     ).one()
-    assert audit.reason == "Spreadsheet upload register.csv"
+    assert audit.reason == f"Spreadsheet upload {name}"
 
 
 async def test_upload_refusals_are_pages(session: AsyncSession, client: Any) -> None:
@@ -202,3 +267,176 @@ async def test_upload_refusals_are_pages(session: AsyncSession, client: Any) -> 
         assert got.status_code == 200
         assert got.headers["content-type"].startswith(media)
         assert got.headers["content-disposition"] == f'attachment; filename="contracts-template.{kind}"'
+
+
+def test_guesses_and_checks_of_columns() -> None:
+    headings = ["Ref no", "Service description", "Annual cost", "Vendor", "Vendor postcode", "Notes"]
+    guess = guess_mapping(headings)
+    assert guess["reference"] == "Ref no"
+    assert guess["title"] == "Service description"
+    assert guess["supplier_postcode"] == "Vendor postcode"
+    assert "Notes" not in guess.values()
+    assert check_mapping({"title": "Service description", "supplier_name": "Vendor"}, headings) == {
+        "reference": "Choose the column that holds the contract reference: every row needs one"
+    }
+    assert check_mapping({"reference": "Ref no", "title": "Ref no", "supplier_name": "Vendor"}, headings) == {
+        "title": "The column 'Ref no' is already chosen for the contract reference: choose a different column, or none"
+    }
+    assert header_key(["A", "b"]) == header_key(["B ", "a"]), "the heading set, whatever its order and case"
+
+
+async def _two_editors(session: AsyncSession, client: Any) -> None:
+    await seed_anchors(session)
+    await session.commit()
+    await make_person(session, "editor@bcc.example", "editor", "E08000025")
+    await make_person(session, "editor@walsall.example", "editor", "RBK")
+
+
+async def test_mapping_is_remembered_for_the_organisation_only(session: AsyncSession, client: Any) -> None:
+    await _two_editors(session, client)
+    sheet = csv_bytes(register(5, bad=False))
+    await sign_in(client, "editor@bcc.example")
+    mine = dict(OWN_COLUMNS)
+    preview = await _map(client, await _upload(client, sheet, "register.csv"), mine)
+    assert "<strong>5</strong> new contracts" in preview.text
+    assert await _count(session, m.ColumnMapping) == 1
+
+    again = await _upload(client, sheet, "register-q2.csv")
+    assert "Check the upload" in again.text
+    assert "Your columns were matched as you chose before" in again.text
+    # Changeable: the columns page shows the remembered choice; a new choice replaces it (audited).
+    change = await client.get(f"/workspace/contracts/upload/drafts/{_draft(again)}/columns")
+    assert _chosen(change) == mine
+    without_value = {k: v for k, v in mine.items() if k != "value"}
+    changed = await _map(client, change, without_value)
+    assert changed.status_code == 200
+    session.expire_all()
+    saved = (await session.scalars(select(m.ColumnMapping))).one()
+    assert saved.mapping == without_value
+    events = (await session.scalars(select(m.AuditEvent).where(m.AuditEvent.action == "column_mapping.save"))).all()
+    assert [e.actor_name for e in events] == ["editor@bcc.example", "editor@bcc.example"]
+
+    # Another organisation uploading the very same sheet is asked afresh: nothing of Birmingham's is shown.
+    client.cookies.clear()
+    await sign_in(client, "editor@walsall.example")
+    theirs = await _upload(client, sheet, "register.csv")
+    assert "Match your columns" in theirs.text
+    assert _chosen(theirs) == OWN_COLUMNS, "their own best guesses, not Birmingham's choice (which left out value)"
+    bcc_draft = (await session.scalars(select(m.UploadDraft).where(m.UploadDraft.filename == "register-q2.csv"))).one()
+    for path in (
+        f"/workspace/contracts/upload/drafts/{bcc_draft.id}",
+        f"/workspace/contracts/upload/drafts/{bcc_draft.id}/columns",
+    ):
+        assert (await client.get(path)).status_code == 403, path
+
+
+async def test_a_needed_field_left_unmatched_is_refused_plainly(session: AsyncSession, client: Any) -> None:
+    await _two_editors(session, client)
+    await sign_in(client, "editor@bcc.example")
+    page = await _upload(client, csv_bytes(register(5, bad=False)), "register.csv")
+    refused = await _map(client, page, {k: v for k, v in OWN_COLUMNS.items() if k != "supplier_name"})
+    assert refused.status_code == 400
+    assert refused.text.count("Choose the column that holds the supplier name: every row needs one") == 2
+    assert "<title>Error: Match your columns" in refused.text
+    twice = await _map(client, page, {**OWN_COLUMNS, "title": "Contract reference"})
+    assert twice.status_code == 400
+    assert "The column &#39;Contract reference&#39; is already chosen for the contract reference" in twice.text
+    assert await _count(session, m.ColumnMapping) == 0
+    assert await _count(session, m.Contract) == 0
+
+
+async def test_drafts_are_listed_resumed_and_discarded(session: AsyncSession, client: Any, tmp_path: Path) -> None:
+    await _two_editors(session, client)
+    await sign_in(client, "editor@bcc.example")
+    overview = await client.get("/workspace/organisation")
+    assert "No drafts in progress." in overview.text
+    waiting = await _map(client, await _upload(client, csv_bytes(register(5, bad=False)), "spring.csv"), OWN_COLUMNS)
+    unmatched = await _upload(client, csv_bytes(register(4, bad=False).rename({"CPV": "CPV code"})), "summer.csv")
+    assert "Match your columns" in unmatched.text
+    assert len(list((tmp_path / "uploads").iterdir())) == 2
+
+    overview = await client.get("/workspace/organisation")
+    drafts = overview.text.split('id="drafts"')[1].split("<h2")[0]
+    assert "<strong>spring.csv</strong>: 5 rows, uploaded by editor@bcc.example" in drafts
+    assert "<strong>summer.csv</strong>: 4 rows" in drafts
+    assert "(columns not yet matched)" in drafts
+    spring, summer = _draft(waiting), _draft(unmatched)
+    assert f'href="/workspace/contracts/upload/drafts/{spring}"' in drafts
+
+    resumed = await client.get(f"/workspace/contracts/upload/drafts/{spring}")
+    assert "<strong>5</strong> new contracts" in resumed.text
+    assert "Match your columns" in (await client.get(f"/workspace/contracts/upload/drafts/{summer}")).text
+
+    # Nobody else's to resume or discard.
+    client.cookies.clear()
+    await sign_in(client, "editor@walsall.example")
+    token = await form_token(client, "/workspace/contracts/upload")
+    refused = await client.post(f"/workspace/contracts/upload/drafts/{spring}/discard", data={"_csrf_token": token})
+    assert refused.status_code == 403
+    assert "No drafts in progress." in (await client.get("/workspace/organisation")).text
+
+    client.cookies.clear()
+    await sign_in(client, "editor@bcc.example")
+    token = await form_token(client, "/workspace/organisation")
+    gone = await client.post(f"/workspace/contracts/upload/drafts/{summer}/discard", data={"_csrf_token": token})
+    assert gone.status_code == 303
+    assert gone.headers["location"] == "/workspace/organisation#drafts"
+    overview = await client.get("/workspace/organisation")
+    assert "summer.csv" not in overview.text
+    assert "spring.csv" in overview.text
+    assert len(list((tmp_path / "uploads").iterdir())) == 1, "the discarded file is deleted"
+    missing = await client.get(f"/workspace/contracts/upload/drafts/{summer}")
+    assert missing.status_code == 404
+    assert "no longer waiting" in missing.text
+
+    saved = await _commit(client, await client.get(f"/workspace/contracts/upload/drafts/{spring}"))
+    assert "5 added" in saved.text
+    assert list((tmp_path / "uploads").iterdir()) == [], "the saved file is deleted"
+    assert await _count(session, m.UploadDraft) == 0
+    assert "No drafts in progress." in (await client.get("/workspace/organisation")).text
+
+
+def _age(path: Path, hours: float) -> None:
+    then = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)).timestamp()
+    os.utime(path, (then, then))
+
+
+async def test_abandoned_uploads_are_pruned(session: AsyncSession, client: Any, tmp_path: Path, db: Database) -> None:
+    await _two_editors(session, client)
+    await sign_in(client, "editor@bcc.example")
+    old_page = await _upload(client, csv_bytes(register(3, bad=False)), "old.csv")
+    old_draft = _draft(old_page)
+    folder = tmp_path / "uploads"
+    (old_file,) = folder.iterdir()
+    stray = folder / f"7-{'a' * 64}.csv"  # a file whose draft never committed
+    stray.write_bytes(b"reference\n")
+    not_ours = folder / "notes.txt"
+    not_ours.write_text("left alone: not an upload's name")
+    for path in (old_file, stray, not_ours):
+        _age(path, 30)
+    await session.execute(
+        m.UploadDraft.__table__.update()
+        .where(m.UploadDraft.__table__.c.id == old_draft)
+        .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=30))
+    )
+    await session.commit()
+
+    # A new upload prunes what is older than the setting (24 hours): the old draft, its file and the stray file.
+    await _upload(client, csv_bytes(register(2, bad=False)), "new.csv")
+    names = sorted(p.name for p in folder.iterdir())
+    assert old_file.name not in names
+    assert stray.name not in names
+    assert "notes.txt" in names
+    assert len(names) == 2
+    session.expire_all()
+    assert (await session.scalars(select(m.UploadDraft.filename))).all() == ["new.csv"]
+
+    # The command line does the same with its own limit; a fresh draft stays unless the limit is 0.
+    kept = localvalue("uploads", "prune", database_url=db.url, LOCALVALUE_WORK_DIR=str(tmp_path))
+    assert kept.stdout.strip() == f"0 drafts and 0 files older than 24 hours deleted from {folder}"
+    pruned = localvalue(
+        "uploads", "prune", "--older-than-hours", "0", database_url=db.url, LOCALVALUE_WORK_DIR=str(tmp_path)
+    )
+    assert pruned.stdout.strip() == f"1 draft and 1 file older than 0 hours deleted from {folder}"
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    assert await _count(session, m.UploadDraft) == 0

@@ -87,7 +87,17 @@ def test_help_is_the_products_own(tmp_path: Path) -> None:
     for framework in ("routes", "sessions", "schema", "version", "assets"):
         assert f" {framework} " not in top, framework
     # Every command list shows whole first sentences: click's default cuts them at 45 characters with "...".
-    for group in ((), ("import",), ("statements",), ("seed",), ("tokens",), ("classify",), ("geo",), ("database",)):
+    for group in (
+        (),
+        ("import",),
+        ("statements",),
+        ("seed",),
+        ("tokens",),
+        ("classify",),
+        ("geo",),
+        ("database",),
+        ("uploads",),
+    ):
         shown = localvalue(*group, "--help", database_url=url).stdout.splitlines()
         cut = [line for line in shown if "Usage:" not in line and line.rstrip(" │").endswith("...")]
         assert not cut, (group, cut)
