@@ -53,7 +53,9 @@ class HealthController(Controller):
         engine: AsyncEngine = request.app.state[ALCHEMY_STATE_KEY].get_engine()
         dialect = engine.dialect.name
         try:
+            # Autocommit: no BEGIN and ROLLBACK around the one query.
             async with engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
                 revision = await connection.scalar(_REVISION)
             db = DatabaseHealth(status="ok", dialect=dialect, revision=revision)
         except SQLAlchemyError as exc:

@@ -307,6 +307,7 @@ class PublishedListing:
 
     async def rows(self, engine: AsyncEngine, *, anchor_id: int | None, period: str | None) -> list[Row[Any]]:
         async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")  # no BEGIN/ROLLBACK round trips
             version = tuple((await connection.execute(_LISTING_VERSION)).one())
             if version != self._version:
                 self._rows = tuple((await connection.execute(_LISTING)).all())
