@@ -62,8 +62,11 @@ class Result:
 
 
 def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", value)
+    if match is None:  # wrk prints e.g. "-nanus" when a run completed no request
+        return float("nan")
+    number, unit = match.groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}[unit]
 
 
 def wrk(url: str, *, connections: int, duration: int, headers: dict[str, str]) -> Result:
@@ -73,9 +76,15 @@ def wrk(url: str, *, connections: int, duration: int, headers: dict[str, str]) -
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    found = {
+        k: re.search(p, out)
+        for k, p in (("rps", r"Requests/sec:\s+([\d.]+)"), ("p50", r"50%\s+(\S+)"), ("p99", r"99%\s+(\S+)"))
+    }
+    if not all(found.values()):
+        raise SystemExit(f"could not read wrk's output:\n{out}")
+    rps = float(found["rps"].group(1))  # type: ignore[union-attr]
+    p50 = _ms(found["p50"].group(1))  # type: ignore[union-attr]
+    p99 = _ms(found["p99"].group(1))  # type: ignore[union-attr]
     errors = 0
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if socket_errors:
