@@ -78,7 +78,11 @@ def wrk(url: str, *, connections: int, duration: int, headers: dict[str, str]) -
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     found = {
         k: re.search(p, out)
-        for k, p in (("rps", r"Requests/sec:\s+([\d.]+)"), ("p50", r"50%\s+(\S+)"), ("p99", r"99%\s+(\S+)"))
+        for k, p in (
+            ("rps", r"Requests/sec:\s+([\d.]+)"),
+            ("p50", r"(?m)^\s+50%\s+(\S+)"),
+            ("p99", r"(?m)^\s+99%\s+(\S+)"),
+        )
     }
     if not all(found.values()):
         raise SystemExit(f"could not read wrk's output:\n{out}")
