@@ -8,7 +8,8 @@ copy gets new supplier names, so suppliers are matched by identifier, by name an
 realistic mix. It is written as one JSON array file and imported with `procurement.imports.runs.run_file_import`
 (the same code as `localvalue import file`, which reads a file this large in a child process, one batch
 ahead of the database writes). Printed per backend: releases per second, the peak resident memory of a
-separate process that did only the import and that of its reader process; beside them the time of a bare
+separate process that did only the import and that of its reader process, the CPU time of each (and, for a local
+PostgreSQL, of the server backends that did the import's database work); beside them the time of a bare
 `json.load` of the same file (the floor: the time to parse the file in one process).
 PostgreSQL is taken from TEST_POSTGRES_URL (default postgres@127.0.0.1:5432).
 """
@@ -91,6 +92,7 @@ def import_once(database_url: str, path: Path) -> None:
         started = time.perf_counter()
         result = await run_file_import(engine, CONTRACTS_FINDER, [path])
         elapsed = time.perf_counter() - started
+        server_cpu = await _server_cpu(engine)
         await engine.dispose()
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         # Files this size are read and compiled in a child process (importers.prepare); its peak counts too.
@@ -104,12 +106,40 @@ def import_once(database_url: str, path: Path) -> None:
                     "reader_peak_mb": reader.ru_maxrss / 1024,
                     "reader_cpu": reader.ru_utime + reader.ru_stime,
                     "cpu": own.ru_utime + own.ru_stime,
+                    "server_cpu": server_cpu,
                     "summary": result.counts.summary(),
                 }
             )
         )
 
     asyncio.run(go())
+
+
+async def _server_cpu(engine: Any) -> float | None:
+    """CPU seconds of the PostgreSQL backends that served this import (its pool's connections, opened for it), when
+    the server runs on this machine and /proc shows them; None otherwise (and always for SQLite, which runs inside
+    the import's own process)."""
+    from sqlalchemy import text
+
+    if engine.dialect.name != "postgresql":
+        return None
+    async with engine.connect() as connection:
+        pids = (
+            await connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))
+        ).scalars()
+        backends = list(pids)
+    return _cpu_seconds(backends)
+
+
+def _cpu_seconds(pids: list[int]) -> float | None:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def main() -> None:
@@ -151,10 +181,13 @@ def main() -> None:
                 )
                 figures = json.loads(child.stdout.strip().splitlines()[-1])
                 rate = n / figures["elapsed"]
+                server = figures.get("server_cpu")
                 print(
                     f"{backend:<11} {figures['elapsed']:.1f} s = {rate:,.0f} releases/s, "
                     f"peak RSS {figures['peak_mb']:.0f} MB + reader process {figures['reader_peak_mb']:.0f} MB; "
-                    f"CPU {figures['cpu']:.1f} s + reader {figures['reader_cpu']:.1f} s ({figures['summary']})"
+                    f"CPU {figures['cpu']:.1f} s + reader {figures['reader_cpu']:.1f} s"
+                    + (f" + database server {server:.1f} s" if server is not None else "")
+                    + f" ({figures['summary']})"
                 )
             finally:
                 if name is not None:

@@ -1,6 +1,7 @@
 """The `localvalue` command: the composition root of the command line.
 
-Litestar's own CLI gives `run` and `database ...`; each capability adds its commands here and nowhere else.
+Litestar's own CLI gives `database ...`; `run` is ours (procurement.serving: workers, graceful shutdown); each
+capability adds its commands here and nowhere else.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
         from procurement.imports.cli import import_group
         from procurement.metrics.cli import metrics_command
         from procurement.procure.cli import uploads_group
+        from procurement.serving import run_command
         from procurement.spend.cli import import_spend_command, spend_group
         from procurement.statements.cli import statements_group
         from procurement.suppliers.cli import classify_group, geo_group, registers_group
@@ -108,15 +110,13 @@ class LocalValueCLIPlugin(CLIPluginProtocol):
             backup_command,
             restore_command,
             uploads_group,
+            run_command,  # replaces Litestar's own `run`
         ):
             cli.add_command(command)
         for name in _HIDDEN:
             if name in cli.commands:
                 cli.commands[name].hidden = True
         _guard_destructive()
-        run = cli.commands.get("run")
-        if run is not None:
-            run.help = "Serve Local Value (API, OpenAPI docs and pages) with uvicorn."
         _full_short_help(cli)
 
 

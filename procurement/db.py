@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -13,7 +14,7 @@ from advanced_alchemy.extensions.litestar import (
     AsyncSessionConfig,
     SQLAlchemyAsyncConfig,
 )
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from procurement.errors import NotFound
@@ -24,6 +25,8 @@ T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "alembic_version"
 ALCHEMY_STATE_KEY = "localvalue_alchemy"
+# A pooled connection idle for longer than this is pinged before use (see _ping_if_idle).
+PING_AFTER_IDLE_S = 10.0
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
@@ -39,7 +42,27 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
         return engine
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_async_engine(url, echo=echo, pool_size=5, max_overflow=5)
+    event.listen(engine.sync_engine, "connect", _mark_used)
+    event.listen(engine.sync_engine, "checkout", _ping_if_idle)
+    event.listen(engine.sync_engine, "checkin", _mark_used)
+    return engine
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """A connection idle for a while (the server may have restarted or a proxy dropped it) is pinged before use;
+    a busy one is not. SQLAlchemy's pool_pre_ping would cost three round trips (BEGIN, ping, ROLLBACK on asyncpg)
+    on every request."""
+    if time.monotonic() - record.info.get("used_at", 0.0) < PING_AFTER_IDLE_S:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:  # any failure means: do not use this connection
+        raise exc.DisconnectionError from error  # the pool discards it and checks out another
+
+
+def _mark_used(_dbapi_connection: Any, record: Any) -> None:
+    record.info["used_at"] = time.monotonic()
 
 
 def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:

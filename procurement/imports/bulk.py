@@ -1,4 +1,5 @@
-"""Bulk SQL for imports: tuple inserts with bind processors looked up once, id allocation, updates by id."""
+"""Bulk SQL for imports: tuple inserts with bind processors looked up once (COPY on PostgreSQL), id allocation,
+updates by id."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 _IN_CHUNK = 500  # IN-list size: well under SQLite's bound-parameter limit
+# Below this many rows a COPY's extra round trips (column types, then the copy itself) cost more than they save.
+_COPY_FROM = 16
 
 
 async def bulk_insert(
@@ -29,6 +33,9 @@ async def bulk_insert(
     filled in the same way; ids the rows do not carry come from the database. ``json_text`` names a JSON
     column whose values are already JSON text (the raw archive hands over the canonical text it hashed, so
     every number stays exactly as received): it is cast to jsonb on PostgreSQL and stored as is on SQLite.
+
+    On PostgreSQL the rows go in with COPY (binary, through asyncpg on the session's own connection and
+    transaction): the same rows, constraints and triggers as the INSERT, at a fraction of the server's work.
     """
     if not rows:
         return
@@ -46,6 +53,7 @@ async def bulk_insert(
         None if name == json_text else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         for name in columns
     ]
+    copy = dialect.name == "postgresql" and len(rows) >= _COPY_FROM
     if dialect.name == "postgresql":
         marks = [f"${i}::jsonb" if name == json_text else f"${i}" for i, name in enumerate(columns, start=1)]
     else:
@@ -66,7 +74,28 @@ async def bulk_insert(
         for i, process in processed:
             item[i] = process(item[i])
         values.append(tuple(item))
-    await connection.exec_driver_sql(statement, values)
+    if copy:
+        await _copy(connection, table, columns, values, statement)
+    else:
+        await connection.exec_driver_sql(statement, values)
+
+
+async def _copy(
+    connection: AsyncConnection, table: Table, columns: list[str], values: list[tuple[Any, ...]], statement: str
+) -> None:
+    """COPY the rows in, inside the transaction the session already has open; a constraint it breaks raises the
+    same IntegrityError as the INSERT would (imports retry a batch on it)."""
+    import asyncpg
+
+    raw = await connection.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    if not driver.is_in_transaction():
+        # The adapter opens its transaction lazily, on the first statement; COPY must not run outside it.
+        await connection.exec_driver_sql("SELECT 1")
+    try:
+        await driver.copy_records_to_table(table.name, records=values, columns=columns, schema_name=table.schema)
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(statement, None, exc) from exc
 
 
 def _table(model: type[Any]) -> Table:

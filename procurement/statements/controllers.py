@@ -13,19 +13,21 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Parameter
 from litestar.response import Template
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED, HTTP_410_GONE
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.auth import Principal, requires_reviewer
+from procurement.db import ALCHEMY_STATE_KEY
 from procurement.errors import NotFound
 from procurement.metrics.lines import resolve_scope
 from procurement.problems import problem
 from procurement.schemas import MAX_ID, NOT_BLANK, QUARTER_PATTERN, Id, IdParam, id_query
 from procurement.statements.pages import statement_context
 from procurement.statements.service import (
+    PublishedListing,
     figures_csv,
     preview_pdf,
-    public_statements_query,
     publish,
     staleness,
     withdraw,
@@ -38,6 +40,7 @@ REVALIDATE = "public, no-cache"
 
 
 LISTING = "public, max-age=60"
+_LISTING_KEY = "localvalue_published_listing"  # app state: this process's PublishedListing
 
 
 Quarter = Annotated[str, msgspec.Meta(pattern=QUARTER_PATTERN)]
@@ -108,7 +111,7 @@ class PublicStatementPage(msgspec.Struct):
     offset: int
 
 
-def _public(s: m.Statement) -> PublicStatement:
+def _public(s: m.Statement | Row[Any]) -> PublicStatement:
     base = f"/public/statements/{s.id}"
     links = (
         {}
@@ -148,7 +151,7 @@ class PublicStatementController(Controller):
     @get("/", summary="Published statements (no token needed)")
     async def list_statements(
         self,
-        db_session: AsyncSession,
+        request: Request[Any, Any, Any],
         anchor_id: int | None = id_query(),
         period: str | None = Parameter(default=None, pattern=QUARTER_PATTERN),
         limit: int = Parameter(default=100, ge=1, le=200),
@@ -156,7 +159,9 @@ class PublicStatementController(Controller):
     ) -> Response[PublicStatementPage]:
         """Every published statement, newest version first, with links to its PDF, JSON and CSV; withdrawn ones say why.
         Public: no token needed."""
-        rows = (await db_session.scalars(public_statements_query(anchor_id=anchor_id, period=period))).all()
+        listing: PublishedListing = request.app.state.setdefault(_LISTING_KEY, PublishedListing())
+        engine = request.app.state[ALCHEMY_STATE_KEY].get_engine()
+        rows = await listing.rows(engine, anchor_id=anchor_id, period=period)
         page = [_public(s) for s in rows[offset : offset + limit]]
         return Response(
             PublicStatementPage(items=page, total=len(rows), limit=limit, offset=offset),

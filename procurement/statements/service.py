@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from procurement import clock
 from procurement import models as m
@@ -259,13 +259,65 @@ def figures_csv(snapshot: dict[str, Any]) -> str:  # noqa: PLR0912 - one flat wa
     return out.getvalue()
 
 
-def public_statements_query(*, anchor_id: int | None, period: str | None) -> Any:
-    query = select(m.Statement).order_by(m.Statement.scope_name, m.Statement.period.desc(), m.Statement.version.desc())
-    if anchor_id is not None:
-        query = query.where(m.Statement.organisation_id == anchor_id)
-    if period is not None:
-        query = query.where(m.Statement.period == period)
-    return query
+_S = m.Statement
+# Every publication and correction adds a row, a correction marks the one it supersedes and a withdrawal stamps its
+# row, so this moves whenever the listing would; the hashes and times tell apart a restored or re-seeded table.
+_LISTING_VERSION = select(
+    func.count(),
+    func.max(_S.id),
+    func.count(_S.superseded_by_id),
+    func.count(_S.withdrawn_at),
+    func.max(_S.published_at),
+    func.max(_S.withdrawn_at),
+    func.min(_S.snapshot_sha256),
+    func.max(_S.snapshot_sha256),
+)
+# What the listing shows: no PDF, no snapshot.
+_LISTING = select(
+    _S.id,
+    _S.scope_name,
+    _S.scope_kind,
+    _S.organisation_id,
+    _S.group_id,
+    _S.period,
+    _S.version,
+    _S.status,
+    _S.published_at,
+    _S.figures_sha256,
+    _S.pdf_sha256,
+    _S.snapshot_sha256,
+    _S.correction_reason,
+    _S.superseded_by_id,
+    _S.superseded_reason,
+    _S.withdrawn_reason,
+).order_by(_S.scope_name, _S.period.desc(), _S.version.desc())
+
+
+class PublishedListing:
+    """The public listing's rows, reused while the statement table is unchanged.
+
+    Each worker process keeps its own copy and checks it against one aggregate over the (small) table on every
+    request, so a publication, correction or withdrawal made by any worker or the CLI shows at once: a withdrawn
+    statement is never listed as current. The rows are read after the check, so they are never older than it.
+    """
+
+    def __init__(self) -> None:
+        self._version: tuple[Any, ...] | None = None
+        self._rows: tuple[Row[Any], ...] = ()
+
+    async def rows(self, engine: AsyncEngine, *, anchor_id: int | None, period: str | None) -> list[Row[Any]]:
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")  # no BEGIN/ROLLBACK round trips
+            version = tuple((await connection.execute(_LISTING_VERSION)).one())
+            if version != self._version:
+                self._rows = tuple((await connection.execute(_LISTING)).all())
+                self._version = version
+            rows = self._rows
+        return [
+            r
+            for r in rows
+            if (anchor_id is None or r.organisation_id == anchor_id) and (period is None or r.period == period)
+        ]
 
 
 def scopes_of(statements: Sequence[m.Statement]) -> list[str]:

@@ -13,8 +13,9 @@ from pypdf import PdfReader
 from sqlalchemy import select, update
 
 from procurement import models as m
+from procurement.auth import Principal, Role
 from procurement.organisations.seed import seed_anchors
-from procurement.statements.service import verify_all
+from procurement.statements.service import verify_all, withdraw
 from procurement.suppliers.classification import classify
 from socialvalue.snapshot import format_pence, format_share
 from socialvalue.statement_pdf import render_statement_pdf
@@ -323,3 +324,64 @@ async def test_published_files_revalidate_so_a_withdrawal_propagates(
         assert gone.headers["content-type"].startswith("application/problem+json")
         assert "wrong quarter" in gone.json()["detail"]
         assert "immutable" not in gone.headers.get("cache-control", "")
+
+
+async def test_cached_public_listing_follows_every_publication_correction_and_withdrawal(
+    db: Database, session: Any, app_client: Any
+) -> None:
+    """The listing is cached per worker process; a change made anywhere (this app, another worker, the CLI) shows
+    on the next request, and a withdrawn statement is never listed as current."""
+    data = await _birmingham_quarter(session, app_client)
+    reviewer = bearer(await make_token(session, "cross_reviewer"))
+
+    async def listed() -> dict[int, dict[str, Any]]:
+        page = (await app_client.get("/public/statements")).json()
+        assert page["total"] == len(page["items"])
+        return {s["id"]: s for s in page["items"]}
+
+    assert await listed() == {}
+    first = (
+        await app_client.post("/statements", json={"anchor_id": data["bcc"].id, "period": PERIOD}, headers=reviewer)
+    ).json()
+    assert {i: s["status"] for i, s in (await listed()).items()} == {first["id"]: "published"}
+    assert (await listed())[first["id"]]["links"]["pdf"].endswith(".pdf")  # served again, from the cache
+
+    # Another quarter, then a correction of it: the listing gains the new version and marks the old superseded.
+    late = await app_client.post(
+        "/contracts",
+        json={
+            "buyer_id": data["bcc"].id,
+            "title": "late award",
+            "value": "100000.00",
+            "award_date": "2025-06-02",
+            "cpv_codes": ["55520000"],
+            "suppliers": [{"supplier_id": data["suppliers"]["brum"].id}],
+        },
+        headers=data["admin"],
+    )
+    assert late.status_code == 201
+    second = (
+        await app_client.post(
+            "/statements",
+            json={"anchor_id": data["bcc"].id, "period": PERIOD, "reason": "late contract added"},
+            headers=reviewer,
+        )
+    ).json()
+    now = await listed()
+    assert (now[first["id"]]["status"], now[first["id"]]["superseded_by_id"]) == ("superseded", second["id"])
+    assert now[second["id"]]["status"] == "published"
+    assert [s["id"] for s in (await app_client.get(f"/public/statements?period={PERIOD}")).json()["items"]] == [
+        second["id"],
+        first["id"],
+    ]
+
+    # Withdrawn outside this app (as another worker process or the CLI would): the next listing says so at once.
+    user = (await session.scalars(select(m.User).where(m.User.role == "cross_reviewer"))).one()
+    principal = Principal(user_id=user.id, name=user.name, role=Role.CROSS_REVIEWER, organisation_id=None)
+    await withdraw(session, second["id"], actor=principal, reason="wrong anchor")
+    await session.commit()
+    after = (await listed())[second["id"]]
+    assert (after["status"], after["withdrawn_reason"]) == ("withdrawn", "wrong anchor")
+    assert set(after["links"]) == {"self"}  # no files offered for a withdrawn statement
+    assert (await app_client.get(f"/public/statements?anchor_id={data['bcc'].id}")).json()["total"] == 2
+    assert (await app_client.get("/public/statements?anchor_id=999999")).json()["total"] == 0

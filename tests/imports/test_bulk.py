@@ -1,0 +1,47 @@
+"""Bulk writes (COPY on PostgreSQL, executemany on SQLite) store the same rows and refuse the same conflicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from procurement import models as m
+from procurement.imports.bulk import allocate_ids, bulk_insert
+from tests.conftest import Database
+
+WHEN = dt.datetime(2025, 4, 1, 9, 30, tzinfo=dt.UTC)
+
+
+def _rows(count: int, *, repeat: int | None = None) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": f"feed-{repeat if repeat is not None and i == count - 1 else i}",
+            "watermark": WHEN,
+            "updated_at": WHEN,
+        }
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("count", [3, 40])  # below and above the size where PostgreSQL switches to COPY
+async def test_bulk_insert_stores_rows_with_their_types(db: Database, session: Any, count: int) -> None:
+    ids = await allocate_ids(session, m.FeedWatermark, count)
+    await bulk_insert(session, m.FeedWatermark, [{"id": i, **r} for i, r in zip(ids, _rows(count), strict=True)])
+    await session.commit()
+    stored = (await session.execute(select(m.FeedWatermark).order_by(m.FeedWatermark.id))).scalars().all()
+    assert [(w.id, w.source, w.watermark) for w in stored] == [(i, f"feed-{n}", WHEN) for n, i in enumerate(ids)]
+
+
+@pytest.mark.parametrize("count", [3, 40])
+async def test_bulk_insert_conflict_is_an_integrity_error_and_stores_nothing(
+    db: Database, session: Any, count: int
+) -> None:
+    """Imports retry a batch on IntegrityError (another source created the same row meanwhile); COPY keeps that."""
+    with pytest.raises(IntegrityError):
+        await bulk_insert(session, m.FeedWatermark, _rows(count, repeat=0))
+    await session.rollback()
+    assert (await session.execute(select(m.FeedWatermark))).first() is None
