@@ -42,7 +42,9 @@ from procurement.suppliers.register_controllers import RegisterMatchController
 from procurement.web.frame import SETTINGS_STATE_KEY
 from procurement.web.pages import accessibility_statement_route
 from procurement.web.setup import static_files_router, template_config
+from procurement.workspace.commitments import CommitmentPagesController
 from procurement.workspace.controllers import ReviewController, WorkspaceController
+from procurement.workspace.statements import StatementPagesController
 
 # When the accessibility statement was prepared (WCAG 2.2 AA, tested with axe-core in Chromium).
 ACCESSIBILITY_PREPARED = dt.date(2026, 12, 6)
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProcurementController,
             ProcurementUploadController,
             ReviewController,
+            StatementPagesController,
+            CommitmentPagesController,
             static_files_router(),
             accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),
         ],

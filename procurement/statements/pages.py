@@ -18,6 +18,7 @@ from socialvalue.snapshot import (
     _short_period,
     _uk_date,
     _uk_datetime,
+    canonical_json,
     format_commitment,
     format_judged,
     format_pence,
@@ -35,7 +36,12 @@ from socialvalue.statement_pdf import (
     trend_heading,
 )
 
-STATUS_TEXT = {"published": "Published", "superseded": "Superseded", "withdrawn": "Withdrawn"}
+STATUS_TEXT = {
+    "published": "Published",
+    "superseded": "Superseded",
+    "withdrawn": "Withdrawn",
+    "draft": "Draft: not published",
+}
 
 
 def _number(share: str | None) -> Decimal | None:
@@ -200,4 +206,17 @@ def statement_context(statement: m.Statement) -> dict[str, Any]:
         "rounding_note": ROUNDING_NOTE,
         "glossary": glossary(snap),
         "links": {"pdf": f"{base}.pdf", "json": f"{base}.json", "csv": f"{base}.csv"},
+        "back": ("/", "Published statements"),
     }
+
+
+def draft_context(snapshot: dict[str, Any], *, pdf_url: str, back: tuple[str, str]) -> dict[str, Any]:
+    """pages/statement.html for a draft from live figures: the same page a published statement gets, marked
+    as a draft, so a reviewer previews exactly what the public will read. Nothing is stored."""
+    draft = m.Statement(
+        id=0,
+        status="draft",
+        snapshot_json=canonical_json(snapshot).decode("utf-8"),
+        figures_sha256=snapshot["figures_sha256"],
+    )
+    return {**statement_context(draft), "links": {"pdf": pdf_url}, "back": back}

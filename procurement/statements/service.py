@@ -382,11 +382,24 @@ async def statement_scope(session: AsyncSession, statement: m.Statement) -> Scop
     return await resolve_scope(session, anchor_id=statement.organisation_id)
 
 
+def snapshot_basis(snapshot: Mapping[str, Any]) -> tuple[str, bool]:
+    """The basis a snapshot was built on, so live figures are compared like with like (a paid statement with
+    today's payments, never with contract awards)."""
+    bases = snapshot.get("methodology", {}).get("bases") or ["awarded"]
+    if bases == ["paid"]:
+        return "paid", bool((snapshot.get("paid") or {}).get("influenceable_only"))
+    return "awarded", False
+
+
 async def staleness(session: AsyncSession, statement: m.Statement) -> Staleness:
     """Whether the live figures of a statement's quarter still match what was frozen when it was published."""
     scope = await statement_scope(session, statement)
-    live = await build_snapshot(session, scope, statement.period, statement_id="live", status="draft")
-    differences = compare_figures(json.loads(statement.snapshot_json), live)
+    frozen = json.loads(statement.snapshot_json)
+    basis, influenceable = snapshot_basis(frozen)
+    live = await build_snapshot(
+        session, scope, statement.period, statement_id="live", status="draft", basis=basis, influenceable=influenceable
+    )
+    differences = compare_figures(frozen, live)
     return Staleness(
         statement_id=statement.id,
         scope_name=statement.scope_name,

@@ -28,6 +28,7 @@ WORKSPACE_PATH = "/workspace"
 SETTINGS_STATE_KEY = "localvalue_settings"
 
 _KEEPERS = frozenset({Role.EDITOR, Role.ADMIN})  # those who keep an organisation's own records
+_REVIEWERS = frozenset({Role.REVIEWER, Role.CROSS_REVIEWER, Role.ADMIN})  # those who publish statements
 _NAV: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("Dashboard", "/workspace", None),
     ("My organisation", "/workspace/organisation", frozenset({Role.EDITOR})),
@@ -35,6 +36,8 @@ _NAV: tuple[tuple[str, str, frozenset[Role] | None], ...] = (
     ("Suppliers", "/workspace/suppliers", _KEEPERS),
     ("Lines", "/workspace/lines", None),
     ("Review", "/workspace/review", None),
+    ("Commitments", "/workspace/commitments", None),
+    ("Statements", "/workspace/statements", _REVIEWERS),
     ("Data quality", "/workspace/imports", None),
     ("Users", "/workspace/users", frozenset({Role.ADMIN})),
 )

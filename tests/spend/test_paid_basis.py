@@ -115,6 +115,9 @@ async def test_paid_basis_from_a_real_file_to_a_published_statement(
     assert '"bases":["paid"]' in statement.snapshot_json
     verified = localvalue("statements", "verify", database_url=url)
     assert "1 statements, 0 with problems" in verified.stdout
+    # Staleness compares a paid statement with today's payments, never with contract awards.
+    checked = localvalue("statements", "check", database_url=url)
+    assert f"statement {statement.id}: current" in checked.stdout
 
 
 async def test_redacted_value_influenceable_view_and_partial_quarter(
