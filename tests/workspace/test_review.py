@@ -28,6 +28,12 @@ async def client(app_client: Any) -> AsyncIterator[Any]:
     app_client.cookies.clear()
 
 
+def _section(html: str, heading_id: str) -> str:
+    """The part of the page from one queue's heading to the next heading of the same level."""
+    part = html.split(f'id="{heading_id}"', 1)[1]
+    return part.split("<h2", 1)[0]
+
+
 def _coverage(html: str) -> str:
     found = re.search(r"Judged on ([\d.]+%) of the value", html)
     assert found, "no coverage figure on the page"
@@ -77,7 +83,7 @@ async def test_queue_ranks_unknowns_and_a_postcode_raises_coverage(client: Any, 
     assert page.status_code == 200, page.text
     # Largest value first; the supplier with a known postcode is not in the queue.
     assert page.text.index("Mystery Cleaning Ltd") < page.text.index("Shared Linen Ltd")
-    assert "Edgbaston Catering Ltd" not in page.text.split('id="queue"')[1]
+    assert "Edgbaston Catering Ltd" not in _section(page.text, "queue")
     assert "£3,000" in page.text
     assert "Evidence:" in page.text
     before = _coverage(page.text)
@@ -96,17 +102,18 @@ async def test_queue_ranks_unknowns_and_a_postcode_raises_coverage(client: Any, 
             "postcode": "b5 5rs",
             "reason": "invoice address checked",
             "back": f"scope=anchor:{bcc_id}&period=2025Q1&basis=awarded",
+            "next": f"location-{ids['shared']}",
         },
     )
     assert done.status_code == 303, done.text
-    assert (
-        done.headers["location"]
-        == f"/workspace/review?scope=anchor%3A{bcc_id}&period=2025Q1&basis=awarded&done=applied#queue"
+    # Post/redirect/get, back to the queue at the next row.
+    assert done.headers["location"] == (
+        f"/workspace/review?scope=anchor%3A{bcc_id}&period=2025Q1&basis=awarded&done=applied#location-{ids['shared']}"
     )
     page = await client.get(done.headers["location"].split("#")[0])
     assert "Postcode saved" in page.text
     assert _coverage(page.text) == "66.7%"
-    assert "Mystery Cleaning Ltd" not in page.text.split('id="queue"')[1]
+    assert "Mystery Cleaning Ltd" not in _section(page.text, "queue")
 
     # A supplier University Hospitals Birmingham also uses: the editor's postcode waits as a change request.
     waiting = await client.post(
