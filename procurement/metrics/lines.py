@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,12 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import models as m
 from procurement.db import get_or_not_found
 from procurement.errors import DomainError, NotFound
+from procurement.memo import Memo, content_digest
 from socialvalue.metrics import INPUT_SCHEMA, Basis, MetricsResult, PeriodKind, compute_metrics
 
 ALL_KEY = "all"
-_MEMO_SIZE = 32
-_memo: OrderedDict[tuple[object, ...], MetricsResult] = OrderedDict()
-_memo_lock = threading.Lock()
+_results: Memo[MetricsResult] = Memo(32)
 
 
 @dataclass(frozen=True)
@@ -169,22 +164,10 @@ def metrics_for_lines(
     # the engine needs at least one anchor per scope; an empty "all" scope simply has no lines
     anchors = scope.anchor_ids or (0,)
     inputs = lines.select(list(INPUT_SCHEMA))
-    key = (_content_digest(inputs), scope.key, anchors, basis_value, period_value, top_n)
-    with _memo_lock:
-        found = _memo.get(key)
-        if found is not None:
-            _memo.move_to_end(key)
-            return found
-    result = compute_metrics(inputs, basis=basis_value, scopes={scope.key: anchors}, periods=period_value, top_n=top_n)
-    with _memo_lock:
-        _memo[key] = result
-        while len(_memo) > _MEMO_SIZE:
-            _memo.popitem(last=False)
-    return result
-
-
-def _content_digest(frame: pl.DataFrame) -> bytes:
-    """A digest of every value, type and row order (Arrow IPC bytes): equal only for the same lines."""
-    buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="uncompressed")
-    return hashlib.blake2b(buffer.getvalue(), digest_size=20).digest()
+    key = (content_digest(inputs), scope.key, anchors, basis_value, period_value, top_n)
+    return _results.get_or_compute(
+        key,
+        lambda: compute_metrics(
+            inputs, basis=basis_value, scopes={scope.key: anchors}, periods=period_value, top_n=top_n
+        ),
+    )
