@@ -3,7 +3,7 @@ signs in and works the suppliers whose location was unknown by keyboard alone: t
 replaced in place, the focus moves to the next row's postcode and the coverage figure rises without a page load),
 then two rows without JavaScript (each form posts and comes back to the queue at the next row, with the coverage
 risen). axe-core finds no WCAG 2.2 AA violation at 1280 and 390 px with every form of the queue open, and
-nothing scrolls sideways on the phone."""
+nothing scrolls sideways on the phone (axe runs in the page, so only where JavaScript is on)."""
 
 from __future__ import annotations
 
@@ -138,6 +138,5 @@ async def test_editor_works_the_queue_by_keyboard_with_and_without_javascript(si
             assert now > coverage, (name, coverage, now)
             coverage = now
             assert await page.locator(f"#location-{supplier_id}").count() == 0
-        await check_page(page, "review queue without JavaScript")
         await plain.close()
         await context.close()
