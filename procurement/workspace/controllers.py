@@ -32,7 +32,7 @@ from procurement.workspace.service import (
     LineFilters,
     Selection,
     bases_for,
-    dashboard,
+    dashboard_for,
     feeds_health,
     filename,
     page_of,
@@ -118,7 +118,7 @@ class WorkspaceController(Controller):
         basis: str | None = _BASIS,
     ) -> Template:
         selection = selection_for(request.user, scope_choice, period, basis)
-        board = await dashboard(db_session, selection)
+        board = await dashboard_for(db_session, selection, basis_given=bool(basis))
         return Template(
             template_name="workspace/dashboard.html",
             context=page_context(

@@ -34,6 +34,7 @@ from procurement.workspace.review import ATTEST_CHOICES, build_queue
 from procurement.workspace.service import (
     BASIS_NAMES,
     dashboard,
+    dashboard_for,
     period_text,
     query_with,
     scope_choices,
@@ -110,7 +111,7 @@ class ReviewController(Controller):
         done: str | None = Parameter(default=None, pattern="^(" + "|".join(DONE) + ")$"),
     ) -> Template:
         selection = selection_for(request.user, scope_choice, period, basis)
-        board = await dashboard(db_session, selection)
+        board = await dashboard_for(db_session, selection, basis_given=bool(basis))
         back = query_with(
             {"scope": board.selection.scope_value, "period": board.selection.period, "basis": board.selection.basis}
         )

@@ -205,6 +205,16 @@ async def dashboard(session: AsyncSession, selection: Selection) -> Dashboard:
     )
 
 
+async def dashboard_for(session: AsyncSession, selection: Selection, *, basis_given: bool) -> Dashboard:
+    """The dashboard; with no basis asked for, an anchor that has payments but no contract lines in the period
+    opens on the paid basis (its only figures) rather than on an empty awarded one."""
+    board = await dashboard(session, selection)
+    if basis_given or board.metrics.headline.lines or "paid" not in board.bases:
+        return board
+    paid = Selection(selection.anchor_id, selection.group, selection.period, "paid")
+    return await dashboard(session, paid)
+
+
 async def bases_for(session: AsyncSession, scope: Scope) -> list[str]:
     """Awarded and spread always; paid where an anchor of the scope has published payments loaded."""
     if not scope.anchor_ids:

@@ -17,8 +17,13 @@ from procurement import clock
 from procurement import models as m
 from procurement.organisations.seed import seed_anchors
 from socialvalue.identifiers import normalise_org_name
+from tests.conftest import Database
 from tests.support.api import bearer, make_supplier, make_token
+from tests.support.cli import localvalue
+from tests.support.paths import FIXTURES_DIR
 from tests.support.people import csrf_of, make_person, sign_in
+
+ROYAL_FREE = FIXTURES_DIR / "spend" / "nhs_royal-free-ft_2020-Q1_over25k_with_VATreg.csv"
 
 
 @pytest.fixture
@@ -364,3 +369,33 @@ async def test_payee_decisions_are_the_anchors_editors(client: Any, session: Asy
     assert "Payee decided" in done.text
     await session.refresh(payee)
     assert (payee.status, payee.supplier_id) == ("confirmed", w["plain"])
+
+
+async def test_dashboard_on_the_paid_basis_where_the_anchor_has_payments(
+    client: Any, session: AsyncSession, db: Database
+) -> None:
+    localvalue("seed", "anchors", "--list", "spend-demo", database_url=db.url)
+    localvalue("seed", "anchors", database_url=db.url)
+    localvalue("import", "spend", str(ROYAL_FREE), "--anchor", "RAL", database_url=db.url)
+    rf = (await session.scalars(select(m.Organisation.id).where(m.Organisation.ods_code == "RAL"))).one()
+    bcc = (await session.scalars(select(m.Organisation.id).where(m.Organisation.gss_code == "E08000025"))).one()
+    await make_person(session, "admin@example.org", "admin")
+    client.cookies.clear()
+    assert (await sign_in(client, "admin@example.org")).status_code == 303
+
+    # No basis asked for: Royal Free has payments and no contract lines, so it opens on the paid basis.
+    page = await client.get(f"/workspace?scope=anchor:{rf}")
+    assert page.status_code == 200, page.text
+    assert '<option value="paid" selected>Paid (payments the anchor published)</option>' in page.text
+    assert re.search(r"Q[12] 2020/21, paid basis\.", page.text)
+    assert "Payment lines" in page.text
+    # Its payees have no known location: the local share is not known, never 0%.
+    figure = page.text.split('id="figure-local-share"', 1)[1].split("</div>\n</div>", 1)[0]
+    assert 'data-known="false">not known<' in figure
+    # The review queue on the same basis lists its payees' suppliers.
+    queue = await client.get(f"/workspace/review?scope=anchor:{rf}&basis=paid")
+    assert queue.status_code == 200
+    assert "app-review-item" in _section(queue.text, "queue")
+    # An anchor without payments is not offered the paid basis.
+    other = await client.get(f"/workspace?scope=anchor:{bcc}")
+    assert 'value="paid"' not in other.text
