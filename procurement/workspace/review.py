@@ -13,7 +13,6 @@ pending change request there. The rows are built from the dashboard's own lines,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import polars as pl
 from sqlalchemy import select
@@ -230,12 +229,3 @@ async def _payees(session: AsyncSession, board: Dashboard, viewer: Principal) ->
         if r.anchor_id in keep
     ]
     return rows or None
-
-
-def attest_kinds() -> list[tuple[str, str]]:
-    return list(ATTEST_CHOICES)
-
-
-def describe(row: Any) -> str:
-    """A row's anchor in the page: its section and id, so a form can say which row comes next."""
-    return f"{type(row).__name__}-{getattr(row, 'supplier_id', getattr(row, 'id', ''))}"

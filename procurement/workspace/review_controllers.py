@@ -261,8 +261,6 @@ async def _act(
             context={"message": exc.detail},
             headers={"HX-Retarget": f"#error-{row}", "HX-Reswap": "innerHTML"},
         )
-    except msgspec.ValidationError as exc:  # pragma: no cover - _convert turns these into InvalidInput
-        raise InvalidInput(str(exc)) from exc
     await db_session.commit()
     back = _back_query(form)
     following = _form_text(form, "next", 40)
