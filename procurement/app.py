@@ -43,7 +43,8 @@ from procurement.web.frame import SETTINGS_STATE_KEY
 from procurement.web.pages import accessibility_statement_route
 from procurement.web.setup import static_files_router, template_config
 from procurement.workspace.commitments import CommitmentPagesController
-from procurement.workspace.controllers import ReviewController, WorkspaceController
+from procurement.workspace.controllers import WorkspaceController
+from procurement.workspace.review_controllers import ReviewController
 from procurement.workspace.statements import StatementPagesController
 
 # When the accessibility statement was prepared (WCAG 2.2 AA, tested with axe-core in Chromium).

@@ -9,24 +9,21 @@ from __future__ import annotations
 import io
 from decimal import Decimal
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import ResponseHeader
 from litestar.params import Parameter, QueryParameter
-from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER
+from litestar.response import Template
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.auth import Principal, requires_token
 from procurement.imports.runs import get_run, note_counts, note_filter
-from procurement.suppliers.corrections import Correction, submit
 from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, page_context
 from procurement.web.setup import COVERAGE_THRESHOLD
-from procurement.workspace.review import unknown_locations
 from procurement.workspace.service import (
+    BASIS_NAMES,
     CATEGORY_NAMES,
     FLAG_NAMES,
     PAGE_SIZE,
@@ -34,7 +31,8 @@ from procurement.workspace.service import (
     TIER_NAMES,
     LineFilters,
     Selection,
-    dashboard,
+    bases_for,
+    dashboard_for,
     feeds_health,
     filename,
     page_of,
@@ -53,7 +51,7 @@ ScopeChoice = Annotated[
     QueryParameter(name="scope", max_length=80, description="anchor:ID, group:SLUG, or empty for all anchors."),
 ]
 _PERIOD = Parameter(default=None, max_length=8, description="2025Q1 or 2025/26.")
-_BASIS = Parameter(default=None, max_length=8, description="awarded or spread.")
+_BASIS = Parameter(default=None, max_length=8, description="awarded, spread or paid.")
 _NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -120,7 +118,7 @@ class WorkspaceController(Controller):
         basis: str | None = _BASIS,
     ) -> Template:
         selection = selection_for(request.user, scope_choice, period, basis)
-        board = await dashboard(db_session, selection)
+        board = await dashboard_for(db_session, selection, basis_given=bool(basis))
         return Template(
             template_name="workspace/dashboard.html",
             context=page_context(
@@ -134,6 +132,7 @@ class WorkspaceController(Controller):
                 tier_names=TIER_NAMES,
                 category_names=CATEGORY_NAMES,
                 period_text=period_text,
+                bases=[(b, BASIS_NAMES[b]) for b in board.bases],
                 **_charts(board),
             ),
         )
@@ -192,6 +191,7 @@ class WorkspaceController(Controller):
                 tier_names=TIER_NAMES,
                 category_names=CATEGORY_NAMES,
                 flag_names=FLAG_NAMES,
+                has_paid="paid" in await bases_for(db_session, found.scope),
                 tiers=TIERS,
                 categories=CATEGORIES,
                 period_name=period_text(selection.period) if selection.period else "all periods",
@@ -337,67 +337,6 @@ class WorkspaceController(Controller):
                 page_url=f"/workspace/imports/{run_id}?{query_with({'level': level})}",
                 csv_url=f"/imports/{run_id}/notes.csv" + (f"?level={level}" if level else ""),
             ),
-        )
-
-
-class ReviewController(Controller):
-    """The review queue: unknown locations first; an action is a plain form (no JavaScript) that redirects back."""
-
-    path = "/workspace/review"
-    include_in_schema = False
-    guards = [requires_token]
-    exception_handlers = PAGE_EXCEPTION_HANDLERS
-    response_headers = _NO_STORE
-
-    @get("/", name="workspace-review")
-    async def queue(
-        self,
-        request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        scope_choice: ScopeChoice = None,
-        period: str | None = _PERIOD,
-        basis: str | None = _BASIS,
-        done: str | None = Parameter(default=None, pattern="^(applied|requested)$"),
-    ) -> Template:
-        selection = selection_for(request.user, scope_choice, period, basis)
-        board = await dashboard(db_session, selection)
-        back = query_with(
-            {"scope": board.selection.scope_value, "period": board.selection.period, "basis": board.selection.basis}
-        )
-        return Template(
-            template_name="workspace/review.html",
-            context=page_context(
-                request,
-                "/workspace/review",
-                sel=board.selection,
-                board=board,
-                h=board.metrics.headline,
-                rows=await unknown_locations(db_session, board.selection, request.user),
-                period_name=period_text(board.selection.period or ""),
-                choices=await scope_choices(db_session, request.user),
-                back=back,
-                done=done,
-                period_text=period_text,
-            ),
-        )
-
-    @post("/suppliers/{supplier_id:int}/postcode", name="workspace-review-postcode")
-    async def set_postcode(
-        self, request: Request[Principal, Any, Any], db_session: AsyncSession, supplier_id: int
-    ) -> Redirect:
-        """A delivery postcode as an override with its reason; beyond the reviewer's reach it waits as a request."""
-        form = await request.form()
-        postcode, reason = str(form.get("postcode", "")).strip(), str(form.get("reason", "")).strip()
-        # Only the queue's own choices go back into the address (never raw text from the form).
-        chosen = dict(parse_qsl(str(form.get("back", ""))[:300]))
-        back = query_with({k: chosen.get(k) for k in ("scope", "period", "basis")})
-        payload = {"supplier_id": supplier_id, "flag": "delivery_postcode", "value": postcode}
-        done = await submit(db_session, request.user, Correction("override", payload, reason))
-        await db_session.commit()
-        outcome = "requested" if isinstance(done, m.SupplierChangeRequest) else "applied"
-        return Redirect(
-            f"/workspace/review?{back}&done={outcome}#queue" if back else f"/workspace/review?done={outcome}#queue",
-            status_code=HTTP_303_SEE_OTHER,
         )
 
 

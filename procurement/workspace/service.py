@@ -23,10 +23,10 @@ from procurement import clock
 from procurement import models as m
 from procurement.auth import Principal
 from procurement.errors import Forbidden, InvalidInput
-from procurement.metrics.lines import EXTRA_SCHEMA, Scope, lines_with_details, metrics_for_lines, resolve_scope
+from procurement.metrics.lines import Scope, metrics_for_lines, resolve_scope
 from procurement.metrics.schemas import PeriodMetrics
-from procurement.metrics.service import _rows, parse_period, period_metrics
-from socialvalue.metrics import CATEGORIES, INPUT_SCHEMA, TIERS
+from procurement.metrics.service import _rows, parse_period, period_metrics, scope_lines
+from socialvalue.metrics import CATEGORIES, TIERS, MetricsResult
 from socialvalue.periods import (
     financial_year_label,
     parse_financial_year,
@@ -37,7 +37,12 @@ from socialvalue.periods import (
 
 TREND_QUARTERS = 8
 PAGE_SIZE = 50
-BASES = ("awarded", "spread")
+BASES = ("awarded", "spread", "paid")
+BASIS_NAMES = {
+    "awarded": "Awarded (by award date)",
+    "spread": "Spread (over the contract period)",
+    "paid": "Paid (payments the anchor published)",
+}
 
 TIER_NAMES = {
     "local": "Local (the anchor's own area)",
@@ -109,7 +114,7 @@ def selection_for(principal: Principal, scope: str | None, period: str | None, b
     """Check the request's choices; editors see their own organisation only (the default for them)."""
     anchor_id, group = parse_scope_choice(scope)
     if basis is not None and basis not in BASES:
-        raise InvalidInput(f"basis must be awarded or spread, got {basis!r}")
+        raise InvalidInput(f"basis must be awarded, spread or paid, got {basis!r}")
     if period:
         parse_period(period)
     if principal.role is m.Role.EDITOR:
@@ -167,15 +172,14 @@ class Dashboard:
     trend: list[PeriodMetrics]
     quarters: list[str]  # quarters with lines, newest first
     years: list[str]
+    details: pl.DataFrame  # the lines behind the figures (contract lines, or payment lines on the paid basis)
+    result: MetricsResult  # the engine's answer for the chosen period's kind
+    bases: list[str]  # the bases this scope has data for (paid only where it has payments)
 
 
 async def dashboard(session: AsyncSession, selection: Selection) -> Dashboard:
     scope = await resolve_scope(session, anchor_id=selection.anchor_id, group=selection.group)
-    details = (
-        await lines_with_details(session, scope.anchor_ids)
-        if scope.anchor_ids
-        else pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
-    )
+    details = await scope_lines(session, scope, basis=selection.basis)
     by_quarter = metrics_for_lines(details, scope, basis=selection.basis, periods="quarter")
     summary = by_quarter.summary.filter((pl.col("scope") == scope.key) & (pl.col("lines") > 0))
     quarters = sorted(summary["period"].to_list(), reverse=True)
@@ -195,7 +199,34 @@ async def dashboard(session: AsyncSession, selection: Selection) -> Dashboard:
         trend=period_metrics(by_quarter, scope.key, trend_labels),
         quarters=quarters,
         years=years,
+        details=details,
+        result=result,
+        bases=await bases_for(session, scope),
     )
+
+
+async def dashboard_for(session: AsyncSession, selection: Selection, *, basis_given: bool) -> Dashboard:
+    """The dashboard; with no basis asked for, an anchor that has payments but no contract lines in the period
+    opens on the paid basis (its only figures) rather than on an empty awarded one."""
+    board = await dashboard(session, selection)
+    if basis_given or board.metrics.headline.lines or "paid" not in board.bases:
+        return board
+    paid = Selection(selection.anchor_id, selection.group, selection.period, "paid")
+    return await dashboard(session, paid)
+
+
+async def bases_for(session: AsyncSession, scope: Scope) -> list[str]:
+    """Awarded and spread always; paid where an anchor of the scope has published payments loaded."""
+    if not scope.anchor_ids:
+        return ["awarded", "spread"]
+    p, f = m.PaymentLine, m.SpendFile
+    paid = await session.scalar(
+        select(p.id)
+        .join(f, f.id == p.file_id)
+        .where(p.anchor_id.in_(list(scope.anchor_ids)), f.status == "active")
+        .limit(1)
+    )
+    return ["awarded", "spread", "paid"] if paid is not None else ["awarded", "spread"]
 
 
 @dataclass(frozen=True)
