@@ -27,15 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.openapi.plugins import OpenAPIRenderPlugin
-from litestar.openapi.spec import BaseSchemaObject
+from litestar.openapi.spec import BaseSchemaObject, OpenAPIResponse, Operation, Reference, Schema
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
-from litestar.openapi.spec import OpenAPIResponse, Operation, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.routes import HTTPRoute
 
 from procurement.openapi_examples import EXAMPLES, MEDIA_EXAMPLES
 from procurement.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
-from procurement.schemas import MAX_ID
+from procurement.schemas import MAX_ID, NOT_BLANK
 
 if TYPE_CHECKING:
     from litestar import Litestar, Request
@@ -192,6 +191,133 @@ class JsonExample(BaseSchemaObject):
         return self.value
 
 
+STRING, NULL, INTEGER = OpenAPIType.STRING, OpenAPIType.NULL, OpenAPIType.INTEGER
+
+
+def _given(*names: str, **types: OpenAPIType) -> Schema:
+    """Each of ``names`` present and of the given type (so not null)."""
+    return Schema(required=list(names), properties={n: Schema(type=types[n]) for n in names})
+
+
+def _role_is(*roles: str) -> Schema:
+    return Schema(required=["role"], properties={"role": Schema(enum=list(roles))})
+
+
+# Rules across the fields of a request body (each checked by the struct's __post_init__ or its service), stated in
+# JSON Schema so that every request the document allows is one the API accepts. What JSON Schema cannot state is
+# listed, operation by operation, in tests/fixtures/schemathesis/schemathesis.toml.
+BODY_RULES: dict[str, dict[str, list[Schema]]] = {
+    # "give exactly one of anchor_id or group"
+    "PublishRequest": {
+        "one_of": [_given("anchor_id", anchor_id=INTEGER), _given("group", group=STRING)],
+    },
+    # "a return needs an evidence note or a document link"
+    "ReturnCreate": {
+        "any_of": [
+            Schema(required=["evidence_note"], properties={"evidence_note": Schema(type=STRING, pattern=NOT_BLANK)}),
+            _given("evidence_url", evidence_url=STRING),
+        ],
+    },
+    # "an output measure needs a unit"
+    "LocalMeasureCreate": {
+        "any_of": [
+            Schema(required=["kind"], properties={"kind": Schema(const="cash")}),
+            _given("unit", unit=STRING),
+        ],
+    },
+    # "a proxy value needs its source, year and price base"; all null clears it
+    "ProxyUpdate": {
+        "one_of": [
+            Schema(properties={f: Schema(type=NULL) for f in ("value", "source", "year", "price_base")}),
+            Schema(
+                required=["value", "source", "year", "price_base"],
+                properties={
+                    "value": Schema(schema_not=Schema(type=NULL)),
+                    "source": Schema(type=STRING),
+                    "year": Schema(type=INTEGER),
+                    "price_base": Schema(type=STRING),
+                },
+            ),
+        ],
+    },
+    # "confirm needs supplier_id"; "new makes a new supplier; leave supplier_id out"
+    "PayeeDecision": {
+        "all_of": [
+            Schema(
+                schema_if=Schema(properties={"decision": Schema(const="confirm")}),
+                then=_given("supplier_id", supplier_id=INTEGER),
+            ),
+            Schema(
+                schema_if=Schema(properties={"decision": Schema(const="new")}),
+                then=Schema(properties={"supplier_id": Schema(type=NULL)}),
+            ),
+        ],
+    },
+    # Role and scope: an editor acts for exactly one organisation; a reviewer reviews organisations or groups; an
+    # admin or cross-organisation reviewer acts for every organisation, so names none.
+    "TokenCreate": {
+        "all_of": [
+            Schema(
+                schema_if=_role_is("editor"),
+                then=Schema(
+                    required=["organisations"],
+                    properties={"organisations": Schema(min_items=1, max_items=1), "groups": Schema(max_items=0)},
+                ),
+            ),
+            Schema(
+                schema_if=_role_is("reviewer"),
+                then=Schema(
+                    any_of=[
+                        Schema(required=["organisations"], properties={"organisations": Schema(min_items=1)}),
+                        Schema(required=["groups"], properties={"groups": Schema(min_items=1)}),
+                    ]
+                ),
+            ),
+            Schema(
+                schema_if=_role_is("admin", "cross_reviewer"),
+                then=Schema(properties={"organisations": Schema(max_items=0), "groups": Schema(max_items=0)}),
+            ),
+        ],
+    },
+}
+
+# Text the API refuses wherever it appears: a NUL character (PostgreSQL cannot store one).
+NO_NUL = r"^[^\u0000]*$"
+NOT_BLANK_NO_NUL = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+# An override's reason: at least 10 characters once stripped.
+SAYS_WHY = r"^[^\u0000]*[^\s\u0000][^\u0000]{8,}[^\s\u0000][^\u0000]*$"
+
+
+def _is_text(schema: Schema) -> bool:
+    types = [schema.type, *(c.type for c in schema.one_of or [] if isinstance(c, Schema))]
+    return OpenAPIType.STRING in types and schema.enum is None and schema.const is None and schema.format is None
+
+
+def _refuse_nul(schema: Schema) -> None:
+    """The pattern of a text field also says that NUL is refused (the request guard refuses it in every body)."""
+    if not _is_text(schema):
+        return
+    if schema.pattern is None:
+        schema.pattern = NO_NUL
+    elif schema.pattern == NOT_BLANK:
+        schema.pattern = NOT_BLANK_NO_NUL
+    elif schema.pattern.startswith("^") and schema.pattern.endswith("$"):
+        # Anchored patterns are built of character classes; only \S among them lets NUL through.
+        schema.pattern = schema.pattern.replace(r"\S", r"[^\s\u0000]")
+
+
+def _state_body_rules(name: str, schema: Schema) -> None:
+    for keyword, rules in BODY_RULES.get(name, {}).items():
+        setattr(schema, keyword, rules)
+    for field in (schema.properties or {}).values():
+        if isinstance(field, Schema):
+            _refuse_nul(field)
+            if isinstance(field.items, Schema):
+                _refuse_nul(field.items)
+    if name == "OverrideIn" and isinstance(reason := (schema.properties or {}).get("reason"), Schema):
+        reason.pattern = SAYS_WHY
+
+
 PAGE_PREFIX = "Page_"
 SCHEMA_REF = "#/components/schemas/"
 
@@ -251,6 +377,9 @@ def finish_openapi(app: Litestar) -> None:
             success.content = {media: MediaType(schema=schema) for media, schema in extra.items()}
         operation.responses = responses
         _add_examples(method, path, operation)
+        for param in operation.parameters or []:
+            if not isinstance(param, Reference) and param.param_in == "query" and isinstance(param.schema, Schema):
+                _refuse_nul(param.schema)
     for name, schema in components.schemas.items():
         if schema.examples is None and (example := _schema_example(name)) is not None:
             schema.examples = [JsonExample(example)]
@@ -258,6 +387,7 @@ def finish_openapi(app: Litestar) -> None:
     for name, schema in components.schemas.items():
         if (schema.title or name) in strict:
             schema.additional_properties = False
+            _state_body_rules(name, schema)
     for schema in _schemas(openapi):
         if schema.type == OpenAPIType.INTEGER or schema.one_of:
             schema.maximum = _exact_bound(schema.maximum)

@@ -42,7 +42,13 @@ SUPPLIER = {
 }
 AT = "2025-07-14T09:30:00Z"
 LATER = "2025-07-15T11:05:00Z"
-MEASURE_REF = {"id": 35, "framework": "local", "code": "LV-LOCAL-JOBS", "name": "Local people employed (FTE)", "kind": "output"}
+MEASURE_REF = {
+    "id": 35,
+    "framework": "local",
+    "code": "LV-LOCAL-JOBS",
+    "name": "Local people employed (FTE)",
+    "kind": "output",
+}
 SCOPE = {"key": "org:32", "kind": "anchor", "name": "Birmingham City Council", "anchor_ids": [32]}
 KNOWN_SHARE = {"share": "0.4120", "share_known": "0.4500", "coverage": "0.9156", "status": "known"}
 NOT_KNOWN_SHARE = {"share": None, "share_known": None, "coverage": "0.3100", "status": "not_known"}
@@ -401,7 +407,10 @@ EXAMPLES: dict[str, Any] = {
         "country": "United Kingdom",
         "identifiers": [{"scheme": "GB-COH", "id": "11223344"}],
     },
-    "SupplierUpdate": {"postcode": "B1 1QP", "reason": "Moved to Holloway Head in May; letter from the supplier on file"},
+    "SupplierUpdate": {
+        "postcode": "B1 1QP",
+        "reason": "Moved to Holloway Head in May; letter from the supplier on file",
+    },
     "OverrideIn": {
         "flag": "vcse",
         "value": "true",
