@@ -284,8 +284,8 @@ BODY_RULES: dict[str, dict[str, list[Schema]]] = {
 # Text the API refuses wherever it appears: a NUL character (PostgreSQL cannot store one).
 NO_NUL = r"^[^\u0000]*$"
 NOT_BLANK_NO_NUL = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
-# An override's reason: at least 10 characters once stripped.
-SAYS_WHY = r"^[^\u0000]*[^\s\u0000][^\u0000]{8,}[^\s\u0000][^\u0000]*$"
+# Field rules the struct checks in code: an override's reason, at least 10 characters once stripped.
+FIELD_PATTERNS = {("OverrideIn", "reason"): r"^[^\u0000]*[^\s\u0000][^\u0000]{8,}[^\s\u0000][^\u0000]*$"}
 
 
 def _is_text(schema: Schema) -> bool:
@@ -309,13 +309,12 @@ def _refuse_nul(schema: Schema) -> None:
 def _state_body_rules(name: str, schema: Schema) -> None:
     for keyword, rules in BODY_RULES.get(name, {}).items():
         setattr(schema, keyword, rules)
-    for field in (schema.properties or {}).values():
+    for field_name, field in (schema.properties or {}).items():
         if isinstance(field, Schema):
             _refuse_nul(field)
             if isinstance(field.items, Schema):
                 _refuse_nul(field.items)
-    if name == "OverrideIn" and isinstance(reason := (schema.properties or {}).get("reason"), Schema):
-        reason.pattern = SAYS_WHY
+            field.pattern = FIELD_PATTERNS.get((name, field_name), field.pattern)
 
 
 PAGE_PREFIX = "Page_"

@@ -10,10 +10,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema_rs
+import msgspec
 import pytest
+from litestar.exceptions import ValidationException
 
+from procurement.accounts.schemas import TokenCreate
+from procurement.accounts.service import _check_role_scope as check_role_scope
+from procurement.accounts.service import parse_duration
 from procurement.app import create_app
+from procurement.errors import DomainError
+from procurement.hardening import check_json_value
+from procurement.metrics.schemas import LocalMeasureCreate, ProxyUpdate, ReturnCreate
+from procurement.models import Role
 from procurement.openapi_examples import BINARY_MEDIA_TYPES, EXAMPLES
+from procurement.statements.controllers import PublishRequest
+from procurement.suppliers.schemas import OverrideIn, SupplierCreate
 
 METHODS = ("get", "put", "post", "patch", "delete")
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -120,3 +131,81 @@ def test_a_broken_example_is_caught(document: dict[str, Any]) -> None:
     assert check(document, schema, good) == []
     assert check(document, schema, {**good, "value_pence": "12500000"})
     assert check(document, schema, {k: v for k, v in good.items() if k != "buyer"})
+
+
+STRUCTS: dict[str, type[msgspec.Struct]] = {
+    s.__name__: s
+    for s in (PublishRequest, ReturnCreate, LocalMeasureCreate, ProxyUpdate, OverrideIn, TokenCreate, SupplierCreate)
+}
+
+# (schema, a body the API refuses for a rule across fields, the same body mended). The struct that reads the body
+# must agree with the document on both: the rules in the document are the ones the code enforces.
+CROSS_FIELD = [
+    ("PublishRequest", {"period": "2025Q1"}, {"period": "2025Q1", "anchor_id": 32}),
+    (
+        "PublishRequest",
+        {"period": "2025Q1", "anchor_id": 32, "group": "black-country"},
+        {"period": "2025Q1", "anchor_id": None, "group": "black-country"},
+    ),
+    (
+        "ReturnCreate",
+        {"period": "2025Q1", "quantity": "3.5"},
+        {"period": "2025Q1", "quantity": "3.5", "evidence_url": "https://x.example/payroll.pdf"},
+    ),
+    (
+        "ReturnCreate",
+        {"period": "2025Q1", "quantity": "1", "evidence_note": "   "},
+        {"period": "2025Q1", "quantity": "1", "evidence_note": " payroll "},
+    ),
+    (
+        "LocalMeasureCreate",
+        {"organisation_id": 32, "code": "BCC-1", "name": "Care leavers employed"},
+        {"organisation_id": 32, "code": "BCC-1", "name": "Care leavers employed", "kind": "cash"},
+    ),
+    ("ProxyUpdate", {"value": "28821.00", "source": None, "year": None, "price_base": None}, {"value": None}),
+    ("ProxyUpdate", {"value": None, "year": 2024}, {"value": None, "year": None}),
+    (
+        "OverrideIn",
+        {"flag": "vcse", "value": "true", "reason": "  CIC seen  "},
+        {"flag": "vcse", "value": "true", "reason": "CIC checked"},
+    ),
+    (
+        "TokenCreate",
+        {"name": "jo@walsall", "role": "admin", "organisations": ["RBK"]},
+        {"name": "jo@walsall", "role": "admin"},
+    ),
+    (
+        "TokenCreate",
+        {"name": "jo@walsall", "role": "reviewer", "groups": [""]},
+        {"name": "jo@walsall", "role": "reviewer", "groups": ["black-country"]},
+    ),
+    (
+        "TokenCreate",
+        {"name": "jo@walsall", "role": "editor", "organisations": ["RBK"], "expires_in": "0d"},
+        {"name": "jo@walsall", "role": "editor", "organisations": ["RBK"], "expires_in": " 12 H "},
+    ),
+    ("SupplierCreate", {"name": "Brum Meals\u0000CIC"}, {"name": "Brum Meals CIC"}),
+]
+
+
+def _api_reads(name: str, body: dict[str, Any]) -> None:
+    """What the API does with a body before any database work: the request guard, the struct, and for a token the
+    service's checks of role, scope and expiry. Raises as the API refuses (400)."""
+    check_json_value(body)
+    value = msgspec.convert(body, STRUCTS[name], strict=True)
+    if isinstance(value, TokenCreate):
+        check_role_scope(Role(value.role), value.organisations, value.groups)
+        if value.expires_in is not None:
+            parse_duration(value.expires_in)
+
+
+@pytest.mark.parametrize(("name", "refused", "mended"), CROSS_FIELD)
+def test_cross_field_rules_in_the_document_are_the_ones_the_api_applies(
+    document: dict[str, Any], name: str, refused: dict[str, Any], mended: dict[str, Any]
+) -> None:
+    schema = document["components"]["schemas"][name]
+    assert check(document, schema, refused), f"the document allows {refused}"
+    assert check(document, schema, mended) == [], f"the document refuses {mended}"
+    with pytest.raises((msgspec.ValidationError, ValueError, DomainError, ValidationException)):
+        _api_reads(name, refused)
+    _api_reads(name, mended)
