@@ -855,9 +855,13 @@ MEDIA_EXAMPLES: dict[str, dict[str, str]] = {
     },
     "GET /metrics.csv": {
         "text/csv": "basis,period,quarter,line_id,contract_id,contract_title,anchor_id,buyer_name,supplier_id,"
-        "supplier_name,value_pence,value,allocated_pence,allocated,tier,category\n"
-        "awarded,2025Q1,2025Q1,901,512,Patient meals,32,Birmingham City Council,118,Brum Community Meals CIC,"
-        "12500000,125000.00,12500000,125000.00,local,social_enterprise\n"
+        "supplier_name,contracted_supplier_id,cpv_code,cpv_division,currency,status,value_pence,value,share_basis,"
+        "allocated_pence,allocated,days_in_period,days_total,award_date,start_date,end_date,spread_fallback,"
+        "award_fallback,excluded_reason,tier,tier_method,tier_confidence,category,sme,vcse,social_enterprise,"
+        "evidence_summary\n"
+        "awarded,2025Q1,2025Q1,901,512,Patient meals,32,Birmingham City Council,118,Brum Community Meals CIC,118,"
+        "15894210,15,GBP,active,12500000,125000.00,stated,12500000,125000.00,,,2025-04-14,2025-05-01,2027-04-30,"
+        'false,false,,local,unit,1.0,social_enterprise,true,true,true,"B1 1QP is in Birmingham (own LAD)."\n'
     },
     "GET /imports/{run_id}/notes.csv": {
         "text/csv": "id,level,ocid,release_id,path,value,message\r\n"
@@ -866,7 +870,14 @@ MEDIA_EXAMPLES: dict[str, dict[str, str]] = {
         "a negative award value was skipped\r\n"
     },
     "GET /public/statements/{name}": {
-        "text/csv": "figure,value\r\nheadline.total_pence,187500000\r\nheadline.local_pence,77250000\r\n",
+        "text/csv": "section,item,measure,value\n"
+        "statement,,anchor_name,Birmingham City Council\n"
+        "statement,,period,2025Q1\n"
+        "headline,awarded,total_pence,187500000\n"
+        "headline,awarded,local_pence,77250000\n"
+        "headline,awarded,local_share,0.4120\n"
+        "headline,awarded,vcse_share,not known\n"
+        "hash,,figures_sha256,84f320f108d83591281ba0ce62c1c1d05ac20b305f00501f7bcb244029fab9ea\n",
         "text/html": '<!doctype html><html lang="en-GB"><head><title>Birmingham City Council: local spend, '
         "2025Q1</title></head><body><main><h1>Birmingham City Council: local spend, 2025Q1</h1></main></body></html>",
     },
