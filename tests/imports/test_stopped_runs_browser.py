@@ -23,7 +23,9 @@ async def test_a_stopped_run_on_the_data_quality_page_is_accessible(site: tuple[
     engine = create_async_engine(url)
     async with engine.begin() as conn:
         await conn.execute(
-            update(m.ImportRun).values(status="running", finished_at=None, checkpoint={"file_index": 0, "item_index": 50})
+            update(m.ImportRun).values(
+                status="running", finished_at=None, checkpoint={"file_index": 0, "item_index": 50}
+            )
         )
     await engine.dispose()
     link = invite(url, "rev@nhs.net", "reviewer")
