@@ -1,5 +1,5 @@
 """The data-quality page with a run whose process died, in real Chromium: the warning and the run's row pass axe
-at desktop and phone widths, without JavaScript needed to read them."""
+at desktop and phone widths."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ async def test_a_stopped_run_on_the_data_quality_page_is_accessible(site: tuple[
     await engine.dispose()
     link = invite(url, "rev@nhs.net", "reviewer")
     async with chromium() as browser:
-        context, _ = await new_context(browser, javascript=False)
+        context, _ = await new_context(browser)
         page: Any = await context.new_page()
         await set_password_and_sign_in(page, base, link, "rev@nhs.net")
         await page.goto(f"{base}/workspace/imports")
