@@ -8,7 +8,11 @@ same route table the server uses:
   generic 400 in ``application/json``; a handler lists any further problem statuses in ``opt["problems"]``
   and alternative success media types in ``opt["content"]``;
 - ``additionalProperties: false`` on every request schema whose struct refuses unknown fields;
-- exact integer bounds (Litestar writes ``maximum`` as a float, which rounds 2**63 - 1 up to 2**63).
+- exact integer bounds (Litestar writes ``maximum`` as a float, which rounds 2**63 - 1 up to 2**63);
+- an example on every component schema and on every operation's request body and success response, from
+  ``procurement.openapi_examples`` (one realistic value per schema name; pages are built from their items);
+- the cross-field rules of request bodies that JSON Schema can state (``BODY_RULES``), so a generated request
+  that matches the document is one the API accepts.
 
 It also serves the docs: Swagger UI from /static (vendored, no CDN) with its start-up script in a file, so the
 page works offline under the app's Content-Security-Policy (no inline script).
@@ -18,18 +22,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.openapi.plugins import OpenAPIRenderPlugin
+from litestar.openapi.spec import BaseSchemaObject, OpenAPIResponse, Operation, Reference, Schema
 from litestar.openapi.spec import OpenAPIMediaType as MediaType
-from litestar.openapi.spec import OpenAPIResponse, Operation, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.routes import HTTPRoute
 
+from procurement.openapi_examples import EXAMPLES, MEDIA_EXAMPLES
 from procurement.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
-from procurement.schemas import MAX_ID
+from procurement.schemas import MAX_ID, NOT_BLANK
 
 if TYPE_CHECKING:
     from litestar import Litestar, Request
@@ -111,7 +116,7 @@ def _problem_statuses(handler: HTTPRouteHandler, method: str, operation: Operati
     return statuses
 
 
-def _operations(app: Litestar, openapi: OpenAPI) -> Iterator[tuple[HTTPRouteHandler, str, Operation]]:
+def _operations(app: Litestar, openapi: OpenAPI) -> Iterator[tuple[HTTPRouteHandler, str, str, Operation]]:
     for route in app.routes:
         if not isinstance(route, HTTPRoute) or openapi.paths is None:
             continue
@@ -122,7 +127,7 @@ def _operations(app: Litestar, openapi: OpenAPI) -> Iterator[tuple[HTTPRouteHand
             for method in sorted(handler.http_methods):
                 operation = getattr(path_item, method.lower(), None)
                 if isinstance(operation, Operation) and method != "OPTIONS":
-                    yield handler, method.lower(), operation
+                    yield handler, method.lower(), route.path_format or "/", operation
 
 
 def _request_structs(app: Litestar) -> dict[str, bool]:
@@ -175,11 +180,192 @@ def _exact_bound(value: Any) -> Any:
     return value
 
 
+@dataclass
+class JsonExample(BaseSchemaObject):
+    """An example value written into the document as it is: Litestar drops ``None`` from dicts it serialises,
+    which would take the nulls out of an example (and make it invalid where a field is required but nullable)."""
+
+    value: Any
+
+    def to_schema(self) -> Any:
+        return self.value
+
+
+STRING, NULL, INTEGER = OpenAPIType.STRING, OpenAPIType.NULL, OpenAPIType.INTEGER
+
+
+def _given(*names: str, **types: OpenAPIType) -> Schema:
+    """Each of ``names`` present and of the given type (so not null)."""
+    return Schema(required=list(names), properties={n: Schema(type=types[n]) for n in names})
+
+
+def _role_is(*roles: str) -> Schema:
+    return Schema(required=["role"], properties={"role": Schema(enum=list(roles))})
+
+
+# Rules across the fields of a request body (each checked by the struct's __post_init__ or its service), stated in
+# JSON Schema so that every request the document allows is one the API accepts. What JSON Schema cannot state is
+# listed, operation by operation, in tests/fixtures/schemathesis/schemathesis.toml.
+BODY_RULES: dict[str, dict[str, list[Schema]]] = {
+    # "give exactly one of anchor_id or group"
+    "PublishRequest": {
+        "one_of": [_given("anchor_id", anchor_id=INTEGER), _given("group", group=STRING)],
+    },
+    # "a return needs an evidence note or a document link"
+    "ReturnCreate": {
+        "any_of": [
+            Schema(required=["evidence_note"], properties={"evidence_note": Schema(type=STRING, pattern=NOT_BLANK)}),
+            _given("evidence_url", evidence_url=STRING),
+        ],
+    },
+    # "an output measure needs a unit"
+    "LocalMeasureCreate": {
+        "any_of": [
+            Schema(required=["kind"], properties={"kind": Schema(const="cash")}),
+            _given("unit", unit=STRING),
+        ],
+    },
+    # "a proxy value needs its source, year and price base"; all null clears it
+    "ProxyUpdate": {
+        "one_of": [
+            Schema(properties={f: Schema(type=NULL) for f in ("value", "source", "year", "price_base")}),
+            Schema(
+                required=["value", "source", "year", "price_base"],
+                properties={
+                    "value": Schema(schema_not=Schema(type=NULL)),
+                    "source": Schema(type=STRING),
+                    "year": Schema(type=INTEGER),
+                    "price_base": Schema(type=STRING),
+                },
+            ),
+        ],
+    },
+    # "confirm needs supplier_id"; "new makes a new supplier; leave supplier_id out"
+    "PayeeDecision": {
+        "all_of": [
+            Schema(
+                schema_if=Schema(properties={"decision": Schema(const="confirm")}),
+                then=_given("supplier_id", supplier_id=INTEGER),
+            ),
+            Schema(
+                schema_if=Schema(properties={"decision": Schema(const="new")}),
+                then=Schema(properties={"supplier_id": Schema(type=NULL)}),
+            ),
+        ],
+    },
+    # Role and scope: an editor acts for exactly one organisation; a reviewer reviews organisations or groups; an
+    # admin or cross-organisation reviewer acts for every organisation, so names none.
+    "TokenCreate": {
+        "all_of": [
+            Schema(
+                schema_if=_role_is("editor"),
+                then=Schema(
+                    required=["organisations"],
+                    properties={"organisations": Schema(min_items=1, max_items=1), "groups": Schema(max_items=0)},
+                ),
+            ),
+            Schema(
+                schema_if=_role_is("reviewer"),
+                then=Schema(
+                    any_of=[
+                        Schema(required=["organisations"], properties={"organisations": Schema(min_items=1)}),
+                        Schema(required=["groups"], properties={"groups": Schema(min_items=1)}),
+                    ]
+                ),
+            ),
+            Schema(
+                schema_if=_role_is("admin", "cross_reviewer"),
+                then=Schema(properties={"organisations": Schema(max_items=0), "groups": Schema(max_items=0)}),
+            ),
+        ],
+    },
+}
+
+# Text the API refuses wherever it appears: a NUL character (PostgreSQL cannot store one).
+NO_NUL = r"^[^\u0000]*$"
+NOT_BLANK_NO_NUL = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+# Field rules the struct checks in code: an override's reason, at least 10 characters once stripped.
+FIELD_PATTERNS = {("OverrideIn", "reason"): r"^[^\u0000]*[^\s\u0000][^\u0000]{8,}[^\s\u0000][^\u0000]*$"}
+
+
+def _is_text(schema: Schema) -> bool:
+    types = [schema.type, *(c.type for c in schema.one_of or [] if isinstance(c, Schema))]
+    return OpenAPIType.STRING in types and schema.enum is None and schema.const is None and schema.format is None
+
+
+def _refuse_nul(schema: Schema) -> None:
+    """The pattern of a text field also says that NUL is refused (the request guard refuses it in every body)."""
+    if not _is_text(schema):
+        return
+    if schema.pattern is None:
+        schema.pattern = NO_NUL
+    elif schema.pattern == NOT_BLANK:
+        schema.pattern = NOT_BLANK_NO_NUL
+    elif schema.pattern.startswith("^") and schema.pattern.endswith("$"):
+        # Anchored patterns are built of character classes; only \S among them lets NUL through.
+        schema.pattern = schema.pattern.replace(r"\S", r"[^\s\u0000]")
+
+
+def _state_body_rules(name: str, schema: Schema) -> None:
+    for keyword, rules in BODY_RULES.get(name, {}).items():
+        setattr(schema, keyword, rules)
+    for field_name, field in (schema.properties or {}).items():
+        if isinstance(field, Schema):
+            _refuse_nul(field)
+            if isinstance(field.items, Schema):
+                _refuse_nul(field.items)
+            field.pattern = FIELD_PATTERNS.get((name, field_name), field.pattern)
+
+
+PAGE_PREFIX = "Page_"
+SCHEMA_REF = "#/components/schemas/"
+
+
+def _schema_example(name: str) -> Any:
+    """The example of a component schema; a generic page (``Page_procurement.x.schemas.Item_``) holds one item."""
+    if name.startswith(PAGE_PREFIX):
+        item = name.removeprefix(PAGE_PREFIX).rstrip("_").rsplit(".", 1)[-1]
+        return {"items": [EXAMPLES[item]], "total": 1, "limit": 50, "offset": 0}
+    return EXAMPLES.get(name)
+
+
+def _example_of(schema: Any) -> Any:
+    """The example for a media type whose schema is a component reference, a list of one, or a choice of them
+    (the first choice with an example: a 200 that may instead be a change request shows the direct answer)."""
+    if isinstance(schema, Schema) and (choices := schema.one_of or schema.any_of):
+        return next((e for e in map(_example_of, choices) if e is not None), None)
+    if isinstance(schema, Reference):
+        return _schema_example(schema.ref.removeprefix(SCHEMA_REF))
+    if isinstance(schema, Schema) and schema.type == OpenAPIType.ARRAY and isinstance(schema.items, Reference):
+        item = _example_of(schema.items)
+        return None if item is None else [item]
+    return None
+
+
+def _media_example(value: Any) -> JsonExample | None:
+    return None if value is None else JsonExample(value)
+
+
+def _add_examples(method: str, path: str, operation: Operation) -> None:
+    media_examples = MEDIA_EXAMPLES.get(f"{method.upper()} {path}", {})
+    body = operation.request_body
+    if body is not None and not isinstance(body, Reference):
+        for media in (body.content or {}).values():
+            media.example = _media_example(_example_of(media.schema))
+    for status, response in (operation.responses or {}).items():
+        if status.startswith(("4", "5")) or not isinstance(response, OpenAPIResponse):
+            continue
+        for media_type, media in (response.content or {}).items():
+            example = media_examples.get(media_type, _example_of(media.schema))
+            if example is not None:
+                media.example = JsonExample(example)
+
+
 def finish_openapi(app: Litestar) -> None:
     openapi = app.openapi_schema
     components = openapi.components
     components.schemas = {**(components.schemas or {}), PROBLEM: PROBLEM_SCHEMA}
-    for handler, method, operation in _operations(app, openapi):
+    for handler, method, path, operation in _operations(app, openapi):
         operation.security = [{BEARER: []}] if handler.resolve_guards() else []
         responses = {k: v for k, v in (operation.responses or {}).items() if not k.startswith(("4", "5"))}
         for status in sorted(_problem_statuses(handler, method, operation)):
@@ -189,10 +375,18 @@ def finish_openapi(app: Litestar) -> None:
             assert isinstance(success, OpenAPIResponse)
             success.content = {media: MediaType(schema=schema) for media, schema in extra.items()}
         operation.responses = responses
+        _add_examples(method, path, operation)
+        for param in operation.parameters or []:
+            if not isinstance(param, Reference) and param.param_in == "query" and isinstance(param.schema, Schema):
+                _refuse_nul(param.schema)
+    for name, schema in components.schemas.items():
+        if schema.examples is None and (example := _schema_example(name)) is not None:
+            schema.examples = [JsonExample(example)]
     strict = {name for name, forbids in _request_structs(app).items() if forbids}
     for name, schema in components.schemas.items():
         if (schema.title or name) in strict:
             schema.additional_properties = False
+            _state_body_rules(name, schema)
     for schema in _schemas(openapi):
         if schema.type == OpenAPIType.INTEGER or schema.one_of:
             schema.maximum = _exact_bound(schema.maximum)

@@ -9,14 +9,14 @@ from typing import Any, Literal
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 from litestar.response import Stream
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.auth import requires_token
 from procurement.db import ALCHEMY_STATE_KEY
 from procurement.exports import SafeCsvWriter
-from procurement.imports.runs import get_run, note_counts, note_filter, note_schema, run_schema
+from procurement.imports.runs import get_run, note_counts, note_filter, note_schema, run_schema, stopped_runs
 from procurement.imports.schemas import ImportNote, ImportRun
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
 from procurement.schemas import IdParam, Page
@@ -41,11 +41,17 @@ class ImportController(Controller):
         source: m.ContractSource | None = None,
         status: Literal["running", "completed", "failed", "interrupted"] | None = None,
     ) -> Page[ImportRun]:
-        """Import runs newest first, with their counts; paged."""
+        """Import runs newest first, with their counts; paged. A run recorded as running whose process has died is
+        shown (and filtered) as interrupted, with when it last made progress and the command that resumes it."""
+        stopped = await stopped_runs(db_session)
         conditions = []
         if source is not None:
             conditions.append(m.ImportRun.source == source.value)
-        if status is not None:
+        if status == "running":
+            conditions += [m.ImportRun.status == status, m.ImportRun.id.not_in(stopped)]
+        elif status == "interrupted":
+            conditions.append(or_(m.ImportRun.status == status, m.ImportRun.id.in_(stopped)))
+        elif status is not None:
             conditions.append(m.ImportRun.status == status)
         total = await db_session.scalar(select(func.count()).select_from(m.ImportRun).where(*conditions)) or 0
         runs = list(
@@ -54,16 +60,17 @@ class ImportController(Controller):
             )
         )
         counts = await note_counts(db_session, [r.id for r in runs])
-        items = [run_schema(r, counts.get(r.id, 0)) for r in runs]
+        items = [run_schema(r, counts.get(r.id, 0), stopped) for r in runs]
         return Page(items=items, total=total, limit=limit, offset=offset)
 
     @get("/{run_id:int}", summary="One import run with its counts and checkpoint")
     async def get_run(self, db_session: AsyncSession, run_id: IdParam) -> ImportRun:
         """An import run: source, window, status, counts (new, changed, unchanged, skipped, failed) and where it got
-        to."""
+        to. A run whose process died while it was running is shown interrupted, as in the list."""
         run = await get_run(db_session, run_id)
         counts = await note_counts(db_session, [run.id])
-        return run_schema(run, counts.get(run.id, 0))
+        stopped = await stopped_runs(db_session) if run.status == m.RunStatus.RUNNING else {}
+        return run_schema(run, counts.get(run.id, 0), stopped)
 
     @get("/{run_id:int}/notes", summary="The notes of one run (one per problem)")
     async def list_notes(

@@ -118,6 +118,34 @@ class _FileLock:
             data.get("run_id"), data.get("pid"), data.get("host"), dt.datetime.fromisoformat(since) if since else None
         )
 
+    def peek(self) -> Holder | None:
+        """The holder the file names, without taking the lock (a reader must never make an import refuse).
+
+        A holder empties the file when it lets go; one killed leaves its pid behind, so a pid of this host that
+        no longer exists is no holder."""
+        holder = self._named()
+        if holder is None or holder.pid is None:
+            return holder
+        if holder.host == _host() and not _alive(holder.pid):
+            return None
+        return holder
+
+    def _named(self) -> Holder | None:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except OSError:
+            return None  # no file: nobody has ever imported this source
+        try:
+            data: dict[str, Any] = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return Holder()  # being written this very moment
+        if not data:
+            return None
+        since = data.get("since")
+        return Holder(
+            data.get("run_id"), data.get("pid"), data.get("host"), dt.datetime.fromisoformat(since) if since else None
+        )
+
     async def release(self) -> None:
         if self.fd is None:
             return
@@ -125,6 +153,44 @@ class _FileLock:
             os.ftruncate(self.fd, 0)
         os.close(self.fd)  # closing the descriptor releases the flock
         self.fd = None
+
+
+async def advisory_holder(conn: AsyncConnection | AsyncSession, key: int) -> Holder | None:
+    """Who holds the advisory lock ``key`` (from pg_locks; nothing is taken), or None."""
+    # A bigint advisory key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits).
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    row = (
+        await conn.execute(
+            text(
+                "SELECT a.application_name, a.backend_start FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.classid = :hi AND l.objid = :lo "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
+            {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF},
+        )
+    ).first()
+    if row is None:
+        return None
+    fields = dict(part.split("=", 1) for part in str(row[0] or "").split() if "=" in part)
+    run_id, pid = fields.get("run", ""), fields.get("pid", "")
+    return Holder(
+        int(run_id) if run_id.isdigit() else None,
+        int(pid) if pid.isdigit() else None,
+        fields.get("host") or None,
+        row[1],
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _advisory_key(source: str) -> int:
@@ -158,31 +224,8 @@ class _AdvisoryLock:
         await self.conn.execute(text("SELECT set_config('application_name', :name, false)"), {"name": name})
 
     async def holder(self) -> Holder | None:
-        # A bigint advisory key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits).
-        unsigned = self.key & 0xFFFFFFFFFFFFFFFF
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT a.application_name, a.backend_start FROM pg_locks l "
-                        "JOIN pg_stat_activity a ON a.pid = l.pid "
-                        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-                        "AND l.classid = :hi AND l.objid = :lo "
-                        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                    ),
-                    {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF},
-                )
-            ).first()
-        if row is None:
-            return None
-        fields = dict(part.split("=", 1) for part in str(row[0] or "").split() if "=" in part)
-        run_id, pid = fields.get("run", ""), fields.get("pid", "")
-        return Holder(
-            int(run_id) if run_id.isdigit() else None,
-            int(pid) if pid.isdigit() else None,
-            fields.get("host") or None,
-            row[1],
-        )
+            return await advisory_holder(conn, self.key)
 
     async def release(self) -> None:
         conn, self.conn = self.conn, None
@@ -270,6 +313,18 @@ async def _mark_dead_runs(engine: AsyncEngine, source: str) -> None:
             .where(m.ImportRun.source == source, m.ImportRun.status == RunStatus.RUNNING)
             .values(status=RunStatus.INTERRUPTED, error=DIED, finished_at=clock.now())
         )
+
+
+async def holder_now(session: AsyncSession, source: str) -> Holder | None:
+    """Who holds the source's import lock, read without taking it (for pages and API answers: reading must
+    neither write nor make a starting import think the source is busy). None: nobody, so no run of it is live."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        return await advisory_holder(session, _advisory_key(source))
+    database = bind.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return Holder()  # a private in-memory database: whatever runs in it is this process, alive
+    return _FileLock(Path(f"{database}.import-{source}.lock")).peek()
 
 
 def busy_message(source: str, holder: Holder, *, resume_of: int | None = None) -> str:

@@ -25,9 +25,10 @@ from importers.ocds import (
     Note,
 )
 from importers.prepare import FileBatches, prepare_batch
+from procurement import clock
 from procurement import models as m
 from procurement.db import get_or_not_found
-from procurement.imports.locks import SourceLock, engine_of, import_lock
+from procurement.imports.locks import SourceLock, engine_of, holder_now, import_lock
 from procurement.imports.schemas import ImportNote, ImportRun
 from procurement.imports.service import CONTRACTS_FINDER, FEED_SOURCES, FILE_BATCH, Counts, ImportService, RunResult
 from procurement.models import RunStatus
@@ -309,6 +310,57 @@ async def superseded(session: AsyncSession, run_id: int) -> bool:
     return bool(found)
 
 
+PROCESS_STOPPED = "its process stopped without finishing (no import of this source is running)"
+
+
+async def stopped_runs(session: AsyncSession) -> dict[int, dt.datetime]:
+    """Runs recorded as running whose process has died: run id -> the last progress it recorded.
+
+    Computed on read from the import locks (a live run's process holds its source's lock for the whole run) and
+    never written: the next import of the source, or ``localvalue import resume``, marks them interrupted."""
+    running = (
+        await session.execute(select(m.ImportRun.id, m.ImportRun.source).where(m.ImportRun.status == RunStatus.RUNNING))
+    ).all()
+    holders = {source: await holder_now(session, source) for source in {source for _, source in running}}
+    dead = [
+        run_id
+        for run_id, source in running
+        if (holder := holders[source]) is None or (holder.run_id is not None and holder.run_id != run_id)
+    ]
+    return {run_id: await _last_progress(session, run_id) for run_id in dead}
+
+
+async def _last_progress(session: AsyncSession, run_id: int) -> dt.datetime:
+    """The latest instant a run recorded: its start, its newest note or its newest stored release."""
+    row = (
+        await session.execute(
+            select(
+                m.ImportRun.started_at,
+                select(func.max(m.ImportNote.created_at)).where(m.ImportNote.run_id == run_id).scalar_subquery(),
+                select(func.max(m.RawRelease.received_at)).where(m.RawRelease.run_id == run_id).scalar_subquery(),
+            ).where(m.ImportRun.id == run_id)
+        )
+    ).one()
+    return max(as_utc(t) for t in row if t is not None)
+
+
+def as_utc(value: dt.datetime | str) -> dt.datetime:
+    # A scalar subquery's max() comes back from SQLite as text or a naive datetime, without the column's type.
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def uk_time(at: dt.datetime) -> str:
+    """14 July 2025 at 10:30 (UK time), for pages."""
+    local = at.astimezone(clock.UK)
+    return f"{clock.long_date(local.date())} at {local:%H:%M} (UK time)"
+
+
+def resume_command(run_id: int) -> str:
+    return f"localvalue import resume {run_id}"
+
+
 def note_filter(run_id: int, level: str | None = None) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [m.ImportNote.run_id == run_id]
     if level:
@@ -316,13 +368,16 @@ def note_filter(run_id: int, level: str | None = None) -> list[ColumnElement[boo
     return conditions
 
 
-def run_schema(run: m.ImportRun, notes: int) -> ImportRun:
+def run_schema(run: m.ImportRun, notes: int, stopped: Mapping[int, dt.datetime] | None = None) -> ImportRun:
+    """``stopped``: from stopped_runs; a run in it is shown interrupted, with when it last progressed."""
+    last_progress = (stopped or {}).get(run.id)
+    dead = last_progress is not None
     return ImportRun(
         id=run.id,
         source=run.source,
         kind=run.kind,
         parameters=run.parameters,
-        status=run.status,
+        status=RunStatus.INTERRUPTED if dead else run.status,
         started_at=run.started_at,
         finished_at=run.finished_at,
         checkpoint=run.checkpoint,
@@ -334,8 +389,10 @@ def run_schema(run: m.ImportRun, notes: int) -> ImportRun:
         failed=run.failed,
         pages=run.pages,
         notes=notes,
-        error=run.error,
+        error=PROCESS_STOPPED if dead else run.error,
         resumed_from_id=run.resumed_from_id,
+        last_progress_at=last_progress,
+        resume_command=resume_command(run.id) if dead else None,
     )
 
 

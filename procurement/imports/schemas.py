@@ -9,6 +9,10 @@ import msgspec
 
 
 class ImportRun(msgspec.Struct):
+    """``status`` "interrupted" with ``last_progress_at`` and ``resume_command``: the run is still recorded as
+    running but no process holds its source's import lock, so its process died (found on reading; nothing is
+    written until the next import of the source, or the resume, marks it)."""
+
     id: int
     source: str
     kind: str
@@ -27,6 +31,8 @@ class ImportRun(msgspec.Struct):
     notes: int
     error: str | None
     resumed_from_id: int | None
+    last_progress_at: dt.datetime | None = None
+    resume_command: str | None = None
 
 
 class ImportNote(msgspec.Struct):

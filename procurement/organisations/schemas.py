@@ -60,9 +60,15 @@ class Organisation(msgspec.Struct):
 LadCode = Annotated[str, msgspec.Meta(min_length=9, max_length=9, pattern=r"^[A-Za-z][0-9]{8}$")]
 
 
+# As the OpenAPI document shows the items (Litestar drops the bounds of list items).
+_LAD_ITEMS = {"extra": {"items": {"type": "string", "minLength": 9, "maxLength": 9, "pattern": r"^[A-Za-z][0-9]{8}$"}}}
+
+
 class LocalAreaIn(msgspec.Struct, forbid_unknown_fields=True):
     preset: str | None = None
-    lad_codes: Annotated[list[LadCode], msgspec.Meta(min_length=1, max_length=400)] | None = None
+    lad_codes: (
+        Annotated[list[LadCode], msgspec.Meta(min_length=1, max_length=400, extra_json_schema=_LAD_ITEMS)] | None
+    ) = None
     label: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.auth import Principal, requires_token
-from procurement.imports.runs import get_run, note_counts, note_filter
+from procurement.imports.runs import get_run, note_counts, note_filter, resume_command, stopped_runs, uk_time
 from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, page_context
 from procurement.web.setup import COVERAGE_THRESHOLD
 from procurement.workspace.service import (
@@ -282,6 +282,8 @@ class WorkspaceController(Controller):
                 request,
                 "/workspace/imports",
                 runs=runs,
+                stopped={i: uk_time(at) for i, at in (await stopped_runs(db_session)).items()},
+                resume_command=resume_command,
                 notes=await note_counts(db_session, [r.id for r in runs]),
                 health=await feeds_health(db_session),
                 sources=sources,
@@ -328,6 +330,8 @@ class WorkspaceController(Controller):
                 request,
                 "/workspace/imports",
                 run=run,
+                stopped={i: uk_time(at) for i, at in (await stopped_runs(db_session)).items()},
+                resume_command=resume_command,
                 notes=notes,
                 levels=levels,
                 level=level or "",

@@ -165,3 +165,33 @@ async def test_health_and_openapi(db: Database, app_client: Any) -> None:
     docs = await app_client.get("/schema/swagger")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+async def test_the_documented_contract_examples_are_what_the_api_takes_and_gives(
+    db: Database, session: Any, app_client: Any
+) -> None:
+    """POST /contracts's example body, with ids of this database, is accepted; the answer has exactly the fields and
+    value types of the documented response example (served in /schema/openapi.json)."""
+    spec = (await app_client.get("/schema/openapi.json")).json()
+    create = spec["paths"]["/contracts"]["post"]
+    body = create["requestBody"]["content"]["application/json"]["example"]
+    documented = create["responses"]["201"]["content"]["application/json"]["example"]
+    walsall = await make_org(session, "Walsall Healthcare NHS Trust", kind="nhs_trust", ods_code="RBK")
+    meals = await make_supplier(session, "Brum Community Meals CIC")
+    editor = await make_token(session, "editor", walsall.id)
+
+    sent = {**body, "buyer_id": walsall.id, "suppliers": [{**s, "supplier_id": meals.id} for s in body["suppliers"]]}
+    created = await app_client.post("/contracts", json=sent, headers=bearer(editor))
+    assert created.status_code == 201, created.text
+    real = created.json()
+    assert set(real) == set(documented)
+    assert {k: type(v) for k, v in real.items() if v is not None} == {
+        k: type(v) for k, v in documented.items() if v is not None and real[k] is not None
+    }
+    assert (real["title"], real["value"], real["value_pence"], real["cpv_codes"]) == (
+        documented["title"],
+        documented["value"],
+        documented["value_pence"],
+        documented["cpv_codes"],
+    )
+    assert set(real["suppliers"][0]) == set(documented["suppliers"][0])
