@@ -26,10 +26,10 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from litestar.types import ASGIApp
 
+from procurement.settings import get_settings
 from socialvalue.periods import parse_quarter, quarter_of
 
 __all__ = [
-    "COVERAGE_THRESHOLD",
     "HTMX_VERSION",
     "NHSUK_FRONTEND_VERSION",
     "STATIC_DIR",
@@ -39,6 +39,7 @@ __all__ = [
     "cache_control_for",
     "configure_environment",
     "coverage_figure",
+    "coverage_threshold",
     "long_date",
     "make_environment",
     "pounds",
@@ -56,8 +57,6 @@ STATIC_DIR = WEB_DIR / "static"
 STATIC_PATH = "/static"
 NHSUK_FRONTEND_VERSION = "10.6.1"
 HTMX_VERSION = "2.0.11"
-# A share judged on less than this fraction of the value is shown as "not known" (see macros/figures.html).
-COVERAGE_THRESHOLD = 0.5
 NOT_KNOWN = "not known"
 LONDON = ZoneInfo("Europe/London")
 
@@ -150,16 +149,23 @@ class CoverageFigure:
     known: bool
 
 
+def coverage_threshold() -> Decimal:
+    """A share judged on less than this fraction of the value is shown as "not known": the same setting
+    (LOCALVALUE_COVERAGE_THRESHOLD) the API's figures use, so a page never shows a share the API calls unknown."""
+    return get_settings().coverage_threshold
+
+
 def coverage_figure(
     share_value: float | Decimal | str | None,
     coverage: float | Decimal | str | None,
-    threshold: float | Decimal | str = COVERAGE_THRESHOLD,
+    threshold: float | Decimal | str | None = None,
 ) -> CoverageFigure:
     """The share is "not known" when it has no value or its coverage is unknown or below the threshold,
     never "0.0%"; the coverage is always shown as it is."""
     number = _decimal(share_value)
     covered = _decimal(coverage)
-    known = number is not None and covered is not None and covered >= Decimal(str(threshold))
+    limit = coverage_threshold() if threshold is None else Decimal(str(threshold))
+    known = number is not None and covered is not None and covered >= limit
     return CoverageFigure(share=share(number) if known else NOT_KNOWN, coverage=share(covered), known=known)
 
 
@@ -196,7 +202,7 @@ def configure_environment(env: Environment) -> None:
         service_name="Local Value",
         nhsuk_frontend_version=NHSUK_FRONTEND_VERSION,
         htmx_version=HTMX_VERSION,
-        coverage_threshold=COVERAGE_THRESHOLD,
+        coverage_threshold=coverage_threshold(),
     )
 
 

@@ -21,7 +21,7 @@ from procurement import models as m
 from procurement.auth import Principal, requires_token
 from procurement.imports.runs import get_run, note_counts, note_filter, resume_command, stopped_runs, uk_time
 from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, page_context
-from procurement.web.setup import COVERAGE_THRESHOLD
+from procurement.web.setup import coverage_threshold
 from procurement.workspace.service import (
     BASIS_NAMES,
     CATEGORY_NAMES,
@@ -62,7 +62,7 @@ def _fraction(text: str | None) -> float | None:
 
 def _known(share: str | None, coverage: str | None) -> float | None:
     """A share for a chart: only where enough of the value could be judged (as on the figures)."""
-    if share is None or coverage is None or Decimal(coverage) < Decimal(str(COVERAGE_THRESHOLD)):
+    if share is None or coverage is None or Decimal(coverage) < coverage_threshold():
         return None
     return float(Decimal(share))
 

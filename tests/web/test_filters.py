@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from procurement.web.setup import (
-    COVERAGE_THRESHOLD,
     coverage_figure,
+    coverage_threshold,
     long_date,
     make_environment,
     pounds,
@@ -95,7 +95,7 @@ def test_coverage_figure_never_shows_unknown_as_zero() -> None:
     assert coverage_figure(0.0, 0.9).share == "0.0%"  # a known zero is a zero
     assert coverage_figure(None, 0.9).share == "not known"
     assert coverage_figure(0.3, None).share == "not known"
-    assert coverage_figure(0.3, COVERAGE_THRESHOLD).known  # at the threshold counts
+    assert coverage_figure(0.3, coverage_threshold()).known  # at the threshold counts
     assert not coverage_figure(0.3, 0.74, threshold="0.75").known
 
 
@@ -114,3 +114,19 @@ def test_environment_autoescapes_and_is_strict() -> None:
     )
     with pytest.raises(Exception, match="undefined"):
         env.from_string("{{ missing }}").render()
+
+
+def test_pages_follow_the_coverage_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page never calls a share known that the API (LOCALVALUE_COVERAGE_THRESHOLD) calls not known."""
+    from procurement.settings import get_settings
+
+    monkeypatch.setenv("LOCALVALUE_COVERAGE_THRESHOLD", "0.90")
+    get_settings.cache_clear()
+    try:
+        assert coverage_threshold() == Decimal("0.90")
+        assert not coverage_figure(0.3, 0.8).known
+        assert coverage_figure(0.3, 0.9).known
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert coverage_figure(0.3, 0.8).known
