@@ -78,6 +78,15 @@ async def save_draft(
     draft.created_by_user_id = actor.user_id
     draft.created_at = clock.now()
     await session.flush()
+    await record_audit(
+        session,
+        actor=actor,
+        action="upload_draft.create",
+        entity_type="upload_draft",
+        entity_id=draft.id,
+        organisation_id=organisation_id,
+        changes={"filename": (None, draft.filename), "row_count": (None, row_count)},
+    )
     return draft
 
 
@@ -98,8 +107,18 @@ async def list_drafts(session: AsyncSession, organisation_id: int) -> list[m.Upl
     return list(rows.all())
 
 
-async def finish_draft(session: AsyncSession, draft: m.UploadDraft) -> None:
-    """Saved or discarded: the row goes in the caller's transaction; the caller deletes the file once committed."""
+async def finish_draft(session: AsyncSession, draft: m.UploadDraft, actor: Principal, outcome: str) -> None:
+    """Saved, discarded or gone: the row goes in the caller's transaction (audited with what became of it); the
+    caller deletes the file once committed."""
+    await record_audit(
+        session,
+        actor=actor,
+        action=f"upload_draft.{outcome}",
+        entity_type="upload_draft",
+        entity_id=draft.id,
+        organisation_id=draft.organisation_id,
+        changes={"filename": (draft.filename, None)},
+    )
     await session.delete(draft)
     await session.flush()
 

@@ -162,7 +162,7 @@ class ProcurementUploadController(Controller):
         planned = await plan(db_session, draft.organisation_id, rows)
         done = await commit(db_session, draft.organisation_id, planned, request.user, draft.filename)
         filename, key = draft.filename, draft.file_key
-        await finish_draft(db_session, draft)
+        await finish_draft(db_session, draft, request.user, "saved")
         await db_session.commit()
         delete_file(_settings(request).work_dir, key)
         return Template(
@@ -177,7 +177,7 @@ class ProcurementUploadController(Controller):
         draft = await get_draft(db_session, draft_id)
         ensure_can_write_for(request.user, draft.organisation_id)
         key = draft.file_key
-        await finish_draft(db_session, draft)
+        await finish_draft(db_session, draft, request.user, "discarded")
         await db_session.commit()  # "autocommit" leaves redirects uncommitted
         delete_file(_settings(request).work_dir, key)
         where = (
@@ -198,7 +198,7 @@ async def _draft_and_file(
     ensure_can_write_for(request.user, draft.organisation_id)
     data = load_file(_settings(request).work_dir, draft.file_key)
     if data is None:
-        await finish_draft(session, draft)
+        await finish_draft(session, draft, request.user, "file_gone")
         await session.commit()
         raise NotFound(
             f"The uploaded file {draft.filename} is no longer kept (unsaved uploads are deleted after a while): "
