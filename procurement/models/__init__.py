@@ -1,8 +1,11 @@
 """All tables share one metadata; each module holds one capability's tables."""
 
 from procurement.models.classification import (
+    FIGURES_DIRTY,
+    AnchorSupplierTier,
     ChangeRequestStatus,
     ClassificationOverride,
+    DataVersion,
     SupplierAttestation,
     SupplierChangeRequest,
     SupplierClassification,
@@ -44,8 +47,10 @@ from procurement.models.spend import PayeeMatch, PaymentLine, SpendFile, SpendMa
 from procurement.models.statements import Statement, StatementStatus
 
 __all__ = [
+    "FIGURES_DIRTY",
     "AnchorGroup",
     "AnchorGroupMember",
+    "AnchorSupplierTier",
     "ApiToken",
     "AuditEvent",
     "AuditIsAppendOnlyError",
@@ -58,6 +63,7 @@ __all__ = [
     "ContractSource",
     "ContractStatus",
     "ContractSupplier",
+    "DataVersion",
     "DeliveryReturn",
     "EvidenceFile",
     "FeedWatermark",

@@ -72,6 +72,9 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
                 "postcode_source": (None, supplier.postcode_source),
             },
         )
+        from procurement.suppliers.tiers import refresh_tiers  # registers -> service -> tiers would be a cycle
+
+        await refresh_tiers(self.repository.session, suppliers=[supplier.id])
         return supplier
 
     async def update_supplier(self, supplier_id: int, data: SupplierUpdate, actor: Principal) -> m.Supplier:
@@ -105,6 +108,10 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
                 reason=reason.strip(),
             )
         await self.repository.session.flush()
+        if changes:
+            from procurement.suppliers.tiers import refresh_tiers
+
+            await refresh_tiers(self.repository.session, suppliers=[supplier.merged_into_id or supplier.id])
         return supplier
 
     async def get_or_404(self, supplier_id: int) -> m.Supplier:
