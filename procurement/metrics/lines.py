@@ -90,28 +90,54 @@ _LINE_SCHEMA: dict[str, Any] = {
     "contract_title": pl.String,
 }
 
-# The stored tier of each line's (anchor, supplier) pair and the name of the supplier it counts as.
-TIER_SQL = """
-    LEFT JOIN anchor_supplier_tier t ON t.anchor_id = {anchor} AND t.supplier_id = {supplier}
-    LEFT JOIN supplier s ON s.id = COALESCE(t.effective_supplier_id, {supplier})"""
-TIER_SELECT = (
-    "t.effective_supplier_id, t.tier, t.tier_confidence, t.tier_method, t.tier_reason, t.category, t.sme, t.vcse, "
-    "t.social_enterprise, s.name"
-)
-
 
 async def _line_rows(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
-    """Every non-pending contract-supplier line of these anchors with its stored tier, read as columns."""
-    sql = f"""
+    """Every non-pending contract-supplier line of these anchors with its first CPV code, read as columns.
+
+    Plain scans joined in polars: one SQL join per line (CPV, tier, name) costs random reads per row, which on
+    a large SQLite file is many times the engine's own time."""
+    where = f"c.buyer_id IN ({id_list(anchor_ids)}) AND c.status <> '{m.ContractStatus.PENDING.value}'"
+    lines_sql = f"""
     SELECT cs.id, c.id, c.buyer_id, cs.supplier_id, cs.share_pence, cs.share_basis, c.currency, c.award_date,
-        c.start_date, c.end_date,
-        (SELECT cc.code FROM contract_cpv cc WHERE cc.contract_id = c.id ORDER BY cc.position, cc.id LIMIT 1),
-        c.status, c.title, {TIER_SELECT}
+        c.start_date, c.end_date, c.status, c.title
     FROM contract_supplier cs JOIN contract c ON c.id = cs.contract_id
-    {TIER_SQL.format(anchor="c.buyer_id", supplier="cs.supplier_id")}
-    WHERE c.buyer_id IN ({id_list(anchor_ids)}) AND c.status <> '{m.ContractStatus.PENDING.value}'
+    WHERE {where}
     ORDER BY cs.id"""  # noqa: S608 (only integers made here and fixed words)
-    return cast(pl.DataFrame, await fetch_frame(session, sql, {**_LINE_SCHEMA, **TIER_SCHEMA}))
+    cpv_sql = f"""
+    SELECT cc.contract_id, cc.code FROM contract_cpv cc JOIN contract c ON c.id = cc.contract_id
+    WHERE {where} ORDER BY cc.contract_id, cc.position, cc.id"""  # noqa: S608 (as above)
+    selected = {k: v for k, v in _LINE_SCHEMA.items() if k != "cpv_code"}
+    lines = cast(pl.DataFrame, await fetch_frame(session, lines_sql, selected))
+    codes = cast(pl.DataFrame, await fetch_frame(session, cpv_sql, {"contract_id": pl.Int64, "cpv_code": pl.String}))
+    first = codes.unique("contract_id", keep="first", maintain_order=True)
+    return lines.join(first, on="contract_id", how="left", maintain_order="left").select(list(_LINE_SCHEMA))
+
+
+async def stored_tiers(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
+    """The stored tier of every (anchor, supplier) pair of these anchors, with the name of the supplier each
+    counts as (``TIER_SCHEMA`` keyed by anchor_id and contracted_supplier_id)."""
+    sql = f"""
+    SELECT t.anchor_id, t.supplier_id, t.effective_supplier_id, t.tier, t.tier_confidence, t.tier_method,
+        t.tier_reason, t.category, t.sme, t.vcse, t.social_enterprise, s.name
+    FROM anchor_supplier_tier t JOIN supplier s ON s.id = t.effective_supplier_id
+    WHERE t.anchor_id IN ({id_list(anchor_ids)})"""  # noqa: S608 (only integers made here and fixed words)
+    schema = {"anchor_id": pl.Int64, "contracted_supplier_id": pl.Int64, **TIER_SCHEMA}
+    return cast(pl.DataFrame, await fetch_frame(session, sql, schema))
+
+
+async def with_tiers(session: AsyncSession, raw: pl.DataFrame, anchor_ids: Sequence[int], *, from_scratch: bool,
+                     refresh: bool = False) -> pl.DataFrame:  # fmt: skip
+    """``raw`` (anchor_id, contracted_supplier_id, ...) with ``TIER_SCHEMA`` beside each line: the stored tiers,
+    or (``from_scratch``, or stored tiers built with other rules) tiers computed here."""
+    from procurement.suppliers.tiers import stored_tiers_usable
+
+    scratch = from_scratch or not await stored_tiers_usable(session)
+    if scratch:
+        joined = raw.with_columns([pl.lit(None, v).alias(k) for k, v in TIER_SCHEMA.items()])
+    else:
+        tiers = await stored_tiers(session, anchor_ids)
+        joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
+    return await fill_missing_tiers(session, joined, from_scratch=scratch, refresh=refresh)
 
 
 async def buyer_names(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
@@ -171,13 +197,10 @@ async def lines_with_details(
 
     Tiers come from the stored ``anchor_supplier_tier`` rows, read with the lines; ``from_scratch`` (also used
     when the stored tiers were built with other rules) computes them from the classification instead."""
-    from procurement.suppliers.tiers import stored_tiers_usable
-
     raw = await _line_rows(session, anchor_ids)
     if raw.height == 0:
         return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
-    scratch = from_scratch or not await stored_tiers_usable(session)
-    joined = await fill_missing_tiers(session, raw, from_scratch=scratch, refresh=refresh)
+    joined = await with_tiers(session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh)
     joined = joined.join(await buyer_names(session, anchor_ids), on="anchor_id", how="left", maintain_order="left")
     joined = joined.with_columns(
         supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"),

@@ -23,15 +23,7 @@ import polars as pl
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement.db import fetch_frame
-from procurement.metrics.lines import (
-    EXTRA_SCHEMA,
-    TIER_SCHEMA,
-    TIER_SELECT,
-    TIER_SQL,
-    buyer_names,
-    fill_missing_tiers,
-    id_list,
-)
+from procurement.metrics.lines import EXTRA_SCHEMA, buyer_names, id_list, with_tiers
 from socialvalue.metrics import INPUT_SCHEMA
 from socialvalue.periods import financial_year_label_expr, quarter_label_expr
 
@@ -77,25 +69,21 @@ _PAYMENT_SCHEMA: dict[str, Any] = {
 
 async def _payment_rows(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
     """The payment lines of the active files with the stored tier of each named payee, read as columns."""
-    supplier = "CASE WHEN p.redacted THEN NULL ELSE p.supplier_id END"
     sql = f"""
     SELECT p.id, p.file_id, p.anchor_id, p.supplier_id, pm.id, p.payee_name, p.amount_pence, p.currency,
         p.payment_date, p.month, p.redacted, p.transaction_number, p.expense_type, p.row_number, p.influenceable,
-        p.not_influenceable_rule, f.source_name, {TIER_SELECT}
+        p.not_influenceable_rule, f.source_name
     FROM payment_line p JOIN spend_file f ON f.id = p.file_id
     LEFT JOIN payee_match pm ON pm.anchor_id = p.anchor_id AND pm.payee_key = p.payee_key
-    {TIER_SQL.format(anchor="p.anchor_id", supplier=supplier)}
     WHERE p.anchor_id IN ({id_list(anchor_ids)}) AND f.status = 'active'
     ORDER BY p.id"""  # noqa: S608 (only integers made here and fixed words)
-    return cast(pl.DataFrame, await fetch_frame(session, sql, {**_PAYMENT_SCHEMA, **TIER_SCHEMA}))
+    return cast(pl.DataFrame, await fetch_frame(session, sql, _PAYMENT_SCHEMA))
 
 
 async def payment_lines_with_details(
     session: AsyncSession, anchor_ids: Sequence[int], *, from_scratch: bool = False, refresh: bool = False
 ) -> pl.DataFrame:
     """``INPUT_SCHEMA`` + ``EXTRA_SCHEMA`` + ``PAID_EXTRA_SCHEMA``: one row per payment line of the active files."""
-    from procurement.suppliers.tiers import stored_tiers_usable
-
     schema = {**INPUT_SCHEMA, **EXTRA_SCHEMA, **PAID_EXTRA_SCHEMA}
     raw = await _payment_rows(session, anchor_ids)
     if raw.height == 0:
@@ -110,8 +98,8 @@ async def payment_lines_with_details(
     raw = raw.with_columns(
         contracted_supplier_id=pl.coalesce(pl.when(~pl.col("redacted")).then(pl.col("matched_supplier_id")), stand_in)
     )
-    scratch = from_scratch or not await stored_tiers_usable(session)
-    joined = await fill_missing_tiers(session, raw, from_scratch=scratch, refresh=refresh)
+    # Stand-ins (redacted: 0, unmatched: negative) match no stored pair, so they stay unknown.
+    joined = await with_tiers(session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh)
     names = await buyer_names(session, anchor_ids)
     joined = joined.join(names, on="anchor_id", how="left", maintain_order="left").rename(
         {"supplier_name": "master_name"}

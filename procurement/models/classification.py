@@ -214,8 +214,6 @@ def _executed(state: ORMExecuteState) -> None:
 def _bump_on_commit(session: Session) -> None:
     if not session.info.pop(FIGURES_DIRTY, False):
         return
-    result = session.execute(
-        sa_update(DataVersion).where(DataVersion.id == 1).values(version=DataVersion.version + 1)
-    )
+    result = session.execute(sa_update(DataVersion).where(DataVersion.id == 1).values(version=DataVersion.version + 1))
     if not getattr(result, "rowcount", 1):
         session.execute(sa_insert(DataVersion).values(id=1, version=1, epoch=uuid.uuid4().hex, tiers_rules=None))

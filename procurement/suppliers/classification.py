@@ -16,7 +16,7 @@ import msgspec
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from procurement import clock
+from procurement import clock, figures
 from procurement import models as m
 from procurement.db import get_or_not_found
 from procurement.suppliers.registers import MatchInput, RegisterFacts, register_facts
@@ -345,13 +345,8 @@ async def classify(
 ) -> ClassifyCounts:
     """Reclassify suppliers whose inputs changed (all of them with ``full``), and keep the stored anchor x
     supplier tiers of those suppliers in step, in the same transaction; returns the counts."""
-    from procurement.suppliers.tiers import refresh_tiers, stored_tiers_usable  # tiers build on this module
-
     counts = await classify_rows(session, supplier_ids, full=full)
-    if not await stored_tiers_usable(session):
-        await refresh_tiers(session, classify_first=False)
-    elif counts.changed:
-        await refresh_tiers(session, suppliers=counts.changed, classify_first=False)
+    await figures.suppliers_classified(session, counts.changed)
     return counts
 
 

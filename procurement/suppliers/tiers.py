@@ -383,4 +383,17 @@ async def _anchors_changed(session: AsyncSession, anchor_ids: Sequence[int]) -> 
     await refresh_tiers(session, anchors=anchor_ids, classify_first=False)
 
 
+async def _suppliers_classified(session: AsyncSession, supplier_ids: Sequence[int]) -> None:
+    if not await stored_tiers_usable(session):
+        await refresh_tiers(session, classify_first=False)
+    elif supplier_ids:
+        await refresh_tiers(session, suppliers=supplier_ids, classify_first=False)
+
+
+async def _suppliers_changed(session: AsyncSession, supplier_ids: Sequence[int]) -> None:
+    await refresh_tiers(session, suppliers=supplier_ids)
+
+
 figures.on_anchors_changed(_anchors_changed)
+figures.on_suppliers_classified(_suppliers_classified)
+figures.on_suppliers_changed(_suppliers_changed)
