@@ -361,8 +361,11 @@ async def refresh_tiers(
     records = rows.to_dicts()
     for start in range(0, len(records), _CHUNK):
         await session.execute(insert(t), records[start : start + _CHUNK])
-    full = anchor_ids is None and supplier_ids is None
-    await bump_data_version(session, tiers_rules=tiers_rules() if full else None)
+    if anchor_ids is None and supplier_ids is None:
+        await bump_data_version(session, tiers_rules=tiers_rules())
+    else:
+        # Bumped at commit (procurement.models.classification), so the version row is locked only then.
+        session.info[m.FIGURES_DIRTY] = True
     return len(records)
 
 
