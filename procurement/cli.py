@@ -29,6 +29,7 @@ _DESTRUCTIVE = ("drop-all",)
 def _seed_group() -> click.Group:
     from procurement.metrics.cli import seed_measures_command
     from procurement.organisations.cli import seed_anchors_command, seed_groups_command
+    from procurement.suppliers import tiers  # noqa: F401 - keeps stored tiers in step when seeding moves an area
 
     group = click.Group(name="seed", help="Load the reference data shipped with the package (idempotent).")
     for command in (seed_anchors_command, seed_measures_command, seed_groups_command):

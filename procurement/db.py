@@ -104,3 +104,46 @@ async def get_or_not_found(session: AsyncSession, model: type[T], ident: int, wh
     if row is None:
         raise NotFound(f"No {what} with id {ident}.")
     return row
+
+
+async def fetch_frame(session: AsyncSession, sql: str, schema: dict[str, Any]) -> Any:
+    """A polars frame of one SELECT (no parameters: callers put only integers they made into ``sql``), read at
+    the driver so no per-row SQLAlchemy object is made: PostgreSQL streams it as CSV with COPY, SQLite's rows are
+    turned into columns at once. ``schema`` maps each selected column, in order, to a polars type."""
+    import io
+
+    import polars as pl
+
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    names = list(schema)
+    if conn.dialect.name == "postgresql":
+        buffer = io.BytesIO()
+        await driver.copy_from_query(sql, output=buffer, format="csv")
+        buffer.seek(0)
+        as_read = {k: (pl.String if v in (pl.Boolean, pl.Date) else v) for k, v in schema.items()}
+        frame = (
+            pl.read_csv(buffer, has_header=False, new_columns=names, schema=as_read)
+            if buffer.getbuffer().nbytes
+            else None
+        )
+        if frame is None:
+            return pl.DataFrame(schema=schema)
+        return frame.with_columns(
+            [(pl.col(k) == "t").alias(k) for k, v in schema.items() if v == pl.Boolean]
+            + [pl.col(k).str.to_date("%Y-%m-%d") for k, v in schema.items() if v == pl.Date]
+        )
+    rows = await driver.execute_fetchall(sql)
+    if not rows:
+        return pl.DataFrame(schema=schema)
+    columns = list(zip(*rows, strict=True))
+    series = []
+    for (name, dtype), values in zip(schema.items(), columns, strict=True):
+        if dtype == pl.Date:
+            series.append(pl.Series(name, values, dtype=pl.String).str.to_date("%Y-%m-%d"))
+        elif dtype == pl.Boolean:
+            series.append(pl.Series(name, values, dtype=pl.Int64).cast(pl.Boolean))
+        else:
+            series.append(pl.Series(name, values, dtype=dtype))
+    return pl.DataFrame(series)

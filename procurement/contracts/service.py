@@ -25,6 +25,7 @@ from procurement.contracts.schemas import (
 )
 from procurement.errors import DomainError, NotFound
 from procurement.money import format_pence, split_evenly, to_pence
+from procurement.suppliers.tiers import refresh_tiers
 
 
 class ContractService(SQLAlchemyAsyncRepositoryService[m.Contract]):
@@ -167,6 +168,11 @@ class ContractService(SQLAlchemyAsyncRepositoryService[m.Contract]):
                     "suppliers": (None, [x.supplier_id for x in data.suppliers]),
                 },
             )
+        await refresh_tiers(
+            session,
+            anchors={c.buyer_id for c in contracts},
+            suppliers={x.supplier_id for d in items for x in d.suppliers},
+        )
         return contracts
 
     async def update_contract(
@@ -200,6 +206,12 @@ class ContractService(SQLAlchemyAsyncRepositoryService[m.Contract]):
                 changes["cpv_codes"] = (old_cpv, cpv_codes)
         if suppliers is not None or "value_pence" in changes:
             await self._replace_shares(contract, suppliers, changes)
+        if "suppliers" in changes:
+            await self.repository.session.flush()
+            old, new = changes["suppliers"]
+            await refresh_tiers(
+                self.repository.session, anchors=[contract.buyer_id], suppliers={s for s, _ in [*old, *new]}
+            )
         if changes:
             await record_audit(
                 self.repository.session,

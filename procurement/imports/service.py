@@ -53,6 +53,7 @@ from procurement.imports.bulk import bulk_insert, chunks, cut
 from procurement.imports.contract_writes import ContractWriter
 from procurement.imports.parties import Caches, PartyResolver
 from procurement.models import RunStatus
+from procurement.suppliers.tiers import refresh_tiers
 
 CONTRACTS_FINDER = m.ContractSource.CONTRACTS_FINDER.value
 
@@ -384,6 +385,8 @@ class ImportService(PartyResolver, ContractWriter):
         buyers = await self._resolve_buyers(session, [p for p, _ in procurements], notes)
         suppliers = await self._resolve_suppliers(session, [p for p, _ in procurements], notes)
         await self._upsert_contracts(session, procurements, buyers, suppliers, notes)
+        # New or changed suppliers are classified, and their tiers stored, in the batch's own transaction.
+        await refresh_tiers(session, suppliers=set(suppliers.values()))
         await self._audit_new_organisations(session)
 
     async def _insert_notes(self, session: AsyncSession, run_id: int, notes: Sequence[Note]) -> None:

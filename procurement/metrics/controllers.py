@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import polars as pl
 from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.enums import MediaType
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from litestar.serialization import encode_json
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT, HTTP_304_NOT_MODIFIED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement.auth import Principal, requires_admin, requires_editor, requires_reviewer, requires_token
 from procurement.exports import safe_frame, write_xlsx
+from procurement.metrics.cache import answer, etag_for, not_modified
 from procurement.metrics.commitments import (
     FIGURES_NOTE,
     commitment_figures,
@@ -98,30 +102,57 @@ _INFLUENCEABLE = Parameter(
 )
 
 
+def _validators(etag: str | None) -> dict[str, str]:
+    # private: the answer depends on who may read it (a token), so shared caches keep none.
+    return {"Cache-Control": "private, no-cache"} | ({"ETag": etag} if etag else {})
+
+
 class MetricsController(Controller):
     path = "/"
     tags = ["metrics"]
     guards = [requires_token]
 
-    @get("/metrics", summary="Local-spend metrics for an anchor, a group or all anchors")
+    @get(
+        "/metrics",
+        summary="Local-spend metrics for an anchor, a group or all anchors",
+        responses={304: ResponseSpec(None, description="Not modified: the answer for the ETag sent still holds.")},
+    )
     async def metrics(
         self,
+        request: Request[Any, Any, Any],
         db_session: AsyncSession,
         anchor_id: int | None = _ANCHOR,
         group: str | None = _GROUP,
         period: str | None = _PERIOD,
         basis: BasisParam | None = _BASIS,
         influenceable: bool = _INFLUENCEABLE,
-    ) -> Metrics:
+    ) -> Response[Metrics]:
         """Total value, local and regional shares, supplier categories and changes per UK financial quarter or year, on
-        the awarded, spread or paid basis; 'not known' shares are shown beside each."""
-        scope, kind, computed = await _compute(db_session, anchor_id, group, period, basis, influenceable=influenceable)
-        return Metrics(
-            scope=scope_ref(scope),
-            period_kind=kind,
-            period=period,
-            bases=[basis_metrics(c, scope.key, period) for c in computed],
-            notes=NOTES,
+        the awarded, spread or paid basis; 'not known' shares are shown beside each. The ETag changes with any
+        change to the data behind the figures; send it back as If-None-Match for a 304 when nothing changed."""
+        etag = await etag_for(db_session, ("metrics", anchor_id, group, period, basis, influenceable))
+        if not_modified(request.headers.get("if-none-match"), etag):
+            empty = Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=_validators(etag))
+            return cast(Response[Metrics], empty)
+
+        async def compute() -> bytes:
+            scope, kind, computed = await _compute(
+                db_session, anchor_id, group, period, basis, influenceable=influenceable
+            )
+            metrics = Metrics(
+                scope=scope_ref(scope),
+                period_kind=kind,
+                period=period,
+                bases=[basis_metrics(c, scope.key, period) for c in computed],
+                notes=NOTES,
+            )
+            return encode_json(metrics)
+
+        body = await answer(etag, compute)
+        # Already JSON: sent as it is, with the same media type the struct would have had.
+        return cast(
+            Response[Metrics],
+            Response(content=body, media_type=MediaType.JSON, headers=_validators(etag)),
         )
 
     @get(
@@ -131,6 +162,7 @@ class MetricsController(Controller):
     )
     async def metrics_csv(
         self,
+        request: Request[Any, Any, Any],
         db_session: AsyncSession,
         anchor_id: int | None = _ANCHOR,
         group: str | None = _GROUP,
@@ -142,14 +174,18 @@ class MetricsController(Controller):
         ),
         influenceable: bool = _INFLUENCEABLE,
     ) -> Response[bytes]:
-        """Every contract-supplier line behind the figures of /metrics, one row each, as CSV."""
+        """Every contract-supplier line behind the figures of /metrics, one row each, as CSV (with an ETag, as
+        /metrics)."""
+        etag = await etag_for(db_session, ("metrics.csv", anchor_id, group, period, basis, table, influenceable))
+        if not_modified(request.headers.get("if-none-match"), etag):
+            return Response(b"", status_code=HTTP_304_NOT_MODIFIED, headers=_validators(etag))
         scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis, influenceable=influenceable)
         frame = summary if table == "summary" else rows
         name = _filename(scope, period) + ("-summary" if table == "summary" else "")
         return Response(
             safe_frame(frame).write_csv().encode("utf-8"),
             media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"', **_validators(etag)},
         )
 
     @get("/metrics.xlsx", summary="The rows behind every figure plus a summary sheet, as XLSX", media_type=XLSX)

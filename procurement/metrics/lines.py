@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import polars as pl
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
-from procurement.db import get_or_not_found
+from procurement.db import fetch_frame, get_or_not_found
 from procurement.errors import DomainError, NotFound
 from procurement.memo import Memo, content_digest
 from socialvalue.metrics import INPUT_SCHEMA, Basis, MetricsResult, PeriodKind, compute_metrics
@@ -58,92 +59,156 @@ EXTRA_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def id_list(ids: Sequence[int]) -> str:
+    return ", ".join(str(int(i)) for i in ids) or "NULL"
+
+
+TIER_SCHEMA: dict[str, Any] = {
+    "effective_supplier_id": pl.Int64,
+    "tier": pl.String,
+    "tier_confidence": pl.Float64,
+    "tier_method": pl.String,
+    "tier_reason": pl.String,
+    "category": pl.String,
+    "sme": pl.Boolean,
+    "vcse": pl.Boolean,
+    "social_enterprise": pl.Boolean,
+    "supplier_name": pl.String,
+}
+
+_LINE_SCHEMA: dict[str, Any] = {
+    "line_id": pl.Int64,
+    "contract_id": pl.Int64,
+    "anchor_id": pl.Int64,
+    "contracted_supplier_id": pl.Int64,
+    "value_pence": pl.Int64,
+    "share_basis": pl.String,
+    "currency": pl.String,
+    "award_date": pl.Date,
+    "start_date": pl.Date,
+    "end_date": pl.Date,
+    "cpv_code": pl.String,
+    "status": pl.String,
+    "contract_title": pl.String,
+}
+
+
 async def _line_rows(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
-    c, cs = m.Contract, m.ContractSupplier
-    first_cpv = (
-        select(m.ContractCpv.code)
-        .where(m.ContractCpv.contract_id == c.id)
-        .order_by(m.ContractCpv.position, m.ContractCpv.id)
-        .limit(1)
-        .correlate(c)
-        .scalar_subquery()
+    """Every non-pending contract-supplier line of these anchors with its first CPV code, read as columns.
+
+    Plain scans joined in polars: one SQL join per line (CPV, tier, name) costs random reads per row, which on
+    a large SQLite file is many times the engine's own time."""
+    where = f"c.buyer_id IN ({id_list(anchor_ids)}) AND c.status <> '{m.ContractStatus.PENDING.value}'"
+    lines_sql = f"""
+    SELECT cs.id, c.id, c.buyer_id, cs.supplier_id, cs.share_pence, cs.share_basis, c.currency, c.award_date,
+        c.start_date, c.end_date, c.status, c.title
+    FROM contract_supplier cs JOIN contract c ON c.id = cs.contract_id
+    WHERE {where}
+    ORDER BY cs.id"""  # noqa: S608 (only integers made here and fixed words)
+    cpv_sql = f"""
+    SELECT cc.contract_id, cc.code FROM contract_cpv cc JOIN contract c ON c.id = cc.contract_id
+    WHERE {where} ORDER BY cc.contract_id, cc.position, cc.id"""  # noqa: S608 (as above)
+    selected = {k: v for k, v in _LINE_SCHEMA.items() if k != "cpv_code"}
+    lines = cast(pl.DataFrame, await fetch_frame(session, lines_sql, selected))
+    codes = cast(pl.DataFrame, await fetch_frame(session, cpv_sql, {"contract_id": pl.Int64, "cpv_code": pl.String}))
+    first = codes.unique("contract_id", keep="first", maintain_order=True)
+    return lines.join(first, on="contract_id", how="left", maintain_order="left").select(list(_LINE_SCHEMA))
+
+
+async def stored_tiers(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
+    """The stored tier of every (anchor, supplier) pair of these anchors, with the name of the supplier each
+    counts as (``TIER_SCHEMA`` keyed by anchor_id and contracted_supplier_id)."""
+    sql = f"""
+    SELECT t.anchor_id, t.supplier_id, t.effective_supplier_id, t.tier, t.tier_confidence, t.tier_method,
+        t.tier_reason, t.category, t.sme, t.vcse, t.social_enterprise, s.name
+    FROM anchor_supplier_tier t JOIN supplier s ON s.id = t.effective_supplier_id
+    WHERE t.anchor_id IN ({id_list(anchor_ids)})"""  # noqa: S608 (only integers made here and fixed words)
+    schema = {"anchor_id": pl.Int64, "contracted_supplier_id": pl.Int64, **TIER_SCHEMA}
+    return cast(pl.DataFrame, await fetch_frame(session, sql, schema))
+
+
+async def with_tiers(session: AsyncSession, raw: pl.DataFrame, anchor_ids: Sequence[int], *, from_scratch: bool,
+                     refresh: bool = False) -> pl.DataFrame:  # fmt: skip
+    """``raw`` (anchor_id, contracted_supplier_id, ...) with ``TIER_SCHEMA`` beside each line: the stored tiers,
+    or (``from_scratch``, or stored tiers built with other rules) tiers computed here."""
+    from procurement.suppliers.tiers import stored_tiers_usable
+
+    scratch = from_scratch or not await stored_tiers_usable(session)
+    if scratch:
+        joined = raw.with_columns([pl.lit(None, v).alias(k) for k, v in TIER_SCHEMA.items()])
+    else:
+        tiers = await stored_tiers(session, anchor_ids)
+        joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
+    return await fill_missing_tiers(session, joined, from_scratch=scratch, refresh=refresh)
+
+
+async def buyer_names(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
+    rows = (
+        await session.execute(select(m.Organisation.id, m.Organisation.name).where(m.Organisation.id.in_(anchor_ids)))
+    ).all()
+    return pl.DataFrame(
+        {"anchor_id": [r[0] for r in rows], "buyer_name": [r[1] for r in rows]},
+        schema={"anchor_id": pl.Int64, "buyer_name": pl.String},
     )
-    query = (
-        select(
-            cs.id,
-            c.id,
-            c.buyer_id,
-            cs.supplier_id,
-            cs.share_pence,
-            cs.share_basis,
-            c.currency,
-            c.award_date,
-            c.start_date,
-            c.end_date,
-            first_cpv,
-            c.status,
-            c.title,
-            m.Organisation.name,
-        )
-        .join(c, c.id == cs.contract_id)
-        .join(m.Organisation, m.Organisation.id == c.buyer_id)
-        .where(c.buyer_id.in_(list(anchor_ids)), c.status != m.ContractStatus.PENDING.value)
-        .order_by(cs.id)
+
+
+async def fill_missing_tiers(
+    session: AsyncSession, raw: pl.DataFrame, *, from_scratch: bool, refresh: bool = False
+) -> pl.DataFrame:
+    """Lines whose pair has no stored tier (or every line, ``from_scratch``) get one computed here, writing
+    nothing (``refresh``: classify first, as reads once did; kept for the test that checks stored tiers).
+    A supplier that is really a stand-in (id <= 0, paid basis) is left alone."""
+    from procurement.suppliers.tiers import compute_pair_tiers, supplier_tiers
+
+    real = pl.col("contracted_supplier_id") > 0
+    wanting = raw.filter(real & (pl.lit(from_scratch) | pl.col("effective_supplier_id").is_null()))
+    if wanting.height == 0:
+        return raw
+    pairs = wanting.select("anchor_id", pl.col("contracted_supplier_id").alias("supplier_id")).unique()
+    if refresh:
+        computed = (
+            await supplier_tiers(
+                session, pairs["anchor_id"].unique().sort().to_list(), supplier_ids=pairs["supplier_id"].to_list()
+            )
+        ).join(pairs, on=["anchor_id", "supplier_id"], how="semi")
+    else:
+        computed = await compute_pair_tiers(session, pairs)
+    ids = computed["effective_supplier_id"].drop_nulls().unique().to_list()
+    names = (await session.execute(select(m.Supplier.id, m.Supplier.name).where(m.Supplier.id.in_(ids)))).all()
+    name_frame = pl.DataFrame(
+        {"effective_supplier_id": [r[0] for r in names], "supplier_name": [r[1] for r in names]},
+        schema={"effective_supplier_id": pl.Int64, "supplier_name": pl.String},
     )
-    rows = (await session.execute(query)).all()
-    schema = {
-        "line_id": pl.Int64,
-        "contract_id": pl.Int64,
-        "anchor_id": pl.Int64,
-        "contracted_supplier_id": pl.Int64,
-        "value_pence": pl.Int64,
-        "share_basis": pl.String,
-        "currency": pl.String,
-        "award_date": pl.Date,
-        "start_date": pl.Date,
-        "end_date": pl.Date,
-        "cpv_code": pl.String,
-        "status": pl.String,
-        "contract_title": pl.String,
-        "buyer_name": pl.String,
-    }
-    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+    patch = (
+        computed.rename({"supplier_id": "contracted_supplier_id"})
+        .join(name_frame, on="effective_supplier_id", how="left")
+        .select(["anchor_id", "contracted_supplier_id", *[pl.col(k).cast(v) for k, v in TIER_SCHEMA.items()]])
+    )
+    mask = real & (pl.lit(from_scratch) | pl.col("effective_supplier_id").is_null())
+    kept = raw.with_row_index("_order")
+    fixed = (
+        kept.filter(mask).drop(list(TIER_SCHEMA)).join(patch, on=["anchor_id", "contracted_supplier_id"], how="left")
+    )
+    return pl.concat([kept.filter(~mask), fixed.select(kept.columns)]).sort("_order").drop("_order")
 
 
-async def lines_with_details(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
-    """``lines_frame`` plus what a reviewer needs beside each line (contract title, buyer, tier evidence)."""
-    from procurement.suppliers.tiers import supplier_tiers
+async def lines_with_details(
+    session: AsyncSession, anchor_ids: Sequence[int], *, from_scratch: bool = False, refresh: bool = False
+) -> pl.DataFrame:
+    """``lines_frame`` plus what a reviewer needs beside each line (contract title, buyer, tier evidence).
 
+    Tiers come from the stored ``anchor_supplier_tier`` rows, read with the lines; ``from_scratch`` (also used
+    when the stored tiers were built with other rules) computes them from the classification instead."""
     raw = await _line_rows(session, anchor_ids)
     if raw.height == 0:
         return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
-    contracted = raw["contracted_supplier_id"].unique().to_list()
-    tiers = await supplier_tiers(session, sorted(set(raw["anchor_id"].to_list())), supplier_ids=contracted)
-    tiers = tiers.select(
-        pl.col("anchor_id").cast(pl.Int64),
-        pl.col("supplier_id").cast(pl.Int64).alias("contracted_supplier_id"),
-        pl.col("effective_supplier_id").cast(pl.Int64),
-        "tier",
-        pl.col("tier_confidence").cast(pl.Float64),
-        "tier_method",
-        "tier_reason",
-        "category",
-        pl.col("sme").cast(pl.Boolean),
-        pl.col("vcse").cast(pl.Boolean),
-        pl.col("social_enterprise").cast(pl.Boolean),
-    )
-    joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
+    joined = await with_tiers(session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh)
+    joined = joined.join(await buyer_names(session, anchor_ids), on="anchor_id", how="left", maintain_order="left")
     joined = joined.with_columns(
         supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"),
         tier=pl.col("tier").fill_null("unknown"),
         category=pl.col("category").fill_null("unknown"),
     )
-    ids = joined["supplier_id"].unique().to_list()
-    names = (await session.execute(select(m.Supplier.id, m.Supplier.name).where(m.Supplier.id.in_(ids)))).all()
-    name_frame = pl.DataFrame(
-        [tuple(r) for r in names], schema={"supplier_id": pl.Int64, "supplier_name": pl.String}, orient="row"
-    )
-    joined = joined.join(name_frame, on="supplier_id", how="left", maintain_order="left")
     return joined.select([pl.col(k).cast(v) for k, v in {**INPUT_SCHEMA, **EXTRA_SCHEMA}.items()])
 
 

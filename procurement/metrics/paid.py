@@ -17,13 +17,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import polars as pl
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from procurement import models as m
-from procurement.metrics.lines import EXTRA_SCHEMA
+from procurement.db import fetch_frame
+from procurement.metrics.lines import EXTRA_SCHEMA, buyer_names, id_list, with_tiers
 from socialvalue.metrics import INPUT_SCHEMA
 from socialvalue.periods import financial_year_label_expr, quarter_label_expr
 
@@ -46,63 +46,44 @@ INFLUENCEABLE_LABEL = (
 )
 
 
+_PAYMENT_SCHEMA: dict[str, Any] = {
+    "line_id": pl.Int64,
+    "file_id": pl.Int64,
+    "anchor_id": pl.Int64,
+    "matched_supplier_id": pl.Int64,
+    "payee_match_id": pl.Int64,
+    "payee_name": pl.String,
+    "value_pence": pl.Int64,
+    "currency": pl.String,
+    "payment_date": pl.Date,
+    "month": pl.String,
+    "redacted": pl.Boolean,
+    "transaction_number": pl.String,
+    "expense_type": pl.String,
+    "row_number": pl.Int64,
+    "influenceable": pl.Boolean,
+    "not_influenceable_rule": pl.String,
+    "source_name": pl.String,
+}
+
+
 async def _payment_rows(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
-    p, f, pm = m.PaymentLine, m.SpendFile, m.PayeeMatch
-    query = (
-        select(
-            p.id,
-            p.file_id,
-            p.anchor_id,
-            p.supplier_id,
-            pm.id,
-            p.payee_name,
-            p.amount_pence,
-            p.currency,
-            p.payment_date,
-            p.month,
-            p.redacted,
-            p.transaction_number,
-            p.expense_type,
-            p.row_number,
-            p.influenceable,
-            p.not_influenceable_rule,
-            f.source_name,
-            m.Organisation.name,
-        )
-        .join(f, f.id == p.file_id)
-        .join(m.Organisation, m.Organisation.id == p.anchor_id)
-        .outerjoin(pm, (pm.anchor_id == p.anchor_id) & (pm.payee_key == p.payee_key))
-        .where(p.anchor_id.in_(list(anchor_ids)), f.status == "active")
-        .order_by(p.id)
-    )
-    rows = (await session.execute(query)).all()
-    schema = {
-        "line_id": pl.Int64,
-        "file_id": pl.Int64,
-        "anchor_id": pl.Int64,
-        "matched_supplier_id": pl.Int64,
-        "payee_match_id": pl.Int64,
-        "payee_name": pl.String,
-        "value_pence": pl.Int64,
-        "currency": pl.String,
-        "payment_date": pl.Date,
-        "month": pl.String,
-        "redacted": pl.Boolean,
-        "transaction_number": pl.String,
-        "expense_type": pl.String,
-        "row_number": pl.Int64,
-        "influenceable": pl.Boolean,
-        "not_influenceable_rule": pl.String,
-        "source_name": pl.String,
-        "buyer_name": pl.String,
-    }
-    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+    """The payment lines of the active files with the stored tier of each named payee, read as columns."""
+    sql = f"""
+    SELECT p.id, p.file_id, p.anchor_id, p.supplier_id, pm.id, p.payee_name, p.amount_pence, p.currency,
+        p.payment_date, p.month, p.redacted, p.transaction_number, p.expense_type, p.row_number, p.influenceable,
+        p.not_influenceable_rule, f.source_name
+    FROM payment_line p JOIN spend_file f ON f.id = p.file_id
+    LEFT JOIN payee_match pm ON pm.anchor_id = p.anchor_id AND pm.payee_key = p.payee_key
+    WHERE p.anchor_id IN ({id_list(anchor_ids)}) AND f.status = 'active'
+    ORDER BY p.id"""  # noqa: S608 (only integers made here and fixed words)
+    return cast(pl.DataFrame, await fetch_frame(session, sql, _PAYMENT_SCHEMA))
 
 
-async def payment_lines_with_details(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
+async def payment_lines_with_details(
+    session: AsyncSession, anchor_ids: Sequence[int], *, from_scratch: bool = False, refresh: bool = False
+) -> pl.DataFrame:
     """``INPUT_SCHEMA`` + ``EXTRA_SCHEMA`` + ``PAID_EXTRA_SCHEMA``: one row per payment line of the active files."""
-    from procurement.suppliers.tiers import supplier_tiers
-
     schema = {**INPUT_SCHEMA, **EXTRA_SCHEMA, **PAID_EXTRA_SCHEMA}
     raw = await _payment_rows(session, anchor_ids)
     if raw.height == 0:
@@ -117,30 +98,13 @@ async def payment_lines_with_details(session: AsyncSession, anchor_ids: Sequence
     raw = raw.with_columns(
         contracted_supplier_id=pl.coalesce(pl.when(~pl.col("redacted")).then(pl.col("matched_supplier_id")), stand_in)
     )
-    real = raw.filter(pl.col("contracted_supplier_id") > 0)["contracted_supplier_id"].unique().to_list()
-    tiers = await supplier_tiers(session, sorted(set(raw["anchor_id"].to_list())), supplier_ids=real)
-    tiers = tiers.select(
-        pl.col("anchor_id").cast(pl.Int64),
-        pl.col("supplier_id").cast(pl.Int64).alias("contracted_supplier_id"),
-        pl.col("effective_supplier_id").cast(pl.Int64),
-        "tier",
-        pl.col("tier_confidence").cast(pl.Float64),
-        "tier_method",
-        "tier_reason",
-        "category",
-        pl.col("sme").cast(pl.Boolean),
-        pl.col("vcse").cast(pl.Boolean),
-        pl.col("social_enterprise").cast(pl.Boolean),
+    # Stand-ins (redacted: 0, unmatched: negative) match no stored pair, so they stay unknown.
+    joined = await with_tiers(session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh)
+    names = await buyer_names(session, anchor_ids)
+    joined = joined.join(names, on="anchor_id", how="left", maintain_order="left").rename(
+        {"supplier_name": "master_name"}
     )
-    joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
-    ids = joined["effective_supplier_id"].drop_nulls().unique().to_list()
-    names = (await session.execute(select(m.Supplier.id, m.Supplier.name).where(m.Supplier.id.in_(ids)))).all()
-    name_frame = pl.DataFrame(
-        [tuple(r) for r in names], schema={"supplier_id": pl.Int64, "master_name": pl.String}, orient="row"
-    )
-    joined = joined.with_columns(supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id")).join(
-        name_frame, on="supplier_id", how="left", maintain_order="left"
-    )
+    joined = joined.with_columns(supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"))
     month_start = (pl.col("month") + "-01").str.to_date("%Y-%m-%d", strict=False)
     frame = joined.with_columns(
         contract_id=pl.col("file_id"),

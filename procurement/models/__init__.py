@@ -1,8 +1,11 @@
 """All tables share one metadata; each module holds one capability's tables."""
 
 from procurement.models.classification import (
+    FIGURES_DIRTY,
+    AnchorSupplierTier,
     ChangeRequestStatus,
     ClassificationOverride,
+    DataVersion,
     SupplierAttestation,
     SupplierChangeRequest,
     SupplierClassification,
@@ -45,8 +48,10 @@ from procurement.models.statements import Statement, StatementStatus
 from procurement.models.uploads import ColumnMapping, UploadDraft
 
 __all__ = [
+    "FIGURES_DIRTY",
     "AnchorGroup",
     "AnchorGroupMember",
+    "AnchorSupplierTier",
     "ApiToken",
     "AuditEvent",
     "AuditIsAppendOnlyError",
@@ -60,6 +65,7 @@ __all__ = [
     "ContractSource",
     "ContractStatus",
     "ContractSupplier",
+    "DataVersion",
     "DeliveryReturn",
     "EvidenceFile",
     "FeedWatermark",

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from advanced_alchemy.base import BigIntBase
 from advanced_alchemy.types import DateTimeUTC, JsonB
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, String, UniqueConstraint, event
+from sqlalchemy import insert as sa_insert
+from sqlalchemy import update as sa_update
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 
 class SupplierClassification(BigIntBase):
@@ -119,3 +123,97 @@ class SupplierChangeRequest(BigIntBase):
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     decision_reason: Mapped[str | None] = mapped_column(String(2000))
     result: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
+
+
+class AnchorSupplierTier(BigIntBase):
+    """A supplier's tier against one anchor's local area, with its category flags, kept for the pairs that have
+    lines (``procurement.suppliers.tiers.refresh_tiers`` keeps it in step with every input, in the same
+    transaction), so reading figures never recomputes or writes it."""
+
+    __tablename__ = "anchor_supplier_tier"
+    __table_args__ = (
+        UniqueConstraint("anchor_id", "supplier_id"),
+        Index("ix_anchor_supplier_tier_supplier_id", "supplier_id"),
+    )
+
+    anchor_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("supplier.id", ondelete="CASCADE"))  # as the line names it
+    effective_supplier_id: Mapped[int] = mapped_column(BigInteger)  # the merge target, or the supplier itself
+    tier: Mapped[str | None] = mapped_column(String(16))
+    tier_confidence: Mapped[float | None] = mapped_column(Float)
+    tier_method: Mapped[str | None] = mapped_column(String(32))
+    tier_reason: Mapped[str | None] = mapped_column(String(2000))
+    category: Mapped[str | None] = mapped_column(String(32))
+    sme: Mapped[bool | None] = mapped_column(Boolean)
+    vcse: Mapped[bool | None] = mapped_column(Boolean)
+    social_enterprise: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class DataVersion(BigIntBase):
+    """One row: a counter bumped by every committed write that can change a figure (cached answers and ETags are
+    keyed by it), and the rules the stored tiers were computed with (a new geography or rule version means the
+    stored tiers are not used until rebuilt)."""
+
+    __tablename__ = "data_version"
+
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    # New whenever the row is made again (an emptied database), so no cached answer outlives its data.
+    epoch: Mapped[str] = mapped_column(String(32))
+    tiers_rules: Mapped[str | None] = mapped_column(String(64))
+
+
+# Tables whose rows never move a figure of /metrics; a write to any other table bumps the data version at commit,
+# so no cached answer survives a change even where a writer forgot to say so.
+_NOT_FIGURES = frozenset(
+    {
+        "app_user",
+        "user_scope",
+        "api_token",
+        "session",
+        "audit_event",
+        "statement",
+        "import_run",
+        "import_note",
+        "raw_release",
+        "feed_watermark",
+        "data_version",
+        "supplier_change_request",
+        "measure",
+        "commitment",
+        "commitment_target",
+        "delivery_return",
+        "evidence_file",
+        "lm3_response",
+        "spend_mapping",
+    }
+)
+FIGURES_DIRTY = "figures_dirty"
+
+
+def _touches_figures(tables: Iterable[str]) -> bool:
+    return any(t not in _NOT_FIGURES for t in tables)
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if _touches_figures(getattr(getattr(o, "__table__", None), "name", "") for o in changed):
+        session.info[FIGURES_DIRTY] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    if table is None or _touches_figures([getattr(table, "name", "")]):
+        state.session.info[FIGURES_DIRTY] = True
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_on_commit(session: Session) -> None:
+    if not session.info.pop(FIGURES_DIRTY, False):
+        return
+    result = session.execute(sa_update(DataVersion).where(DataVersion.id == 1).values(version=DataVersion.version + 1))
+    if not getattr(result, "rowcount", 1):
+        session.execute(sa_insert(DataVersion).values(id=1, version=1, epoch=uuid.uuid4().hex, tiers_rules=None))

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from procurement import figures
 from procurement import models as m
 from procurement.audit import record_audit
 from procurement.auth import Principal, ensure_can_write_for
@@ -99,5 +100,7 @@ async def set_local_area(
             organisation_id=org.id,
             changes=changes,
         )
+        await session.flush()
+        await figures.anchors_changed(session, [org.id])
     await session.flush()
     return org

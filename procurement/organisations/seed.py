@@ -10,6 +10,7 @@ from importlib import resources
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from procurement import figures
 from procurement import models as m
 from procurement.audit import record_audit
 
@@ -91,6 +92,7 @@ async def seed_anchors(session: AsyncSession, anchor_list: str = "west-midlands"
     from socialvalue.identifiers import normalise_org_name
 
     created = updated = 0
+    changed: list[int] = []
     for row in anchor_rows(anchor_list):
         codes = [
             c
@@ -134,6 +136,7 @@ async def seed_anchors(session: AsyncSession, anchor_list: str = "west-midlands"
             for key, (_old, new) in changes.items():
                 setattr(org, key, new)
             updated += 1
+            changed.append(org.id)
             await record_audit(
                 session,
                 actor=None,
@@ -145,4 +148,6 @@ async def seed_anchors(session: AsyncSession, anchor_list: str = "west-midlands"
                 changes=changes,
             )
     await session.flush()
+    if changed:
+        await figures.anchors_changed(session, changed)
     return created, updated

@@ -7,6 +7,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from procurement import figures
 from procurement import models as m
 from procurement.audit import _apply, _unset_dropped, record_audit
 from procurement.auth import Principal, ensure_can_write_for
@@ -88,6 +89,8 @@ class OrganisationService(SQLAlchemyAsyncRepositoryService[m.Organisation]):
                 changes=changes,
             )
         await self.repository.session.flush()
+        if changes:  # its name, kind or codes can move its area, so its suppliers' tiers
+            await figures.anchors_changed(self.repository.session, [org.id])
         return org
 
     async def get_or_404(self, org_id: int) -> m.Organisation:

@@ -36,6 +36,7 @@ from procurement.db import get_or_not_found
 from procurement.errors import ConflictError, InvalidInput, NotFound
 from procurement.imports.bulk import allocate_ids, bulk_insert, chunks, cut
 from procurement.models import RunStatus
+from procurement.suppliers.tiers import refresh_tiers
 from socialvalue.identifiers import normalise_org_name
 from socialvalue.influenceable import classify_influenceable
 from socialvalue.payees import match_payees, payee_key, payees_of
@@ -440,6 +441,7 @@ async def import_spend_file(
     for row, line_id in zip(rows, ids, strict=True):
         row["id"] = line_id
     await bulk_insert(session, m.PaymentLine, rows)
+    await refresh_tiers(session, anchors=[anchor.id], suppliers={r["supplier_id"] for r in rows if r["supplier_id"]})
     session.add_all(
         m.ImportNote(
             run_id=run.id,
@@ -541,6 +543,8 @@ async def decide(
         reason=row.reason,
     )
     await session.flush()
+    if row.supplier_id is not None:
+        await refresh_tiers(session, anchors=[row.anchor_id], suppliers=[row.supplier_id])
     return row
 
 

@@ -16,7 +16,7 @@ import msgspec
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from procurement import clock
+from procurement import clock, figures
 from procurement import models as m
 from procurement.db import get_or_not_found
 from procurement.suppliers.registers import MatchInput, RegisterFacts, register_facts
@@ -209,6 +209,7 @@ class ClassifyCounts:
     classified: int
     unchanged: int
     overridden: int
+    changed: tuple[int, ...] = ()  # the suppliers reclassified
 
 
 def _place_rows(inputs: Sequence[SupplierInputs]) -> list[dict[str, Any]]:
@@ -342,7 +343,17 @@ def _classify_one(inp: SupplierInputs, place: dict[str, Any], at: dt.datetime) -
 async def classify(
     session: AsyncSession, supplier_ids: Sequence[int] | None = None, *, full: bool = False
 ) -> ClassifyCounts:
-    """Reclassify suppliers whose inputs changed (all of them with ``full``); returns the counts."""
+    """Reclassify suppliers whose inputs changed (all of them with ``full``), and keep the stored anchor x
+    supplier tiers of those suppliers in step, in the same transaction; returns the counts."""
+    counts = await classify_rows(session, supplier_ids, full=full)
+    await figures.suppliers_classified(session, counts.changed)
+    return counts
+
+
+async def classify_rows(
+    session: AsyncSession, supplier_ids: Sequence[int] | None = None, *, full: bool = False
+) -> ClassifyCounts:
+    """The classification rows alone (``classify`` also keeps the stored tiers in step)."""
     if supplier_ids is not None:
         supplier_ids = await effective_ids(session, supplier_ids)
     inputs = await _gather_inputs(session, supplier_ids)
@@ -378,7 +389,9 @@ async def classify(
     merged = select(m.Supplier.id).where(m.Supplier.merged_into_id.is_not(None))
     await session.execute(delete(sc).where(sc.supplier_id.in_(merged)))
     await session.flush()
-    return ClassifyCounts(len(inputs), len(dirty), len(inputs) - len(dirty), overridden)
+    return ClassifyCounts(
+        len(inputs), len(dirty), len(inputs) - len(dirty), overridden, tuple(i.supplier_id for i, _ in dirty)
+    )
 
 
 async def effective_ids(session: AsyncSession, supplier_ids: Iterable[int]) -> list[int]:

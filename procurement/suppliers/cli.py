@@ -18,13 +18,15 @@ def classify_group(*, full: bool) -> None:
     if click.get_current_context().invoked_subcommand is not None:
         return
     from procurement.db import session_scope
-    from procurement.suppliers.classification import ClassifyCounts, classify
+    from procurement.suppliers.classification import ClassifyCounts, classify_rows
     from procurement.suppliers.registers import coverage, coverage_change
+    from procurement.suppliers.tiers import refresh_tiers
 
     async def go() -> tuple[ClassifyCounts, str]:
         async with session_scope() as session:
             before = await coverage(session)
-            counts = await classify(session, full=full)
+            counts = await classify_rows(session, full=full)
+            await refresh_tiers(session, classify_first=False)  # every pair, with today's rules and areas
             return counts, coverage_change(before, await coverage(session))
 
     start = time.perf_counter()

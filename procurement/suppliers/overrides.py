@@ -15,8 +15,9 @@ from procurement.audit import record_audit
 from procurement.auth import Principal
 from procurement.db import get_or_not_found
 from procurement.errors import ConflictError, DomainError
-from procurement.suppliers.classification import PLACE_FLAGS, _gather_inputs, classify, get_supplier
+from procurement.suppliers.classification import PLACE_FLAGS, _gather_inputs, get_supplier
 from procurement.suppliers.service import check_postcode
+from procurement.suppliers.tiers import refresh_tiers
 from socialvalue import enterprise, geography
 from socialvalue.identifiers import normalise_org_name
 from socialvalue.postcodes import normalise_postcode
@@ -102,7 +103,7 @@ async def add_override(
         changes=changes,
         reason=override.reason,
     )
-    await classify(session, [supplier_id])
+    await refresh_tiers(session, suppliers=[supplier_id])
     return override
 
 
@@ -162,7 +163,7 @@ async def revoke_override(
         reason=reason.strip(),
     )
     await session.flush()
-    await classify(session, [override.supplier_id])
+    await refresh_tiers(session, suppliers=[override.supplier_id])
     return override
 
 
@@ -192,7 +193,7 @@ async def add_attestation(
         changes={"attestation": (None, f"{kind}: {attestation.reference}"), "attestation_id": (None, attestation.id)},
         reason=reason.strip(),
     )
-    await classify(session, [target])
+    await refresh_tiers(session, suppliers=[target])
     return attestation
 
 
@@ -231,7 +232,7 @@ async def revoke_attestation(
         reason=reason.strip(),
     )
     await session.flush()
-    await classify(session, [attestation.supplier_id])
+    await refresh_tiers(session, suppliers=[attestation.supplier_id])
     return attestation
 
 
@@ -278,7 +279,7 @@ async def merge_suppliers(
         )
     session.expire(source, ["identifiers"])
     session.expire(target, ["identifiers"])
-    await classify(session, [target_id])
+    await refresh_tiers(session, suppliers=[target_id])
     return merge
 
 
@@ -353,7 +354,7 @@ async def split_supplier(
         )
     new_id = new.id
     session.expire_all()
-    await classify(session, [supplier_id, new_id])
+    await refresh_tiers(session, suppliers=[supplier_id, new_id])
     await session.refresh(split)
     return split
 
@@ -427,6 +428,6 @@ async def undo_merge(session: AsyncSession, merge_id: int, actor: Principal, rea
         )
     await session.flush()
     session.expire_all()
-    await classify(session, [source_id, target_id])
+    await refresh_tiers(session, suppliers=[source_id, target_id])
     await session.refresh(merge)
     return merge

@@ -9,6 +9,7 @@ from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import distinct, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from procurement import figures
 from procurement import models as m
 from procurement.audit import _apply, _unset_dropped, record_audit
 from procurement.auth import Principal
@@ -72,6 +73,7 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
                 "postcode_source": (None, supplier.postcode_source),
             },
         )
+        await figures.suppliers_changed(self.repository.session, [supplier.id])
         return supplier
 
     async def update_supplier(self, supplier_id: int, data: SupplierUpdate, actor: Principal) -> m.Supplier:
@@ -105,6 +107,8 @@ class SupplierService(SQLAlchemyAsyncRepositoryService[m.Supplier]):
                 reason=reason.strip(),
             )
         await self.repository.session.flush()
+        if changes:
+            await figures.suppliers_changed(self.repository.session, [supplier.merged_into_id or supplier.id])
         return supplier
 
     async def get_or_404(self, supplier_id: int) -> m.Supplier:

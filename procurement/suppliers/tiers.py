@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+import msgspec
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from procurement import figures
 from procurement import models as m
 from procurement.errors import NotFound
 from procurement.memo import Memo, content_digest
 from procurement.organisations.local_area import anchor_area
-from procurement.suppliers.classification import classify
+from procurement.suppliers.classification import classify_rows, rule_versions
 from socialvalue import geography, locality
+
+_CHUNK = 5000  # ids per IN list, well under either database's parameter limit
 
 _CLASSIFICATION_COLUMNS = (
     "supplier_id",
@@ -117,7 +124,7 @@ async def supplier_tiers(
     the classification is brought up to date first (incremental, so cheap when nothing changed).
     """
     if refresh:
-        await classify(session, supplier_ids)
+        await classify_rows(session, supplier_ids)
     supplier_query = select(m.Supplier.id, m.Supplier.merged_into_id)
     if supplier_ids is not None:
         supplier_query = supplier_query.where(m.Supplier.id.in_(list(supplier_ids)))
@@ -186,3 +193,220 @@ async def anchor_ids(session: AsyncSession) -> list[int]:
             )
         ).all()
     )
+
+
+# The stored tiers: one row per (anchor, supplier as a line names it) that has lines, kept by ``refresh_tiers``.
+
+TIER_COLUMNS = (
+    "anchor_id",
+    "supplier_id",
+    "effective_supplier_id",
+    "tier",
+    "tier_confidence",
+    "tier_method",
+    "tier_reason",
+    "category",
+    "sme",
+    "vcse",
+    "social_enterprise",
+)
+
+
+def tiers_rules() -> str:
+    """What the stored tiers depend on besides the data: the rule and geography versions."""
+    return hashlib.sha256(msgspec.json.encode(sorted(rule_versions().items()))).hexdigest()
+
+
+def _ids(values: Iterable[int] | None) -> list[int] | None:
+    return None if values is None else sorted({int(v) for v in values})
+
+
+async def _with_duplicates(session: AsyncSession, supplier_ids: list[int]) -> list[int]:
+    """The suppliers and every supplier merged into one of them (lines may name a duplicate)."""
+    s = m.Supplier
+    found: set[int] = set(supplier_ids)
+    for start in range(0, len(supplier_ids), _CHUNK):
+        part = supplier_ids[start : start + _CHUNK]
+        found.update((await session.scalars(select(s.id).where(s.merged_into_id.in_(part)))).all())
+    return sorted(found)
+
+
+async def line_pairs(
+    session: AsyncSession, anchors: Sequence[int] | None = None, suppliers: Sequence[int] | None = None
+) -> pl.DataFrame:
+    """(anchor_id, supplier_id) for every pair with a contract line or a matched payment line."""
+    c, cs, p = m.Contract, m.ContractSupplier, m.PaymentLine
+    found: list[tuple[int, int]] = []
+    for part in [None] if suppliers is None else [suppliers[i : i + _CHUNK] for i in range(0, len(suppliers), _CHUNK)]:
+        contract = (
+            select(c.buyer_id.label("anchor_id"), cs.supplier_id.label("supplier_id"))
+            .join(c, c.id == cs.contract_id)
+            .where(c.status != m.ContractStatus.PENDING.value)
+        )
+        paid = select(p.anchor_id.label("anchor_id"), p.supplier_id.label("supplier_id")).where(
+            p.supplier_id.is_not(None)
+        )
+        if anchors is not None:
+            contract = contract.where(c.buyer_id.in_(list(anchors)))
+            paid = paid.where(p.anchor_id.in_(list(anchors)))
+        if part is not None:
+            contract = contract.where(cs.supplier_id.in_(list(part)))
+            paid = paid.where(p.supplier_id.in_(list(part)))
+        rows: Sequence[Any] = (await session.execute(union(contract, paid))).all()
+        found += [(int(r[0]), int(r[1])) for r in rows]
+    return pl.DataFrame(
+        {"anchor_id": [r[0] for r in found], "supplier_id": [r[1] for r in found]},
+        schema={"anchor_id": pl.Int64, "supplier_id": pl.Int64},
+    )
+
+
+async def compute_pair_tiers(session: AsyncSession, pairs: pl.DataFrame) -> pl.DataFrame:
+    """``TIER_COLUMNS`` for these pairs from the stored classification and each anchor's area; writes nothing."""
+    schema = {
+        "anchor_id": pl.Int64,
+        "supplier_id": pl.Int64,
+        "effective_supplier_id": pl.Int64,
+        "tier": pl.String,
+        "tier_confidence": pl.Float64,
+        "tier_method": pl.String,
+        "tier_reason": pl.String,
+        "category": pl.String,
+        "sme": pl.Boolean,
+        "vcse": pl.Boolean,
+        "social_enterprise": pl.Boolean,
+    }
+    pairs = pairs.unique(["anchor_id", "supplier_id"])
+    if pairs.height == 0:
+        return pl.DataFrame(schema=schema)
+    ids = pairs["supplier_id"].unique().to_list()
+    links_rows: list[tuple[int, int | None]] = []
+    for start in range(0, len(ids), _CHUNK):
+        part = ids[start : start + _CHUNK]
+        links_rows += [
+            (r[0], r[1])
+            for r in (
+                await session.execute(select(m.Supplier.id, m.Supplier.merged_into_id).where(m.Supplier.id.in_(part)))
+            ).all()
+        ]
+    links = pl.DataFrame(
+        {"supplier_id": [r[0] for r in links_rows], "effective_supplier_id": [r[1] or r[0] for r in links_rows]},
+        schema={"supplier_id": pl.Int64, "effective_supplier_id": pl.Int64},
+    )
+    effective = links["effective_supplier_id"].unique().to_list()
+    stored = pl.concat(
+        [
+            await _classification_frame(session, effective[start : start + _CHUNK])
+            for start in range(0, max(len(effective), 1), _CHUNK)
+        ]
+    )
+    pairs = pairs.join(links, on="supplier_id", how="left")
+    frames = []
+    for org, area in await anchor_areas(session, pairs["anchor_id"].unique().sort().to_list()):
+        mine = pairs.filter(pl.col("anchor_id") == org.id)
+        wanted = stored.filter(pl.col("supplier_id").is_in(mine["effective_supplier_id"].implode()))
+        judged = (
+            pl.concat([wanted.select("supplier_id"), _tiers(wanted, area)], how="horizontal")
+            if wanted.height
+            else pl.DataFrame(schema={"supplier_id": pl.Int64, "tier": pl.String})
+        )
+        base = wanted.select("supplier_id", "category", "sme", "vcse", "social_enterprise").join(
+            judged, on="supplier_id", how="left"
+        )
+        frames.append(
+            mine.join(
+                base.rename({"supplier_id": "effective_supplier_id"}), on="effective_supplier_id", how="left"
+            ).with_columns(effective_supplier_id=pl.coalesce("effective_supplier_id", "supplier_id"))
+        )
+    out = pl.concat(frames, how="diagonal_relaxed")
+    for name, dtype in schema.items():
+        if name not in out.columns:
+            out = out.with_columns(pl.lit(None, dtype).alias(name))
+    return out.select([pl.col(k).cast(v) for k, v in schema.items()])
+
+
+async def bump_data_version(session: AsyncSession, *, tiers_rules: str | None = None) -> None:
+    dv = m.DataVersion
+    values: dict[str, object] = {"version": dv.version + 1}
+    if tiers_rules is not None:
+        values["tiers_rules"] = tiers_rules
+    result = await session.execute(update(dv).where(dv.id == 1).values(**values))
+    if not getattr(result, "rowcount", 1):
+        await session.execute(insert(dv).values(id=1, version=1, epoch=uuid.uuid4().hex, tiers_rules=tiers_rules))
+    session.info.pop(m.FIGURES_DIRTY, None)
+
+
+async def refresh_tiers(
+    session: AsyncSession,
+    *,
+    anchors: Iterable[int] | None = None,
+    suppliers: Iterable[int] | None = None,
+    classify_first: bool = True,
+) -> int:
+    """Bring the stored tiers up to date for these anchors and/or suppliers (everything when neither is given),
+    in the caller's transaction: reclassify the suppliers whose inputs changed, recompute every pair with lines
+    that involves them (their merged duplicates too), and bump the data version. Returns the pairs written."""
+    anchor_ids, supplier_ids = _ids(anchors), _ids(suppliers)
+    if anchor_ids == [] or supplier_ids == []:
+        return 0
+    if classify_first:
+        await classify_rows(session, supplier_ids)
+    if not await stored_tiers_usable(session):
+        # Never built, or built with other rules or geography: every pair is rebuilt once, here.
+        anchor_ids = supplier_ids = None
+    if supplier_ids is not None:
+        supplier_ids = await _with_duplicates(session, supplier_ids)
+    pairs = await line_pairs(session, anchor_ids, supplier_ids)
+    rows = await compute_pair_tiers(session, pairs)
+    t = m.AnchorSupplierTier
+    where = []
+    if anchor_ids is not None:
+        where.append(t.anchor_id.in_(anchor_ids))
+    if supplier_ids is not None:
+        where.append(t.supplier_id.in_(supplier_ids))
+    if supplier_ids is None:
+        await session.execute(delete(t).where(*where))
+    for start in range(0, len(supplier_ids or []), _CHUNK):
+        part = (supplier_ids or [])[start : start + _CHUNK]
+        await session.execute(delete(t).where(*where[:-1], t.supplier_id.in_(part)))
+    records = rows.to_dicts()
+    for start in range(0, len(records), _CHUNK):
+        await session.execute(insert(t), records[start : start + _CHUNK])
+    if anchor_ids is None and supplier_ids is None:
+        await bump_data_version(session, tiers_rules=tiers_rules())
+    else:
+        # Bumped at commit (procurement.models.classification), so the version row is locked only then.
+        session.info[m.FIGURES_DIRTY] = True
+    return len(records)
+
+
+async def stored_tiers_usable(session: AsyncSession) -> bool:
+    """Whether the stored tiers were built with today's rules and geography (else read them from scratch)."""
+    rules = await session.scalar(select(m.DataVersion.tiers_rules).where(m.DataVersion.id == 1))
+    return rules == tiers_rules()
+
+
+async def data_version(session: AsyncSession) -> tuple[str, int, bool] | None:
+    """(epoch, version, stored tiers usable), or None when there is no version row (nothing may be cached)."""
+    dv = m.DataVersion
+    row = (await session.execute(select(dv.epoch, dv.version, dv.tiers_rules).where(dv.id == 1))).first()
+    return None if row is None else (row[0], int(row[1]), row[2] == tiers_rules())
+
+
+async def _anchors_changed(session: AsyncSession, anchor_ids: Sequence[int]) -> None:
+    await refresh_tiers(session, anchors=anchor_ids, classify_first=False)
+
+
+async def _suppliers_classified(session: AsyncSession, supplier_ids: Sequence[int]) -> None:
+    if not await stored_tiers_usable(session):
+        await refresh_tiers(session, classify_first=False)
+    elif supplier_ids:
+        await refresh_tiers(session, suppliers=supplier_ids, classify_first=False)
+
+
+async def _suppliers_changed(session: AsyncSession, supplier_ids: Sequence[int]) -> None:
+    await refresh_tiers(session, suppliers=supplier_ids)
+
+
+figures.on_anchors_changed(_anchors_changed)
+figures.on_suppliers_classified(_suppliers_classified)
+figures.on_suppliers_changed(_suppliers_changed)

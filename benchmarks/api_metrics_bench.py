@@ -1,0 +1,410 @@
+"""GET /metrics through the running app (uvicorn, one worker, httpx) beside the pure engine on the same lines.
+
+Run from the repository root (PostgreSQL at 127.0.0.1:5432, user postgres, as for the tests):
+    .venv/bin/python -m benchmarks.api_metrics_bench [--lines 1000000] [--backend sqlite|postgresql|both]
+
+For each database it builds N contract-supplier lines (two per contract) across 50 anchors (local authorities,
+each with its own district as its area) and 12 quarters, real-shaped: suppliers classified at real districts
+(some in the anchor's own, some in its region, some elsewhere in the UK, a few unknown), SME / VCSE / social
+enterprise flags with unknowns, a first CPV code per contract, a few withdrawn and foreign-currency lines. The
+rows go in by bulk SQL (COPY on PostgreSQL, executemany on SQLite); the tiers are then built as the service
+builds them (``refresh_tiers``). It then times, for one anchor-quarter, one anchor-year, a group of ten anchors and
+all anchors:
+
+* cold: a new data version (nothing cached), median of 3;
+* warm: the same request again, p50 of 20;
+* engine: ``compute_metrics`` alone (awarded and spread, as /metrics computes by default) on the same lines,
+  loaded beforehand, best of 3;
+
+and prints each with the ratios. Targets: cold within 1.5x the engine; warm p50 under 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import polars as pl
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from benchmarks.metrics_bench import synthesise
+from procurement import models as m
+from procurement.db import make_engine
+from procurement.metrics.lines import Scope, lines_with_details, metrics_for_lines
+from procurement.suppliers.tiers import refresh_tiers
+from socialvalue import geography
+from tests.conftest import alembic_upgrade, create_pg_database, drop_pg_database
+from tests.support.api import make_token
+
+ANCHORS = 50
+GROUP = 10
+COLD_ROUNDS = 3
+WARM_ROUNDS = 20
+ENGINE_ROUNDS = 3
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _world(lines: int) -> dict[str, pl.DataFrame]:
+    """Organisations, suppliers with their classification, contracts, lines and CPV codes as frames."""
+    lads = geography.lad_reference().filter(pl.col("country_code") == "E92000001").sort("lad_code")
+    step = max(1, lads.height // ANCHORS)
+    anchor_lads = lads[::step].head(ANCHORS)
+    anchors = pl.DataFrame(
+        {
+            "id": pl.int_range(1, ANCHORS + 1, eager=True),
+            "lad_code": anchor_lads["lad_code"],
+            "name": [f"Council of {n}" for n in anchor_lads["lad_name"]],
+        }
+    )
+    synthetic = synthesise(lines, "zipf").with_columns(pl.col("anchor_id").cast(pl.Int64))
+    n_suppliers = int(cast(int, synthetic["supplier_id"].max()) or 1)
+    supplier_ids = pl.int_range(1, n_suppliers + 1, eager=True)
+
+    def pick(seed: int, modulo: int) -> pl.Expr:
+        return (pl.col("id").hash(seed) % modulo).cast(pl.Int64)
+
+    # Where suppliers are: 30 % in one of the anchors' districts, 60 % anywhere in the UK, 10 % not known.
+    every_lad = geography.lad_reference().filter(pl.col("region_code").is_not_null())
+    suppliers = (
+        pl.DataFrame({"id": supplier_ids})
+        .with_columns(
+            kind=pick(1, 10),
+            anchor_lad=pl.lit(anchor_lads["lad_code"]).get(pick(2, ANCHORS)),
+            any_lad=pl.lit(every_lad["lad_code"]).get(pick(3, every_lad.height)),
+        )
+        .with_columns(
+            lad_code=pl.when(pl.col("kind") < 3)
+            .then(pl.col("anchor_lad"))
+            .when(pl.col("kind") < 9)
+            .then(pl.col("any_lad"))
+            .otherwise(None),
+            name=pl.format("Supplier {} Ltd", pl.col("id")),
+        )
+        .join(
+            geography.lad_reference().select("lad_code", "region_code", "country_code"),
+            on="lad_code",
+            how="left",
+        )
+        .with_columns(
+            category=pl.lit(pl.Series(["sme", "sme", "large", "charity", "cic", "unknown"])).get(pick(4, 6)),
+            sme=pl.when(pick(5, 5) == 0).then(None).otherwise(pick(6, 2) == 0),
+            vcse=pl.when(pick(7, 5) == 0).then(None).otherwise(pick(8, 4) == 0),
+            social_enterprise=pl.when(pick(9, 3) == 0).then(None).otherwise(pick(10, 6) == 0),
+        )
+    )
+    # Contract-level facts come from each contract's first line.
+    contracts = (
+        synthetic.group_by("contract_id", maintain_order=True)
+        .first()
+        .select(
+            pl.col("contract_id").alias("id"),
+            pl.col("anchor_id").alias("buyer_id"),
+            "currency",
+            "award_date",
+            "start_date",
+            "end_date",
+            "status",
+            "cpv_code",
+            (pl.col("value_pence") * 2).alias("value_pence"),
+        )
+    )
+    line_rows = synthetic.select(
+        pl.col("line_id").alias("id"),
+        "contract_id",
+        "supplier_id",
+        pl.col("value_pence").alias("share_pence"),
+        pl.col("line_id").mod(2).alias("position"),
+    ).unique(["contract_id", "supplier_id"], keep="first", maintain_order=True)
+    return {"anchors": anchors, "suppliers": suppliers, "contracts": contracts, "lines": line_rows}
+
+
+def _evidence_json() -> str:
+    return '[{"flag": "place", "value": "bench", "method": "unit", "source": "benchmark", "overruled": false}]'
+
+
+def _rows(world: dict[str, pl.DataFrame]) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    s, c, ln = world["suppliers"], world["contracts"], world["lines"]
+    suppliers = [(i, n, n.lower(), NOW, NOW) for i, n in zip(s["id"], s["name"], strict=True)]
+    classification = [
+        (
+            r["id"],
+            r["id"],
+            None if r["lad_code"] is None else "B1 1AA",
+            "unit" if r["lad_code"] is not None else "no_postcode",
+            None if r["lad_code"] is None else 1.0,
+            r["lad_code"],
+            r["region_code"],
+            r["country_code"],
+            r["category"],
+            r["sme"],
+            r["vcse"],
+            r["social_enterprise"],
+            _evidence_json(),
+            "{}",
+            "bench",
+            NOW,
+        )
+        for r in s.iter_rows(named=True)
+    ]
+    contracts = [
+        (r["id"], "bench", str(r["id"]), r["buyer_id"], f"Contract {r['id']}", r["value_pence"], r["currency"],
+         r["award_date"], r["start_date"], r["end_date"], r["status"], NOW, NOW)
+        for r in c.iter_rows(named=True)
+    ]  # fmt: skip
+    cpv = [(r["id"], r["id"], r["cpv_code"], 0) for r in c.iter_rows(named=True) if r["cpv_code"] is not None]
+    lines = [
+        (r["id"], r["contract_id"], r["supplier_id"], r["share_pence"], "stated", r["position"])
+        for r in ln.iter_rows(named=True)
+    ]
+    return {
+        "supplier": (["id", "name", "name_key", "created_at", "updated_at"], suppliers),
+        "supplier_classification": (
+            [
+                "id",
+                "supplier_id",
+                "postcode_used",
+                "place_method",
+                "place_confidence",
+                "lad_code",
+                "region_code",
+                "country_code",
+                "category",
+                "sme",
+                "vcse",
+                "social_enterprise",
+                "evidence",
+                "rule_versions",
+                "input_hash",
+                "classified_at",
+            ],
+            classification,
+        ),
+        "contract": (
+            [
+                "id",
+                "source",
+                "source_id",
+                "buyer_id",
+                "title",
+                "value_pence",
+                "currency",
+                "award_date",
+                "start_date",
+                "end_date",
+                "status",
+                "created_at",
+                "updated_at",
+            ],
+            contracts,
+        ),
+        "contract_cpv": (["id", "contract_id", "code", "position"], cpv),
+        "contract_supplier": (["id", "contract_id", "supplier_id", "share_pence", "share_basis", "position"], lines),
+    }
+
+
+async def _organisations(engine: AsyncEngine, anchors: pl.DataFrame) -> None:
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+        for r in anchors.iter_rows(named=True):
+            session.add(
+                m.Organisation(
+                    id=r["id"], name=r["name"], name_key=r["name"].lower(), kind="local_authority",
+                    lad_code=r["lad_code"], is_anchor=True,
+                )
+            )  # fmt: skip
+        group = m.AnchorGroup(slug="bench-group", name="Benchmark group")
+        session.add(group)
+        await session.flush()
+        for i in range(1, GROUP + 1):
+            session.add(m.AnchorGroupMember(group_id=group.id, organisation_id=i))
+        await session.commit()
+
+
+def _load_sqlite(path: str, rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]]) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        for table, (columns, values) in rows.items():
+            marks = ", ".join("?" for _ in columns)
+            adapted = [
+                tuple(
+                    v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, dt.datetime)
+                    else v.isoformat() if isinstance(v, dt.date) else v
+                    for v in row
+                )
+                for row in values
+            ]  # fmt: skip
+            conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", adapted)
+    conn.close()
+
+
+async def _load_postgresql(engine: AsyncEngine, rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]]) -> None:
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        for table, (columns, values) in rows.items():
+            await driver.copy_records_to_table(table, records=values, columns=columns)
+        for table in rows:
+            await driver.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+            )
+        await driver.execute("ANALYZE")
+
+
+async def _build(backend: str, url: str, world: dict[str, pl.DataFrame], path: str | None) -> float:
+    start = time.perf_counter()
+    await asyncio.to_thread(alembic_upgrade, url)
+    engine = make_engine(url)
+    await _organisations(engine, world["anchors"])
+    rows = _rows(world)
+    if backend == "sqlite":
+        assert path is not None
+        await asyncio.to_thread(_load_sqlite, path, rows)
+    else:
+        await _load_postgresql(engine, rows)
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+        await refresh_tiers(session, classify_first=False)
+        await session.commit()
+    await engine.dispose()
+    return time.perf_counter() - start
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    command = [sys.executable, "-m", "uvicorn", "procurement.app:create_app", "--factory", "--port", str(port)]
+    return subprocess.Popen([*command, "--log-level", "warning"], env=env)
+
+
+async def _engine_times(url: str, scopes: dict[str, tuple[Scope, str | None]]) -> dict[str, float]:
+    engine = make_engine(url)
+    out = {}
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+        for label, (scope, period) in scopes.items():
+            lines = await lines_with_details(session, scope.anchor_ids)
+            kind = "year" if period and "/" in period else "quarter"
+            best = float("inf")
+            for _ in range(ENGINE_ROUNDS):
+                t0 = time.perf_counter()
+                for basis in ("awarded", "spread"):
+                    metrics_for_lines(lines, scope, basis=basis, periods=kind)
+                best = min(best, time.perf_counter() - t0)
+            out[label] = best
+    await engine.dispose()
+    return out
+
+
+async def _bump(url: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(update(m.DataVersion).where(m.DataVersion.id == 1).values(version=m.DataVersion.version + 1))
+    await engine.dispose()
+
+
+async def _measure(backend: str, url: str, lines: int) -> None:
+    engine = make_engine(url)
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+        token = await make_token(session, "admin", name=f"bench-{uuid.uuid4().hex[:8]}")
+        await session.commit()
+        ids = tuple(sorted((await session.scalars(select(m.Organisation.id))).all()))
+    await engine.dispose()
+    scopes = {
+        "one anchor, 2024Q2": (Scope("org:1", "anchor", "", (1,), 1, None), "2024Q2", "anchor_id=1&period=2024Q2"),
+        "one anchor, 2024/25": (Scope("org:1", "anchor", "", (1,), 1, None), "2024/25", "anchor_id=1&period=2024/25"),
+        f"group of {GROUP}, 2024Q2": (
+            Scope("group:bench-group", "group", "", tuple(range(1, GROUP + 1)), None, 1),
+            "2024Q2",
+            "group=bench-group&period=2024Q2",
+        ),
+        f"all {len(ids)} anchors, 2024Q2": (Scope("all", "all", "", ids, None, None), "2024Q2", "period=2024Q2"),
+    }
+    engine_s = await _engine_times(url, {k: (v[0], v[1]) for k, v in scopes.items()})
+    port = _free_port()
+    server = _serve(url, port)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=600
+        ) as client:
+            for _ in range(300):
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            await client.get("/metrics?anchor_id=1&period=2024Q2")  # first-request costs outside the timing
+            print(f"\n{backend}: {lines:,} lines, {len(ids)} anchors (uvicorn, one worker; machine shared)")
+            print(f"{'request':26} {'engine s':>9} {'cold s':>8} {'cold/eng':>9} {'warm p50 ms':>12}  targets")
+            for label, (_scope, _period, query) in scopes.items():
+                cold = []
+                for _ in range(COLD_ROUNDS):
+                    await _bump(url)
+                    t0 = time.perf_counter()
+                    r = await client.get(f"/metrics?{query}")
+                    cold.append(time.perf_counter() - t0)
+                    assert r.status_code == 200, r.text[:300]
+                warm = []
+                for _ in range(WARM_ROUNDS):
+                    t0 = time.perf_counter()
+                    r = await client.get(f"/metrics?{query}")
+                    warm.append((time.perf_counter() - t0) * 1000)
+                    assert r.status_code == 200
+                c, w, e = statistics.median(cold), statistics.median(warm), engine_s[label]
+                ok = ("cold ok" if c <= 1.5 * e else "cold MISSED") + (", warm ok" if w < 20 else ", warm MISSED")
+                print(f"{label:26} {e:9.3f} {c:8.3f} {c / e:8.2f}x {w:12.1f}  {ok}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+async def run(lines: int, backends: list[str]) -> None:
+    world = _world(lines)
+    print(
+        f"world: {world['lines'].height:,} lines, {world['contracts'].height:,} contracts, "
+        f"{world['suppliers'].height:,} suppliers, {ANCHORS} anchors"
+    )
+    for backend in backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            if backend == "sqlite":
+                path = str(Path(tmp) / "bench.db")
+                url, name = f"sqlite+aiosqlite:///{path}", None
+            else:
+                name = f"bench_metrics_{uuid.uuid4().hex[:8]}"
+                url, path = await create_pg_database(name), None
+            try:
+                built = await _build(backend, url, world, path)
+                print(f"{backend}: built and tiers stored in {built:.1f} s")
+                await _measure(backend, url, world["lines"].height)
+            finally:
+                if name is not None:
+                    await drop_pg_database(name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    args = parser.parse_args()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    asyncio.run(run(args.lines, backends))
+
+
+if __name__ == "__main__":
+    main()

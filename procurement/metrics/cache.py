@@ -1,0 +1,76 @@
+"""Metrics answers kept in this process by data version: a repeat of a question about unchanged data is served
+from memory, and clients revalidate with the ETag (If-None-Match -> 304 Not Modified)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from procurement.suppliers.tiers import data_version
+
+MAX_ENTRIES = 128  # answers for all anchors can be megabytes; this bounds the memory held
+
+
+class AnswerCache:
+    """A bounded LRU of encoded answers keyed by (data version, question)."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, etag: str) -> bytes | None:
+        with self._lock:
+            body = self._entries.get(etag)
+            if body is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(etag)
+            self.hits += 1
+            return body
+
+    def put(self, etag: str, body: bytes) -> None:
+        with self._lock:
+            self._entries[etag] = body
+            self._entries.move_to_end(etag)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+ANSWERS = AnswerCache()
+
+
+async def etag_for(session: AsyncSession, question: tuple[object, ...]) -> str | None:
+    """A strong validator for this question about the data as it is now; None when there is no data version."""
+    version = await data_version(session)
+    if version is None:
+        return None
+    epoch, number, _usable = version
+    digest = hashlib.sha256(repr((epoch, number, question)).encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def not_modified(if_none_match: str | None, etag: str | None) -> bool:
+    if etag is None or not if_none_match:
+        return False
+    wanted = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return etag in wanted or "*" in wanted
+
+
+async def answer(etag: str | None, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+    if etag is not None and (body := ANSWERS.get(etag)) is not None:
+        return body
+    body = await compute()
+    if etag is not None:
+        ANSWERS.put(etag, body)
+    return body
