@@ -1,10 +1,10 @@
 """stored anchor x supplier tiers, and the data version that cached figures are keyed by
 
 Two new tables. The tiers start empty and unusable (no rules recorded): figures are read from scratch until
-the first write that changes figures, or `localvalue suppliers classify`, rebuilds them all.
+the first write that changes figures, or `localvalue classify`, rebuilds them all.
 
 Revision ID: 0009_tiers
-Revises: 0008_procure
+Revises: 0009_mappings
 Create Date: 2026-12-06 07:40:00+00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_tiers"
-down_revision: str | None = "0008_procure"
+down_revision: str | None = "0009_mappings"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
