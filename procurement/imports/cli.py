@@ -413,22 +413,21 @@ def runs_command(limit: int) -> None:
     from procurement.db import session_scope
 
     async def go() -> tuple[list[m.ImportRun], set[str]]:
-        from procurement.db import get_alchemy_config
-        from procurement.imports.locks import current_holder
+        from procurement.imports.locks import holder_now
 
         async with session_scope() as session:
             runs = list(await session.scalars(select(m.ImportRun).order_by(m.ImportRun.id.desc()).limit(limit)))
-        # A run still marked running whose source nobody holds has lost its process.
-        engine = get_alchemy_config().get_engine()
-        sources = {r.source for r in runs if r.status == RunStatus.RUNNING}
-        return runs, {s for s in sources if await current_holder(engine, s) is None}
+            # A run still marked running whose source nobody holds has lost its process. The lock is only
+            # looked at, never taken: taking it could make an import starting this moment think it busy.
+            sources = {r.source for r in runs if r.status == RunStatus.RUNNING}
+            return runs, {s for s in sources if await holder_now(session, s) is None}
 
     runs, orphaned = _run(go)
     for run in runs:
         started = run.started_at.strftime("%Y-%m-%d %H:%M:%S")
         dead = run.status == RunStatus.RUNNING and run.source in orphaned
         click.echo(
-            f"{run.id:>5}  {run.source:<16} {run.kind:<4} {'died' if dead else run.status:<11} {started}  "
+            f"{run.id:>5}  {run.source:<16} {run.kind:<4} {'interrupted' if dead else run.status:<11} {started}  "
             f"pages {run.pages}, fetched {run.fetched}, new {run.new}, changed {run.changed}, "
             f"unchanged {run.unchanged}, skipped {run.skipped}, failed {run.failed}"
             + (f"  (its process stopped; `localvalue import resume {run.id}`)" if dead else "")

@@ -354,6 +354,11 @@ async def import_lock(
     told = False
     while not await backend.try_acquire():
         holder = await backend.holder()
+        for _ in range(20):  # the holder writes its name just after taking the lock: give it a moment
+            if holder is None or holder.pid is not None:
+                break
+            await asyncio.sleep(0.025)
+            holder = await backend.holder()
         holder = await _with_started_at(engine, holder) if holder is not None else Holder()
         if not wait:
             raise ImportBusy(busy_message(source, holder, resume_of=resume_of))

@@ -228,4 +228,6 @@ async def test_new_supplier_warns_of_likely_duplicates(session: AsyncSession, cl
     )
     assert fresh.status_code == 303
     found = _text((await client.get("/workspace/suppliers?q=walsall")).text)
-    assert "Not yet classified: location and status not known" in found
+    # Classified as it is saved: the picker shows where it is and why, not "not yet classified".
+    assert "Not yet classified" not in found
+    assert "location E08000030" in found, found  # WS1 1TP is in Walsall

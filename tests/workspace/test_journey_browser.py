@@ -97,12 +97,15 @@ async def test_reviewer_resolves_unknowns_and_publishes_the_quarter(site: tuple[
         await page.goto(f"{base}/workspace/review?scope=anchor:{bcc}&period={QUARTER}")
         coverage = _percent(await page.locator("#figure-local-share").inner_text())
         for name, postcode in (("Unplaced Cleaning Ltd", "B5 5RS"), ("Unplaced Catering Ltd", "B6 4BN")):
-            item = page.locator(".app-review-item", has_text=name)
+            item = page.locator("[id^=location-].app-review-item", has_text=name)
             await item.get_by_label(f"Delivery postcode for {name}").fill(postcode)
-            await item.get_by_label("Reason").fill("invoice address checked")
-            async with page.expect_navigation():
-                await item.get_by_role("button", name="Set postcode").click()
-            assert "Postcode saved" in await page.locator("main").inner_text(), page.url
+            await item.get_by_label("Reason for the postcode").fill("invoice address checked")
+            row_id = await item.get_attribute("id")
+            await item.get_by_role("button", name="Set postcode").click()
+            # htmx answers in place: the row says it is done and the coverage figure is swapped out of band.
+            done = page.locator(f"#{row_id}.app-review-item--done")
+            await done.wait_for()
+            assert "Postcode saved" in await done.inner_text()
             now = _percent(await page.locator("#figure-local-share").inner_text())
             assert now > coverage, (name, coverage, now)
             coverage = now
