@@ -318,8 +318,11 @@ async def test_register_match_decisions_are_reviewers(client: Any, session: Asyn
     assert await _count(session, m.RegisterMatchDecision) == 0
 
     page = await _open_queue(client, "admin@example.org", w["queue"])
-    # The section is there for an admin (its rows need a loaded register: classification re-matches on read).
+    # The section is there for an admin, the candidate with its evidence (reading never re-matches).
     assert 'id="match-queue"' in page
+    section = page.split('id="match-queue"')[1].split("<h2")[0]
+    assert "PLAIN PRINT LIMITED" in section
+    assert "01234567" in section
     bad = await client.post(url, data=dict(form, _csrf_token=csrf_of(page), decision="maybe"))
     assert bad.status_code in (400, 422)
     assert await _count(session, m.RegisterMatchDecision) == 0
