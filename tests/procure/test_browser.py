@@ -15,7 +15,15 @@ import pytest
 
 from tests.procure.test_returns import PDF
 from tests.procure.test_upload import csv_bytes, register
-from tests.support.browser import DESKTOP, assert_local_only, chromium, horizontal_overflow, new_context, run_axe
+from tests.support.browser import (
+    DESKTOP,
+    assert_local_only,
+    assert_title,
+    chromium,
+    horizontal_overflow,
+    new_context,
+    run_axe,
+)
 from tests.support.cli import localvalue
 from tests.workspace.test_browser import PHONE, invite, set_password_and_sign_in, site
 
@@ -43,7 +51,7 @@ async def check_page(page: Any, label: str) -> None:
 
 async def match_columns_once(page: Any, base: str) -> None:
     """The sheet's own headings: guesses chosen, a needed field left out refused by name, then the draft waits."""
-    assert await page.title() == "Match your columns - Local Value"
+    await assert_title(page, "Match your columns - Local Value")
     supplier = page.get_by_label("Supplier name", exact=True)
     assert await supplier.input_value() == "Supplier name"
     await check_page(page, "match your columns")
@@ -55,7 +63,7 @@ async def match_columns_once(page: Any, base: str) -> None:
     await check_page(page, "match your columns (errors)")
     await page.get_by_label("Supplier name", exact=True).select_option(label="Supplier name")
     await follow(page, page.get_by_role("button", name="Use these columns"))
-    assert await page.title() == "Check the upload - Local Value"
+    await assert_title(page, "Check the upload - Local Value")
     # Left for now: it waits on "My organisation" among the drafts, to resume.
     await page.goto(f"{base}/workspace/organisation")
     drafts = await page.locator(".app-drafts").inner_text()
@@ -77,7 +85,7 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
         await page.goto(f"{base}/sign-in")
         await set_password_and_sign_in(page, base, link, "editor@bcc.example")
         await follow(page, page.get_by_role("link", name="My organisation").first)
-        assert await page.title() == "Birmingham City Council - Local Value"
+        await assert_title(page, "Birmingham City Council - Local Value")
         await check_page(page, "my organisation")
 
         # Search as you type: htmx swaps the results in without a page load.
@@ -99,7 +107,7 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
         await page.get_by_label("Name").fill(found_name.upper())
         await page.get_by_label("Postcode (optional)").fill("b1 1bb")
         await follow(page, page.get_by_role("button", name="Continue"))
-        assert await page.title() == "Is this supplier already recorded? - Local Value"
+        await assert_title(page, "Is this supplier already recorded? - Local Value")
         assert f"#{found_id}" in await page.locator(".nhsuk-warning-callout").inner_text()
         await check_page(page, "likely duplicate")
         await follow(page, page.get_by_role("button", name="It is a different supplier: add it"))
@@ -121,12 +129,12 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
         await check_page(page, "record a contract (errors)")
         await page.get_by_label("Value (optional)").fill("£80,000.00")
         await follow(page, page.get_by_role("button", name="Continue"))
-        assert await page.title() == "Check the contract before saving - Local Value"
+        await assert_title(page, "Check the contract before saving - Local Value")
         assert await page.locator("#understood-value").inner_text() == "£80,000.00"
         assert await page.locator("#understood-award-date").inner_text() == "12 May 2025"
         await check_page(page, "check the contract")
         await follow(page, page.get_by_role("button", name="Save contract"))
-        assert await page.title() == "Community meals - Local Value"
+        await assert_title(page, "Community meals - Local Value")
         shares = await page.locator("dt:text('Suppliers') + dd li").all_inner_texts()
         assert shares == [f"#{found_id}: £40,000.00 (equal split)", f"#{new_id}: £40,000.00 (equal split)"]
         await check_page(page, "contract")
@@ -178,7 +186,7 @@ async def test_editor_records_a_contract_with_two_suppliers(site: tuple[str, str
             else:
                 remembered = await page.locator("#upload-columns").inner_text()
                 assert "matched as you chose before" in remembered, remembered
-            assert await page.title() == "Check the upload - Local Value"
+            await assert_title(page, "Check the upload - Local Value")
             counts = await page.locator("#upload-counts").inner_text()
             assert f"{expected} new contracts" in counts, counts
             await check_page(page, f"upload preview ({expected} new)")

@@ -13,7 +13,7 @@ import pytest
 from pypdf import PdfReader
 
 from tests.conftest import BACKENDS, dispose_database, free_port, new_database
-from tests.support.browser import DESKTOP, NARROW, horizontal_overflow, new_context, run_axe
+from tests.support.browser import DESKTOP, NARROW, assert_title, horizontal_overflow, new_context, run_axe
 from tests.support.cli import LOCALVALUE, cli_env, localvalue, wait_for_http
 from tests.support.paths import REPO_DIR
 
@@ -82,14 +82,14 @@ async def test_public_page_link_and_pdf_download(backend: str, tmp_path: Path) -
             context = await browser.new_context(accept_downloads=True, java_script_enabled=False)
             page = await context.new_page()
             await page.goto(f"{base}/")
-            assert await page.title() == "Local spend by anchor institution - Local Value"
+            await assert_title(page, "Local spend by anchor institution - Local Value")
             row = page.locator("#anchors tbody tr", has_text="Birmingham City Council")
             assert await row.count() == 1
             home_row = " ".join((await row.inner_text()).split())
             # The anchor's latest published local share, from the frozen snapshot (status unknown: still a share).
             assert home_row.startswith("Birmingham City Council Q1 2022/23"), home_row
             await row.get_by_role("link", name="Birmingham City Council").click()
-            assert await page.title() == "Birmingham City Council: published statements - Local Value"
+            await assert_title(page, "Birmingham City Council: published statements - Local Value")
             assert await page.locator("h1").inner_text() == "Birmingham City Council"
             async with page.expect_download() as info:
                 await page.get_by_role("link", name="PDF").first.click()

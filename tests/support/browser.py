@@ -230,3 +230,10 @@ def serve(app: Any, port: int, host: str = "127.0.0.1") -> Iterator[ServedApp]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+async def assert_title(page: Page, title: str) -> None:
+    """The page's title becomes ``title`` (retrying: after a click the next page may still be loading)."""
+    from playwright.async_api import expect
+
+    await expect(page).to_have_title(title)

@@ -15,6 +15,7 @@ from tests.support.browser import (
     NARROW,
     ServedApp,
     assert_local_only,
+    assert_title,
     chromium,
     horizontal_overflow,
     new_context,
@@ -71,7 +72,7 @@ async def test_pages_work_without_javascript(site: ServedApp) -> None:
         context, requests = await new_context(browser, width=DESKTOP, javascript=False)
         page = await context.new_page()
         await page.goto(site.url + "/", wait_until="networkidle")
-        assert await page.title() == "Sample statement - Local Value"
+        await assert_title(page, "Sample statement - Local Value")
         assert await page.get_by_role("link", name="Skip to main content").count() == 1
         assert await page.get_by_role("navigation", name="Menu").get_by_role("link", name="Suppliers").is_visible()
         assert await page.get_by_role("table", name="Suppliers paid in Q1 2025/26").is_visible()
@@ -79,7 +80,7 @@ async def test_pages_work_without_javascript(site: ServedApp) -> None:
         await page.get_by_role("link", name="Page 4").click()
         assert page.url.endswith("/?anchor=RBK&page=4")
         await page.goto(site.url + "/form?errors=true")
-        assert await page.title() == "Error: Add a supplier - Local Value"
+        await assert_title(page, "Error: Add a supplier - Local Value")
         await page.get_by_role("link", name="Enter the supplier's name").click()
         assert page.url.endswith("#supplier-name")
         await context.close()

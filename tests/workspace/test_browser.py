@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import BACKENDS, dispose_database, free_port, new_database
-from tests.support.browser import DESKTOP, assert_local_only, chromium, horizontal_overflow, new_context, run_axe
+from tests.support.browser import (
+    DESKTOP,
+    assert_local_only,
+    assert_title,
+    chromium,
+    horizontal_overflow,
+    new_context,
+    run_axe,
+)
 from tests.support.cli import LOCALVALUE, cli_env, localvalue, wait_for_http
 from tests.support.paths import REPO_DIR
 
@@ -46,13 +54,13 @@ def invite(url: str, email: str, role: str, *org: str) -> str:
 
 async def set_password_and_sign_in(page: Any, base: str, link: str, email: str) -> None:
     await page.goto(base + link.removeprefix("http://127.0.0.1:8000"))
-    assert await page.title() == "Set your password - Local Value"
+    await assert_title(page, "Set your password - Local Value")
     await check_page(page, "set password")
     await page.get_by_label("New password").fill(PASSWORD)
     await page.get_by_label("Type the password again").fill(PASSWORD)
     async with page.expect_navigation():  # on a busy machine the title is read before the next page arrives
         await page.get_by_role("button", name="Set password").click()
-    assert await page.title() == "Your password is set - Local Value"
+    await assert_title(page, "Your password is set - Local Value")
     await check_page(page, "password set")
     await page.get_by_role("link", name="Sign in").click()
     await sign_in(page, email)
@@ -146,10 +154,10 @@ async def test_reviewer_journey_from_headline_to_downloaded_lines(site: tuple[st
         assert {r["basis"] for r in rows} == {"awarded"}
 
         await page.get_by_role("link", name="Data quality").first.click()
-        assert await page.title() == "Data quality - Local Value"
+        await assert_title(page, "Data quality - Local Value")
         await check_page(page, "data quality")
         await page.get_by_role("link", name="Run 1", exact=True).click()
-        assert await page.title() == "Import run 1 - Local Value"
+        await assert_title(page, "Import run 1 - Local Value")
         await check_page(page, "import run")
 
         await page.get_by_role("button", name="Sign out").click()
