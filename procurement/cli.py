@@ -20,6 +20,13 @@ Set DATABASE_URL to choose the database (default: localvalue.db here).
 Start with `localvalue database upgrade`, `localvalue seed anchors`, then `localvalue run`.
 """
 
+try:  # the look of Litestar's own group (it uses rich-click when installed)
+    from rich_click import RichGroup as _Group
+except ImportError:  # pragma: no cover
+    from click import Group as _Group  # type: ignore[assignment]
+
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+
 # Framework commands a user of this service never needs; they stay callable by name for maintainers.
 _HIDDEN = ("assets", "routes", "schema", "sessions", "version", "info")
 # Commands that destroy data: hidden, and refused unless --yes is given.
@@ -83,42 +90,70 @@ def _guard_downgrade(database: click.Group) -> None:
     command.callback = guarded
 
 
+def own_commands() -> list[click.Command]:
+    """Every command of the product itself, one per capability (Litestar adds `database` and its own)."""
+    from procurement.accounts.cli import tokens_group, users_group
+    from procurement.backups.cli import backup_command, restore_command
+    from procurement.imports.cli import import_group
+    from procurement.metrics.cli import metrics_command
+    from procurement.procure.cli import uploads_group
+    from procurement.serving import run_command
+    from procurement.spend.cli import import_spend_command, spend_group
+    from procurement.statements.cli import statements_group
+    from procurement.suppliers.cli import classify_group, geo_group, registers_group
+
+    import_group.add_command(import_spend_command)
+    return [
+        import_group,
+        classify_group,
+        registers_group,
+        metrics_command,
+        statements_group,
+        spend_group,
+        _seed_group(),
+        tokens_group,
+        users_group,
+        geo_group,
+        backup_command,
+        restore_command,
+        uploads_group,
+        run_command,  # replaces Litestar's own `run`
+    ]
+
+
 class LocalValueCLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: click.Group) -> None:
-        from procurement.accounts.cli import tokens_group, users_group
-        from procurement.backups.cli import backup_command, restore_command
-        from procurement.imports.cli import import_group
-        from procurement.metrics.cli import metrics_command
-        from procurement.procure.cli import uploads_group
-        from procurement.serving import run_command
-        from procurement.spend.cli import import_spend_command, spend_group
-        from procurement.statements.cli import statements_group
-        from procurement.suppliers.cli import classify_group, geo_group, registers_group
-
         cli.help = HELP
-        import_group.add_command(import_spend_command)
-        for command in (
-            import_group,
-            classify_group,
-            registers_group,
-            metrics_command,
-            statements_group,
-            spend_group,
-            _seed_group(),
-            tokens_group,
-            users_group,
-            geo_group,
-            backup_command,
-            restore_command,
-            uploads_group,
-            run_command,  # replaces Litestar's own `run`
-        ):
+        for command in own_commands():
             cli.add_command(command)
         for name in _HIDDEN:
             if name in cli.commands:
                 cli.commands[name].hidden = True
         _guard_destructive()
         _full_short_help(cli)
+
+
+def _database_group() -> click.Group:
+    from advanced_alchemy.extensions.litestar.cli import database_group
+    from litestar.cli._utils import LitestarGroup  # hands each command the context it asks for, as there
+
+    _guard_destructive()
+    group = LitestarGroup(name="localvalue", help=HELP, context_settings=_CONTEXT)
+    group.add_command(database_group)  # type: ignore[arg-type] # a click group, as Litestar adds it
+    _full_short_help(group)
+    return group
+
+
+def _migrations_env() -> Any:
+    """What the migration commands read from Litestar's CLI: an app holding only the database plugin."""
+    from types import SimpleNamespace
+
+    from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+    from litestar import Litestar
+
+    from procurement.db import get_alchemy_config
+
+    return SimpleNamespace(app=Litestar(plugins=[SQLAlchemyPlugin(config=get_alchemy_config())]))
 
 
 def _full_short_help(group: click.Group) -> None:
@@ -132,7 +167,19 @@ def _full_short_help(group: click.Group) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    args = sys.argv[1:] if argv is None else list(argv)
     os.environ.setdefault("LITESTAR_APP", "procurement.app:create_app")
+    # The product's own commands need no web app, and building it (routes, OpenAPI) is over half of a command's
+    # start-up: they run from a group of their own. `database`, the framework's commands and the full
+    # `--help` go through Litestar's group, which builds the app to find its plugins' commands.
+    if args and not args[0].startswith("-"):
+        commands = {str(command.name): command for command in own_commands()}
+        if args[0] in commands:
+            group = _Group(name="localvalue", help=HELP, commands=commands, context_settings=_CONTEXT)
+            _full_short_help(group)
+            return group.main(args=args, prog_name="localvalue")
+        if args[0] in ("database", "db"):
+            return _database_group().main(args=args, prog_name="localvalue", obj=_migrations_env())
     from litestar.cli.main import litestar_group
 
-    return litestar_group.main(args=argv, prog_name="localvalue")
+    return litestar_group.main(args=args, prog_name="localvalue")

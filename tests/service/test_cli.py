@@ -115,3 +115,27 @@ def test_drop_all_is_hidden_and_needs_yes(tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
     with create_engine(f"sqlite:///{path}").connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM organisation")).scalar_one() == 45
+
+
+@pytest.mark.parametrize("args", [("tokens", "--help"), ("database", "--help"), ("seed", "anchors", "--help")])
+def test_commands_start_without_building_the_web_app(args: tuple[str, ...], tmp_path: Path) -> None:
+    # The web app (routes, OpenAPI) is over half of a command's start-up; only `--help` at the top and the
+    # framework's own commands need it. The whole list is still the same from either group.
+    probe = (
+        "import sys\n"
+        "from procurement.cli import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+        "print('web app built:', 'procurement.app' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [str(Path(LOCALVALUE).parent / "python"), "-c", probe],
+        env=cli_env(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"),
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip().endswith("web app built: False"), out
