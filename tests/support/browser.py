@@ -14,6 +14,7 @@ Playwright (not through a <script> element), so it works under the app's Content
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -232,7 +233,7 @@ def serve(app: Any, port: int, host: str = "127.0.0.1") -> Iterator[ServedApp]:
         thread.join(timeout=20)
 
 
-async def assert_title(page: Page, title: str) -> None:
+async def assert_title(page: Page, title: str | re.Pattern[str]) -> None:
     """The page's title becomes ``title`` (retrying: after a click the next page may still be loading)."""
     from playwright.async_api import expect
 
