@@ -17,6 +17,32 @@ _QUARTER_RE = re.compile(r"(\d{4})Q([1-4])")
 _YEAR_RE = re.compile(r"(\d{4})/(\d{2})")
 
 
+MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def day_month(d: date) -> str:
+    """ "6 December": dates as people write them in the UK, with no leading zero."""
+    return f"{d.day} {MONTH_NAMES[d.month - 1]}"
+
+
+def long_date(d: date) -> str:
+    """ "6 December 2026"."""
+    return f"{day_month(d)} {d.year}"
+
+
 def parse_quarter(label: str) -> tuple[int, int]:
     """Return (financial-year start year, quarter 1-4) for a label such as "2025Q1"."""
     if not isinstance(label, str):

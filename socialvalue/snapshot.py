@@ -13,6 +13,7 @@ from typing import Any, Literal, NoReturn, TypedDict, cast
 from zoneinfo import ZoneInfo
 
 from socialvalue.catalogue import CASH_UNIT
+from socialvalue.periods import long_date
 
 # Version 2 added each share's coverage, the contracts and suppliers a headline rests on, the largest suppliers
 # of any location and a null share for "not known". Version 1 snapshots stay valid and are read through
@@ -279,29 +280,13 @@ def _format_quantity(text: str) -> str:
     return f"{sign}{int(whole):,}" + (f".{frac}" if frac else "")
 
 
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
 def _parse_instant(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def _uk_date(text: str) -> str:
     local = _parse_instant(text).astimezone(UK_TZ)
-    return f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
+    return long_date(local.date())
 
 
 def _uk_datetime(text: str) -> str:

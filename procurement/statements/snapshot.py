@@ -23,7 +23,7 @@ from procurement.metrics.service import coverage_threshold, resting_on, scope_me
 from procurement.money import judged_share, ratio_text
 from socialvalue import enterprise, locality
 from socialvalue.geography import lad_reference
-from socialvalue.periods import parse_quarter, quarter_bounds, quarter_from_index, quarter_index
+from socialvalue.periods import day_month, long_date, parse_quarter, quarter_bounds, quarter_from_index, quarter_index
 from socialvalue.snapshot import SCHEMA, STANDARD_SOURCES, figures_sha256
 
 METRICS_VERSION = "metrics-2026.11.1"
@@ -53,23 +53,6 @@ CATEGORY_LABELS = {
 TIER_ORDER = ("local", "regional", "rest_of_uk", "outside_uk", "unknown")
 
 
-_MONTHS = (
-    "",
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
 def share(part: int, total: int) -> str | None:
     """A share computed from integer pence, so every figure agrees with its parts."""
     return ratio_text(part, total)
@@ -78,10 +61,7 @@ def share(part: int, total: int) -> str | None:
 def period_label(period: str) -> str:
     fy, q = parse_quarter(period)
     start, end = quarter_bounds(period)
-    return (
-        f"Q{q} {fy}/{(fy + 1) % 100:02d} ({start.day} {_MONTHS[start.month]} to {end.day} {_MONTHS[end.month]} "
-        f"{end.year})"
-    )
+    return f"Q{q} {fy}/{(fy + 1) % 100:02d} ({day_month(start)} to {long_date(end)})"
 
 
 def sha256(data: bytes) -> str:

@@ -27,6 +27,7 @@ from litestar.template import TemplateConfig
 from litestar.types import ASGIApp
 
 from procurement.settings import get_settings
+from socialvalue import periods
 from socialvalue.periods import parse_quarter, quarter_of
 
 __all__ = [
@@ -60,20 +61,6 @@ HTMX_VERSION = "2.0.11"
 NOT_KNOWN = "not known"
 LONDON = ZoneInfo("Europe/London")
 
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 # -- filters ---------------------------------------------------------------------------------------------
 
@@ -125,7 +112,7 @@ def long_date(value: dt.date | str | None) -> str:
         value = dt.datetime.fromisoformat(value) if "T" in value else dt.date.fromisoformat(value)
     if isinstance(value, dt.datetime):
         value = (value.astimezone(LONDON) if value.tzinfo is not None else value).date()
-    return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+    return periods.long_date(value)
 
 
 def quarter_label(value: str | dt.date | None) -> str:
