@@ -204,6 +204,13 @@ async def test_dashboard_figures_link_to_their_lines(client: Any, session: Async
     assert "1 line, counted value £1,000.00" in lines_text
     assert "School meals" in lines_text
     assert "Consultancy" not in lines_text
+    # Each row of the breakdowns by location and by type opens its own lines.
+    for table, key in (("table-tiers", "tier"), ("table-categories", "category")):
+        body = response.text.split(f'id="{table}"', 1)[1].split("</table>", 1)[0]
+        assert re.search(rf'<th scope="row" class="nhsuk-table__header"><a href="/workspace/lines\?[^"]*{key}=', body)
+    tiers = _text(response.text.split('id="table-tiers"', 1)[1].split("</table>")[0])
+    assert "Local (the anchor's own area) lines £1,000 33.3% 1" in tiers
+    assert "Rest of the UK lines £2,000 66.7% 1" in tiers
 
     # A year, and the trend table over eight quarters.
     year = await client.get("/workspace", params={"scope": scope, "period": "2025/26"})
