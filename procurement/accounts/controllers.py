@@ -47,7 +47,7 @@ from procurement.errors import DomainError
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
 from procurement.schemas import Page
 from procurement.settings import Settings
-from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, SETTINGS_STATE_KEY, page_context, safe_next
+from procurement.web.frame import NO_STORE, PAGE_EXCEPTION_HANDLERS, SETTINGS_STATE_KEY, page_context, safe_next
 
 
 def token_info(row: TokenRow) -> TokenInfo:
@@ -114,7 +114,6 @@ _PRIVATE = [
     ResponseHeader(name="Referrer-Policy", value="no-referrer"),
     ResponseHeader(name="Cache-Control", value="no-store"),
 ]
-_NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
 
 
 def _settings(request: Request[Any, Any, Any]) -> Settings:
@@ -131,7 +130,7 @@ class SignInController(Controller):
     path = "/"
     include_in_schema = False
     exception_handlers = PAGE_EXCEPTION_HANDLERS
-    response_headers = _NO_STORE
+    response_headers = NO_STORE
 
     @get("/sign-in", name="sign-in")
     async def sign_in_page(
@@ -262,7 +261,7 @@ class UserAdminController(Controller):
     include_in_schema = False
     guards = [requires_admin]
     exception_handlers = PAGE_EXCEPTION_HANDLERS
-    response_headers = _NO_STORE
+    response_headers = NO_STORE
 
     @get("/", name="users")
     async def users(self, request: Request[Principal, Any, Any], db_session: AsyncSession) -> Template:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import ResponseHeader, UploadFile
+from litestar.datastructures import UploadFile
 from litestar.params import Parameter, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
@@ -51,10 +51,9 @@ from procurement.procure.service import (
 )
 from procurement.settings import Settings
 from procurement.suppliers.service import SupplierService
-from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, SETTINGS_STATE_KEY, page_context
+from procurement.web.frame import NO_STORE, PAGE_EXCEPTION_HANDLERS, SETTINGS_STATE_KEY, page_context
 from procurement.workspace.service import CATEGORY_NAMES
 
-_NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
 OrganisationChoice = Annotated[
     int | None, QueryParameter(name="organisation", ge=1, description="Admins: the organisation to work on.")
 ]
@@ -85,7 +84,7 @@ class ProcurementController(Controller):
     include_in_schema = False
     guards = [requires_token]
     exception_handlers = PAGE_EXCEPTION_HANDLERS
-    response_headers = _NO_STORE
+    response_headers = NO_STORE
 
     @get("/organisation", name="workspace-organisation")
     async def organisation_page(

@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import ResponseHeader, UploadFile
+from litestar.datastructures import UploadFile
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
@@ -54,9 +54,8 @@ from procurement.procure.drafts import (
 from procurement.procure.service import organisation_for
 from procurement.procure.upload import PlannedRow, commit, lock_organisation, plan
 from procurement.settings import Settings
-from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, SETTINGS_STATE_KEY, page_context
+from procurement.web.frame import NO_STORE, PAGE_EXCEPTION_HANDLERS, SETTINGS_STATE_KEY, page_context
 
-_NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
 OrganisationChoice = Annotated[
     int | None, QueryParameter(name="organisation", ge=1, description="Admins: the organisation to work on.")
 ]
@@ -67,7 +66,7 @@ class ProcurementUploadController(Controller):
     include_in_schema = False
     guards = [requires_token]
     exception_handlers = PAGE_EXCEPTION_HANDLERS
-    response_headers = _NO_STORE
+    response_headers = NO_STORE
 
     @get(["/template.csv", "/template.xlsx"], name="workspace-contracts-template")
     async def contracts_template(self, request: Request[Principal, Any, Any]) -> Response[bytes]:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from litestar import Request, Response
+from litestar.datastructures import ResponseHeader
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_403_FORBIDDEN
@@ -23,6 +24,8 @@ from procurement.problems import domain_status
 
 log = logging.getLogger("localvalue")
 
+# Pages show one person's view of live data: never kept by a browser or a proxy.
+NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
 SIGN_IN_PATH = "/sign-in"
 WORKSPACE_PATH = "/workspace"
 SETTINGS_STATE_KEY = "localvalue_settings"

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import ResponseHeader
 from litestar.params import Parameter, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
@@ -30,7 +29,7 @@ from procurement.auth import Principal, requires_reviewer, requires_token
 from procurement.metrics.commitments import CommitmentFigureRow, commitment_figures, periods_of, review_return
 from procurement.metrics.lines import Scope, resolve_scope
 from procurement.metrics.measures import format_quantity
-from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, page_context
+from procurement.web.frame import NO_STORE, PAGE_EXCEPTION_HANDLERS, page_context
 from procurement.workspace.service import Selection, period_text, query_with, scope_choices, selection_for
 
 PATH = "/workspace/commitments"
@@ -41,7 +40,6 @@ ScopeQuery = Annotated[
     str | None, QueryParameter(name="scope", max_length=80, description="anchor:ID, group:SLUG, or empty.")
 ]
 _PERIOD = Parameter(default=None, max_length=8, description="2025Q1, 2025/26, or empty for every quarter.")
-_NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
 
 
 @dataclass(frozen=True)
@@ -217,7 +215,7 @@ class CommitmentPagesController(Controller):
     include_in_schema = False
     guards = [requires_token]
     exception_handlers = PAGE_EXCEPTION_HANDLERS
-    response_headers = _NO_STORE
+    response_headers = NO_STORE
 
     @get("/", name="workspace-commitments")
     async def commitments_page(

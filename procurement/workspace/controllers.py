@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get
-from litestar.datastructures import ResponseHeader
-from litestar.params import Parameter, QueryParameter
+from litestar.di import Provide
+from litestar.params import Parameter
 from litestar.response import Template
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import models as m
 from procurement.auth import Principal, requires_token
 from procurement.imports.runs import get_run, note_counts, note_filter, resume_command, stopped_runs, uk_time
-from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, page_context
+from procurement.web.frame import NO_STORE, PAGE_EXCEPTION_HANDLERS, page_context
 from procurement.web.setup import coverage_threshold
+from procurement.workspace.parameters import BASIS, PERIOD, LinesAsked, ScopeChoice, lines_asked
 from procurement.workspace.service import (
     BASIS_NAMES,
     CATEGORY_NAMES,
@@ -29,8 +30,6 @@ from procurement.workspace.service import (
     PAGE_SIZE,
     SORTS,
     TIER_NAMES,
-    LineFilters,
-    Selection,
     bases_for,
     dashboard_for,
     feeds_health,
@@ -45,14 +44,6 @@ from procurement.workspace.service import (
 from socialvalue.charts import Series, bar_chart, trend_chart
 from socialvalue.metrics import CATEGORIES, TIERS
 
-# "scope" is Litestar's name for the ASGI scope, so the query parameter is renamed on the way in.
-ScopeChoice = Annotated[
-    str | None,
-    QueryParameter(name="scope", max_length=80, description="anchor:ID, group:SLUG, or empty for all anchors."),
-]
-_PERIOD = Parameter(default=None, max_length=8, description="2025Q1 or 2025/26.")
-_BASIS = Parameter(default=None, max_length=8, description="awarded, spread or paid.")
-_NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -106,7 +97,8 @@ class WorkspaceController(Controller):
     include_in_schema = False
     guards = [requires_token]
     exception_handlers = PAGE_EXCEPTION_HANDLERS
-    response_headers = _NO_STORE
+    response_headers = NO_STORE
+    dependencies = {"asked": Provide(lines_asked)}
 
     @get("/", name="workspace")
     async def dashboard_page(
@@ -114,8 +106,8 @@ class WorkspaceController(Controller):
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
         scope_choice: ScopeChoice = None,
-        period: str | None = _PERIOD,
-        basis: str | None = _BASIS,
+        period: str | None = PERIOD,
+        basis: str | None = BASIS,
     ) -> Template:
         selection = selection_for(request.user, scope_choice, period, basis)
         board = await dashboard_for(db_session, selection, basis_given=bool(basis))
@@ -142,22 +134,10 @@ class WorkspaceController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        scope_choice: ScopeChoice = None,
-        period: str | None = _PERIOD,
-        basis: str | None = _BASIS,
-        tier: str | None = Parameter(default=None, max_length=16),
-        category: str | None = Parameter(default=None, max_length=24),
-        supplier: int | None = Parameter(default=None, ge=1),
-        cpv: str | None = Parameter(default=None, max_length=2),
-        flag: str | None = Parameter(default=None, max_length=20),
-        show: str = Parameter(default="counted", max_length=8),
-        sort: str = Parameter(default="value", max_length=16),
-        order: str = Parameter(default="desc", pattern="^(asc|desc)$"),
+        asked: LinesAsked,
         page: int = Parameter(default=1, ge=1, le=100_000),
     ) -> Template:
-        selection, filters = _line_request(
-            request.user, scope_choice, period, basis, tier, category, supplier, cpv, flag, show, sort, order
-        )
+        selection, filters, sort, order = asked.selection, asked.filters, asked.sort, asked.order
         found = await select_lines(db_session, selection, filters)
         page, pages, offset = page_of(found.rows.height, page)
         base = {"scope": selection.scope_value, "period": selection.period, "basis": selection.basis, **filters.query()}
@@ -201,23 +181,10 @@ class WorkspaceController(Controller):
     @get("/lines.csv", name="workspace-lines-csv")
     async def lines_csv(
         self,
-        request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        scope_choice: ScopeChoice = None,
-        period: str | None = _PERIOD,
-        basis: str | None = _BASIS,
-        tier: str | None = Parameter(default=None, max_length=16),
-        category: str | None = Parameter(default=None, max_length=24),
-        supplier: int | None = Parameter(default=None, ge=1),
-        cpv: str | None = Parameter(default=None, max_length=2),
-        flag: str | None = Parameter(default=None, max_length=20),
-        show: str = Parameter(default="counted", max_length=8),
-        sort: str = Parameter(default="value", max_length=16),
-        order: str = Parameter(default="desc", pattern="^(asc|desc)$"),
+        asked: LinesAsked,
     ) -> Response[bytes]:
-        selection, filters = _line_request(
-            request.user, scope_choice, period, basis, tier, category, supplier, cpv, flag, show, sort, order
-        )
+        selection, filters = asked.selection, asked.filters
         found = await select_lines(db_session, selection, filters)
         return Response(
             found.rows.write_csv().encode("utf-8"),
@@ -228,25 +195,12 @@ class WorkspaceController(Controller):
     @get("/lines.xlsx", name="workspace-lines-xlsx")
     async def lines_xlsx(
         self,
-        request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        scope_choice: ScopeChoice = None,
-        period: str | None = _PERIOD,
-        basis: str | None = _BASIS,
-        tier: str | None = Parameter(default=None, max_length=16),
-        category: str | None = Parameter(default=None, max_length=24),
-        supplier: int | None = Parameter(default=None, ge=1),
-        cpv: str | None = Parameter(default=None, max_length=2),
-        flag: str | None = Parameter(default=None, max_length=20),
-        show: str = Parameter(default="counted", max_length=8),
-        sort: str = Parameter(default="value", max_length=16),
-        order: str = Parameter(default="desc", pattern="^(asc|desc)$"),
+        asked: LinesAsked,
     ) -> Response[bytes]:
         import xlsxwriter  # type: ignore[import-untyped]
 
-        selection, filters = _line_request(
-            request.user, scope_choice, period, basis, tier, category, supplier, cpv, flag, show, sort, order
-        )
+        selection, filters = asked.selection, asked.filters
         found = await select_lines(db_session, selection, filters)
         buffer = io.BytesIO()
         with xlsxwriter.Workbook(buffer, {"in_memory": True}) as workbook:
@@ -342,31 +296,3 @@ class WorkspaceController(Controller):
                 csv_url=f"/imports/{run_id}/notes.csv" + (f"?level={level}" if level else ""),
             ),
         )
-
-
-def _line_request(
-    principal: Principal,
-    scope: str | None,
-    period: str | None,
-    basis: str | None,
-    tier: str | None,
-    category: str | None,
-    supplier: int | None,
-    cpv: str | None,
-    flag: str | None,
-    show: str,
-    sort: str,
-    order: str,
-) -> tuple[Selection, LineFilters]:
-    selection = selection_for(principal, scope, period, basis)
-    filters = LineFilters(
-        tier=tier or None,
-        category=category or None,
-        supplier_id=supplier,
-        cpv=cpv or None,
-        flag=flag or None,
-        show=show,
-        sort=sort,
-        descending=order == "desc",
-    )
-    return selection, filters

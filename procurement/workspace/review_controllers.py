@@ -9,13 +9,12 @@ review.js moves the focus to the next row. The actions are the API's own service
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import ResponseHeader
-from litestar.params import Parameter, QueryParameter
+from litestar.params import Parameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +28,8 @@ from procurement.suppliers.classification import classify, effective_ids
 from procurement.suppliers.corrections import Correction, submit
 from procurement.suppliers.registers import decide as decide_match
 from procurement.suppliers.schemas import AttestationIn, MergeIn, RegisterMatchIn
-from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, page_context
+from procurement.web.frame import NO_STORE, PAGE_EXCEPTION_HANDLERS, page_context
+from procurement.workspace.parameters import BASIS, PERIOD, ScopeChoice
 from procurement.workspace.review import ATTEST_CHOICES, build_queue
 from procurement.workspace.service import (
     BASIS_NAMES,
@@ -40,15 +40,6 @@ from procurement.workspace.service import (
     scope_choices,
     selection_for,
 )
-
-# As on the other workspace pages (controllers modules are only for the composition root to import).
-ScopeChoice = Annotated[
-    str | None,
-    QueryParameter(name="scope", max_length=80, description="anchor:ID, group:SLUG, or empty for all anchors."),
-]
-_PERIOD = Parameter(default=None, max_length=8, description="2025Q1 or 2025/26.")
-_BASIS = Parameter(default=None, max_length=8, description="awarded, spread or paid.")
-_NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
 
 DONE = {
     "applied": "Postcode saved and the supplier classified again: the coverage above includes it.",
@@ -98,7 +89,7 @@ class ReviewController(Controller):
     include_in_schema = False
     guards = [requires_token]
     exception_handlers = PAGE_EXCEPTION_HANDLERS
-    response_headers = _NO_STORE
+    response_headers = NO_STORE
 
     @get("/", name="workspace-review")
     async def queue(
@@ -106,8 +97,8 @@ class ReviewController(Controller):
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
         scope_choice: ScopeChoice = None,
-        period: str | None = _PERIOD,
-        basis: str | None = _BASIS,
+        period: str | None = PERIOD,
+        basis: str | None = BASIS,
         done: str | None = Parameter(default=None, pattern="^(" + "|".join(DONE) + ")$"),
     ) -> Template:
         selection = selection_for(request.user, scope_choice, period, basis)

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import ResponseHeader
 from litestar.params import Parameter, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
@@ -35,7 +34,7 @@ from procurement.schemas import QUARTER_PATTERN
 from procurement.statements.pages import draft_context
 from procurement.statements.service import Difference, preview_pdf, publish, snapshot_basis, staleness, withdraw
 from procurement.statements.snapshot import build_snapshot
-from procurement.web.frame import PAGE_EXCEPTION_HANDLERS, page_context
+from procurement.web.frame import NO_STORE, PAGE_EXCEPTION_HANDLERS, page_context
 from procurement.workspace.service import ScopeChoice, Selection, parse_scope_choice, period_text, scope_choices
 from socialvalue.periods import quarter_of
 from socialvalue.snapshot import canonical_json, format_judged, format_pence, format_share
@@ -51,7 +50,6 @@ _NOT_FIGURES = frozenset({"schema", "statement", "figures_sha256", "sources"})
 ScopeQuery = Annotated[str | None, QueryParameter(name="scope", max_length=80, description="anchor:ID or group:SLUG.")]
 _PERIOD = Parameter(default=None, pattern=QUARTER_PATTERN, description="A quarter, like 2025Q1.")
 _BASIS = Parameter(default="awarded", pattern="^(awarded|paid)$")
-_NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
 
 
 def figures_digest(snapshot: Mapping[str, Any]) -> str:
@@ -254,7 +252,7 @@ class StatementPagesController(Controller):
     # Editors see no statements page: they may not publish, correct or withdraw.
     guards = [requires_reviewer]
     exception_handlers = PAGE_EXCEPTION_HANDLERS
-    response_headers = _NO_STORE
+    response_headers = NO_STORE
 
     @get("/", name="workspace-statements")
     async def statements_page(
