@@ -14,11 +14,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter, QueryParameter
+from litestar.params import Parameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST
 from sqlalchemy import select
@@ -30,15 +30,13 @@ from procurement.metrics.commitments import CommitmentFigureRow, commitment_figu
 from procurement.metrics.lines import Scope, resolve_scope
 from procurement.metrics.measures import format_quantity
 from procurement.web.frame import NO_STORE, PAGE_EXCEPTION_HANDLERS, page_context
+from procurement.workspace.parameters import ScopeChoice
 from procurement.workspace.service import Selection, period_text, query_with, scope_choices, selection_for
 
 PATH = "/workspace/commitments"
 MIN_REASON, MAX_REASON = 3, 1000  # the API's Reason
 REVIEWED_SHOWN = 50
 
-ScopeQuery = Annotated[
-    str | None, QueryParameter(name="scope", max_length=80, description="anchor:ID, group:SLUG, or empty.")
-]
 _PERIOD = Parameter(default=None, max_length=8, description="2025Q1, 2025/26, or empty for every quarter.")
 
 
@@ -222,7 +220,7 @@ class CommitmentPagesController(Controller):
         self,
         request: Request[Principal, Any, Any],
         db_session: AsyncSession,
-        scope_choice: ScopeQuery = None,
+        scope_choice: ScopeChoice = None,
         period: str | None = _PERIOD,
         done: str | None = Parameter(default=None, pattern="^(verified|rejected)$"),
     ) -> Template:
