@@ -1,4 +1,4 @@
-"""Find a Tender OCDS client (``/api/1.0/ocdsReleasePackages``).
+"""Find a Tender OCDS release packages (``/api/1.0/ocdsReleasePackages``): what `importers.http.iter_feed` needs to know.
 
 FTS answers HTTP 429 "12 request limit in 2 minute exceeded" (without Retry-After since Dec 2025) and
 sometimes 503/504. It misses releases when windows are long, hence 6-hour windows; in production pace
@@ -6,13 +6,9 @@ requests with ``RetryPolicy(min_interval_s=10)`` as kingfisher-collect does. Its
 invalid numbers (``1e9999``, ``000``), which ``load_json_lenient`` fixes before parsing.
 """
 
-import asyncio
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-
 import httpx
 
-from importers.http import Checkpoint, FeedSpec, Page, RetryPolicy, Sleep, iter_feed, retry_after_seconds
+from importers.http import FeedSpec, RetryPolicy, retry_after_seconds
 
 BASE_URL = "https://www.find-tender.service.gov.uk"
 SOURCE = "find_a_tender"
@@ -31,29 +27,3 @@ FIND_A_TENDER = FeedSpec(
     throttle_statuses=frozenset({429}),
     throttle_wait=_throttle_wait,
 )
-
-
-async def iter_find_a_tender(
-    client: httpx.AsyncClient,
-    start: datetime,
-    end: datetime,
-    *,
-    window: timedelta = timedelta(hours=6),
-    resume: Checkpoint | None = None,
-    policy: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen dataclass, safe as a default
-    base_url: str = BASE_URL,
-    sleep: Sleep = asyncio.sleep,
-) -> AsyncIterator[Page]:
-    """Pages of FTS releases updated in [start, end), in ``window``-sized windows (updatedFrom/To)."""
-    async for page in iter_feed(
-        client,
-        FIND_A_TENDER,
-        start,
-        end,
-        window=window,
-        resume=resume,
-        policy=policy,
-        base_url=base_url,
-        sleep=sleep,
-    ):
-        yield page

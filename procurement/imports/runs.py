@@ -93,12 +93,20 @@ PageListener = Callable[[Page, Counts], None]
 def _pages(
     source: str, client: httpx.AsyncClient, params: FeedParameters, resume: Checkpoint | None, policy: RetryPolicy
 ) -> AsyncIterator[Page]:
-    from importers.contracts_finder import iter_contracts_finder
-    from importers.find_a_tender import iter_find_a_tender
+    from importers.contracts_finder import CONTRACTS_FINDER as CONTRACTS_FINDER_FEED
+    from importers.find_a_tender import FIND_A_TENDER as FIND_A_TENDER_FEED
+    from importers.http import iter_feed
 
-    iterate = iter_contracts_finder if source == CONTRACTS_FINDER else iter_find_a_tender
-    return iterate(
-        client, params.start, params.end, window=params.window, resume=resume, policy=policy, base_url=params.base_url
+    spec = CONTRACTS_FINDER_FEED if source == CONTRACTS_FINDER else FIND_A_TENDER_FEED
+    return iter_feed(
+        client,
+        spec,
+        params.start,
+        params.end,
+        window=params.window,
+        resume=resume,
+        policy=policy,
+        base_url=params.base_url,
     )
 
 

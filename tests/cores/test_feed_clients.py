@@ -5,7 +5,6 @@ could not be read is a Note naming the URL or the release.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from importers.contracts_finder import iter_contracts_finder
+from importers.contracts_finder import CONTRACTS_FINDER
 from importers.files import iter_releases_from_file
-from importers.find_a_tender import iter_find_a_tender
-from importers.http import Checkpoint, FeedError, Page, RetryPolicy
+from importers.find_a_tender import FIND_A_TENDER
+from importers.http import Checkpoint, FeedError, Page, RetryPolicy, iter_feed
 from importers.ocds import Note, canonical_json
 from tests.support.feedserver import CF_RELEASES_2025, RunningFeedServer, running_feed_server
 
@@ -61,29 +60,17 @@ async def _run(
 
     run = Run([], waits)
     async with httpx.AsyncClient() as client:
-        pages: AsyncIterator[Page]
-        if feed == "cf":
-            pages = iter_contracts_finder(
-                client,
-                start,
-                end,
-                window=window,
-                resume=resume,
-                policy=policy,
-                base_url=server.base_url,
-                sleep=fast_sleep,
-            )
-        else:
-            pages = iter_find_a_tender(
-                client,
-                start,
-                end,
-                window=window,
-                resume=resume,
-                policy=policy,
-                base_url=server.base_url,
-                sleep=fast_sleep,
-            )
+        pages = iter_feed(
+            client,
+            CONTRACTS_FINDER if feed == "cf" else FIND_A_TENDER,
+            start,
+            end,
+            window=window,
+            resume=resume,
+            policy=policy,
+            base_url=server.base_url,
+            sleep=fast_sleep,
+        )
         async for page in pages:
             run.pages.append(page)
             for release in page.releases:
