@@ -1,4 +1,4 @@
-"""Find a Tender OCDS release packages (``/api/1.0/ocdsReleasePackages``): what `importers.http.iter_feed` needs to know.
+"""Find a Tender OCDS release packages (``/api/1.0/ocdsReleasePackages``): what `iter_feed` needs to know.
 
 FTS answers HTTP 429 "12 request limit in 2 minute exceeded" (without Retry-After since Dec 2025) and
 sometimes 503/504. It misses releases when windows are long, hence 6-hour windows; in production pace
