@@ -60,6 +60,21 @@ OrganisationChoice = Annotated[
 PAGE = 50
 
 
+def _contract_fields(read: ContractForm) -> dict[str, Any]:
+    """What a confirmed form says of a contract, as the API's create and update bodies take it."""
+    v = read.values
+    return {
+        "title": v["title"],
+        "reference": v["reference"],
+        "suppliers": [ContractSupplierIn(supplier_id=s.id) for s in read.suppliers],
+        "cpv_codes": v["cpv"],
+        "value": _pounds_decimal(v["value"]),
+        "award_date": v["award_date"],
+        "start_date": v["start_date"],
+        "end_date": v["end_date"],
+    }
+
+
 def _pounds_decimal(pence: int | None) -> Decimal | None:
     return None if pence is None else Decimal(format_pence(pence) or "0")
 
@@ -147,20 +162,8 @@ class ProcurementController(Controller):
             return _form_page(request, read, None, organisation)
         if form.get("confirm") != "yes":
             return _confirm_page(request, read, None, organisation)
-        v = read.values
         saved = await ContractService(session=db_session).create_contract(
-            ContractCreate(
-                buyer_id=organisation_id,
-                title=v["title"],
-                reference=v["reference"],
-                suppliers=[ContractSupplierIn(supplier_id=s.id) for s in read.suppliers],
-                cpv_codes=v["cpv"],
-                value=_pounds_decimal(v["value"]),
-                award_date=v["award_date"],
-                start_date=v["start_date"],
-                end_date=v["end_date"],
-            ),
-            request.user,
+            ContractCreate(buyer_id=organisation_id, **_contract_fields(read)), request.user
         )
         await db_session.commit()  # "autocommit" leaves redirects uncommitted
         return Redirect(f"/workspace/contracts/{saved.id}?saved=1", status_code=HTTP_303_SEE_OTHER)
@@ -196,19 +199,9 @@ class ProcurementController(Controller):
             return _form_page(request, read, contract, None)
         if form.get("confirm") != "yes":
             return _confirm_page(request, read, contract, None)
-        v = read.values
         await service.update_contract(
             contract_id,
-            ContractUpdate(
-                title=v["title"],
-                reference=v["reference"],
-                suppliers=[ContractSupplierIn(supplier_id=s.id) for s in read.suppliers],
-                cpv_codes=v["cpv"],
-                value=_pounds_decimal(v["value"]),
-                award_date=v["award_date"],
-                start_date=v["start_date"],
-                end_date=v["end_date"],
-            ),
+            ContractUpdate(**_contract_fields(read)),
             request.user,
             reason=read.raw["reason"][:MAX_REASON],
         )
