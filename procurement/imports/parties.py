@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    insert,
     select,
     tuple_,
 )
@@ -83,6 +82,8 @@ class PartyResolver:
             for key, org_id in rows:
                 caches.org_by_name.setdefault(key, org_id)
         resolved: dict[str, int] = {}
+        new_orgs: dict[int, tuple[dict[str, Any], str]] = {}  # provisional id -> (row, ocid)
+        new_idents: list[tuple[int, tuple[str, str]]] = []
         for ocid, buyer in buyers:
             idents = self._stable(buyer.identifiers)
             org_id = next((caches.org_by_ident[i] for i in idents if i in caches.org_by_ident), None)
@@ -92,37 +93,55 @@ class PartyResolver:
                 if not buyer.name:
                     notes.append(Note(ERROR, "buyer without name or known identifier; awards not imported", ocid))
                     continue
-                org_id = await self._create_organisation(session, buyer, ocid)
+                # A provisional id, so a later buyer of this batch with the same name or identifier finds it.
+                org_id = next(self._provisional)
+                new_orgs[org_id] = (self._organisation_row(buyer), ocid)
             for ident in idents:
                 if ident not in caches.org_by_ident:
                     # Learn the identifier, so the next notice matches on it even if the name is spelt differently.
-                    await session.execute(
-                        insert(m.OrganisationIdentifier).values(organisation_id=org_id, scheme=ident[0], value=ident[1])
-                    )
+                    new_idents.append((org_id, ident))
                     caches.org_by_ident[ident] = org_id
             if buyer.name_key:
                 caches.org_by_name.setdefault(buyer.name_key, org_id)
             resolved[ocid] = org_id
-        return resolved
-
-    async def _create_organisation(self, session: AsyncSession, buyer: PartyRecord, ocid: str) -> int:
-        name = cut(buyer.name, 300) or buyer.party_id
-        org_id: int = (
-            await session.execute(
-                insert(m.Organisation)
-                .values(
-                    name=name,
-                    kind=m.OrganisationKind.OTHER.value,
-                    address=cut(buyer.street_address, 500),
-                    postcode=buyer.postcode,
-                    is_anchor=False,
-                    name_key=cut(buyer.name_key, 300) or "",
-                )
-                .returning(m.Organisation.id)
+        real = await self._insert_organisations(session, new_orgs)
+        if new_idents:
+            await bulk_insert(
+                session,
+                m.OrganisationIdentifier,
+                [{"organisation_id": real.get(o, o), "scheme": i[0], "value": i[1]} for o, i in new_idents],
             )
-        ).scalar_one()
-        self._pending_audits.append((org_id, name, ocid))
-        return org_id
+        return {ocid: real.get(org_id, org_id) for ocid, org_id in resolved.items()}
+
+    @staticmethod
+    def _organisation_row(buyer: PartyRecord) -> dict[str, Any]:
+        return {
+            "name": cut(buyer.name, 300) or buyer.party_id,
+            "kind": m.OrganisationKind.OTHER.value,
+            "address": cut(buyer.street_address, 500),
+            "postcode": buyer.postcode,
+            "is_anchor": False,
+            "name_key": cut(buyer.name_key, 300) or "",
+        }
+
+    async def _insert_organisations(
+        self, session: AsyncSession, new_orgs: dict[int, tuple[dict[str, Any], str]]
+    ) -> dict[int, int]:
+        """One insert of the batch's new buyers; returns provisional id -> real id (the caches are updated)."""
+        if not new_orgs:
+            return {}
+        ids = await allocate_ids(session, m.Organisation, len(new_orgs))
+        real = dict(zip(new_orgs, ids, strict=True))
+        await bulk_insert(session, m.Organisation, [{"id": real[p], **row} for p, (row, _) in new_orgs.items()])
+        self._pending_audits.extend((real[p], row["name"], ocid) for p, (row, ocid) in new_orgs.items())
+        caches = self.caches
+        for ident, value in list(caches.org_by_ident.items()):
+            if value < 0:
+                caches.org_by_ident[ident] = real[value]
+        for key, found in list(caches.org_by_name.items()):
+            if found is not None and found < 0:
+                caches.org_by_name[key] = real[found]
+        return real
 
     async def _audit_new_organisations(self, session: AsyncSession) -> None:
         # Added after the batch's lookups: an ORM add before them would force a flush per organisation.

@@ -11,7 +11,9 @@ the run's counts and checkpoint, so a killed run loses at most the batch in flig
    exactly its latest stored releases, else compiled here from the archive (releases of one ocid that
    arrived in different batches or runs), in date order, and mapped to buyer, awards and parties;
 4. buyers become organisations, supplier parties become master suppliers (recorded in SupplierMatch),
-   awards become contracts with CPV codes and supplier shares - each written only where a value differs.
+   awards become contracts with CPV codes and supplier shares - each written only where a value differs;
+5. new and changed suppliers are classified; the stored tiers of those whose classification changed are
+   dropped (read on the fly meanwhile), and every pair without a stored tier is stored once, when the run ends.
 
 Idempotency: step 2 writes nothing for an unchanged release, and step 3 only runs for ocids that got a
 new version, so re-importing the same data writes no domain rows at all. When an ocid is compiled again,
@@ -26,6 +28,7 @@ cached for the run (the caches are dropped when a batch rolls back, since they m
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 from collections.abc import Mapping, Sequence
@@ -38,7 +41,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from importers.ocds import (
@@ -53,7 +56,8 @@ from procurement.imports.bulk import bulk_insert, chunks, cut
 from procurement.imports.contract_writes import ContractWriter
 from procurement.imports.parties import Caches, PartyResolver
 from procurement.models import RunStatus
-from procurement.suppliers.tiers import refresh_tiers
+from procurement.suppliers.classification import classify_rows
+from procurement.suppliers.tiers import forget_tiers, store_missing_tiers
 
 CONTRACTS_FINDER = m.ContractSource.CONTRACTS_FINDER.value
 
@@ -119,6 +123,7 @@ class ImportService(PartyResolver, ContractWriter):
         self.caches = Caches()
         self._provisional = itertools.count(-1, -1)
         self._pending_audits: list[tuple[int, str, str]] = []
+        self._lz4: bool | None = None  # whether PostgreSQL can compress with lz4 (asked once)
 
     # runs ------------------------------------------------------------------------------------------------------
 
@@ -148,7 +153,25 @@ class ImportService(PartyResolver, ContractWriter):
     async def finish_run(
         self, run_id: int, status: str, error: str | None = None, *, sources: Sequence[str] = ()
     ) -> Counts:
-        """Close the run; ``sources``: the platforms a file run stored releases under (recorded as its source)."""
+        """Close the run; ``sources``: the platforms a file run stored releases under (recorded as its source).
+
+        Then the tiers its batches left to be judged on the fly are stored (with any an earlier run that stopped
+        part-way left), unless it was interrupted: the next run stores those, and reads are right meanwhile."""
+        counts = await self._close_run(run_id, status, error, sources)
+        if status == RunStatus.COMPLETED:
+            await self.store_tiers()
+        elif status == RunStatus.FAILED:
+            # The run failed already (maybe the database is why); its error is the one to report.
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                await self.store_tiers()
+        return counts
+
+    async def store_tiers(self) -> int:
+        """``store_missing_tiers`` in its own transaction; returns the pairs stored."""
+        async with self.sessions() as session, session.begin():
+            return await store_missing_tiers(session)
+
+    async def _close_run(self, run_id: int, status: str, error: str | None, sources: Sequence[str]) -> Counts:
         async with self.sessions() as session, session.begin():
             run = await session.get_one(m.ImportRun, run_id)
             run.status = status
@@ -214,9 +237,7 @@ class ImportService(PartyResolver, ContractWriter):
                 )
                 dialect = session.get_bind().dialect.name
                 if dialect == "postgresql":
-                    # asyncpg keeps prepared statements; a generic plan made while the tables were nearly empty
-                    # (sequential scans) would otherwise be reused as they grow, slowing every batch.
-                    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+                    await self._batch_settings(session)
                 elif dialect == "sqlite":
                     # SQLite's default page cache (2 MB) is far smaller than the indexes a bulk import probes.
                     await session.execute(text("PRAGMA cache_size = -65536"))
@@ -232,6 +253,27 @@ class ImportService(PartyResolver, ContractWriter):
             self.caches = Caches()
             self._pending_audits.clear()
             raise
+
+    async def _batch_settings(self, session: AsyncSession) -> None:
+        """PostgreSQL settings for the batch's transaction, in one round trip.
+
+        plan_cache_mode: asyncpg keeps prepared statements; a generic plan made while the tables were nearly empty
+        (sequential scans) would otherwise be reused as they grow, slowing every batch. synchronous_commit: the
+        commit does not wait for its WAL to reach the disk; a server crash can lose only the last batches whole,
+        with the run's checkpoint, so a resumed run stores them again. default_toast_compression: the raw
+        archive's JSON is compressed with lz4 (where the server has it) at about half pglz's cost."""
+        if self._lz4 is None:
+            self._lz4 = bool(
+                await session.scalar(
+                    text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+                )
+            )
+        settings = {"plan_cache_mode": "force_custom_plan", "synchronous_commit": "off"}
+        if self._lz4:
+            settings["default_toast_compression"] = "lz4"
+        calls = ", ".join(f"set_config(:k{i}, :v{i}, true)" for i in range(len(settings)))
+        values = {f"{p}{i}": x for i, kv in enumerate(settings.items()) for p, x in zip("kv", kv, strict=True)}
+        await session.execute(text(f"SELECT {calls}"), values)
 
     async def _store_raw(
         self, session: AsyncSession, run_id: int, releases: Sequence[PreparedRelease], counts: Counts
@@ -385,8 +427,14 @@ class ImportService(PartyResolver, ContractWriter):
         buyers = await self._resolve_buyers(session, [p for p, _ in procurements], notes)
         suppliers = await self._resolve_suppliers(session, [p for p, _ in procurements], notes)
         await self._upsert_contracts(session, procurements, buyers, suppliers, notes)
-        # New or changed suppliers are classified, and their tiers stored, in the batch's own transaction.
-        await refresh_tiers(session, suppliers=set(suppliers.values()))
+        # New or changed suppliers are classified in the batch's own transaction. Their stored tiers are dropped
+        # instead of recomputed (judged on the fly when read, meanwhile) and stored once, at the end of the run.
+        if suppliers:
+            classified = await classify_rows(session, sorted(set(suppliers.values())))
+            await forget_tiers(session, classified.changed)
+        if procurements:
+            # Bulk writes go round the ORM's hooks: the data version is bumped at commit all the same.
+            session.info[m.FIGURES_DIRTY] = True
         await self._audit_new_organisations(session)
 
     async def _insert_notes(self, session: AsyncSession, run_id: int, notes: Sequence[Note]) -> None:

@@ -128,7 +128,8 @@ class SupplierChangeRequest(BigIntBase):
 class AnchorSupplierTier(BigIntBase):
     """A supplier's tier against one anchor's local area, with its category flags, kept for the pairs that have
     lines (``procurement.suppliers.tiers.refresh_tiers`` keeps it in step with every input, in the same
-    transaction), so reading figures never recomputes or writes it."""
+    transaction; imports drop what changed and ``store_missing_tiers`` stores the missing pairs when a run ends),
+    so reading figures never writes it and recomputes only pairs without a row."""
 
     __tablename__ = "anchor_supplier_tier"
     __table_args__ = (

@@ -382,7 +382,8 @@ async def classify_rows(
             else:
                 new_rows.append(row)
         if new_rows:
-            await session.execute(insert(sc), new_rows)
+            # NULLs rendered as such: else the ORM sends one INSERT per run of rows with the same columns set.
+            await session.execute(insert(sc).execution_options(render_nulls=True), new_rows)
         if updates:
             await session.execute(update(sc), updates)
     # Duplicates merged into another supplier are classified as their target.

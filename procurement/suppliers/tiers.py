@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 import polars as pl
-from sqlalchemy import delete, insert, select, union, update
+from sqlalchemy import delete, func, insert, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import figures
@@ -21,6 +21,7 @@ from procurement.suppliers.classification import classify_rows, rule_versions
 from socialvalue import geography, locality
 
 _CHUNK = 5000  # ids per IN list, well under either database's parameter limit
+_TIERS_LOCK = 0x7469657273  # PostgreSQL advisory lock key of the stored tiers' writers ("tiers")
 
 _CLASSIFICATION_COLUMNS = (
     "supplier_id",
@@ -231,33 +232,48 @@ async def _with_duplicates(session: AsyncSession, supplier_ids: list[int]) -> li
     return sorted(found)
 
 
+def _pair_query(anchors: Sequence[int] | None, suppliers: Sequence[int] | None) -> Any:
+    """(anchor_id, supplier_id) of the contract lines and matched payment lines, as one UNION."""
+    c, cs, p = m.Contract, m.ContractSupplier, m.PaymentLine
+    contract = (
+        select(c.buyer_id.label("anchor_id"), cs.supplier_id.label("supplier_id"))
+        .join(c, c.id == cs.contract_id)
+        .where(c.status != m.ContractStatus.PENDING.value)
+    )
+    paid = select(p.anchor_id.label("anchor_id"), p.supplier_id.label("supplier_id")).where(p.supplier_id.is_not(None))
+    if anchors is not None:
+        contract = contract.where(c.buyer_id.in_(list(anchors)))
+        paid = paid.where(p.anchor_id.in_(list(anchors)))
+    if suppliers is not None:
+        contract = contract.where(cs.supplier_id.in_(list(suppliers)))
+        paid = paid.where(p.supplier_id.in_(list(suppliers)))
+    return union(contract, paid)
+
+
+def _pair_frame(rows: Sequence[Any]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"anchor_id": [int(r[0]) for r in rows], "supplier_id": [int(r[1]) for r in rows]},
+        schema={"anchor_id": pl.Int64, "supplier_id": pl.Int64},
+    )
+
+
 async def line_pairs(
     session: AsyncSession, anchors: Sequence[int] | None = None, suppliers: Sequence[int] | None = None
 ) -> pl.DataFrame:
     """(anchor_id, supplier_id) for every pair with a contract line or a matched payment line."""
-    c, cs, p = m.Contract, m.ContractSupplier, m.PaymentLine
-    found: list[tuple[int, int]] = []
+    found: list[Any] = []
     for part in [None] if suppliers is None else [suppliers[i : i + _CHUNK] for i in range(0, len(suppliers), _CHUNK)]:
-        contract = (
-            select(c.buyer_id.label("anchor_id"), cs.supplier_id.label("supplier_id"))
-            .join(c, c.id == cs.contract_id)
-            .where(c.status != m.ContractStatus.PENDING.value)
-        )
-        paid = select(p.anchor_id.label("anchor_id"), p.supplier_id.label("supplier_id")).where(
-            p.supplier_id.is_not(None)
-        )
-        if anchors is not None:
-            contract = contract.where(c.buyer_id.in_(list(anchors)))
-            paid = paid.where(p.anchor_id.in_(list(anchors)))
-        if part is not None:
-            contract = contract.where(cs.supplier_id.in_(list(part)))
-            paid = paid.where(p.supplier_id.in_(list(part)))
-        rows: Sequence[Any] = (await session.execute(union(contract, paid))).all()
-        found += [(int(r[0]), int(r[1])) for r in rows]
-    return pl.DataFrame(
-        {"anchor_id": [r[0] for r in found], "supplier_id": [r[1] for r in found]},
-        schema={"anchor_id": pl.Int64, "supplier_id": pl.Int64},
-    )
+        found += (await session.execute(_pair_query(anchors, part))).all()
+    return _pair_frame(found)
+
+
+async def unstored_pairs(session: AsyncSession) -> pl.DataFrame:
+    """``line_pairs`` without a stored tier row (read on the fly until ``store_missing_tiers`` stores them)."""
+    pairs = _pair_query(None, None).subquery()
+    t = m.AnchorSupplierTier
+    stored = select(t.id).where(t.anchor_id == pairs.c.anchor_id, t.supplier_id == pairs.c.supplier_id)
+    query = select(pairs.c.anchor_id, pairs.c.supplier_id).where(~stored.exists())
+    return _pair_frame((await session.execute(query)).all())
 
 
 async def compute_pair_tiers(session: AsyncSession, pairs: pl.DataFrame) -> pl.DataFrame:
@@ -300,9 +316,14 @@ async def compute_pair_tiers(session: AsyncSession, pairs: pl.DataFrame) -> pl.D
         ]
     )
     pairs = pairs.join(links, on="supplier_id", how="left")
-    frames = []
+    # Anchors with the same area share one judgement of the union of their suppliers: tiers_for costs about
+    # 8 ms of fixed polars work per call, and most buyers have the same default area.
+    by_area: dict[locality.LocalArea, list[int]] = {}
     for org, area in await anchor_areas(session, pairs["anchor_id"].unique().sort().to_list()):
-        mine = pairs.filter(pl.col("anchor_id") == org.id)
+        by_area.setdefault(area, []).append(org.id)
+    frames = []
+    for area, ids in by_area.items():
+        mine = pairs.filter(pl.col("anchor_id").is_in(ids))
         wanted = stored.filter(pl.col("supplier_id").is_in(mine["effective_supplier_id"].implode()))
         judged = (
             pl.concat([wanted.select("supplier_id"), _tiers(wanted, area)], how="horizontal")
@@ -335,6 +356,13 @@ async def bump_data_version(session: AsyncSession, *, tiers_rules: str | None = 
     session.info.pop(m.FIGURES_DIRTY, None)
 
 
+async def _insert_tiers(session: AsyncSession, records: Sequence[dict[str, Any]]) -> None:
+    # NULLs rendered as such: else the ORM sends one INSERT per run of rows with the same columns set.
+    statement = insert(m.AnchorSupplierTier).execution_options(render_nulls=True)
+    for start in range(0, len(records), _CHUNK):
+        await session.execute(statement, records[start : start + _CHUNK])
+
+
 async def refresh_tiers(
     session: AsyncSession,
     *,
@@ -350,6 +378,7 @@ async def refresh_tiers(
         return 0
     if classify_first:
         await classify_rows(session, supplier_ids)
+    await _lock_tiers(session)
     if not await stored_tiers_usable(session):
         # Never built, or built with other rules or geography: every pair is rebuilt once, here.
         anchor_ids = supplier_ids = None
@@ -369,12 +398,67 @@ async def refresh_tiers(
         part = (supplier_ids or [])[start : start + _CHUNK]
         await session.execute(delete(t).where(*where[:-1], t.supplier_id.in_(part)))
     records = rows.to_dicts()
-    for start in range(0, len(records), _CHUNK):
-        await session.execute(insert(t), records[start : start + _CHUNK])
+    await _insert_tiers(session, records)
     if anchor_ids is None and supplier_ids is None:
         await bump_data_version(session, tiers_rules=tiers_rules())
     else:
         # Bumped at commit (procurement.models.classification), so the version row is locked only then.
+        session.info[m.FIGURES_DIRTY] = True
+    return len(records)
+
+
+async def _lock_tiers(session: AsyncSession) -> None:
+    """Writers of stored tiers take turns until they commit (PostgreSQL; SQLite has one writer at a time anyway).
+
+    Without it a tier computed from a classification read just before another transaction changed it and
+    dropped its rows could be stored after that, and two writers could store the same new pair."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_TIERS_LOCK)))
+
+
+async def forget_tiers(session: AsyncSession, supplier_ids: Iterable[int]) -> None:
+    """Drop the stored tiers of these suppliers (whose classification just changed) and of their duplicates, in
+    the caller's transaction. Reads judge the pairs left without a row on the fly, so figures stay right
+    until ``store_missing_tiers`` stores them again (imports do so once, at the end of a run)."""
+    ids = _ids(supplier_ids)
+    if not ids:
+        return
+    await _lock_tiers(session)
+    ids = await _with_duplicates(session, ids)
+    t = m.AnchorSupplierTier
+    for start in range(0, len(ids), _CHUNK):
+        await session.execute(delete(t).where(t.supplier_id.in_(ids[start : start + _CHUNK])))
+    session.info[m.FIGURES_DIRTY] = True
+
+
+async def _drop_lineless(session: AsyncSession) -> None:
+    """Drop stored tiers of pairs left without lines (an import replaced a contract's suppliers): never read, but
+    the stored tiers stay exactly what a full rebuild gives."""
+    t, c, cs, p = m.AnchorSupplierTier, m.Contract, m.ContractSupplier, m.PaymentLine
+    contract = (
+        select(cs.id)
+        .join(c, c.id == cs.contract_id)
+        .where(c.buyer_id == t.anchor_id, cs.supplier_id == t.supplier_id, c.status != m.ContractStatus.PENDING.value)
+    )
+    paid = select(p.id).where(p.anchor_id == t.anchor_id, p.supplier_id == t.supplier_id)
+    # Found first, so that a run that changed nothing does not bump the data version.
+    ids = list((await session.scalars(select(t.id).where(~contract.exists(), ~paid.exists()))).all())
+    for start in range(0, len(ids), _CHUNK):
+        await session.execute(delete(t).where(t.id.in_(ids[start : start + _CHUNK])))
+
+
+async def store_missing_tiers(session: AsyncSession) -> int:
+    """Store the tier of every pair that has lines but no stored row, in the caller's transaction: those an
+    import left to be read on the fly (also a run that stopped part-way), or every pair when the stored tiers
+    were built with other rules. Set-based steps; returns the pairs written."""
+    await _lock_tiers(session)
+    if not await stored_tiers_usable(session):
+        return await refresh_tiers(session, classify_first=False)
+    await _drop_lineless(session)
+    rows = await compute_pair_tiers(session, await unstored_pairs(session))
+    records = rows.to_dicts()
+    await _insert_tiers(session, records)
+    if records:
         session.info[m.FIGURES_DIRTY] = True
     return len(records)
 
