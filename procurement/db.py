@@ -108,8 +108,9 @@ async def get_or_not_found(session: AsyncSession, model: type[T], ident: int, wh
 
 async def fetch_frame(session: AsyncSession, sql: str, schema: dict[str, Any]) -> Any:
     """A polars frame of one SELECT (no parameters: callers put only integers they made into ``sql``), read at
-    the driver so no per-row SQLAlchemy object is made: PostgreSQL streams it as CSV with COPY, SQLite's rows are
-    turned into columns at once. ``schema`` maps each selected column, in order, to a polars type."""
+    the driver so no per-row SQLAlchemy object is made: PostgreSQL streams it as CSV with COPY, SQLite hands each
+    column over as one JSON array (see ``_sqlite_columns``). ``schema`` maps each selected column, in order, to a
+    polars type."""
     import io
 
     import polars as pl
@@ -134,16 +135,51 @@ async def fetch_frame(session: AsyncSession, sql: str, schema: dict[str, Any]) -
             [(pl.col(k) == "t").alias(k) for k, v in schema.items() if v == pl.Boolean]
             + [pl.col(k).str.to_date("%Y-%m-%d") for k, v in schema.items() if v == pl.Date]
         )
-    rows = await driver.execute_fetchall(sql)
+    if any(v == pl.Float64 for v in schema.values()):
+        # SQLite writes a REAL into JSON with 15 significant digits, which need not give back the same float.
+        return _sqlite_frame(await driver.execute_fetchall(sql), schema)
+    return await _sqlite_columns(driver, sql, schema)
+
+
+async def _sqlite_columns(driver: Any, sql: str, schema: dict[str, Any]) -> Any:
+    """The rows of ``sql`` as columns, each built by SQLite as one JSON array and decoded by polars: a Python
+    object per value (what fetching rows makes) costs more than the query. The arrays are aggregated in one
+    pass over the same rows, so they line up, in the query's order (SQLite keeps a FROM-clause subquery's
+    ORDER BY when the outer query is a plain aggregate of it)."""
+    import polars as pl
+
+    names = [f"c{i}" for i in range(len(schema))]
+    arrays = ", ".join(f"json_group_array({n})" for n in names)
+    (row,) = await driver.execute_fetchall(f"WITH q({', '.join(names)}) AS ({sql}) SELECT count(*), {arrays} FROM q")  # noqa: S608 (the caller's own query)
+    if not row[0]:
+        return pl.DataFrame(schema=schema)
+    series = []
+    for (name, dtype), text in zip(schema.items(), row[1:], strict=True):
+        as_read = pl.String if dtype == pl.Date else pl.Int64 if dtype == pl.Boolean else dtype
+        values = pl.Series(name, [text], pl.String).str.json_decode(pl.List(as_read)).explode()
+        series.append(_typed(values, dtype))
+    return pl.DataFrame(series)
+
+
+def _sqlite_frame(rows: Any, schema: dict[str, Any]) -> Any:
+    import polars as pl
+
     if not rows:
         return pl.DataFrame(schema=schema)
     columns = list(zip(*rows, strict=True))
     series = []
     for (name, dtype), values in zip(schema.items(), columns, strict=True):
-        if dtype == pl.Date:
-            series.append(pl.Series(name, values, dtype=pl.String).str.to_date("%Y-%m-%d"))
-        elif dtype == pl.Boolean:
-            series.append(pl.Series(name, values, dtype=pl.Int64).cast(pl.Boolean))
-        else:
-            series.append(pl.Series(name, values, dtype=dtype))
+        as_read = pl.String if dtype == pl.Date else pl.Int64 if dtype == pl.Boolean else dtype
+        series.append(_typed(pl.Series(name, values, dtype=as_read), dtype))
     return pl.DataFrame(series)
+
+
+def _typed(values: Any, dtype: Any) -> Any:
+    """SQLite's form of a column (dates as ISO text, booleans as 0 / 1) in its polars type."""
+    import polars as pl
+
+    if dtype == pl.Date:
+        return values.str.to_date("%Y-%m-%d")
+    if dtype == pl.Boolean:
+        return values.cast(pl.Boolean)
+    return values

@@ -50,6 +50,8 @@ import polars as pl
 
 from socialvalue.periods import (
     financial_year_label_expr,
+    parse_financial_year,
+    parse_quarter,
     quarter_index_expr,
     quarter_label_expr,
     quarter_start_expr,
@@ -123,10 +125,34 @@ class MetricsResult:
     excluded: pl.DataFrame
     scope_anchors: pl.DataFrame
     _build_lines: Callable[[], pl.DataFrame] = field(repr=False, compare=False)
+    _build_spans: Callable[[], pl.DataFrame] = field(repr=False, compare=False)
 
     @cached_property
     def lines(self) -> pl.DataFrame:
         return self._build_lines()
+
+    @cached_property
+    def _spans(self) -> pl.DataFrame:
+        return self._build_spans()
+
+    def rests_on(self, scope: str, period: str) -> pl.DataFrame:
+        """contract_id, supplier_id and supplier_name of each line behind one scope's figures for one period
+        (label): the lines of ``lines_for_scope(scope)`` in that period, one row per line. Read from each
+        line's first and last period, so no line is spread into its quarters (which costs more than the
+        figures themselves on a large scope)."""
+        anchors = self.scope_anchors.filter(pl.col("scope") == scope)
+        if anchors.height == 0:
+            raise KeyError(f"no scope named {scope!r}")
+        if self.periods == "quarter":
+            year, quarter = parse_quarter(period)
+            key = year * 4 + quarter - 1
+        else:
+            key = parse_financial_year(period)
+        return self._spans.filter(
+            pl.col("anchor_id").is_in(anchors["anchor_id"].implode()),
+            pl.col("first") <= key,
+            pl.col("last") >= key,
+        ).select("contract_id", "supplier_id", "supplier_name")
 
     def lines_for_scope(self, scope: str) -> pl.DataFrame:
         anchors = self.scope_anchors.filter(pl.col("scope") == scope)
@@ -256,6 +282,7 @@ def compute_metrics(
         excluded=_excluded_output(excluded, basis),
         scope_anchors=scope_anchors,
         _build_lines=lambda: _lines_frame(lines, basis, periods),
+        _build_spans=lambda: _line_spans(lines, basis, periods),
     )
 
 
@@ -382,8 +409,7 @@ def _split(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> tuple[pl.D
             "reason",
             "currency",
             "value_pence",
-            first=_period_key(quarter_index_expr(start), periods),
-            last=_period_key(quarter_index_expr(end), periods),
+            **_first_last(start, end, periods),
         )
     )
     facts_frame, extremes_frame, excluded_lines = pl.collect_all([facts, extremes, excluded])
@@ -1181,6 +1207,31 @@ def _lines_frame(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> pl.D
     extra = parts.select("allocated_pence", "days_in_period", "days_total", basis=pl.lit(basis))
     own = per_row.select(c for c in _LINE_OUTPUT if c in per_row.columns and c not in extra.columns)
     return pl.concat([own, extra, pl.DataFrame([quarter, period])], how="horizontal").select(_LINE_OUTPUT)
+
+
+def _line_spans(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> pl.DataFrame:
+    """Each included line's first and last period key, as ``_lines_frame`` places its parts."""
+    start, end = _span(basis)
+    return (
+        _marked(lines.lazy())
+        .filter(pl.col("reason").is_null())
+        .select(
+            "anchor_id",
+            "contract_id",
+            "supplier_id",
+            "supplier_name",
+            **_first_last(start, end, periods),
+        )
+        .collect()
+    )
+
+
+def _first_last(start: pl.Expr, end: pl.Expr, periods: PeriodKind) -> dict[str, pl.Expr]:
+    """The keys of the periods of a line's first and last day (``_span``)."""
+    return {
+        "first": _period_key(quarter_index_expr(start), periods),
+        "last": _period_key(quarter_index_expr(end), periods),
+    }
 
 
 def _period_labels(periods: PeriodKind) -> pl.Expr:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
@@ -93,42 +93,94 @@ _LINE_SCHEMA: dict[str, Any] = {
 }
 
 
-async def _line_rows(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
-    """Every non-pending contract-supplier line of these anchors with its first CPV code, read as columns.
+# What only a reviewer reads beside a line; the lean read (``lines_frame``, /metrics) leaves these null.
+_DETAIL_LINE_COLUMNS = {"share_basis": "cs.share_basis", "contract_title": "c.title"}
+_DETAIL_TIER_COLUMNS = {"tier_confidence": "t.tier_confidence", "tier_method": "t.tier_method",
+                        "tier_reason": "t.tier_reason"}  # fmt: skip
+_LINE_SOURCES = {
+    "line_id": "cs.id", "contract_id": "c.id", "anchor_id": "c.buyer_id", "contracted_supplier_id": "cs.supplier_id",
+    "value_pence": "cs.share_pence", "currency": "c.currency", "award_date": "c.award_date",
+    "start_date": "c.start_date", "end_date": "c.end_date", "status": "c.status", **_DETAIL_LINE_COLUMNS,
+}  # fmt: skip
+
+
+def _read(sources: dict[str, str], schema: dict[str, Any], detailed: bool, details: dict[str, str]) -> tuple[
+    str, dict[str, Any], list[pl.Expr]
+]:  # fmt: skip
+    """The SELECT list and schema of the columns to read, and null stand-ins for the detail columns left out."""
+    read = {k: v for k, v in sources.items() if detailed or k not in details}
+    nulls = [pl.lit(None, schema[k]).alias(k) for k in sources if k not in read]
+    return ", ".join(read.values()), {k: schema[k] for k in read}, nulls
+
+
+async def _line_rows(session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool = True) -> pl.DataFrame:
+    """Every non-pending contract-supplier line of these anchors with its first CPV code, read as columns
+    (``detailed``: with the share basis and contract title too).
 
     Plain scans joined in polars: one SQL join per line (CPV, tier, name) costs random reads per row, which on
     a large SQLite file is many times the engine's own time."""
     where = f"c.buyer_id IN ({id_list(anchor_ids)}) AND c.status <> '{m.ContractStatus.PENDING.value}'"
+    columns, selected, nulls = _read(_LINE_SOURCES, _LINE_SCHEMA, detailed, _DETAIL_LINE_COLUMNS)
+    join = "CROSS JOIN" if await _scan_lines(session, anchor_ids) else "JOIN"
+    # Sorted here rather than in SQL: PostgreSQL spills a sort this size to disk, SQLite builds a B-tree.
     lines_sql = f"""
-    SELECT cs.id, c.id, c.buyer_id, cs.supplier_id, cs.share_pence, cs.share_basis, c.currency, c.award_date,
-        c.start_date, c.end_date, c.status, c.title
-    FROM contract_supplier cs JOIN contract c ON c.id = cs.contract_id
-    WHERE {where}
-    ORDER BY cs.id"""  # noqa: S608 (only integers made here and fixed words)
+    SELECT {columns}
+    FROM contract_supplier cs {join} contract c ON c.id = cs.contract_id
+    WHERE {where}"""  # noqa: S608 (only integers made here and fixed words)
     cpv_sql = f"""
-    SELECT cc.contract_id, cc.code FROM contract_cpv cc JOIN contract c ON c.id = cc.contract_id
-    WHERE {where} ORDER BY cc.contract_id, cc.position, cc.id"""  # noqa: S608 (as above)
-    selected = {k: v for k, v in _LINE_SCHEMA.items() if k != "cpv_code"}
-    lines = cast(pl.DataFrame, await fetch_frame(session, lines_sql, selected))
-    codes = cast(pl.DataFrame, await fetch_frame(session, cpv_sql, {"contract_id": pl.Int64, "cpv_code": pl.String}))
-    first = codes.unique("contract_id", keep="first", maintain_order=True)
-    return lines.join(first, on="contract_id", how="left", maintain_order="left").select(list(_LINE_SCHEMA))
+    SELECT cc.contract_id, cc.code, cc.position, cc.id FROM contract_cpv cc {join} contract c ON c.id = cc.contract_id
+    WHERE {where}"""  # noqa: S608 (as above)
+    lines = cast(pl.DataFrame, await fetch_frame(session, lines_sql, selected)).with_columns(nulls).sort("line_id")
+    cpv_schema = {"contract_id": pl.Int64, "cpv_code": pl.String, "position": pl.Int64, "id": pl.Int64}
+    codes = cast(pl.DataFrame, await fetch_frame(session, cpv_sql, cpv_schema))
+    first = codes.sort("contract_id", "position", "id").unique("contract_id", keep="first", maintain_order=True)
+    return lines.join(
+        first.select("contract_id", "cpv_code"), on="contract_id", how="left", maintain_order="left"
+    ).select(list(_LINE_SCHEMA))
 
 
-async def stored_tiers(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
+# Share of all contracts from which reading every line beats looking a scope's up by buyer (SQLite).
+_SCAN_SHARE = 20
+
+
+async def _scan_lines(session: AsyncSession, anchor_ids: Sequence[int]) -> bool:
+    """On SQLite, whether to read the lines by scanning them in order (CROSS JOIN keeps that join order)
+    rather than through the buyer index: each contract found by buyer costs random reads of three tables and
+    a sort, several times a plain scan once the scope holds more than a few per cent of the contracts. SQLite
+    has no statistics to choose by; PostgreSQL chooses well itself."""
+    if (await session.connection()).dialect.name != "sqlite":
+        return False
+    counted = f"""
+    SELECT (SELECT count(*) FROM contract WHERE buyer_id IN ({id_list(anchor_ids)})), (SELECT max(id) FROM contract)
+    """  # noqa: S608 (only integers made here)
+    scope, highest = (await session.execute(text(counted))).one()
+    return bool(scope) and scope * _SCAN_SHARE >= (highest or 0)
+
+
+_TIER_SOURCES = {
+    "anchor_id": "t.anchor_id", "contracted_supplier_id": "t.supplier_id",
+    "effective_supplier_id": "t.effective_supplier_id", "tier": "t.tier", **_DETAIL_TIER_COLUMNS,
+    "category": "t.category", "sme": "t.sme", "vcse": "t.vcse", "social_enterprise": "t.social_enterprise",
+    "supplier_name": "s.name",
+}  # fmt: skip
+
+
+async def stored_tiers(session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool = True) -> pl.DataFrame:
     """The stored tier of every (anchor, supplier) pair of these anchors, with the name of the supplier each
-    counts as (``TIER_SCHEMA`` keyed by anchor_id and contracted_supplier_id)."""
+    counts as (``TIER_SCHEMA`` keyed by anchor_id and contracted_supplier_id; without ``detailed``, the tier's
+    method, confidence and reason are null)."""
+    schema = {"anchor_id": pl.Int64, "contracted_supplier_id": pl.Int64, **TIER_SCHEMA}
+    columns, selected, nulls = _read(_TIER_SOURCES, schema, detailed, _DETAIL_TIER_COLUMNS)
     sql = f"""
-    SELECT t.anchor_id, t.supplier_id, t.effective_supplier_id, t.tier, t.tier_confidence, t.tier_method,
-        t.tier_reason, t.category, t.sme, t.vcse, t.social_enterprise, s.name
+    SELECT {columns}
     FROM anchor_supplier_tier t JOIN supplier s ON s.id = t.effective_supplier_id
     WHERE t.anchor_id IN ({id_list(anchor_ids)})"""  # noqa: S608 (only integers made here and fixed words)
-    schema = {"anchor_id": pl.Int64, "contracted_supplier_id": pl.Int64, **TIER_SCHEMA}
-    return cast(pl.DataFrame, await fetch_frame(session, sql, schema))
+    frame = cast(pl.DataFrame, await fetch_frame(session, sql, selected))
+    return frame.with_columns(nulls).select(list(schema))
 
 
 async def with_tiers(session: AsyncSession, raw: pl.DataFrame, anchor_ids: Sequence[int], *, from_scratch: bool,
-                     refresh: bool = False) -> pl.DataFrame:  # fmt: skip
+                     refresh: bool = False, detailed: bool = True) -> pl.DataFrame:  # fmt: skip
     """``raw`` (anchor_id, contracted_supplier_id, ...) with ``TIER_SCHEMA`` beside each line: the stored tiers,
     or (``from_scratch``, or stored tiers built with other rules) tiers computed here."""
     from procurement.suppliers.tiers import stored_tiers_usable
@@ -137,7 +189,7 @@ async def with_tiers(session: AsyncSession, raw: pl.DataFrame, anchor_ids: Seque
     if scratch:
         joined = raw.with_columns([pl.lit(None, v).alias(k) for k, v in TIER_SCHEMA.items()])
     else:
-        tiers = await stored_tiers(session, anchor_ids)
+        tiers = await stored_tiers(session, anchor_ids, detailed=detailed)
         joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
     return await fill_missing_tiers(session, joined, from_scratch=scratch, refresh=refresh)
 
@@ -193,17 +245,29 @@ async def fill_missing_tiers(
 
 
 async def lines_with_details(
-    session: AsyncSession, anchor_ids: Sequence[int], *, from_scratch: bool = False, refresh: bool = False
+    session: AsyncSession,
+    anchor_ids: Sequence[int],
+    *,
+    from_scratch: bool = False,
+    refresh: bool = False,
+    detailed: bool = True,
 ) -> pl.DataFrame:
     """``lines_frame`` plus what a reviewer needs beside each line (contract title, buyer, tier evidence).
 
     Tiers come from the stored ``anchor_supplier_tier`` rows, read with the lines; ``from_scratch`` (also used
-    when the stored tiers were built with other rules) computes them from the classification instead."""
-    raw = await _line_rows(session, anchor_ids)
+    when the stored tiers were built with other rules) computes them from the classification instead. Without
+    ``detailed`` the columns only a reviewer reads (title, buyer name, share basis, tier method, confidence and
+    reason) are null where stored tiers are used: the engine's columns are the same either way."""
+    raw = await _line_rows(session, anchor_ids, detailed=detailed)
     if raw.height == 0:
         return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
-    joined = await with_tiers(session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh)
-    joined = joined.join(await buyer_names(session, anchor_ids), on="anchor_id", how="left", maintain_order="left")
+    joined = await with_tiers(session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed)
+    buyers = (
+        await buyer_names(session, anchor_ids)
+        if detailed
+        else pl.DataFrame(schema={"anchor_id": pl.Int64, "buyer_name": pl.String})
+    )
+    joined = joined.join(buyers, on="anchor_id", how="left", maintain_order="left")
     joined = joined.with_columns(
         supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"),
         tier=pl.col("tier").fill_null("unknown"),
@@ -213,23 +277,37 @@ async def lines_with_details(
 
 
 async def lines_frame(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
-    """Exactly ``socialvalue.metrics.INPUT_SCHEMA``: one row per contract-supplier line bought by these anchors."""
-    frame = await lines_with_details(session, anchor_ids)
+    """Exactly ``socialvalue.metrics.INPUT_SCHEMA``: one row per contract-supplier line bought by these anchors,
+    read without the columns only a reviewer reads."""
+    frame = await lines_with_details(session, anchor_ids, detailed=False)
     return frame.select(list(INPUT_SCHEMA))
 
 
+def lines_digest(lines: pl.DataFrame) -> bytes:
+    """The content key of the engine's input in these lines (``metrics_for_lines``), to work out once for
+    several bases of the same lines: on a large scope it costs a good part of one engine run."""
+    return content_digest(lines.select(list(INPUT_SCHEMA)))
+
+
 def metrics_for_lines(
-    lines: pl.DataFrame, scope: Scope, *, basis: str, periods: str = "quarter", top_n: int = 20
+    lines: pl.DataFrame,
+    scope: Scope,
+    *,
+    basis: str,
+    periods: str = "quarter",
+    top_n: int = 20,
+    digest: bytes | None = None,
 ) -> MetricsResult:
     """The engine's figures for these lines, remembered by their exact content: the engine is a pure function
     whose cost is mostly fixed (about 50 ms of polars steps even for a handful of lines), and every workspace
-    page asks for the same figures as the last one until the data changes."""
+    page asks for the same figures as the last one until the data changes. ``digest``: ``lines_digest(lines)``,
+    when already known."""
     basis_value: Basis = "spread" if basis == "spread" else "paid" if basis == "paid" else "awarded"
     period_value: PeriodKind = "year" if periods == "year" else "quarter"
     # the engine needs at least one anchor per scope; an empty "all" scope simply has no lines
     anchors = scope.anchor_ids or (0,)
     inputs = lines.select(list(INPUT_SCHEMA))
-    key = (content_digest(inputs), scope.key, anchors, basis_value, period_value, top_n)
+    key = (digest or content_digest(inputs), scope.key, anchors, basis_value, period_value, top_n)
     return _results.get_or_compute(
         key,
         lambda: compute_metrics(

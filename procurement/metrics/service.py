@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.errors import DomainError, InvalidInput
-from procurement.metrics.lines import EXTRA_SCHEMA, Scope, lines_with_details, metrics_for_lines, resolve_scope
+from procurement.metrics.lines import (
+    EXTRA_SCHEMA,
+    Scope,
+    lines_digest,
+    lines_with_details,
+    metrics_for_lines,
+    resolve_scope,
+)
 from procurement.metrics.paid import (
     INFLUENCEABLE_LABEL,
     REDACTED_SUPPLIER_ID,
@@ -74,13 +81,16 @@ NOTES = [
 ]
 
 
-async def scope_lines(session: AsyncSession, scope: Scope, *, basis: str, influenceable: bool = False) -> pl.DataFrame:
+async def scope_lines(
+    session: AsyncSession, scope: Scope, *, basis: str, influenceable: bool = False, detailed: bool = True
+) -> pl.DataFrame:
     """The lines behind a scope with their details: contract-supplier lines, or payment lines on the paid basis
-    (only the influenceable ones when asked)."""
+    (only the influenceable ones when asked). Without ``detailed``, contract lines come without what only a
+    reviewer reads (see ``lines_with_details``)."""
     if not scope.anchor_ids:
         return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
     if basis != "paid":
-        return await lines_with_details(session, scope.anchor_ids)
+        return await lines_with_details(session, scope.anchor_ids, detailed=detailed)
     details = await payment_lines_with_details(session, scope.anchor_ids)
     return influenceable_only(details) if influenceable else details
 
@@ -177,12 +187,13 @@ def _change(row: dict[str, Any], rows: dict[str, dict[str, Any]], suffix: str) -
 def resting_on(result: MetricsResult, scope_key: str, period: str) -> tuple[int, list[str]]:
     """How many contracts a period's figures rest on, and its suppliers' names when there are few enough to
     name (so a figure resting on one contract says so)."""
-    lines = result.lines_for_scope(scope_key).filter(pl.col("period") == period)
+    lines = result.rests_on(scope_key, period)
     # Supplier id 0 is the paid basis's stand-in for redacted payments: counted as value, never named.
     payees = lines.filter(pl.col("supplier_id") != 0)
+    if payees["supplier_id"].n_unique() > NAMED_SUPPLIERS_MAX:
+        return lines["contract_id"].n_unique(), []
     names = sorted({str(n) for n in payees["supplier_name"].drop_nulls().to_list()})
-    suppliers = payees["supplier_id"].n_unique()
-    return lines["contract_id"].n_unique(), names if suppliers <= NAMED_SUPPLIERS_MAX else []
+    return lines["contract_id"].n_unique(), names
 
 
 def period_metrics(
@@ -479,7 +490,8 @@ def summary_frame(results: list[MetricsResult], scope_key: str, period: str | No
 
 @dataclass(frozen=True)
 class Computed:
-    """One basis computed for a scope: the engine's result, the lines behind it, and (paid) what they rest on."""
+    """One basis computed for a scope: the engine's result, the lines behind it (with their details only when
+    asked for), and (paid) what they rest on."""
 
     result: MetricsResult
     details: pl.DataFrame
@@ -495,14 +507,17 @@ async def compute_bases(
     basis: str | None,
     *,
     influenceable: bool = False,
+    detailed: bool = False,
 ) -> list[Computed]:
-    """Awarded and spread when no basis is asked for (paid only when asked: it rests on other data)."""
+    """Awarded and spread when no basis is asked for (paid only when asked: it rests on other data).
+    ``detailed``: the lines keep what only the rows behind the figures show (titles, tier evidence)."""
     from procurement.metrics.paid import paid_facts
 
     if influenceable and basis != "paid":
         raise InvalidInput("influenceable=true needs basis=paid: only payment lines name their payees.")
     out = []
     contract_details: pl.DataFrame | None = None
+    digest: bytes | None = None
     for b in [basis] if basis else ["awarded", "spread"]:
         if b == "paid":
             every = await scope_lines(db_session, scope, basis="paid")
@@ -512,8 +527,10 @@ async def compute_bases(
             out.append(Computed(result, details, facts, influenceable))
             continue
         if contract_details is None:
-            contract_details = await scope_lines(db_session, scope, basis=b)
-        out.append(Computed(metrics_for_lines(contract_details, scope, basis=b, periods=kind), contract_details))
+            contract_details = await scope_lines(db_session, scope, basis=b, detailed=detailed)
+            digest = lines_digest(contract_details)
+        result = metrics_for_lines(contract_details, scope, basis=b, periods=kind, digest=digest)
+        out.append(Computed(result, contract_details))
     return out
 
 
@@ -557,10 +574,13 @@ async def _compute(
     basis: str | None,
     *,
     influenceable: bool = False,
+    detailed: bool = False,
 ) -> tuple[Scope, str, list[Computed]]:
     kind = parse_period(period)
     scope = await resolve_scope(db_session, anchor_id=anchor_id, group=group)
-    computed = await compute_bases(db_session, scope, kind, period, basis, influenceable=influenceable)
+    computed = await compute_bases(
+        db_session, scope, kind, period, basis, influenceable=influenceable, detailed=detailed
+    )
     return scope, kind, computed
 
 
@@ -573,7 +593,9 @@ async def _rows(
     *,
     influenceable: bool = False,
 ) -> tuple[Scope, pl.DataFrame, pl.DataFrame]:
-    scope, _kind, computed = await _compute(db_session, anchor_id, group, period, basis, influenceable=influenceable)
+    scope, _kind, computed = await _compute(
+        db_session, anchor_id, group, period, basis, influenceable=influenceable, detailed=True
+    )
     frames = []
     summaries = []
     for c in computed:

@@ -112,3 +112,19 @@ def test_group_money_is_sum_of_members(rows: list[tuple[Any, ...]], basis: str) 
     sb = s.filter(pl.col("scope") == "b").sort("period")["suppliers"]
     assert (ab <= sa + sb).all()
     assert (ab >= pl.Series([max(x, y) for x, y in zip(sa, sb, strict=True)])).all()
+
+
+@fast
+@given(line_rows(), st.sampled_from(["awarded", "spread"]), st.sampled_from(["quarter", "year"]))
+def test_what_a_period_rests_on_is_its_lines(rows: list[tuple[Any, ...]], basis: str, periods: str) -> None:
+    scopes = {"a": [1], "ab": [1, 2], "all": [1, 2, 3, 4, 5]}
+    result = compute_metrics(to_frame(rows), basis=basis, scopes=scopes, periods=periods)  # type: ignore[arg-type]
+    columns = ["contract_id", "supplier_id", "supplier_name"]
+    for scope in scopes:
+        behind = result.lines_for_scope(scope)
+        for period in [*result.summary.filter(pl.col("scope") == scope)["period"], "2040Q1" if periods == "quarter"
+                       else "2040/41"]:  # fmt: skip
+            expected = behind.filter(pl.col("period") == period).select("line_id", *columns).unique().sort("line_id")
+            rests = result.rests_on(scope, period)
+            assert rests.height == expected.height
+            assert rests.sort(columns).equals(expected.select(columns).sort(columns))
