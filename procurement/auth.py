@@ -179,6 +179,8 @@ class VerifiedTokens:
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[Principal, float, dt.datetime | None]] = {}
+        # Moves on every clear: a check that began before a change must not store what it read.
+        self.generation = 0
         _ALL_VERIFIED.add(self)
 
     def get(self, digest: str) -> Principal | None:
@@ -191,12 +193,16 @@ class VerifiedTokens:
             return None
         return principal
 
-    def put(self, digest: str, principal: Principal, expires_at: dt.datetime | None) -> None:
+    def put(self, digest: str, principal: Principal, expires_at: dt.datetime | None, *, generation: int) -> None:
+        """Remember a token verified by a check that began at ``generation`` (nothing if access changed since)."""
+        if generation != self.generation:
+            return
         if len(self._entries) >= MAX_VERIFIED:
             self._entries.clear()
         self._entries[digest] = (principal, time.monotonic() + VERIFIED_FOR_S, expires_at)
 
     def clear(self) -> None:
+        self.generation += 1
         self._entries.clear()
 
 
@@ -257,12 +263,13 @@ class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         digest = hash_token(token)
         principal = verified.get(digest)
         if principal is None:
+            generation = verified.generation
             async with state[ALCHEMY_STATE_KEY].get_session() as session:
                 try:
                     principal, expires_at = await verify_token(session, token)
                 except TokenRefused as exc:
                     raise NotAuthorizedException(exc.detail) from None
-            verified.put(digest, principal, expires_at)
+            verified.put(digest, principal, expires_at, generation=generation)
         return AuthenticationResult(user=principal, auth=token)
 
 

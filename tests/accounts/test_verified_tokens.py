@@ -3,6 +3,7 @@ this process to anyone's access (a revocation, a user deactivated, a role change
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock
 from procurement import models as m
+from procurement.auth import Principal, VerifiedTokens, forget_verified_tokens
 from procurement.db import ALCHEMY_STATE_KEY
 from tests.conftest import Database
 from tests.support.api import bearer, make_token
@@ -75,3 +77,17 @@ async def test_a_change_of_access_applies_at_once(
     refused = await app_client.get("/tokens", headers=token)
     assert refused.status_code == status
     assert detail in refused.json()["detail"]
+
+
+def test_a_check_that_began_before_a_change_is_not_remembered() -> None:
+    verified = VerifiedTokens()
+    someone = Principal(user_id=1, name="someone@example", role=m.Role.ADMIN, organisation_id=None)
+    began = verified.generation
+    forget_verified_tokens()  # e.g. a revocation committed while the check was reading the token
+    verified.put("digest", someone, None, generation=began)
+    assert verified.get("digest") is None
+    verified.put("digest", someone, None, generation=verified.generation)
+    assert verified.get("digest") == someone
+    expired = clock.now() - dt.timedelta(seconds=1)
+    verified.put("expired", someone, expired, generation=verified.generation)
+    assert verified.get("expired") is None  # never trusted past the token's own expiry
