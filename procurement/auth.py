@@ -26,6 +26,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from procurement import clock
 from procurement import models as m
+from procurement.coalesce import CoalescedByKey
 from procurement.db import ALCHEMY_STATE_KEY
 from procurement.errors import Forbidden
 from procurement.models import ApiToken, Role, User, WebSession
@@ -97,7 +98,12 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal:
 
 
 async def verify_token(session: AsyncSession, token: str) -> tuple[Principal, dt.datetime | None]:
-    """The caller behind a token and when the token expires, or TokenRefused saying why.
+    """The caller behind a token and when the token expires, or TokenRefused saying why."""
+    return await verify_digest(session, hash_token(token))
+
+
+async def verify_digest(session: AsyncSession, digest: str) -> tuple[Principal, dt.datetime | None]:
+    """``verify_token`` by the token's SHA-256.
 
     The last use is written only when the stored one is a minute old or more, with a conditional UPDATE, so
     a burst of reads writes once.
@@ -106,7 +112,7 @@ async def verify_token(session: AsyncSession, token: str) -> tuple[Principal, dt
         await session.execute(
             select(ApiToken.id, ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at, User)
             .join(User, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == hash_token(token))
+            .where(ApiToken.token_hash == digest)
         )
     ).first()
     if row is None:
@@ -257,23 +263,39 @@ class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token or len(token) > 200:
             raise NotAuthorizedException("Use 'Authorization: Bearer <token>'.")
         state = connection.app.state
-        verified: VerifiedTokens | None = state.get(_VERIFIED_KEY)
-        if verified is None:
-            verified = state.setdefault(_VERIFIED_KEY, VerifiedTokens())
-        digest = hash_token(token)
-        principal = verified.get(digest)
-        if principal is None:
-            generation = verified.generation
-            async with state[ALCHEMY_STATE_KEY].get_session() as session:
-                try:
-                    principal, expires_at = await verify_token(session, token)
-                except TokenRefused as exc:
-                    raise NotAuthorizedException(exc.detail) from None
-            verified.put(digest, principal, expires_at, generation=generation)
+        checks: TokenChecks | None = state.get(_CHECKS_KEY)
+        if checks is None:
+            checks = state.setdefault(_CHECKS_KEY, TokenChecks(state[ALCHEMY_STATE_KEY]))
+        try:
+            principal = await checks.principal(hash_token(token))
+        except TokenRefused as exc:
+            raise NotAuthorizedException(exc.detail) from None
         return AuthenticationResult(user=principal, auth=token)
 
 
-_VERIFIED_KEY = "localvalue_verified_tokens"  # app state: this process's VerifiedTokens
+class TokenChecks:
+    """This process's verified tokens, and one shared check per token not (or no longer) remembered: a burst of
+    requests with a token just forgotten makes one query, not one each (``Coalesced``: never a check that began
+    before the request)."""
+
+    def __init__(self, alchemy: Any) -> None:
+        self.verified = VerifiedTokens()
+        self._alchemy = alchemy
+        self._checks: CoalescedByKey[str, Principal] = CoalescedByKey(self._check, max_keys=MAX_VERIFIED)
+
+    async def principal(self, digest: str) -> Principal:
+        found = self.verified.get(digest)
+        return found if found is not None else await self._checks.get(digest)
+
+    async def _check(self, digest: str) -> Principal:
+        generation = self.verified.generation
+        async with self._alchemy.get_session() as session:
+            principal, expires_at = await verify_digest(session, digest)
+        self.verified.put(digest, principal, expires_at, generation=generation)
+        return principal
+
+
+_CHECKS_KEY = "localvalue_token_checks"  # app state: this process's TokenChecks
 
 
 def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
