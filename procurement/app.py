@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 from typing import Any
 
@@ -112,6 +113,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     finish_openapi(app)
     return app
+
+
+def create_served_app() -> Litestar:
+    """The app as `localvalue run` serves it: ``create_app`` plus a garbage-collector freeze once started.
+
+    Everything alive after start-up (modules, routes, the ORM's mappings) lives as long as the worker, yet each
+    full collection walked all of it: pauses of tens of milliseconds, the slowest 1% of answers under load. Frozen,
+    those objects are left out of collections (they are still freed by reference counting). Not in
+    ``create_app``: tests build many apps in one process, and frozen cycles would never be collected there."""
+    app = create_app()
+    app.on_startup.append(_freeze_survivors)
+    return app
+
+
+def _freeze_survivors() -> None:
+    gc.collect()
+    gc.freeze()
 
 
 def _middleware(settings: Settings) -> list[Any]:

@@ -10,6 +10,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import secrets
+import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +20,13 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from sqlalchemy import or_, select, update
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from procurement import clock
 from procurement import models as m
+from procurement.coalesce import CoalescedByKey
 from procurement.db import ALCHEMY_STATE_KEY
 from procurement.errors import Forbidden
 from procurement.models import ApiToken, Role, User, WebSession
@@ -88,7 +92,18 @@ class TokenRefused(Exception):
 
 
 async def principal_for_token(session: AsyncSession, token: str) -> Principal:
-    """The caller behind a token, or TokenRefused saying why (unknown, revoked, expired, inactive user).
+    """The caller behind a token, or TokenRefused saying why (unknown, revoked, expired, inactive user)."""
+    principal, _ = await verify_token(session, token)
+    return principal
+
+
+async def verify_token(session: AsyncSession, token: str) -> tuple[Principal, dt.datetime | None]:
+    """The caller behind a token and when the token expires, or TokenRefused saying why."""
+    return await verify_digest(session, hash_token(token))
+
+
+async def verify_digest(session: AsyncSession, digest: str) -> tuple[Principal, dt.datetime | None]:
+    """``verify_token`` by the token's SHA-256.
 
     The last use is written only when the stored one is a minute old or more, with a conditional UPDATE, so
     a burst of reads writes once.
@@ -97,7 +112,7 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal:
         await session.execute(
             select(ApiToken.id, ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at, User)
             .join(User, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == hash_token(token))
+            .where(ApiToken.token_hash == digest)
         )
     ).first()
     if row is None:
@@ -114,10 +129,11 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal:
         stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_EVERY)
         await session.execute(
             update(ApiToken).where(ApiToken.id == token_id, stale).values(last_used_at=now),
-            execution_options={"synchronize_session": False},
+            # Noting a use changes nobody's access: verified tokens stay remembered.
+            execution_options={"synchronize_session": False, _NOT_AN_ACCESS_CHANGE: True},
         )
         await session.commit()
-    return await principal_for_user(session, user)
+    return await principal_for_user(session, user), expires_at
 
 
 async def principal_for_user(session: AsyncSession, user: User) -> Principal:
@@ -154,8 +170,89 @@ async def principal_for_session(
     return await principal_for_user(session, user)
 
 
+# How long a verified token is trusted without asking the database again, in one worker process. A change this
+# process commits (revocation, a user deactivated, a role or scope changed) forgets every verified token at once;
+# a change committed elsewhere (another worker, `localvalue tokens revoke`) takes effect within this bound.
+# Chosen over sharing one session between the check and the handler because a warm authenticated read then needs
+# no token query at all, and a few seconds is far below how long an admin takes to notice a leaked token.
+VERIFIED_FOR_S = 3.0
+MAX_VERIFIED = 4096  # distinct tokens remembered per process; past this all are forgotten (a full check each)
+
+
+class VerifiedTokens:
+    """Principals of recently verified tokens by SHA-256, each trusted until ``VERIFIED_FOR_S`` has passed or its
+    token's own expiry, whichever comes first. Only successes are kept: a refused token is checked every time."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Principal, float, dt.datetime | None]] = {}
+        # Moves on every clear: a check that began before a change must not store what it read.
+        self.generation = 0
+        _ALL_VERIFIED.add(self)
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        principal, until, expires_at = entry
+        if time.monotonic() >= until or (expires_at is not None and clock.now() >= expires_at):
+            self._entries.pop(digest, None)
+            return None
+        return principal
+
+    def put(self, digest: str, principal: Principal, expires_at: dt.datetime | None, *, generation: int) -> None:
+        """Remember a token verified by a check that began at ``generation`` (nothing if access changed since)."""
+        if generation != self.generation:
+            return
+        if len(self._entries) >= MAX_VERIFIED:
+            self._entries.clear()
+        self._entries[digest] = (principal, time.monotonic() + VERIFIED_FOR_S, expires_at)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+
+_ALL_VERIFIED: weakref.WeakSet[VerifiedTokens] = weakref.WeakSet()
+# What a Principal is made of: a change to any of these rows may change or end someone's access.
+_PRINCIPAL_SOURCES = (ApiToken, User, m.UserScope, m.AnchorGroup, m.AnchorGroupMember)
+_CHANGED = "localvalue_principals_changed"
+_NOT_AN_ACCESS_CHANGE = "localvalue_not_an_access_change"
+
+
+def forget_verified_tokens() -> None:
+    for verified in list(_ALL_VERIFIED):
+        verified.clear()
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_on_flush(session: Session, _flush: UOWTransaction) -> None:
+    if any(isinstance(o, _PRINCIPAL_SOURCES) for o in (*session.new, *session.dirty, *session.deleted)):
+        session.info[_CHANGED] = True
+        forget_verified_tokens()
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_on_bulk_write(state: ORMExecuteState) -> None:
+    # UPDATE or DELETE statements on those tables (not through objects), e.g. deactivating users in bulk.
+    mapper = state.bind_mapper
+    if not (state.is_update or state.is_delete) or mapper is None or not issubclass(mapper.class_, _PRINCIPAL_SOURCES):
+        return
+    if not state.execution_options.get(_NOT_AN_ACCESS_CHANGE):
+        state.session.info[_CHANGED] = True
+        forget_verified_tokens()
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_on_commit(session: Session) -> None:
+    # Again once committed: a request may have verified a token between the flush and the commit.
+    if session.info.pop(_CHANGED, False):
+        forget_verified_tokens()
+
+
 class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """No header: anonymous public. A header with an unknown, revoked or expired token: 401, never anonymous."""
+    """No header: anonymous public. A header with an unknown, revoked or expired token: 401, never anonymous.
+
+    A token verified in the last few seconds is trusted without a query (``VerifiedTokens``)."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         header = connection.headers.get("authorization")
@@ -165,12 +262,40 @@ class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 200:
             raise NotAuthorizedException("Use 'Authorization: Bearer <token>'.")
-        async with connection.app.state[ALCHEMY_STATE_KEY].get_session() as session:
-            try:
-                principal = await principal_for_token(session, token)
-            except TokenRefused as exc:
-                raise NotAuthorizedException(exc.detail) from None
+        state = connection.app.state
+        checks: TokenChecks | None = state.get(_CHECKS_KEY)
+        if checks is None:
+            checks = state.setdefault(_CHECKS_KEY, TokenChecks(state[ALCHEMY_STATE_KEY]))
+        try:
+            principal = await checks.principal(hash_token(token))
+        except TokenRefused as exc:
+            raise NotAuthorizedException(exc.detail) from None
         return AuthenticationResult(user=principal, auth=token)
+
+
+class TokenChecks:
+    """This process's verified tokens, and one shared check per token not (or no longer) remembered: a burst of
+    requests with a token just forgotten makes one query, not one each (``Coalesced``: never a check that began
+    before the request)."""
+
+    def __init__(self, alchemy: Any) -> None:
+        self.verified = VerifiedTokens()
+        self._alchemy = alchemy
+        self._checks: CoalescedByKey[str, Principal] = CoalescedByKey(self._check, max_keys=MAX_VERIFIED)
+
+    async def principal(self, digest: str) -> Principal:
+        found = self.verified.get(digest)
+        return found if found is not None else await self._checks.get(digest)
+
+    async def _check(self, digest: str) -> Principal:
+        generation = self.verified.generation
+        async with self._alchemy.get_session() as session:
+            principal, expires_at = await verify_digest(session, digest)
+        self.verified.put(digest, principal, expires_at, generation=generation)
+        return principal
+
+
+_CHECKS_KEY = "localvalue_token_checks"  # app state: this process's TokenChecks
 
 
 def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
@@ -187,21 +312,22 @@ def _require(connection: ASGIConnection[Any, Any, Any, Any], roles: set[Role]) -
     return principal
 
 
-def requires_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+# Guards are coroutines: Litestar runs a plain function guard in a worker thread, a hop on every request.
+async def requires_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     _require(connection, set(Role))
 
 
-def requires_editor(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def requires_editor(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Editors (for their own organisation, checked against the record) and admins."""
     _require(connection, {Role.EDITOR, Role.ADMIN})
 
 
-def requires_reviewer(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def requires_reviewer(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Reviewers (their scope is checked against the record), cross-organisation reviewers and admins."""
     _require(connection, {Role.REVIEWER, Role.CROSS_REVIEWER, Role.ADMIN})
 
 
-def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     _require(connection, {Role.ADMIN})
 
 

@@ -14,6 +14,8 @@ from advanced_alchemy.extensions.litestar import (
     AsyncSessionConfig,
     SQLAlchemyAsyncConfig,
 )
+from advanced_alchemy.extensions.litestar._utils import delete_aa_scope_state, get_aa_scope_state
+from advanced_alchemy.extensions.litestar.plugins.init.config.asyncio import autocommit_handler_maker
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
@@ -65,10 +67,27 @@ def _mark_used(_dbapi_connection: Any, record: Any) -> None:
     record.info["used_at"] = time.monotonic()
 
 
+def _end_request_session(session_scope_key: str) -> Any:
+    """advanced-alchemy's autocommit (commit on 2xx, else roll back, then close), skipped for a request session
+    that holds nothing: no transaction open and no pending change (a handler answered from a cache), where commit
+    and close would only cost time. Such a session holds no connection."""
+    autocommit = autocommit_handler_maker(session_scope_key=session_scope_key)
+
+    async def handler(message: Any, scope: Any) -> None:
+        session: AsyncSession | None = get_aa_scope_state(scope, session_scope_key)
+        if session is None:
+            return
+        if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
+            delete_aa_scope_state(scope, session_scope_key)
+            return
+        await autocommit(message, scope)
+
+    return handler
+
+
 def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
-    return SQLAlchemyAsyncConfig(
+    config = SQLAlchemyAsyncConfig(
         engine_instance=make_engine(settings.database_url, echo=settings.echo_sql),
-        before_send_handler="autocommit",
         session_config=AsyncSessionConfig(expire_on_commit=False),
         alembic_config=AlembicAsyncConfig(
             version_table_name=VERSION_TABLE,
@@ -78,6 +97,9 @@ def make_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
             render_as_batch=True,
         ),
     )
+    # The key is made unique per config (tests build several apps in one process), so it is known only now.
+    config.before_send_handler = _end_request_session(config.session_scope_key)
+    return config
 
 
 @lru_cache(maxsize=1)

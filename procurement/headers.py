@@ -54,13 +54,16 @@ def security_headers(settings: Settings) -> Any:
     }
     if settings.hsts:
         fixed["Strict-Transport-Security"] = HSTS
+    # Encoded once and added to the raw header list (this runs on every response, so no header objects).
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in fixed.items()]
 
     async def before_send(message: Message, _scope: Scope) -> None:
         if message["type"] == "http.response.start":
-            headers = MutableScopeHeaders.from_message(message)
-            for name, value in fixed.items():
-                if name not in headers:
-                    headers[name] = value
+            headers = message.get("headers", ())
+            present = {name.lower() for name, _ in headers}
+            missing = [header for header in raw if header[0] not in present]
+            if missing:
+                message["headers"] = [*headers, *missing]
 
     return before_send
 

@@ -13,6 +13,7 @@ import os
 import click
 
 APP = "procurement.app:create_app"
+SERVED_APP = "procurement.app:create_served_app"  # the same app, tuned for a long-lived worker
 
 
 @click.command(name="run")
@@ -75,7 +76,7 @@ def run_command(
     # Workers are fresh processes that import the app by name; they inherit this environment (DATABASE_URL...).
     os.environ.setdefault("LITESTAR_APP", APP)
     uvicorn.run(
-        APP,
+        SERVED_APP,
         factory=True,
         host=host,
         port=port,

@@ -1,5 +1,8 @@
 """Metrics answers kept in this process by data version: a repeat of a question about unchanged data is served
-from memory, and clients revalidate with the ETag (If-None-Match -> 304 Not Modified)."""
+from memory, and clients revalidate with the ETag (If-None-Match -> 304 Not Modified).
+
+The data version is read on every request, never remembered; concurrent requests share one read that started
+after each of them asked (``procurement.coalesce``), so a warm answer costs at most that one shared query."""
 
 from __future__ import annotations
 
@@ -7,10 +10,16 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from procurement.coalesce import Coalesced
+from procurement.db import ALCHEMY_STATE_KEY
 from procurement.suppliers.tiers import data_version
+
+DataVersion = tuple[str, int, bool] | None
+_VERSIONS_KEY = "localvalue_data_versions"  # app state: this process's shared data-version read
 
 MAX_ENTRIES = 128  # answers for all anchors can be megabytes; this bounds the memory held
 
@@ -50,9 +59,25 @@ class AnswerCache:
 ANSWERS = AnswerCache()
 
 
-async def etag_for(session: AsyncSession, question: tuple[object, ...]) -> str | None:
+async def _read_version(engine: AsyncEngine) -> DataVersion:
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")  # no BEGIN/ROLLBACK round trips
+        async with AsyncSession(bind=connection) as session:
+            return await data_version(session)
+
+
+def shared_versions(state: Any) -> Coalesced[DataVersion]:
+    """The app's shared reader of the current data version (``state``: the Litestar app's state)."""
+    versions: Coalesced[DataVersion] | None = state.get(_VERSIONS_KEY)
+    if versions is None:
+        engine: AsyncEngine = state[ALCHEMY_STATE_KEY].get_engine()
+        versions = state.setdefault(_VERSIONS_KEY, Coalesced(lambda: _read_version(engine)))
+    return versions
+
+
+async def etag_for(versions: Coalesced[DataVersion], question: tuple[object, ...]) -> str | None:
     """A strong validator for this question about the data as it is now; None when there is no data version."""
-    version = await data_version(session)
+    version = await versions.get()
     if version is None:
         return None
     epoch, number, _usable = version

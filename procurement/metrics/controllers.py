@@ -14,8 +14,9 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT, HTTP_304_NOT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement.auth import Principal, requires_admin, requires_editor, requires_reviewer, requires_token
+from procurement.db import ALCHEMY_STATE_KEY, session_scope
 from procurement.exports import safe_frame, write_xlsx
-from procurement.metrics.cache import answer, etag_for, not_modified
+from procurement.metrics.cache import answer, etag_for, not_modified, shared_versions
 from procurement.metrics.commitments import (
     FIGURES_NOTE,
     commitment_figures,
@@ -120,7 +121,6 @@ class MetricsController(Controller):
     async def metrics(
         self,
         request: Request[Any, Any, Any],
-        db_session: AsyncSession,
         anchor_id: int | None = _ANCHOR,
         group: str | None = _GROUP,
         period: str | None = _PERIOD,
@@ -130,15 +130,19 @@ class MetricsController(Controller):
         """Total value, local and regional shares, supplier categories and changes per UK financial quarter or year, on
         the awarded, spread or paid basis; 'not known' shares are shown beside each. The ETag changes with any
         change to the data behind the figures; send it back as If-None-Match for a 304 when nothing changed."""
-        etag = await etag_for(db_session, ("metrics", anchor_id, group, period, basis, influenceable))
+        etag = await etag_for(
+            shared_versions(request.app.state), ("metrics", anchor_id, group, period, basis, influenceable)
+        )
         if not_modified(request.headers.get("if-none-match"), etag):
             empty = Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=_validators(etag))
             return cast(Response[Metrics], empty)
 
         async def compute() -> bytes:
-            scope, kind, computed = await _compute(
-                db_session, anchor_id, group, period, basis, influenceable=influenceable
-            )
+            # A session only when the answer is not held already (the warm path needs none).
+            async with session_scope(request.app.state[ALCHEMY_STATE_KEY]) as db_session:
+                scope, kind, computed = await _compute(
+                    db_session, anchor_id, group, period, basis, influenceable=influenceable
+                )
             metrics = Metrics(
                 scope=scope_ref(scope),
                 period_kind=kind,
@@ -176,7 +180,9 @@ class MetricsController(Controller):
     ) -> Response[bytes]:
         """Every contract-supplier line behind the figures of /metrics, one row each, as CSV (with an ETag, as
         /metrics)."""
-        etag = await etag_for(db_session, ("metrics.csv", anchor_id, group, period, basis, table, influenceable))
+        etag = await etag_for(
+            shared_versions(request.app.state), ("metrics.csv", anchor_id, group, period, basis, table, influenceable)
+        )
         if not_modified(request.headers.get("if-none-match"), etag):
             return Response(b"", status_code=HTTP_304_NOT_MODIFIED, headers=_validators(etag))
         scope, rows, summary = await _rows(db_session, anchor_id, group, period, basis, influenceable=influenceable)

@@ -8,11 +8,12 @@ from advanced_alchemy.extensions.litestar.providers import create_service_provid
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import Parameter
-from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.auth import Principal, requires_admin, requires_editor, requires_token
+from procurement.coalesce import CoalescedByKey
+from procurement.db import ALCHEMY_STATE_KEY
 from procurement.organisations.groups import (
     create_group,
     delete_group,
@@ -29,9 +30,13 @@ from procurement.organisations.schemas import (
     OrganisationCreate,
     OrganisationUpdate,
 )
-from procurement.organisations.service import OrganisationService, organisation_schema
+from procurement.organisations.service import OrganisationService, list_page, organisation_schema
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
 from procurement.schemas import IdParam, Page
+
+# anchor, kind, q, limit, offset: concurrent requests for the same page share one read (never an older one).
+_PageKey = tuple[bool | None, str | None, str | None, int, int]
+_PAGES_KEY = "localvalue_organisation_pages"  # app state: this process's shared page reads
 
 
 class OrganisationController(Controller):
@@ -42,7 +47,7 @@ class OrganisationController(Controller):
     @get("/", summary="List organisations")
     async def list_organisations(
         self,
-        organisations: OrganisationService,
+        request: Request[Any, Any, Any],
         limit: Limit = DEFAULT_LIMIT,
         offset: Offset = 0,
         anchor: bool | None = Parameter(default=None, description="Only anchors (true) or only non-anchors."),
@@ -51,19 +56,12 @@ class OrganisationController(Controller):
     ) -> Page[Organisation]:
         """Organisations by name, optionally anchors only, one kind, or a name fragment; paged. Public: no token
         needed."""
-        conditions: list[ColumnElement[bool]] = []
-        if anchor is not None:
-            conditions.append(m.Organisation.is_anchor.is_(anchor))
-        if kind is not None:
-            conditions.append(m.Organisation.kind == kind.value)
-        if q:
-            conditions.append(func.lower(m.Organisation.name).contains(q.lower(), autoescape=True))
-        session = organisations.repository.session
-        total = await session.scalar(select(func.count()).select_from(m.Organisation).where(*conditions)) or 0
-        rows = await session.scalars(
-            select(m.Organisation).where(*conditions).order_by(m.Organisation.name).limit(limit).offset(offset)
-        )
-        items = [organisation_schema(o) for o in rows.all()]
+        state = request.app.state
+        pages: CoalescedByKey[_PageKey, tuple[list[Organisation], int]] | None = state.get(_PAGES_KEY)
+        if pages is None:
+            engine = state[ALCHEMY_STATE_KEY].get_engine()
+            pages = state.setdefault(_PAGES_KEY, CoalescedByKey(lambda key: list_page(engine, *key)))
+        items, total = await pages.get((anchor, None if kind is None else kind.value, q, limit, offset))
         return Page(items=items, total=total, limit=limit, offset=offset)
 
     @get("/{org_id:int}", summary="One organisation")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Boolean, ColumnElement, Integer, Select, String, bindparam, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from procurement import figures
 from procurement import models as m
@@ -108,6 +111,87 @@ class OrganisationService(SQLAlchemyAsyncRepositoryService[m.Organisation]):
             )
             if clash is not None:
                 raise DomainError(f"Another organisation (id {clash}) already has {column.key} {value}.")
+
+
+_O, _OI = m.Organisation, m.OrganisationIdentifier
+_LISTED = (_O.id, _O.name, _O.kind, _O.ods_code, _O.gss_code, _O.icb_ods_code, _O.address, _O.postcode, _O.lad_code)
+# Listing statements by which filters are given, built once: values are bound, so each is compiled once too.
+_PAGE_STATEMENTS: dict[tuple[bool, bool], tuple[Select[Any], Select[Any]]] = {}
+
+
+def _statements(conditions: Sequence[ColumnElement[bool]]) -> tuple[Select[Any], Select[Any]]:
+    """The page with its identifiers, and the count (for a page past the end), for these conditions."""
+    page = (
+        select(*_LISTED, _O.is_anchor, func.count().over().label("total"))
+        .where(*conditions)
+        .order_by(_O.name, _O.id)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+        .subquery()
+    )
+    rows = (
+        select(page, _OI.scheme, _OI.value)
+        .outerjoin(_OI, _OI.organisation_id == page.c.id)
+        .order_by(page.c.name, page.c.id, _OI.id)
+    )
+    return rows, select(func.count()).select_from(_O).where(*conditions)
+
+
+def _prepared(*, by_anchor: bool, by_kind: bool) -> tuple[Select[Any], Select[Any]]:
+    key = (by_anchor, by_kind)
+    found = _PAGE_STATEMENTS.get(key)
+    if found is None:
+        conditions: list[ColumnElement[bool]] = []
+        if by_anchor:
+            conditions.append(_O.is_anchor == bindparam("anchor", type_=Boolean))
+        if by_kind:
+            conditions.append(_O.kind == bindparam("kind", type_=String))
+        found = _PAGE_STATEMENTS.setdefault(key, _statements(conditions))
+    return found
+
+
+async def list_page(
+    engine: AsyncEngine, anchor: bool | None, kind: str | None, q: str | None, limit: int, offset: int
+) -> tuple[list[Organisation], int]:
+    """One page of organisations by name (id among equal names) and how many match in all, in one autocommit
+    query (one consistent read): the page's columns with the count of all matches beside each row, joined to
+    their identifiers, read as plain rows (no ORM objects)."""
+    params: dict[str, Any] = {"limit": limit, "offset": offset, "anchor": anchor, "kind": kind}
+    if q:  # a name fragment: LIKE with its wildcards escaped, built for the value given
+        conditions: list[ColumnElement[bool]] = [func.lower(_O.name).contains(q.lower(), autoescape=True)]
+        if anchor is not None:
+            conditions.append(_O.is_anchor.is_(anchor))
+        if kind is not None:
+            conditions.append(_O.kind == kind)
+        rows_statement, count_statement = _statements(conditions)
+    else:
+        rows_statement, count_statement = _prepared(by_anchor=anchor is not None, by_kind=kind is not None)
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")  # no BEGIN/COMMIT round trips
+        rows = (await connection.execute(rows_statement, params)).all()
+        if not rows:  # an empty page says nothing of the total (an offset past the end)
+            return [], int(await connection.scalar(count_statement, params) or 0)
+    items: list[Organisation] = []
+    last: Organisation | None = None
+    for ident, name, kind_, ods, gss, icb, address, postcode, lad, is_anchor, _total, scheme, value in rows:
+        if last is None or last.id != ident:
+            last = Organisation(
+                id=ident,
+                name=name,
+                kind=kind_,
+                ods_code=ods,
+                gss_code=gss,
+                icb_ods_code=icb,
+                address=address,
+                postcode=postcode,
+                lad_code=lad,
+                is_anchor=bool(is_anchor),
+                identifiers=[],
+            )
+            items.append(last)
+        if scheme is not None:
+            last.identifiers.append(Identifier(scheme=scheme, id=value))
+    return items, int(rows[0][10])
 
 
 def organisation_schema(org: m.Organisation) -> Organisation:

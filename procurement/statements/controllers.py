@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.enums import MediaType
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Parameter
 from litestar.response import Template
+from litestar.serialization import encode_json
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED, HTTP_410_GONE
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -159,14 +161,19 @@ class PublicStatementController(Controller):
     ) -> Response[PublicStatementPage]:
         """Every published statement, newest version first, with links to its PDF, JSON and CSV; withdrawn ones say why.
         Public: no token needed."""
-        listing: PublishedListing = request.app.state.setdefault(_LISTING_KEY, PublishedListing())
-        engine = request.app.state[ALCHEMY_STATE_KEY].get_engine()
-        rows = await listing.rows(engine, anchor_id=anchor_id, period=period)
-        page = [_public(s) for s in rows[offset : offset + limit]]
-        return Response(
-            PublicStatementPage(items=page, total=len(rows), limit=limit, offset=offset),
-            headers={"Cache-Control": LISTING},
-        )
+        state = request.app.state
+        listing: PublishedListing | None = state.get(_LISTING_KEY)
+        if listing is None:
+            listing = state.setdefault(_LISTING_KEY, PublishedListing(state[ALCHEMY_STATE_KEY].get_engine()))
+
+        def encode(rows: list[Row[Any]]) -> bytes:
+            page = [_public(s) for s in rows[offset : offset + limit]]
+            return encode_json(PublicStatementPage(items=page, total=len(rows), limit=limit, offset=offset))
+
+        body = await listing.page((anchor_id, period, limit, offset), anchor_id=anchor_id, period=period, encode=encode)
+        # Already JSON (encoded once per version of the table): sent as it is, with the struct's media type.
+        response = Response(body, media_type=MediaType.JSON, headers={"Cache-Control": LISTING})
+        return cast("Response[PublicStatementPage]", response)
 
     @get(
         "/{name:str}",

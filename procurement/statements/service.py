@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
 from procurement.auth import Principal, ensure_can_review_for
+from procurement.coalesce import Coalesced
 from procurement.errors import ConflictError, DomainError, NotFound
 from procurement.exports import SafeCsvWriter
 from procurement.metrics.lines import Scope
@@ -293,31 +294,65 @@ _LISTING = select(
 ).order_by(_S.scope_name, _S.period.desc(), _S.version.desc())
 
 
+# Encoded listing pages kept per table version: a bound on memory, since anyone may ask for any anchor and period.
+MAX_LISTING_PAGES = 256
+
+
+@dataclass(frozen=True)
+class _Listed:
+    version: tuple[Any, ...]
+    rows: tuple[Row[Any], ...]
+    pages: dict[tuple[Any, ...], bytes]
+
+
 class PublishedListing:
-    """The public listing's rows, reused while the statement table is unchanged.
+    """The public listing's rows, and its encoded pages, reused while the statement table is unchanged.
 
     Each worker process keeps its own copy and checks it against one aggregate over the (small) table on every
     request, so a publication, correction or withdrawal made by any worker or the CLI shows at once: a withdrawn
     statement is never listed as current. The rows are read after the check, so they are never older than it.
+    Concurrent requests share one check that started after each of them asked (``Coalesced``).
     """
 
-    def __init__(self) -> None:
-        self._version: tuple[Any, ...] | None = None
-        self._rows: tuple[Row[Any], ...] = ()
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._listed = _Listed(version=(), rows=(), pages={})
+        self._check = Coalesced(self._refresh)
 
-    async def rows(self, engine: AsyncEngine, *, anchor_id: int | None, period: str | None) -> list[Row[Any]]:
-        async with engine.connect() as connection:
+    async def _refresh(self) -> _Listed:
+        async with self._engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")  # no BEGIN/ROLLBACK round trips
             version = tuple((await connection.execute(_LISTING_VERSION)).one())
-            if version != self._version:
-                self._rows = tuple((await connection.execute(_LISTING)).all())
-                self._version = version
-            rows = self._rows
-        return [
-            r
-            for r in rows
-            if (anchor_id is None or r.organisation_id == anchor_id) and (period is None or r.period == period)
-        ]
+            if version != self._listed.version:
+                rows = tuple((await connection.execute(_LISTING)).all())
+                self._listed = _Listed(version=version, rows=rows, pages={})
+        return self._listed
+
+    async def page(
+        self,
+        key: tuple[Any, ...],
+        *,
+        anchor_id: int | None,
+        period: str | None,
+        encode: Callable[[list[Row[Any]]], bytes],
+    ) -> bytes:
+        """The encoded page ``key`` of the rows matching ``anchor_id`` and ``period``, encoded once per version."""
+        listed = await self._check.get()
+        body = listed.pages.get(key)
+        if body is None:
+            body = encode(_matching(listed.rows, anchor_id, period))
+            if len(listed.pages) >= MAX_LISTING_PAGES:
+                listed.pages.clear()
+            listed.pages[key] = body
+        return body
+
+
+def _matching(rows: Sequence[Row[Any]], anchor_id: int | None, period: str | None) -> list[Row[Any]]:
+    return [
+        r
+        for r in rows
+        if (anchor_id is None or r.organisation_id == anchor_id) and (period is None or r.period == period)
+    ]
 
 
 def scopes_of(statements: Sequence[m.Statement]) -> list[str]:
