@@ -14,6 +14,8 @@ from procurement import models as m
 from procurement.db import fetch_frame, get_or_not_found
 from procurement.errors import DomainError, NotFound
 from procurement.memo import Memo, content_digest
+from procurement.suppliers.tiers import TIER_SCHEMA as STORED_TIER_SCHEMA
+from procurement.suppliers.tiers import compute_pair_tiers, stored_tiers_usable, supplier_tiers
 from socialvalue.metrics import INPUT_SCHEMA, Basis, MetricsResult, PeriodKind, compute_metrics
 
 ALL_KEY = "all"
@@ -63,16 +65,9 @@ def id_list(ids: Sequence[int]) -> str:
     return ", ".join(str(int(i)) for i in ids) or "NULL"
 
 
+# A stored tier beside each line (keyed by the line's anchor and supplier), with the name of the supplier it counts as.
 TIER_SCHEMA: dict[str, Any] = {
-    "effective_supplier_id": pl.Int64,
-    "tier": pl.String,
-    "tier_confidence": pl.Float64,
-    "tier_method": pl.String,
-    "tier_reason": pl.String,
-    "category": pl.String,
-    "sme": pl.Boolean,
-    "vcse": pl.Boolean,
-    "social_enterprise": pl.Boolean,
+    **{k: v for k, v in STORED_TIER_SCHEMA.items() if k not in ("anchor_id", "supplier_id")},
     "supplier_name": pl.String,
 }
 
@@ -183,8 +178,6 @@ async def with_tiers(session: AsyncSession, raw: pl.DataFrame, anchor_ids: Seque
                      refresh: bool = False, detailed: bool = True) -> pl.DataFrame:  # fmt: skip
     """``raw`` (anchor_id, contracted_supplier_id, ...) with ``TIER_SCHEMA`` beside each line: the stored tiers,
     or (``from_scratch``, or stored tiers built with other rules) tiers computed here."""
-    from procurement.suppliers.tiers import stored_tiers_usable
-
     scratch = from_scratch or not await stored_tiers_usable(session)
     if scratch:
         joined = raw.with_columns([pl.lit(None, v).alias(k) for k, v in TIER_SCHEMA.items()])
@@ -210,8 +203,6 @@ async def fill_missing_tiers(
     """Lines whose pair has no stored tier (or every line, ``from_scratch``) get one computed here, writing
     nothing (``refresh``: classify first, as reads once did; kept for the test that checks stored tiers).
     A supplier that is really a stand-in (id <= 0, paid basis) is left alone."""
-    from procurement.suppliers.tiers import compute_pair_tiers, supplier_tiers
-
     real = pl.col("contracted_supplier_id") > 0
     wanting = raw.filter(real & (pl.lit(from_scratch) | pl.col("effective_supplier_id").is_null()))
     if wanting.height == 0:

@@ -198,19 +198,20 @@ async def anchor_ids(session: AsyncSession) -> list[int]:
 
 # The stored tiers: one row per (anchor, supplier as a line names it) that has lines, kept by ``refresh_tiers``.
 
-TIER_COLUMNS = (
-    "anchor_id",
-    "supplier_id",
-    "effective_supplier_id",
-    "tier",
-    "tier_confidence",
-    "tier_method",
-    "tier_reason",
-    "category",
-    "sme",
-    "vcse",
-    "social_enterprise",
-)
+TIER_SCHEMA: dict[str, Any] = {
+    "anchor_id": pl.Int64,
+    "supplier_id": pl.Int64,
+    "effective_supplier_id": pl.Int64,
+    "tier": pl.String,
+    "tier_confidence": pl.Float64,
+    "tier_method": pl.String,
+    "tier_reason": pl.String,
+    "category": pl.String,
+    "sme": pl.Boolean,
+    "vcse": pl.Boolean,
+    "social_enterprise": pl.Boolean,
+}
+TIER_COLUMNS = tuple(TIER_SCHEMA)
 
 
 def tiers_rules() -> str:
@@ -278,19 +279,7 @@ async def unstored_pairs(session: AsyncSession) -> pl.DataFrame:
 
 async def compute_pair_tiers(session: AsyncSession, pairs: pl.DataFrame) -> pl.DataFrame:
     """``TIER_COLUMNS`` for these pairs from the stored classification and each anchor's area; writes nothing."""
-    schema = {
-        "anchor_id": pl.Int64,
-        "supplier_id": pl.Int64,
-        "effective_supplier_id": pl.Int64,
-        "tier": pl.String,
-        "tier_confidence": pl.Float64,
-        "tier_method": pl.String,
-        "tier_reason": pl.String,
-        "category": pl.String,
-        "sme": pl.Boolean,
-        "vcse": pl.Boolean,
-        "social_enterprise": pl.Boolean,
-    }
+    schema = TIER_SCHEMA
     pairs = pairs.unique(["anchor_id", "supplier_id"])
     if pairs.height == 0:
         return pl.DataFrame(schema=schema)
