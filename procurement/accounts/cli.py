@@ -93,7 +93,7 @@ def list_tokens_command(active: bool) -> None:
 @click.argument("token_id", type=click.IntRange(min=1, max=2**63 - 1))
 @click.option("--reason", required=True, help="Why, for the audit trail, e.g. 'left the trust'.")
 def revoke_token_command(token_id: int, reason: str) -> None:
-    """Revoke the token TOKEN_ID (see `tokens list`); requests with it get 401 from now on."""
+    """Revoke the token TOKEN_ID (see `tokens list`); requests with it get 401 within 3 seconds."""
     from procurement.accounts.service import revoke_token
     from procurement.db import session_scope
 

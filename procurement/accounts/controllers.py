@@ -96,7 +96,7 @@ class TokenController(Controller):
         await db_session.refresh(row, ["user"])
         return NewToken(token=token, info=token_info((await describe_tokens(db_session, [row]))[0]))
 
-    @delete("/{token_id:int}", summary="Revoke a token; requests with it get 401 from now on (admin)")
+    @delete("/{token_id:int}", summary="Revoke a token; requests with it get 401 within 3 seconds (admin)")
     async def revoke_token(
         self,
         request: Request[Principal, Any, Any],
@@ -106,7 +106,7 @@ class TokenController(Controller):
             min_length=3, max_length=1000, description="Why (kept in the audit trail), e.g. 'left the trust'."
         ),
     ) -> None:
-        """Revoke a token; requests with it get 401 from now on (admin)."""
+        """Revoke a token; requests with it get 401 within 3 seconds (at once on the worker that revoked it) (admin)."""
         await revoke_token(db_session, token_id, reason=reason, actor=request.user)
 
 
