@@ -6,6 +6,7 @@ capability adds its commands here and nowhere else.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -153,7 +154,12 @@ def _migrations_env() -> Any:
 
     from procurement.db import get_alchemy_config
 
-    return SimpleNamespace(app=Litestar(plugins=[SQLAlchemyPlugin(config=get_alchemy_config())]))
+    # Migration progress straight to stderr, in the format Litestar's logging uses, but written as it happens:
+    # Litestar's own logging goes through a background thread, whose lines could come after a refusal's
+    # one-line error (the last thing a refused downgrade must print).
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s - %(asctime)s - %(name)s - %(module)s - %(message)s")
+    app = Litestar(plugins=[SQLAlchemyPlugin(config=get_alchemy_config())], logging_config=None)
+    return SimpleNamespace(app=app)
 
 
 def _full_short_help(group: click.Group) -> None:
