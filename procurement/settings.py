@@ -82,6 +82,8 @@ class Settings:
     hsts: bool = False
     # An upload checked but neither saved nor discarded is deleted (file and draft) after this many hours.
     upload_max_age_hours: int = 24
+    # Copies the service can rebuild from the database (the contract lines as Arrow files); default work_dir/cache.
+    cache_dir: Path | None = None
 
     @property
     def dialect(self) -> str:
@@ -115,6 +117,9 @@ class Settings:
             secret=os.environ.get("LOCALVALUE_SECRET", "").strip() or None,
             hsts=_bool("LOCALVALUE_HSTS", default=False),
             upload_max_age_hours=_int("LOCALVALUE_UPLOAD_MAX_AGE_HOURS", 24),
+            cache_dir=Path(os.environ.get("LOCALVALUE_CACHE_DIR", "").strip() or work_dir / "cache")
+            .expanduser()
+            .resolve(),
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,6 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 os.environ.setdefault("LOCALVALUE_DEBUG", "0")
+# Copies of the lines written while testing stay out of the checkout.
+os.environ.setdefault("LOCALVALUE_CACHE_DIR", tempfile.mkdtemp(prefix="localvalue-cache-"))
 
 PG_SERVER_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import polars as pl
@@ -14,6 +15,7 @@ from procurement import models as m
 from procurement.db import fetch_frame, get_or_not_found
 from procurement.errors import DomainError, NotFound
 from procurement.memo import Memo, content_digest
+from procurement.metrics import linecache
 from procurement.suppliers.tiers import TIER_SCHEMA as STORED_TIER_SCHEMA
 from procurement.suppliers.tiers import compute_pair_tiers, stored_tiers_usable, supplier_tiers
 from socialvalue.metrics import INPUT_SCHEMA, Basis, MetricsResult, PeriodKind, compute_metrics
@@ -110,13 +112,27 @@ def _read(sources: dict[str, str], schema: dict[str, Any], detailed: bool, detai
 
 async def _line_rows(session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool = True) -> pl.DataFrame:
     """Every non-pending contract-supplier line of these anchors with its first CPV code, read as columns
-    (``detailed``: with the share basis and contract title too).
+    (``detailed``: with the share basis and contract title too). The lean columns come from the copy of every
+    line on disk when there is one for the lines as they are (``linecache``)."""
+    if not detailed:
+        every = partial(_read_line_rows, session, None, detailed=False)
+        cached = await linecache.scope_lines(session, anchor_ids, every)
+        if cached is not None:
+            return cached
+    return await _read_line_rows(session, anchor_ids, detailed=detailed)
+
+
+async def _read_line_rows(session: AsyncSession, anchor_ids: Sequence[int] | None, *, detailed: bool) -> pl.DataFrame:
+    """``_line_rows`` read from the database (``anchor_ids`` None: every buyer's lines).
 
     Plain scans joined in polars: one SQL join per line (CPV, tier, name) costs random reads per row, which on
     a large SQLite file is many times the engine's own time."""
-    where = f"c.buyer_id IN ({id_list(anchor_ids)}) AND c.status <> '{m.ContractStatus.PENDING.value}'"
+    where = f"c.status <> '{m.ContractStatus.PENDING.value}'"
+    if anchor_ids is not None:
+        where = f"c.buyer_id IN ({id_list(anchor_ids)}) AND {where}"
     columns, selected, nulls = _read(_LINE_SOURCES, _LINE_SCHEMA, detailed, _DETAIL_LINE_COLUMNS)
-    join = "CROSS JOIN" if await _scan_lines(session, anchor_ids) else "JOIN"
+    scan = anchor_ids is None or await _scan_lines(session, anchor_ids)
+    join = "CROSS JOIN" if scan and (await session.connection()).dialect.name == "sqlite" else "JOIN"
     # Sorted here rather than in SQL: PostgreSQL spills a sort this size to disk, SQLite builds a B-tree.
     lines_sql = f"""
     SELECT {columns}

@@ -161,6 +161,9 @@ class DataVersion(BigIntBase):
     # New whenever the row is made again (an emptied database), so no cached answer outlives its data.
     epoch: Mapped[str] = mapped_column(String(32))
     tiers_rules: Mapped[str | None] = mapped_column(String(64))
+    # New whenever a contract line changes (set by database triggers, so every writer is seen: migration
+    # 0010_lines_token); keys the columnar copy of the lines on disk (``procurement.metrics.linecache``).
+    lines_token: Mapped[str | None] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
 
 
 # Tables whose rows never move a figure of /metrics; a write to any other table bumps the data version at commit,

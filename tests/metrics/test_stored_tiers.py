@@ -7,6 +7,7 @@ and the old per-request tiers agree line by line. A repeat is served from the ca
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from procurement.metrics.paid import payment_lines_with_details
 from procurement.metrics.schemas import Metrics
 from procurement.metrics.service import NOTES, _compute, basis_metrics, scope_ref
 from procurement.organisations.seed import seed_anchors
+from procurement.settings import get_settings
 from procurement.spend.service import import_spend_file
 from procurement.suppliers.tiers import TIER_COLUMNS, refresh_tiers
 from tests.conftest import Database
@@ -42,6 +44,7 @@ async def _stored(session: Any) -> list[tuple[Any, ...]]:
 async def _from_scratch(db: Database, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each question answered after reclassifying everything and rebuilding every tier, in a transaction that is
     rolled back; checks on the way that the stored tiers and the old per-request tiers agree."""
+    shutil.rmtree(get_settings().cache_dir or "", ignore_errors=True)  # the lines read afresh, not from their copy
     maker = async_sessionmaker(db.engine, expire_on_commit=False)
     async with maker() as s:
         anchors = list((await s.scalars(select(m.Organisation.id).order_by(m.Organisation.id))).all())
