@@ -41,8 +41,9 @@ async def test_lean_lines_are_the_engine_columns_of_the_detailed_lines(db: Datab
         assert detailed["tier_reason"].null_count() == 0
         assert_frame_equal(await lines_frame(s, buyers), detailed.select(list(INPUT_SCHEMA)), check_exact=True)
         biggest = detailed.group_by("anchor_id").len().sort("len", "anchor_id")["anchor_id"][-1]
-        for share in (0, 10**9):  # read through the buyer index, then by scanning every line
-            monkeypatch.setattr(lines_module, "_SCAN_SHARE", share)
+        for share in (0, 10**9):  # read through the buyer index and every supplier's name, then by scanning
+            monkeypatch.setattr(lines_module, "_SCAN_SHARE", share)  # every line and looking up names by id
+            monkeypatch.setattr(lines_module, "_NAMES_BY_ID", share)
             assert_frame_equal(await lines_with_details(s, buyers), detailed, check_exact=True)
             one = detailed.filter(pl.col("anchor_id") == biggest)
             assert_frame_equal(await lines_with_details(s, [biggest]), one, check_exact=True)
