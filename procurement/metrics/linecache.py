@@ -5,25 +5,30 @@ the engine itself at a million lines).
 The token (``data_version.lines_token``) is set anew by database triggers on every write to ``contract``,
 ``contract_supplier`` and ``contract_cpv``, whoever makes it (migration 0010_lines_token), so a file is never
 read for lines other than its own. Changes that leave the lines alone (tiers, classification, overrides, local
-areas) keep the file: the tiers are read beside it from the database as before. A file is written under a
+areas) keep the file: the tiers are read beside it from the database as before. A request that finds no file
+reads its own lines from the database and has the file written in the background. A file is written under a
 unique name and renamed into place, so workers and processes sharing the folder only ever see whole files."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 from sqlalchemy import func, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from procurement import models as m
 from procurement.settings import get_settings
 
+log = logging.getLogger(__name__)
 _PREFIX = "lines-"
 _SUFFIX = ".arrow"
 
@@ -47,26 +52,61 @@ async def lines_token(session: AsyncSession) -> str | None:
     return None if row is None or row[1] == "1" else row[0]
 
 
-async def scope_lines(
-    session: AsyncSession, anchor_ids: Sequence[int], read_every: Callable[[], Awaitable[pl.DataFrame]]
-) -> pl.DataFrame | None:
-    """The lines of these anchors (by ``anchor_id``) among every line as ``read_every`` gives them: from this
-    database's file for the current token when there is one, else read (and the file written when the token did
-    not change meanwhile); None when no copy may be used."""
+@dataclass(frozen=True)
+class Found:
+    """The lines of a scope from the copy for the current token (``lines``), or where that copy belongs when it is
+    not written yet (``missing``); neither when no copy may be used."""
+
+    lines: pl.DataFrame | None = None
+    missing: Path | None = None
+    token: str | None = None
+
+
+async def scope_lines(session: AsyncSession, anchor_ids: Sequence[int]) -> Found:
+    """The lines of these anchors (by ``anchor_id``) from this database's copy for the current token."""
     token = await lines_token(session)
     if token is None:
-        return None
+        return Found()
     conn = await session.connection()
     path = folder(conn.engine.url.render_as_string(hide_password=True)) / f"{_PREFIX}{token}{_SUFFIX}"
-    mine = pl.col("anchor_id").is_in(list(anchor_ids))
     with contextlib.suppress(FileNotFoundError):
-        return pl.scan_ipc(path).filter(mine).collect()
-    every = await read_every()
-    # Unchanged before and after the read: no change to the lines was committed while it ran.
-    if await lines_token(session) == token:
-        with contextlib.suppress(OSError):  # a folder that cannot be written only costs speed
-            _store(path, every)
-    return every.filter(mine)
+        return Found(lines=pl.scan_ipc(path).filter(pl.col("anchor_id").is_in(list(anchor_ids))).collect())
+    return Found(missing=path, token=token)
+
+
+_writing: dict[Path, asyncio.Task[None]] = {}
+
+
+def copy_later(
+    engine: AsyncEngine, found: Found, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]
+) -> None:
+    """Writes the missing copy in the background, once per process: the request that found it missing has read its
+    own lines already, at the cost it had before there were copies (reading every line costs more)."""
+    path, token = found.missing, found.token
+    if path is None or token is None or path in _writing:
+        return
+    _writing[path] = asyncio.get_running_loop().create_task(_write(engine, path, token, read_every))
+
+
+async def written() -> None:
+    """Until the copies being written by this process are written (for tests and benchmarks)."""
+    while _writing:  # polled: an app under test may run its tasks on another event loop
+        await asyncio.sleep(0.01)
+
+
+async def _write(
+    engine: AsyncEngine, path: Path, token: str, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]
+) -> None:
+    try:
+        async with AsyncSession(bind=engine) as session:
+            every = await read_every(session)
+            # Unchanged after the read: no change to the lines was committed since the token was read.
+            if await lines_token(session) == token:
+                _store(path, every)
+    except Exception:  # a copy not written only costs speed: the next request reads from the database again
+        log.warning("the copy of the lines at %s was not written", path, exc_info=True)
+    finally:
+        _writing.pop(path, None)
 
 
 def _store(path: Path, frame: pl.DataFrame) -> None:

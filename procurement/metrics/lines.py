@@ -114,12 +114,16 @@ async def _line_rows(session: AsyncSession, anchor_ids: Sequence[int], *, detail
     """Every non-pending contract-supplier line of these anchors with its first CPV code, read as columns
     (``detailed``: with the share basis and contract title too). The lean columns come from the copy of every
     line on disk when there is one for the lines as they are (``linecache``)."""
-    if not detailed:
-        every = partial(_read_line_rows, session, None, detailed=False)
-        cached = await linecache.scope_lines(session, anchor_ids, every)
-        if cached is not None:
-            return cached
-    return await _read_line_rows(session, anchor_ids, detailed=detailed)
+    if detailed:
+        return await _read_line_rows(session, anchor_ids, detailed=True)
+    found = await linecache.scope_lines(session, anchor_ids)
+    if found.lines is not None:
+        return found.lines
+    lines = await _read_line_rows(session, anchor_ids, detailed=False)
+    linecache.copy_later(
+        (await session.connection()).engine, found, partial(_read_line_rows, anchor_ids=None, detailed=False)
+    )
+    return lines
 
 
 async def _read_line_rows(session: AsyncSession, anchor_ids: Sequence[int] | None, *, detailed: bool) -> pl.DataFrame:
