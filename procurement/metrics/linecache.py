@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,11 @@ from pathlib import Path
 
 import polars as pl
 from sqlalchemy import func, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
+from procurement.db import make_engine
 from procurement.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -74,29 +77,32 @@ async def scope_lines(session: AsyncSession, anchor_ids: Sequence[int]) -> Found
     return Found(missing=path, token=token)
 
 
-_writing: dict[Path, asyncio.Task[None]] = {}
+_writing: set[Path] = set()  # copies being written by this process
 
 
-def copy_later(
-    engine: AsyncEngine, found: Found, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]
-) -> None:
+def copy_later(url: URL, found: Found, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]) -> None:
     """Writes the missing copy in the background, once per process: the request that found it missing has read its
-    own lines already, at the cost it had before there were copies (reading every line costs more)."""
+    own lines already, at the cost it had before there were copies (reading every line costs more). A thread of
+    its own, with its own event loop and connection, so decoding every line never holds up a request's loop."""
     path, token = found.missing, found.token
     if path is None or token is None or path in _writing:
         return
-    _writing[path] = asyncio.get_running_loop().create_task(_write(engine, path, token, read_every))
+    _writing.add(path)
+    threading.Thread(
+        target=asyncio.run, args=(_write(url, path, token, read_every),), name="lines-copy", daemon=True
+    ).start()
 
 
 async def written() -> None:
     """Until the copies being written by this process are written (for tests and benchmarks)."""
-    while _writing:  # polled: an app under test may run its tasks on another event loop
+    while _writing:  # noqa: ASYNC110 (emptied by the writing threads)
         await asyncio.sleep(0.01)
 
 
 async def _write(
-    engine: AsyncEngine, path: Path, token: str, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]
+    url: URL, path: Path, token: str, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]
 ) -> None:
+    engine = make_engine(url.render_as_string(hide_password=False))
     try:
         async with AsyncSession(bind=engine) as session:
             every = await read_every(session)
@@ -106,7 +112,8 @@ async def _write(
     except Exception:  # a copy not written only costs speed: the next request reads from the database again
         log.warning("the copy of the lines at %s was not written", path, exc_info=True)
     finally:
-        _writing.pop(path, None)
+        await engine.dispose()
+        _writing.discard(path)
 
 
 def _store(path: Path, frame: pl.DataFrame) -> None:

@@ -120,9 +120,8 @@ async def _line_rows(session: AsyncSession, anchor_ids: Sequence[int], *, detail
     if found.lines is not None:
         return found.lines
     lines = await _read_line_rows(session, anchor_ids, detailed=False)
-    linecache.copy_later(
-        (await session.connection()).engine, found, partial(_read_line_rows, anchor_ids=None, detailed=False)
-    )
+    url = (await session.connection()).engine.url
+    linecache.copy_later(url, found, partial(_read_line_rows, anchor_ids=None, detailed=False))
     return lines
 
 
