@@ -78,12 +78,16 @@ async def scope_lines(session: AsyncSession, anchor_ids: Sequence[int]) -> Found
 
 
 _writing: set[Path] = set()  # copies being written by this process
+# A copy is started this long after the request that found it missing, so that request (typically the first
+# after an import or an edit) does not share the CPU with reading every line.
+WRITE_AFTER_S = 1.0
 
 
 def copy_later(url: URL, found: Found, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]) -> None:
     """Writes the missing copy in the background, once per process: the request that found it missing has read its
     own lines already, at the cost it had before there were copies (reading every line costs more). A thread of
-    its own, with its own event loop and connection, so decoding every line never holds up a request's loop."""
+    its own, with its own event loop and connection, so decoding every line never holds up a request's loop, started
+    a little later (``WRITE_AFTER_S``)."""
     path, token = found.missing, found.token
     if path is None or token is None or path in _writing:
         return
@@ -102,6 +106,7 @@ async def written() -> None:
 async def _write(
     url: URL, path: Path, token: str, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]
 ) -> None:
+    await asyncio.sleep(WRITE_AFTER_S)
     engine = make_engine(url.render_as_string(hide_password=False))
     try:
         async with AsyncSession(bind=engine) as session:
