@@ -52,7 +52,7 @@ from importers.prepare import CompiledOcid, PreparedBatch, PreparedRelease, comp
 from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
-from procurement.imports.bulk import bulk_insert, chunks, cut
+from procurement.imports.bulk import WIDE, among, bulk_insert, chunks, cut
 from procurement.imports.contract_writes import ContractWriter
 from procurement.imports.parties import Caches, PartyResolver
 from procurement.models import RunStatus
@@ -286,10 +286,11 @@ class ImportService(PartyResolver, ContractWriter):
         """
         release_ids = sorted({r.release_id for r in releases})
         versions: dict[str, dict[str, int]] = {}  # release id -> {hash: version}
-        for chunk in chunks(release_ids):
+        dialect = session.get_bind().dialect.name
+        for chunk in chunks(release_ids, WIDE):
             rows = await session.execute(
                 select(m.RawRelease.release_id, m.RawRelease.content_hash, m.RawRelease.version).where(
-                    m.RawRelease.source == self.source, m.RawRelease.release_id.in_(chunk)
+                    m.RawRelease.source == self.source, among(dialect, m.RawRelease.release_id, chunk)
                 )
             )
             for rid, content_hash, version in rows:
@@ -343,7 +344,8 @@ class ImportService(PartyResolver, ContractWriter):
     ) -> dict[str, dict[str, tuple[int, str, dt.datetime | None]]]:
         """ocid -> release id -> (version, content hash, release date) of the latest stored version."""
         latest: dict[str, dict[str, tuple[int, str, dt.datetime | None]]] = {o: {} for o in ocids}
-        for chunk in chunks(ocids):
+        dialect = session.get_bind().dialect.name
+        for chunk in chunks(ocids, WIDE):
             rows = await session.execute(
                 select(
                     m.RawRelease.ocid,
@@ -351,7 +353,7 @@ class ImportService(PartyResolver, ContractWriter):
                     m.RawRelease.version,
                     m.RawRelease.content_hash,
                     m.RawRelease.release_date,
-                ).where(m.RawRelease.source == self.source, m.RawRelease.ocid.in_(chunk))
+                ).where(m.RawRelease.source == self.source, among(dialect, m.RawRelease.ocid, chunk))
             )
             for ocid, rid, version, content_hash, release_date in rows:
                 known = latest[ocid].get(rid)

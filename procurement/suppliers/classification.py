@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock, figures
@@ -107,14 +107,7 @@ async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | No
         )
     ):
         idents[owner.get(sid, sid)].append(_ident(scheme, value))
-    declared: dict[int, list[Any]] = defaultdict(list)
-    sm = m.SupplierMatch
-    for match in await session.execute(
-        select(sm.id, sm.supplier_id, sm.source, sm.ocid, sm.party_id, sm.declared_scale, sm.declared_vcse)
-        .where(or_(sm.declared_scale.is_not(None), sm.declared_vcse.is_not(None)), *scoped(sm.supplier_id))
-        .order_by(sm.id)
-    ):
-        declared[owner.get(match.supplier_id, match.supplier_id)].append(match)
+    declared = await _latest_declared(session, effective, owner, supplier_ids is not None)
     attestations: dict[int, list[enterprise.Attestation]] = defaultdict(list)
     sa = m.SupplierAttestation
     for att in (
@@ -135,13 +128,14 @@ async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | No
     out = []
     for r in effective:
         scale, vcse, source = r.declared_scale, r.declared_vcse, r.declared_source
-        # The supplier's own declared details win; otherwise the latest feed party that declared any.
-        for match in reversed(declared.get(r.id, [])):
-            where = f"{match.source} {match.ocid} party {match.party_id}"
-            if scale is None and match.declared_scale is not None:
-                scale, source = match.declared_scale, source or where
-            if vcse is None and match.declared_vcse is not None:
-                vcse, source = match.declared_vcse, source or where
+        # The supplier's own declared details win; otherwise the latest feed party that declared each.
+        latest_scale, latest_vcse = declared.get(r.id, (None, None))
+        taken = [match for match in (latest_scale, latest_vcse) if match is not None]
+        if taken:
+            newest = max(taken, key=lambda match: match.id)
+            source = source or f"{newest.source} {newest.ocid} party {newest.party_id}"
+            scale = scale if latest_scale is None else latest_scale.declared_scale
+            vcse = vcse if latest_vcse is None else latest_vcse.declared_vcse
         own = overrides.get(r.id, [])
         by_flag = {o[1]: o[2] for o in own}
         place_text: str | None
@@ -189,6 +183,47 @@ async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | No
         scoped=supplier_ids is not None,
     )
     return [_with_register(i, found[i.supplier_id]) if i.supplier_id in found else i for i in out]
+
+
+async def _latest_declared(
+    session: AsyncSession, effective: Sequence[Any], owner: dict[int, int], scoped: bool
+) -> dict[int, tuple[Any, Any]]:
+    """Supplier -> (latest match declaring a scale, latest declaring VCSE status), each only where the supplier
+    declares none itself (a feed copies what parties declare onto the supplier, so that is rare), with the matches
+    of duplicates merged into it. Only the latest counts, so only it is read: a supplier named in thousands of
+    notices would otherwise load every one of its matches each time it is classified."""
+    sm = m.SupplierMatch
+    wanted: dict[str, set[int]] = {
+        "declared_scale": {r.id for r in effective if r.declared_scale is None},
+        "declared_vcse": {r.id for r in effective if r.declared_vcse is None},
+    }
+    newest: dict[str, dict[int, int]] = {}  # column -> owner -> newest match id
+    for column, owners in wanted.items():
+        newest[column] = {}
+        if not owners:
+            continue
+        members = [sid for sid, o in owner.items() if o in owners]
+        where = [getattr(sm, column).is_not(None)] + ([sm.supplier_id.in_(members)] if scoped else [])
+        for sid, match_id in await session.execute(
+            select(sm.supplier_id, func.max(sm.id)).where(*where).group_by(sm.supplier_id)
+        ):
+            o = owner.get(sid, sid)
+            if o in owners:
+                newest[column][o] = max(newest[column].get(o, 0), match_id)
+    ids = sorted({i for found in newest.values() for i in found.values()})
+    matches: dict[int, Any] = {}
+    for start in range(0, len(ids), _CHUNK):
+        for match in await session.execute(
+            select(sm.id, sm.source, sm.ocid, sm.party_id, sm.declared_scale, sm.declared_vcse).where(
+                sm.id.in_(ids[start : start + _CHUNK])
+            )
+        ):
+            matches[match.id] = match
+    scales, vcses = newest["declared_scale"], newest["declared_vcse"]
+    return {
+        o: (matches[scales[o]] if o in scales else None, matches[vcses[o]] if o in vcses else None)
+        for o in scales.keys() | vcses.keys()
+    }
 
 
 def _with_register(inp: SupplierInputs, facts: RegisterFacts) -> SupplierInputs:
