@@ -5,10 +5,11 @@ local area. Only suppliers whose inputs or rules changed are recomputed."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -386,9 +387,16 @@ async def classify(
 
 
 async def classify_rows(
-    session: AsyncSession, supplier_ids: Sequence[int] | None = None, *, full: bool = False
+    session: AsyncSession,
+    supplier_ids: Sequence[int] | None = None,
+    *,
+    full: bool = False,
+    alongside: Callable[[], Awaitable[None]] | None = None,
 ) -> ClassifyCounts:
-    """The classification rows alone (``classify`` also keeps the stored tiers in step)."""
+    """The classification rows alone (``classify`` also keeps the stored tiers in step).
+
+    ``alongside``: a write of the caller's to run on the session while the rows are computed (in a thread, so the
+    event loop keeps that write going): the connection is idle then, and the database works meanwhile."""
     if supplier_ids is not None:
         supplier_ids = await effective_ids(session, supplier_ids)
     inputs = await _gather_inputs(session, supplier_ids)
@@ -397,25 +405,36 @@ async def classify_rows(
     if supplier_ids is not None:
         existing_query = existing_query.where(sc.supplier_id.in_(supplier_ids))
     existing = {sid: (cid, h) for sid, cid, h in (await session.execute(existing_query)).all()}
-    hashes = [i.hash() for i in inputs]
-    dirty = [
-        (inp, h)
-        for inp, h in zip(inputs, hashes, strict=True)
-        if full or existing.get(inp.supplier_id, (0, ""))[1] != h
-    ]
-    overridden = sum(1 for i in inputs if i.overrides)
     at = clock.now()
-    for start in range(0, len(dirty), _CHUNK):
-        chunk = dirty[start : start + _CHUNK]
-        places = _place_rows([inp for inp, _ in chunk])
+
+    def rows(chunk: Sequence[tuple[SupplierInputs, str]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         new_rows, updates = [], []
-        for (inp, h), place in zip(chunk, places, strict=True):
+        for (inp, h), place in zip(chunk, _place_rows([inp for inp, _ in chunk]), strict=True):
             row, _ = _classify_one(inp, place, at)
             row["input_hash"] = h
             if inp.supplier_id in existing:
                 updates.append({"id": existing[inp.supplier_id][0], **row})
             else:
                 new_rows.append(row)
+        return new_rows, updates
+
+    def first() -> tuple[list[tuple[SupplierInputs, str]], list[dict[str, Any]], list[dict[str, Any]]]:
+        hashed = ((inp, inp.hash()) for inp in inputs)
+        dirty = [(inp, h) for inp, h in hashed if full or existing.get(inp.supplier_id, (0, ""))[1] != h]
+        return dirty, *rows(dirty[:_CHUNK])
+
+    if alongside is None:
+        dirty, new_rows, updates = first()
+    else:
+        # Both finish before either's error is raised: the write must not be left running on the connection.
+        computed, written = await asyncio.gather(asyncio.to_thread(first), alongside(), return_exceptions=True)
+        for outcome in (written, computed):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        dirty, new_rows, updates = computed
+    for start in range(0, len(dirty), _CHUNK):
+        if start:
+            new_rows, updates = rows(dirty[start : start + _CHUNK])
         if new_rows:
             # NULLs rendered as such: else the ORM sends one INSERT per run of rows with the same columns set.
             await session.execute(insert(sc).execution_options(render_nulls=True), new_rows)
@@ -425,6 +444,7 @@ async def classify_rows(
     merged = select(m.Supplier.id).where(m.Supplier.merged_into_id.is_not(None))
     await session.execute(delete(sc).where(sc.supplier_id.in_(merged)))
     await session.flush()
+    overridden = sum(1 for i in inputs if i.overrides)
     return ClassifyCounts(
         len(inputs), len(dirty), len(inputs) - len(dirty), overridden, tuple(i.supplier_id for i, _ in dirty)
     )
