@@ -142,3 +142,16 @@ def test_commands_start_without_building_the_web_app(args: tuple[str, ...], tmp_
         check=True,
     ).stdout
     assert out.strip().endswith("web app built: False"), out
+
+
+def test_usage_errors_are_one_line_naming_the_help_to_read(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'usage.db'}"
+    for args, message, where in (
+        (("statements", "publish", "--anchor"), "Option '--anchor' requires an argument.", "statements publish"),
+        (("seed", "nosuch"), "No such command 'nosuch'.", "seed"),
+        (("database", "upgrade", "--bogus"), "No such option '--bogus'.", "database upgrade"),
+    ):
+        run = localvalue(*args, database_url=url, check=False)
+        assert run.returncode == 2, (args, run.stderr)
+        assert run.stderr == f"Error: {message} See `localvalue {where} --help`.\n", args
+        assert run.stdout == ""
