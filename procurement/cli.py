@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from litestar.plugins import CLIPluginProtocol
@@ -172,7 +172,39 @@ def _full_short_help(group: click.Group) -> None:
             _full_short_help(command)
 
 
-def main(argv: list[str] | None = None) -> Any:
+def _path(group: click.Group, args: list[str]) -> str:
+    """The command a usage error belongs to, from the words typed (click reports an option's missing value
+    against the top group)."""
+    path: list[str] = ["localvalue"]
+    command: click.Command = group
+    for arg in args:
+        found = command.commands.get(arg) if isinstance(command, click.Group) else None
+        if found is None:
+            break
+        path.append(arg)
+        command = found
+    return " ".join(path)
+
+
+def _run(group: click.Group, args: list[str], **extra: Any) -> NoReturn:
+    """Click (rich-click here) shows a usage error as a box of several lines; this prints one line saying what is
+    wrong and where the help is, with click's exit codes (2 for usage, 1 otherwise)."""
+    try:
+        code = group.main(args=args, prog_name="localvalue", standalone_mode=False, **extra)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None and exc.ctx.parent is not None else _path(group, args)
+        click.echo(f"Error: {exc.format_message()} See `{where} --help`.", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
     args = sys.argv[1:] if argv is None else list(argv)
     os.environ.setdefault("LITESTAR_APP", "procurement.app:create_app")
     # The product's own commands need no web app, and building it (routes, OpenAPI) is over half of a command's
@@ -183,9 +215,9 @@ def main(argv: list[str] | None = None) -> Any:
         if args[0] in commands:
             group = _Group(name="localvalue", help=HELP, commands=commands, context_settings=_CONTEXT)
             _full_short_help(group)
-            return group.main(args=args, prog_name="localvalue")
+            _run(group, args)
         if args[0] in ("database", "db"):
-            return _database_group().main(args=args, prog_name="localvalue", obj=_migrations_env())
+            _run(_database_group(), args, obj=_migrations_env())
     from litestar.cli.main import litestar_group
 
-    return litestar_group.main(args=args, prog_name="localvalue")
+    _run(litestar_group, args)

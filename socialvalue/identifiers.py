@@ -5,6 +5,7 @@ Companies House URI customer guide (number prefixes, format regex), as compiled 
 file social-value/uk-organisation-identifiers.json. Everything here is pure string handling.
 """
 
+import functools
 import html
 import re
 import unicodedata
@@ -135,6 +136,7 @@ def normalise_identifier(scheme: str, value: str) -> tuple[str, str] | None:
     return norm_scheme, result
 
 
+@functools.lru_cache(maxsize=1024)  # a few schemes, asked for every party of every import batch
 def is_stable_identity(scheme: str) -> bool:
     """True when ids of this scheme identify the same organisation across notices (GB-CFS ids do not)."""
     return _normalise_scheme(scheme) in STABLE_SCHEMES

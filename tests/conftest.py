@@ -9,6 +9,7 @@ PostgreSQL half fails loudly rather than skipping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import tempfile
@@ -36,6 +37,7 @@ class Database:
     backend: str
     url: str
     engine: AsyncEngine
+    name: str = ""  # the file (SQLite) or database (PostgreSQL) to remove afterwards
 
 
 def _pg_url(database: str) -> str:
@@ -97,29 +99,64 @@ async def dispose_database(backend: str, name: str) -> None:
         Path(name).unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-async def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Database]:
+@pytest.fixture(scope="session")
+async def _databases(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Database]]:
+    """Each backend's suite database, made when a worker first needs it and kept for the whole session.
+
+    Not a parametrised session fixture: pytest tears one of those down whenever the next test wants the other
+    backend, and with tests shared out between workers that meant migrating a new database again and again.
+    """
+    made: dict[str, Database] = {}
+    yield made
+    for database in made.values():
+        await database.engine.dispose()
+        await dispose_database(database.backend, database.name)
+
+
+@pytest.fixture(params=BACKENDS)
+async def database(
+    request: pytest.FixtureRequest, _databases: dict[str, Database], tmp_path_factory: pytest.TempPathFactory
+) -> Database:
     from procurement.db import make_engine
 
-    backend = request.param
-    url, name = await new_database(backend, tmp_path_factory.mktemp(backend), "suite")
-    await asyncio.to_thread(alembic_upgrade, url)
-    engine = make_engine(url)
-    yield Database(backend=backend, url=url, engine=engine)
-    await engine.dispose()
-    await dispose_database(backend, name)
+    backend: str = request.param
+    if backend not in _databases:
+        url, name = await new_database(backend, tmp_path_factory.mktemp(backend), "suite")
+        await asyncio.to_thread(alembic_upgrade, url)
+        _databases[backend] = Database(backend=backend, url=url, engine=make_engine(url), name=name)
+    return _databases[backend]
+
+
+_sequences: dict[str, dict[str, str]] = {}
 
 
 async def _empty_tables(db: Database) -> None:
+    """Delete the rows of the tables that have any, and restart their ids.
+
+    Only the used tables are touched: TRUNCATE of every table cost PostgreSQL most of a second per test.
+    """
     from advanced_alchemy.base import metadata_registry
 
     tables = [t.name for t in reversed(metadata_registry.get(None).sorted_tables)]
+    probe = " UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM {t})" for t in tables)
     async with db.engine.begin() as conn:
-        if db.backend == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
+        used = {row[0] for row in await conn.execute(text(probe))}
+        for table in tables:
+            if table in used:
                 await conn.execute(text(f"DELETE FROM {table}"))
+        if db.backend != "postgresql" or not used:
+            return
+        if db.url not in _sequences:
+            found = await conn.execute(
+                text(
+                    "SELECT table_name, pg_get_serial_sequence(quote_ident(table_name), column_name) "
+                    "FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND (column_default LIKE 'nextval%' OR is_identity = 'YES')"
+                )
+            )
+            _sequences[db.url] = {name: seq for name, seq in found if seq}
+        for table in used & _sequences[db.url].keys():
+            await conn.execute(text("SELECT setval(:seq, 1, false)"), {"seq": _sequences[db.url][table]})
 
 
 @pytest.fixture
@@ -137,30 +174,53 @@ async def session(db: Database) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture(scope="session")
-async def _session_client(database: Database) -> AsyncIterator[Any]:
-    from litestar.testing import AsyncTestClient
+async def _session_clients() -> AsyncIterator[dict[str, Any]]:
+    """One in-process app and client per backend, made on first use and kept for the session."""
+    clients: dict[str, Any] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(_dispose_apps, clients)
+        clients["stack"] = stack
+        yield clients
 
-    from procurement.app import create_app
+
+async def _dispose_apps(clients: dict[str, Any]) -> None:
     from procurement.db import ALCHEMY_STATE_KEY
-    from procurement.settings import Settings
 
-    settings = Settings(**{**Settings.from_env().__dict__, "database_url": database.url})
-    app = create_app(settings)
-    async with AsyncTestClient(app=app) as client:
-        yield client
-    await app.state[ALCHEMY_STATE_KEY].get_engine().dispose()
+    for key, client in clients.items():
+        if key != "stack":
+            await client.app.state[ALCHEMY_STATE_KEY].get_engine().dispose()
 
 
 @pytest.fixture
-async def app_client(db: Database, _session_client: Any) -> Any:
+async def app_client(db: Database, _session_clients: dict[str, Any]) -> Any:
     """An in-process client of the real app on the current backend (tables emptied after each test)."""
-    return _session_client
+    if db.backend not in _session_clients:
+        from litestar.testing import AsyncTestClient
+
+        from procurement.app import create_app
+        from procurement.settings import Settings
+
+        settings = Settings(**{**Settings.from_env().__dict__, "database_url": db.url})
+        stack: contextlib.AsyncExitStack = _session_clients["stack"]
+        client = await stack.enter_async_context(AsyncTestClient(app=create_app(settings)))
+        _session_clients[db.backend] = client
+    return _session_clients[db.backend]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "database" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
+
+    # Modules with slow or browser tests go first, the schemathesis runs (the longest) before them: with the
+    # tests shared between workers, a long test started last would leave the other worker idle at the end.
+    def rank(item: pytest.Item) -> int:
+        if item.path.name == "test_schemathesis.py":
+            return 0
+        return 1 if item.path in heavy else 2
+
+    heavy = {item.path for item in items if item.get_closest_marker("slow") or item.get_closest_marker("browser")}
+    items.sort(key=rank)
 
 
 _outcomes: Counter[tuple[str, str]] = Counter()

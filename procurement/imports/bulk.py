@@ -3,13 +3,20 @@ updates by id."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    String,
     Table,
+    any_,
     bindparam,
     func,
+    literal_column,
     schema,
     select,
     text,
@@ -19,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 _IN_CHUNK = 500  # IN-list size: well under SQLite's bound-parameter limit
+WIDE = 5000  # values per ``among`` (one parameter whatever the count)
 # Below this many rows a COPY's extra round trips (column types, then the copy itself) cost more than they save.
 _COPY_FROM = 16
 
@@ -127,6 +135,18 @@ async def allocate_ids(session: AsyncSession, model: type[Any], count: int) -> l
         return [int(r[0]) for r in rows]
     start = (await session.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
     return list(range(int(start) + 1, int(start) + count + 1))
+
+
+def among(dialect: str, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values`` as ONE bound parameter: an array on PostgreSQL (``= ANY``), a JSON array on SQLite
+    (``json_each``). An IN list is rendered with a placeholder per value on every call (and, its text differing
+    with the count, prepared again by the server); this statement is compiled and prepared once."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+    items: Select[Any] = select(literal_column("value")).select_from(
+        func.json_each(bindparam(None, json.dumps(list(values)), String))
+    )
+    return column.in_(items)  # type: ignore[no-any-return]
 
 
 def chunks(values: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:

@@ -25,7 +25,7 @@ from importers.ocds import (
 )
 from procurement import clock
 from procurement import models as m
-from procurement.imports.bulk import allocate_ids, bulk_insert, chunks, cut, update_by_id
+from procurement.imports.bulk import WIDE, allocate_ids, among, bulk_insert, chunks, cut, update_by_id
 from procurement.money import ISO_4217, split_evenly, to_pence
 
 
@@ -163,19 +163,22 @@ class ContractWriter:
             return
         columns = [getattr(m.Contract, c) for c in next(iter(wanted.values()))]
         existing: dict[tuple[str, str], Any] = {}
-        for chunk in chunks(sorted({k[0] for k in wanted})):
+        dialect = session.get_bind().dialect.name
+        for chunk in chunks(sorted({k[0] for k in wanted}), WIDE):
             rows = await session.execute(
-                select(m.Contract.id, *columns).where(m.Contract.source == self.source, m.Contract.source_id.in_(chunk))
+                select(m.Contract.id, *columns).where(
+                    m.Contract.source == self.source, among(dialect, m.Contract.source_id, chunk)
+                )
             )
             for row in rows:
                 existing[(row.source_id, row.award_id)] = row
         ids = [r.id for r in existing.values()]
         old_cpv: dict[int, list[str]] = {i: [] for i in ids}
         old_shares: dict[int, list[tuple[int, int | None, str, int]]] = {i: [] for i in ids}
-        for chunk in chunks(ids):
+        for chunk in chunks(ids, WIDE):
             for cid, code in await session.execute(
                 select(m.ContractCpv.contract_id, m.ContractCpv.code)
-                .where(m.ContractCpv.contract_id.in_(chunk))
+                .where(among(dialect, m.ContractCpv.contract_id, chunk))
                 .order_by(m.ContractCpv.contract_id, m.ContractCpv.position)
             ):
                 old_cpv[cid].append(code)
@@ -187,7 +190,7 @@ class ContractWriter:
                     m.ContractSupplier.share_basis,
                     m.ContractSupplier.position,
                 )
-                .where(m.ContractSupplier.contract_id.in_(chunk))
+                .where(among(dialect, m.ContractSupplier.contract_id, chunk))
                 .order_by(m.ContractSupplier.contract_id, m.ContractSupplier.position)
             ):
                 old_shares[cid].append((sid, share, basis, position))

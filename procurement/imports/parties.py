@@ -25,7 +25,7 @@ from importers.ocds import (
 from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
-from procurement.imports.bulk import allocate_ids, bulk_insert, chunks, cut, update_by_id
+from procurement.imports.bulk import WIDE, allocate_ids, among, bulk_insert, chunks, cut, update_by_id
 from socialvalue.identifiers import is_stable_identity
 
 
@@ -204,7 +204,8 @@ class PartyResolver:
 
     async def _existing_matches(self, session: AsyncSession, ocids: Sequence[str]) -> dict[tuple[str, str], Any]:
         existing: dict[tuple[str, str], Any] = {}
-        for chunk in chunks(ocids):
+        dialect = session.get_bind().dialect.name
+        for chunk in chunks(ocids, WIDE):
             rows = await session.execute(
                 select(
                     m.SupplierMatch.id,
@@ -216,7 +217,7 @@ class PartyResolver:
                     m.SupplierMatch.declared_vcse,
                     m.SupplierMatch.street_address,
                     m.SupplierMatch.postcode,
-                ).where(m.SupplierMatch.source == self.source, m.SupplierMatch.ocid.in_(chunk))
+                ).where(m.SupplierMatch.source == self.source, among(dialect, m.SupplierMatch.ocid, chunk))
             )
             for match in rows:
                 existing[(match.ocid, match.party_id)] = match
@@ -310,10 +311,11 @@ class PartyResolver:
                 caches.supplier_by_ident[ident] = found.get(ident)
         names = {p.name_key for _, p in fresh if p.name_key} - caches.suppliers_by_name.keys()
         candidates: set[int] = set()
-        for chunk in chunks(sorted(names)):
+        dialect = session.get_bind().dialect.name
+        for chunk in chunks(sorted(names), WIDE):
             rows = await session.execute(
                 select(m.Supplier.name_key, m.Supplier.id)
-                .where(m.Supplier.name_key.in_(chunk), m.Supplier.merged_into_id.is_(None))
+                .where(among(dialect, m.Supplier.name_key, chunk), m.Supplier.merged_into_id.is_(None))
                 .order_by(m.Supplier.id)
             )
             for key in chunk:
@@ -324,10 +326,10 @@ class PartyResolver:
         unknown = sorted(candidates - caches.supplier_schemes.keys())
         for sid in unknown:
             caches.supplier_schemes[sid] = set()
-        for chunk in chunks(unknown):
+        for chunk in chunks(unknown, WIDE):
             rows = await session.execute(
                 select(m.SupplierIdentifier.supplier_id, m.SupplierIdentifier.scheme).where(
-                    m.SupplierIdentifier.supplier_id.in_(chunk)
+                    among(dialect, m.SupplierIdentifier.supplier_id, chunk)
                 )
             )
             for sid, scheme in rows:
@@ -408,7 +410,8 @@ class PartyResolver:
         ids = sorted(k for k, v in latest.items() if v)
         updates: list[dict[str, Any]] = []
         now = clock.now()
-        for chunk in chunks(ids):
+        dialect = session.get_bind().dialect.name
+        for chunk in chunks(ids, WIDE):
             rows = await session.execute(
                 select(
                     m.Supplier.id,
@@ -419,7 +422,7 @@ class PartyResolver:
                     m.Supplier.declared_scale,
                     m.Supplier.declared_vcse,
                     m.Supplier.declared_source,
-                ).where(m.Supplier.id.in_(chunk))
+                ).where(among(dialect, m.Supplier.id, chunk))
             )
             for current in rows:
                 wanted = dict(latest[current.id])

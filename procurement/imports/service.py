@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -52,7 +52,7 @@ from importers.prepare import CompiledOcid, PreparedBatch, PreparedRelease, comp
 from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
-from procurement.imports.bulk import bulk_insert, chunks, cut
+from procurement.imports.bulk import WIDE, among, bulk_insert, chunks, cut
 from procurement.imports.contract_writes import ContractWriter
 from procurement.imports.parties import Caches, PartyResolver
 from procurement.models import RunStatus
@@ -74,6 +74,18 @@ FILE_BATCH = 2000
 
 # Tries of one batch when a concurrent import of another source wrote the same master row first.
 BATCH_ATTEMPTS = 3
+
+
+class _Once:
+    """A write to await exactly once, wherever it ends up running (see ``classify_rows(alongside=...)``)."""
+
+    def __init__(self, write: Callable[[], Awaitable[None]]) -> None:
+        self._write: Callable[[], Awaitable[None]] | None = write
+
+    async def __call__(self) -> None:
+        write, self._write = self._write, None
+        if write is not None:
+            await write()
 
 
 @dataclass
@@ -242,8 +254,12 @@ class ImportService(PartyResolver, ContractWriter):
                     # SQLite's default page cache (2 MB) is far smaller than the indexes a bulk import probes.
                     await session.execute(text("PRAGMA cache_size = -65536"))
                 all_notes = list(batch.notes)
-                touched = await self._store_raw(session, run_id, batch.releases, counts)
-                await self._derive(session, batch, touched, counts, all_notes)
+                touched, archive = await self._store_raw(session, run_id, batch.releases, counts)
+                # The archive's rows go in while the batch's suppliers are classified (the connection is idle then,
+                # and on PostgreSQL they are the server's largest piece of work); the batch reads them from memory.
+                write_archive = _Once(lambda: bulk_insert(session, m.RawRelease, archive, json_text="data"))
+                await self._derive(session, batch, touched, archive, write_archive, counts, all_notes)
+                await write_archive()
                 await self._insert_notes(session, run_id, all_notes)
                 await self._update_run(session, run_id, counts, checkpoint)
                 if watermark is not None:
@@ -277,8 +293,9 @@ class ImportService(PartyResolver, ContractWriter):
 
     async def _store_raw(
         self, session: AsyncSession, run_id: int, releases: Sequence[PreparedRelease], counts: Counts
-    ) -> dict[str, PreparedRelease]:
-        """The raw archive: insert what is new or changed; returns the latest version of touched releases.
+    ) -> tuple[dict[str, PreparedRelease], list[dict[str, Any]]]:
+        """The raw archive: what is new or changed; returns the latest version of touched releases and the rows
+        to insert (the caller inserts them; versions that come back are promoted here).
 
         Idempotent by construction: a release whose hash equals its latest stored version writes nothing.
         Content that returns to an earlier version's hash (A -> B -> A) cannot be inserted twice (unique
@@ -286,10 +303,11 @@ class ImportService(PartyResolver, ContractWriter):
         """
         release_ids = sorted({r.release_id for r in releases})
         versions: dict[str, dict[str, int]] = {}  # release id -> {hash: version}
-        for chunk in chunks(release_ids):
+        dialect = session.get_bind().dialect.name
+        for chunk in chunks(release_ids, WIDE):
             rows = await session.execute(
                 select(m.RawRelease.release_id, m.RawRelease.content_hash, m.RawRelease.version).where(
-                    m.RawRelease.source == self.source, m.RawRelease.release_id.in_(chunk)
+                    m.RawRelease.source == self.source, among(dialect, m.RawRelease.release_id, chunk)
                 )
             )
             for rid, content_hash, version in rows:
@@ -335,15 +353,16 @@ class ImportService(PartyResolver, ContractWriter):
                     counts.new += 1
             known[content_hash] = latest + 1
             touched[rid] = release
-        await bulk_insert(session, m.RawRelease, inserts, json_text="data")
-        return touched
+        return touched, inserts
 
     async def _latest_versions(
-        self, session: AsyncSession, ocids: Sequence[str]
+        self, session: AsyncSession, ocids: Sequence[str], unwritten: Sequence[Mapping[str, Any]] = ()
     ) -> dict[str, dict[str, tuple[int, str, dt.datetime | None]]]:
-        """ocid -> release id -> (version, content hash, release date) of the latest stored version."""
+        """ocid -> release id -> (version, content hash, release date) of the latest stored version, counting
+        ``unwritten`` archive rows (this batch's, inserted later in its transaction) as stored."""
         latest: dict[str, dict[str, tuple[int, str, dt.datetime | None]]] = {o: {} for o in ocids}
-        for chunk in chunks(ocids):
+        dialect = session.get_bind().dialect.name
+        for chunk in chunks(ocids, WIDE):
             rows = await session.execute(
                 select(
                     m.RawRelease.ocid,
@@ -351,12 +370,18 @@ class ImportService(PartyResolver, ContractWriter):
                     m.RawRelease.version,
                     m.RawRelease.content_hash,
                     m.RawRelease.release_date,
-                ).where(m.RawRelease.source == self.source, m.RawRelease.ocid.in_(chunk))
+                ).where(m.RawRelease.source == self.source, among(dialect, m.RawRelease.ocid, chunk))
             )
             for ocid, rid, version, content_hash, release_date in rows:
                 known = latest[ocid].get(rid)
                 if known is None or version > known[0]:
                     latest[ocid][rid] = (version, content_hash, release_date)
+        for row in unwritten:
+            if row["ocid"] not in latest:
+                continue
+            known = latest[row["ocid"]].get(row["release_id"])
+            if known is None or row["version"] > known[0]:
+                latest[row["ocid"]][row["release_id"]] = (row["version"], row["content_hash"], row["release_date"])
         return latest
 
     async def _compile_here(
@@ -401,12 +426,14 @@ class ImportService(PartyResolver, ContractWriter):
         session: AsyncSession,
         batch: PreparedBatch,
         touched: dict[str, PreparedRelease],
+        archive: Sequence[Mapping[str, Any]],
+        write_archive: _Once,
         counts: Counts,
         notes: list[Note],
     ) -> None:
         if not touched:
             return
-        latest = await self._latest_versions(session, sorted({r.ocid for r in touched.values()}))
+        latest = await self._latest_versions(session, sorted({r.ocid for r in touched.values()}), archive)
         compiled: dict[str, CompiledOcid] = {}
         stale: dict[str, dict[str, tuple[int, str, dt.datetime | None]]] = {}
         for ocid, versions in latest.items():
@@ -430,7 +457,7 @@ class ImportService(PartyResolver, ContractWriter):
         # New or changed suppliers are classified in the batch's own transaction. Their stored tiers are dropped
         # instead of recomputed (judged on the fly when read, meanwhile) and stored once, at the end of the run.
         if suppliers:
-            classified = await classify_rows(session, sorted(set(suppliers.values())))
+            classified = await classify_rows(session, sorted(set(suppliers.values())), alongside=write_archive)
             await forget_tiers(session, classified.changed)
         if procurements:
             # Bulk writes go round the ORM's hooks: the data version is bumped at commit all the same.

@@ -5,15 +5,16 @@ local area. Only suppliers whose inputs or rules changed are recomputed."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock, figures
@@ -107,14 +108,7 @@ async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | No
         )
     ):
         idents[owner.get(sid, sid)].append(_ident(scheme, value))
-    declared: dict[int, list[Any]] = defaultdict(list)
-    sm = m.SupplierMatch
-    for match in await session.execute(
-        select(sm.id, sm.supplier_id, sm.source, sm.ocid, sm.party_id, sm.declared_scale, sm.declared_vcse)
-        .where(or_(sm.declared_scale.is_not(None), sm.declared_vcse.is_not(None)), *scoped(sm.supplier_id))
-        .order_by(sm.id)
-    ):
-        declared[owner.get(match.supplier_id, match.supplier_id)].append(match)
+    declared = await _latest_declared(session, effective, owner, supplier_ids is not None)
     attestations: dict[int, list[enterprise.Attestation]] = defaultdict(list)
     sa = m.SupplierAttestation
     for att in (
@@ -135,13 +129,14 @@ async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | No
     out = []
     for r in effective:
         scale, vcse, source = r.declared_scale, r.declared_vcse, r.declared_source
-        # The supplier's own declared details win; otherwise the latest feed party that declared any.
-        for match in reversed(declared.get(r.id, [])):
-            where = f"{match.source} {match.ocid} party {match.party_id}"
-            if scale is None and match.declared_scale is not None:
-                scale, source = match.declared_scale, source or where
-            if vcse is None and match.declared_vcse is not None:
-                vcse, source = match.declared_vcse, source or where
+        # The supplier's own declared details win; otherwise the latest feed party that declared each.
+        latest_scale, latest_vcse = declared.get(r.id, (None, None))
+        taken = [match for match in (latest_scale, latest_vcse) if match is not None]
+        if taken:
+            newest = max(taken, key=lambda match: match.id)
+            source = source or f"{newest.source} {newest.ocid} party {newest.party_id}"
+            scale = scale if latest_scale is None else latest_scale.declared_scale
+            vcse = vcse if latest_vcse is None else latest_vcse.declared_vcse
         own = overrides.get(r.id, [])
         by_flag = {o[1]: o[2] for o in own}
         place_text: str | None
@@ -189,6 +184,47 @@ async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | No
         scoped=supplier_ids is not None,
     )
     return [_with_register(i, found[i.supplier_id]) if i.supplier_id in found else i for i in out]
+
+
+async def _latest_declared(
+    session: AsyncSession, effective: Sequence[Any], owner: dict[int, int], scoped: bool
+) -> dict[int, tuple[Any, Any]]:
+    """Supplier -> (latest match declaring a scale, latest declaring VCSE status), each only where the supplier
+    declares none itself (a feed copies what parties declare onto the supplier, so that is rare), with the matches
+    of duplicates merged into it. Only the latest counts, so only it is read: a supplier named in thousands of
+    notices would otherwise load every one of its matches each time it is classified."""
+    sm = m.SupplierMatch
+    wanted: dict[str, set[int]] = {
+        "declared_scale": {r.id for r in effective if r.declared_scale is None},
+        "declared_vcse": {r.id for r in effective if r.declared_vcse is None},
+    }
+    newest: dict[str, dict[int, int]] = {}  # column -> owner -> newest match id
+    for column, owners in wanted.items():
+        newest[column] = {}
+        if not owners:
+            continue
+        members = [sid for sid, o in owner.items() if o in owners]
+        where = [getattr(sm, column).is_not(None)] + ([sm.supplier_id.in_(members)] if scoped else [])
+        for sid, match_id in await session.execute(
+            select(sm.supplier_id, func.max(sm.id)).where(*where).group_by(sm.supplier_id)
+        ):
+            o = owner.get(sid, sid)
+            if o in owners:
+                newest[column][o] = max(newest[column].get(o, 0), match_id)
+    ids = sorted({i for found in newest.values() for i in found.values()})
+    matches: dict[int, Any] = {}
+    for start in range(0, len(ids), _CHUNK):
+        for match in await session.execute(
+            select(sm.id, sm.source, sm.ocid, sm.party_id, sm.declared_scale, sm.declared_vcse).where(
+                sm.id.in_(ids[start : start + _CHUNK])
+            )
+        ):
+            matches[match.id] = match
+    scales, vcses = newest["declared_scale"], newest["declared_vcse"]
+    return {
+        o: (matches[scales[o]] if o in scales else None, matches[vcses[o]] if o in vcses else None)
+        for o in scales.keys() | vcses.keys()
+    }
 
 
 def _with_register(inp: SupplierInputs, facts: RegisterFacts) -> SupplierInputs:
@@ -351,9 +387,16 @@ async def classify(
 
 
 async def classify_rows(
-    session: AsyncSession, supplier_ids: Sequence[int] | None = None, *, full: bool = False
+    session: AsyncSession,
+    supplier_ids: Sequence[int] | None = None,
+    *,
+    full: bool = False,
+    alongside: Callable[[], Awaitable[None]] | None = None,
 ) -> ClassifyCounts:
-    """The classification rows alone (``classify`` also keeps the stored tiers in step)."""
+    """The classification rows alone (``classify`` also keeps the stored tiers in step).
+
+    ``alongside``: a write of the caller's to run on the session while the rows are computed (in a thread, so the
+    event loop keeps that write going): the connection is idle then, and the database works meanwhile."""
     if supplier_ids is not None:
         supplier_ids = await effective_ids(session, supplier_ids)
     inputs = await _gather_inputs(session, supplier_ids)
@@ -362,25 +405,36 @@ async def classify_rows(
     if supplier_ids is not None:
         existing_query = existing_query.where(sc.supplier_id.in_(supplier_ids))
     existing = {sid: (cid, h) for sid, cid, h in (await session.execute(existing_query)).all()}
-    hashes = [i.hash() for i in inputs]
-    dirty = [
-        (inp, h)
-        for inp, h in zip(inputs, hashes, strict=True)
-        if full or existing.get(inp.supplier_id, (0, ""))[1] != h
-    ]
-    overridden = sum(1 for i in inputs if i.overrides)
     at = clock.now()
-    for start in range(0, len(dirty), _CHUNK):
-        chunk = dirty[start : start + _CHUNK]
-        places = _place_rows([inp for inp, _ in chunk])
+
+    def rows(chunk: Sequence[tuple[SupplierInputs, str]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         new_rows, updates = [], []
-        for (inp, h), place in zip(chunk, places, strict=True):
+        for (inp, h), place in zip(chunk, _place_rows([inp for inp, _ in chunk]), strict=True):
             row, _ = _classify_one(inp, place, at)
             row["input_hash"] = h
             if inp.supplier_id in existing:
                 updates.append({"id": existing[inp.supplier_id][0], **row})
             else:
                 new_rows.append(row)
+        return new_rows, updates
+
+    def first() -> tuple[list[tuple[SupplierInputs, str]], list[dict[str, Any]], list[dict[str, Any]]]:
+        hashed = ((inp, inp.hash()) for inp in inputs)
+        dirty = [(inp, h) for inp, h in hashed if full or existing.get(inp.supplier_id, (0, ""))[1] != h]
+        return dirty, *rows(dirty[:_CHUNK])
+
+    if alongside is None:
+        dirty, new_rows, updates = first()
+    else:
+        # Both finish before either's error is raised: the write must not be left running on the connection.
+        computed, written = await asyncio.gather(asyncio.to_thread(first), alongside(), return_exceptions=True)
+        for outcome in (written, computed):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        dirty, new_rows, updates = computed
+    for start in range(0, len(dirty), _CHUNK):
+        if start:
+            new_rows, updates = rows(dirty[start : start + _CHUNK])
         if new_rows:
             # NULLs rendered as such: else the ORM sends one INSERT per run of rows with the same columns set.
             await session.execute(insert(sc).execution_options(render_nulls=True), new_rows)
@@ -390,6 +444,7 @@ async def classify_rows(
     merged = select(m.Supplier.id).where(m.Supplier.merged_into_id.is_not(None))
     await session.execute(delete(sc).where(sc.supplier_id.in_(merged)))
     await session.flush()
+    overridden = sum(1 for i in inputs if i.overrides)
     return ClassifyCounts(
         len(inputs), len(dirty), len(inputs) - len(dirty), overridden, tuple(i.supplier_id for i, _ in dirty)
     )

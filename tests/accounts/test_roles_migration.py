@@ -15,6 +15,7 @@ from procurement.db import MIGRATIONS_DIR, make_engine
 from tests.conftest import BACKENDS, alembic_upgrade, dispose_database, new_database
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_reviewers_keep_their_reach_across_the_roles_revision(backend: str, tmp_path: Path) -> None:
     url, name = await new_database(backend, tmp_path, "roles")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -150,6 +151,7 @@ async def test_reviewer_scope_follows_its_groups(session: AsyncSession) -> None:
     assert (await principal_for_token(session, token)).scope == {walsall.id, bcc.id, uhb.id}
 
 
+@pytest.mark.slow
 async def test_cli_creates_scoped_tokens_lists_and_revokes(db: Database, session: AsyncSession) -> None:
     await make_org(session, "University Hospitals Birmingham", ods_code="RRK")
     await make_org(session, "Birmingham City Council", gss_code="E08000025")

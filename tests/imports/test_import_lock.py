@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
 from advanced_alchemy.base import metadata_registry
 from sqlalchemy import func, select, text
 
@@ -130,6 +131,7 @@ async def _stderr_says(path: Path, words: str, process: subprocess.Popen[str]) -
     raise AssertionError(f"never said {words!r}: {path.read_text()!r}")
 
 
+@pytest.mark.slow
 async def test_two_imports_at_once_one_refuses_one_waits(db: Database, tmp_path: Path) -> None:
     clean, clean_counts = await _clean(db)
 
@@ -181,6 +183,7 @@ async def test_two_imports_at_once_one_refuses_one_waits(db: Database, tmp_path:
     assert await _counts(db) == clean_counts
 
 
+@pytest.mark.slow
 async def test_killed_import_is_found_dead_and_resumed(db: Database) -> None:
     clean, clean_counts = await _clean(db)
 

@@ -50,6 +50,7 @@ async def _kill_after_pages(db: Database, process: subprocess.Popen[str], sig: i
     raise AssertionError("the import never stored a page")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
 async def test_killed_run_resumes_to_the_clean_state(db: Database, sig: int) -> None:
     with running_feed_server({"page_size": 25}) as server:
@@ -101,6 +102,7 @@ async def test_killed_run_resumes_to_the_clean_state(db: Database, sig: int) -> 
     assert diff(clean, await snapshot(db.engine)) == {}
 
 
+@pytest.mark.slow
 async def test_sync_continues_from_the_watermark(db: Database) -> None:
     with running_feed_server({"page_size": 25}) as server:
         first = localvalue(

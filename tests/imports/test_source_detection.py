@@ -66,6 +66,7 @@ async def _ocid_sources(db: Database) -> set[tuple[str, str]]:
         return {(ocid[:11], source) for ocid, source in rows.all()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_import_file_labels_each_release(backend: str, tmp_path: Path) -> None:
     url, name = await new_database(backend, tmp_path, "sources")

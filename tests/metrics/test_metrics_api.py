@@ -8,6 +8,7 @@ from typing import Any
 
 import openpyxl
 import polars as pl
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -260,6 +261,7 @@ async def test_csv_and_xlsx_rows_sum_to_the_headline(app_client: Any, session: A
     assert "0.0000" not in frame.filter(pl.col("status") == "not_known")["share"].to_list()
 
 
+@pytest.mark.slow
 async def test_cli_prints_the_same_headline(app_client: Any, session: AsyncSession, db: Any) -> None:
     w = await _world(session, app_client)
     await session.commit()

@@ -419,6 +419,7 @@ def _age(path: Path, hours: float) -> None:
     os.utime(path, (then, then))
 
 
+@pytest.mark.slow
 async def test_abandoned_uploads_are_pruned(session: AsyncSession, client: Any, tmp_path: Path, db: Database) -> None:
     await _two_editors(session, client)
     await sign_in(client, "editor@bcc.example")

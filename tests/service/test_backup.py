@@ -38,6 +38,7 @@ def _one_line_refusal(*args: str, url: str) -> str:
     return line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_backup_wipe_restore_gives_every_row_back(backend: str, tmp_path: Path) -> None:
     url, name = await new_database(backend, tmp_path, "backup")

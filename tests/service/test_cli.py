@@ -19,6 +19,7 @@ def _sync_url(url: str) -> str:
     return url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg") if "sqlite" in url else url
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_upgrade_seed_token_and_serve(backend: str, tmp_path: Path) -> None:
     url, name = await new_database(backend, tmp_path, "cli")
@@ -78,6 +79,7 @@ async def test_upgrade_seed_token_and_serve(backend: str, tmp_path: Path) -> Non
         await dispose_database(backend, name)
 
 
+@pytest.mark.slow
 def test_help_is_the_products_own(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'help.db'}"
     top = localvalue("--help", database_url=url).stdout
@@ -103,6 +105,7 @@ def test_help_is_the_products_own(tmp_path: Path) -> None:
         assert not cut, (group, cut)
 
 
+@pytest.mark.slow
 def test_drop_all_is_hidden_and_needs_yes(tmp_path: Path) -> None:
     path = tmp_path / "keep.db"
     url = f"sqlite+aiosqlite:///{path}"
@@ -139,3 +142,16 @@ def test_commands_start_without_building_the_web_app(args: tuple[str, ...], tmp_
         check=True,
     ).stdout
     assert out.strip().endswith("web app built: False"), out
+
+
+def test_usage_errors_are_one_line_naming_the_help_to_read(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'usage.db'}"
+    for args, message, where in (
+        (("statements", "publish", "--anchor"), "Option '--anchor' requires an argument.", "statements publish"),
+        (("seed", "nosuch"), "No such command 'nosuch'.", "seed"),
+        (("database", "upgrade", "--bogus"), "No such option '--bogus'.", "database upgrade"),
+    ):
+        run = localvalue(*args, database_url=url, check=False)
+        assert run.returncode == 2, (args, run.stderr)
+        assert run.stderr == f"Error: {message} See `localvalue {where} --help`.\n", args
+        assert run.stdout == ""

@@ -74,6 +74,7 @@ async def _read(engine: AsyncEngine, fn: Callable[[Connection], T]) -> T:
         return await conn.run_sync(fn)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_round_trip_with_the_demo_data(backend: str, tmp_path: Path) -> None:
     url, name = await new_database(backend, tmp_path, "migrations_data")

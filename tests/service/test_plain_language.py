@@ -124,6 +124,7 @@ def _one_line(result: Any) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_commands_on_an_unmigrated_database_say_what_to_run(backend: str, tmp_path: Path) -> None:
     url, name = await new_database(backend, tmp_path, "unmigrated")

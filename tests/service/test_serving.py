@@ -28,6 +28,7 @@ def _read_response(sock: socket.socket, timeout: float) -> bytes:
         data += chunk
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_two_workers_serve_and_finish_in_flight_request_on_sigterm(backend: str, tmp_path: Path) -> None:
     url, name = await new_database(backend, tmp_path, "serve")

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
@@ -52,6 +53,7 @@ async def _anchor(session: Any, ods: str) -> int:
     return int((await session.scalars(select(m.Organisation.id).where(m.Organisation.ods_code == ods))).one())
 
 
+@pytest.mark.slow
 async def test_paid_basis_from_a_real_file_to_a_published_statement(
     db: Database, session: Any, app_client: Any, tmp_path: Path
 ) -> None:
@@ -120,6 +122,7 @@ async def test_paid_basis_from_a_real_file_to_a_published_statement(
     assert f"statement {statement.id}: current" in checked.stdout
 
 
+@pytest.mark.slow
 async def test_redacted_value_influenceable_view_and_partial_quarter(
     db: Database, session: Any, app_client: Any
 ) -> None:
@@ -179,6 +182,7 @@ async def test_redacted_value_influenceable_view_and_partial_quarter(
     )
 
 
+@pytest.mark.slow
 async def test_corrected_file_replaces_with_an_audit_record(
     db: Database, session: Any, app_client: Any, tmp_path: Path
 ) -> None:
@@ -210,6 +214,7 @@ async def test_corrected_file_replaces_with_an_audit_record(
     assert body["bases"][0]["periods"][0]["headline"]["total_pence"] == files[1].total_pence
 
 
+@pytest.mark.slow
 async def test_payee_review_is_remembered_and_notes_are_visible(
     db: Database, session: Any, app_client: Any, tmp_path: Path
 ) -> None:
@@ -279,6 +284,7 @@ async def test_payee_review_is_remembered_and_notes_are_visible(
     assert "chelsea-2020-05.csv row 3, column amount: not an amount in pounds and pence [not known]" in cli_notes
 
 
+@pytest.mark.slow
 async def test_saved_mapping_is_plain_data_and_used_by_name(db: Database, session: Any, tmp_path: Path) -> None:
     url = db.url
     localvalue("seed", "anchors", "--list", "spend-demo", database_url=url)

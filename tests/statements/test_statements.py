@@ -187,6 +187,7 @@ async def test_publish_read_back_and_public_access(db: Database, session: Any, a
     assert "Words used in this statement" in page.text
 
 
+@pytest.mark.slow
 async def test_correction_withdrawal_reproducibility_and_tamper(db: Database, session: Any, app_client: Any) -> None:
     data = await _birmingham_quarter(session, app_client)
     bcc = data["bcc"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,7 @@ from tests.support.cli import localvalue
 from tests.support.paths import REPO_DIR
 
 
+@pytest.mark.slow
 async def test_classify_is_incremental_and_overrides_survive_reimport(
     app_client: Any, session: AsyncSession, db: Any
 ) -> None:

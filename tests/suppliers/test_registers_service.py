@@ -43,6 +43,7 @@ async def _supplier_id(session: AsyncSession, name: str) -> int:
     return (await session.scalars(select(m.Supplier.id).where(m.Supplier.name == name))).one()
 
 
+@pytest.mark.slow
 async def test_registers_load_match_review_and_decisions_survive_a_reload(
     app_client: Any, session: AsyncSession, db: Any, registers_dir: Path, tmp_path: Path
 ) -> None:
@@ -165,6 +166,7 @@ async def test_registers_load_match_review_and_decisions_survive_a_reload(
     assert kept.number != rejected["number"] or kept.status not in ("matched", "confirmed")
 
 
+@pytest.mark.slow
 async def test_coverage_before_and_after_a_load_and_the_registered_postcode_fallback(
     session: AsyncSession, db: Any, registers_dir: Path, tmp_path: Path
 ) -> None:

@@ -374,6 +374,7 @@ async def test_payee_decisions_are_the_anchors_editors(client: Any, session: Asy
     assert (payee.status, payee.supplier_id) == ("confirmed", w["plain"])
 
 
+@pytest.mark.slow
 async def test_dashboard_on_the_paid_basis_where_the_anchor_has_payments(
     client: Any, session: AsyncSession, db: Database
 ) -> None:
