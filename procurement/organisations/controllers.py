@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import models as m
 from procurement.auth import Principal, requires_admin, requires_editor, requires_token
 from procurement.coalesce import CoalescedByKey
-from procurement.db import ALCHEMY_STATE_KEY
+from procurement.db import ALCHEMY_STATE_KEY, changes_of
 from procurement.organisations.groups import (
     create_group,
     delete_group,
@@ -60,7 +60,9 @@ class OrganisationController(Controller):
         pages: CoalescedByKey[_PageKey, tuple[list[Organisation], int]] | None = state.get(_PAGES_KEY)
         if pages is None:
             engine = state[ALCHEMY_STATE_KEY].get_engine()
-            pages = state.setdefault(_PAGES_KEY, CoalescedByKey(lambda key: list_page(engine, *key)))
+            pages = state.setdefault(
+                _PAGES_KEY, CoalescedByKey(lambda key: list_page(engine, *key), changes=changes_of(engine))
+            )
         items, total = await pages.get((anchor, None if kind is None else kind.value, q, limit, offset))
         return Page(items=items, total=total, limit=limit, offset=offset)
 
