@@ -16,7 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from procurement.accounts.controllers import SignInController, TokenController, UserAdminController
 from procurement.accounts.sessions import PageCSRFMiddleware, SessionAuthenticationMiddleware, csrf_config
-from procurement.auth import TokenAuthenticationMiddleware
+from procurement.auth import TokenAuthenticationMiddleware, TokenUsePlugin
 from procurement.cli import LocalValueCLIPlugin
 from procurement.contracts.controllers import ContractController
 from procurement.db import ALCHEMY_STATE_KEY, make_alchemy_config
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             accessibility_statement_route(settings.accessibility_contact, prepared=ACCESSIBILITY_PREPARED),
         ],
         template_config=template_config(),
-        plugins=[SQLAlchemyPlugin(config=alchemy), LocalValueCLIPlugin()],
+        plugins=[SQLAlchemyPlugin(config=alchemy), LocalValueCLIPlugin(), TokenUsePlugin()],
         state=State({ALCHEMY_STATE_KEY: alchemy, SETTINGS_STATE_KEY: settings}),
         middleware=_middleware(settings),
         request_class=GuardedRequest,
