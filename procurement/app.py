@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
-from functools import cache
-from typing import TYPE_CHECKING, Any
+import warnings
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, cast
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
@@ -157,36 +158,49 @@ def _guards_without_copies(app: Litestar) -> None:
                 handler.__class__ = _passing_itself(type(handler))
 
 
-@cache
+_PASSING_ITSELF: dict[type[HTTPRouteHandler], type[HTTPRouteHandler]] = {}
+
+
 def _passing_itself(kind: type[HTTPRouteHandler]) -> type[HTTPRouteHandler]:
+    made = _PASSING_ITSELF.get(kind)
+    if made is None:
+        made = _PASSING_ITSELF[kind] = _subclass_passing_itself(kind)
+    return made
+
+
+def _subclass_passing_itself(kind: type[HTTPRouteHandler]) -> type[HTTPRouteHandler]:
     async def authorize_connection(self: HTTPRouteHandler, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         for guard in self.resolve_guards():
-            await guard(connection, self)
+            await cast("Awaitable[None]", guard(connection, self))  # made async by resolve_guards
 
-    # No slots of its own: the same layout, so an existing handler can take this class.
-    return type(kind.__name__, (kind,), {"__slots__": (), "authorize_connection": authorize_connection})
+    # No slots of its own: the same layout, so an existing handler can take this class. Litestar 2 warns against
+    # subclassing its get/post/... classes (they become functions in 3.0); this adds one method to what they made.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return type(kind.__name__, (kind,), {"__slots__": (), "authorize_connection": authorize_connection})
 
 
 def _middleware(settings: Settings) -> list[Any]:
     """Bad bytes refused first; CORS on public reads only; a bearer token, else a session cookie gives the same
     Principal; then CSRF on forms. A plain read takes a shortcut past the ones with nothing to do for it."""
+    token = DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema"])
     chain = [
         InputGuardMiddleware(),
         PublicCorsMiddleware(),
-        DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema"]),
+        token,
         SessionAuthenticationMiddleware(idle=dt.timedelta(minutes=settings.session_idle_minutes)),
         DefineMiddleware(PageCSRFMiddleware, config=csrf_config(settings)),
     ]
-    return [PlainReadShortcut(chain)]
+    return [PlainReadShortcut(chain, token)]
 
 
-# A header any of which gives the middleware something to do: a token, a session or CSRF cookie, a CORS request.
-_NOT_PLAIN = frozenset({b"authorization", b"cookie", b"origin"})
+# A header either of which gives CORS, the session or CSRF middleware something to do.
+_NOT_PLAIN = frozenset({b"cookie", b"origin"})
 
 
 def _plain_read(scope: Scope) -> bool:
-    """GET or HEAD outside the pages, with no credential, cookie or Origin: the middleware in ``_middleware``
-    would only refuse bad bytes and mark the caller anonymous."""
+    """GET or HEAD outside the pages, with no cookie or Origin: of the middleware in ``_middleware`` only the
+    input guard and the token check (when there is an Authorization header) have anything to do."""
     if scope["type"] != ScopeType.HTTP or scope["method"] not in PUBLIC_METHODS:
         return False
     if str(scope["path"]).startswith(PAGE_PREFIXES):
@@ -194,24 +208,34 @@ def _plain_read(scope: Scope) -> bool:
     return not any(name in _NOT_PLAIN for name, _ in scope["headers"])
 
 
-class PlainReadShortcut:
-    """The middleware chain, or for a plain read (``_plain_read``) what the chain would do for it, without its
-    per-layer cost: the input guard's checks, then an anonymous caller (as the token middleware marks one) straight
-    to the route. Guards, handlers and the security headers (``before_send``) apply to both paths alike."""
+def _has_authorization(scope: Scope) -> bool:
+    return any(name == b"authorization" for name, _ in scope["headers"])
 
-    def __init__(self, chain: list[Any]) -> None:
+
+class PlainReadShortcut:
+    """The middleware chain, or for a plain read (``_plain_read``) only the layers with something to do for it,
+    without the others' per-layer cost: the input guard's checks, then the token middleware itself when the
+    request has an Authorization header, else an anonymous caller (as the token middleware marks one) straight to
+    the route. Guards, handlers and the security headers (``before_send``) apply to every path alike."""
+
+    def __init__(self, chain: list[Any], token: DefineMiddleware) -> None:
         self.chain = chain
+        self.token = token
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         full = app
         for middleware in reversed(self.chain):
             full = middleware(app=full)
+        with_token = self.token(app=app)
 
         async def entry(scope: Scope, receive: Receive, send: Send) -> None:
             if not _plain_read(scope):
                 await full(scope, receive, send)
                 return
             check_input(scope)
+            if _has_authorization(scope):
+                await with_token(scope, receive, send)
+                return
             scope["user"] = None
             scope["auth"] = None
             await app(scope, receive, send)
