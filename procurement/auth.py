@@ -6,21 +6,26 @@ passwords) because the token has 256 bits of entropy: there is nothing to brute-
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import logging
 import secrets
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from sqlalchemy import event, or_, select, update
+from litestar.plugins import InitPluginProtocol
+from sqlalchemy import bindparam, event, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
@@ -31,11 +36,16 @@ from procurement.db import ALCHEMY_STATE_KEY
 from procurement.errors import Forbidden
 from procurement.models import ApiToken, Role, User, WebSession
 
+if TYPE_CHECKING:
+    from litestar import Litestar
+    from litestar.config.app import AppConfig
+
 TOKEN_PREFIX = "lv_"  # noqa: S105 - a visible marker, not a secret
 
+# Each worker writes the last uses of its tokens this often (and when it stops), never while answering a request.
+FLUSH_USES_EVERY_S = 60.0
 
-# A token's last use is recorded at most this often, so reading with a token does not write every time.
-LAST_USED_EVERY = dt.timedelta(minutes=1)
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,33 +101,35 @@ class TokenRefused(Exception):
         self.detail = detail
 
 
+class Verified(NamedTuple):
+    principal: Principal
+    token_id: int
+    expires_at: dt.datetime | None
+
+
 async def principal_for_token(session: AsyncSession, token: str) -> Principal:
     """The caller behind a token, or TokenRefused saying why (unknown, revoked, expired, inactive user)."""
-    principal, _ = await verify_token(session, token)
-    return principal
+    return (await verify_token(session, token)).principal
 
 
-async def verify_token(session: AsyncSession, token: str) -> tuple[Principal, dt.datetime | None]:
-    """The caller behind a token and when the token expires, or TokenRefused saying why."""
+async def verify_token(session: AsyncSession, token: str) -> Verified:
+    """The caller behind a token, the token's id and when it expires, or TokenRefused saying why. Reads only: a
+    use is noted by the caller (``TokenUses``)."""
     return await verify_digest(session, hash_token(token))
 
 
-async def verify_digest(session: AsyncSession, digest: str) -> tuple[Principal, dt.datetime | None]:
-    """``verify_token`` by the token's SHA-256.
-
-    The last use is written only when the stored one is a minute old or more, with a conditional UPDATE, so
-    a burst of reads writes once.
-    """
+async def verify_digest(session: AsyncSession, digest: str) -> Verified:
+    """``verify_token`` by the token's SHA-256."""
     row = (
         await session.execute(
-            select(ApiToken.id, ApiToken.revoked_at, ApiToken.expires_at, ApiToken.last_used_at, User)
+            select(ApiToken.id, ApiToken.revoked_at, ApiToken.expires_at, User)
             .join(User, ApiToken.user_id == User.id)
             .where(ApiToken.token_hash == digest)
         )
     ).first()
     if row is None:
         raise TokenRefused("The token is not valid.")
-    token_id, revoked_at, expires_at, last_used_at, user = row
+    token_id, revoked_at, expires_at, user = row
     now = clock.now()
     if revoked_at is not None:
         raise TokenRefused(f"The token was revoked on {revoked_at.date().isoformat()}; ask an admin for a new one.")
@@ -125,15 +137,7 @@ async def verify_digest(session: AsyncSession, digest: str) -> tuple[Principal, 
         raise TokenRefused(f"The token expired on {expires_at.date().isoformat()}; ask an admin for a new one.")
     if not user.is_active:
         raise TokenRefused("The token's user is not active.")
-    if last_used_at is None or now - last_used_at >= LAST_USED_EVERY:
-        stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_EVERY)
-        await session.execute(
-            update(ApiToken).where(ApiToken.id == token_id, stale).values(last_used_at=now),
-            # Noting a use changes nobody's access: verified tokens stay remembered.
-            execution_options={"synchronize_session": False, _NOT_AN_ACCESS_CHANGE: True},
-        )
-        await session.commit()
-    return await principal_for_user(session, user), expires_at
+    return Verified(await principal_for_user(session, user), int(token_id), expires_at)
 
 
 async def principal_for_user(session: AsyncSession, user: User) -> Principal:
@@ -184,28 +188,28 @@ class VerifiedTokens:
     token's own expiry, whichever comes first. Only successes are kept: a refused token is checked every time."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[Principal, float, dt.datetime | None]] = {}
+        self._entries: dict[str, tuple[Verified, float]] = {}
         # Moves on every clear: a check that began before a change must not store what it read.
         self.generation = 0
         _ALL_VERIFIED.add(self)
 
-    def get(self, digest: str) -> Principal | None:
+    def get(self, digest: str) -> Verified | None:
         entry = self._entries.get(digest)
         if entry is None:
             return None
-        principal, until, expires_at = entry
-        if time.monotonic() >= until or (expires_at is not None and clock.now() >= expires_at):
+        verified, until = entry
+        if time.monotonic() >= until or (verified.expires_at is not None and clock.now() >= verified.expires_at):
             self._entries.pop(digest, None)
             return None
-        return principal
+        return verified
 
-    def put(self, digest: str, principal: Principal, expires_at: dt.datetime | None, *, generation: int) -> None:
+    def put(self, digest: str, verified: Verified, *, generation: int) -> None:
         """Remember a token verified by a check that began at ``generation`` (nothing if access changed since)."""
         if generation != self.generation:
             return
         if len(self._entries) >= MAX_VERIFIED:
             self._entries.clear()
-        self._entries[digest] = (principal, time.monotonic() + VERIFIED_FOR_S, expires_at)
+        self._entries[digest] = (verified, time.monotonic() + VERIFIED_FOR_S)
 
     def clear(self) -> None:
         self.generation += 1
@@ -262,12 +266,8 @@ class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 200:
             raise NotAuthorizedException("Use 'Authorization: Bearer <token>'.")
-        state = connection.app.state
-        checks: TokenChecks | None = state.get(_CHECKS_KEY)
-        if checks is None:
-            checks = state.setdefault(_CHECKS_KEY, TokenChecks(state[ALCHEMY_STATE_KEY]))
         try:
-            principal = await checks.principal(hash_token(token))
+            principal = await token_checks(connection.app.state).principal(hash_token(token))
         except TokenRefused as exc:
             raise NotAuthorizedException(exc.detail) from None
         return AuthenticationResult(user=principal, auth=token)
@@ -276,26 +276,116 @@ class TokenAuthenticationMiddleware(AbstractAuthenticationMiddleware):
 class TokenChecks:
     """This process's verified tokens, and one shared check per token not (or no longer) remembered: a burst of
     requests with a token just forgotten makes one query, not one each (``Coalesced``: never a check that began
-    before the request)."""
+    before the request). Every use is noted in ``uses``, in memory."""
 
     def __init__(self, alchemy: Any) -> None:
         self.verified = VerifiedTokens()
+        self.uses = TokenUses(alchemy)
         self._alchemy = alchemy
-        self._checks: CoalescedByKey[str, Principal] = CoalescedByKey(self._check, max_keys=MAX_VERIFIED)
+        self._checks: CoalescedByKey[str, Verified] = CoalescedByKey(self._check, max_keys=MAX_VERIFIED)
 
     async def principal(self, digest: str) -> Principal:
         found = self.verified.get(digest)
-        return found if found is not None else await self._checks.get(digest)
+        if found is None:
+            found = await self._checks.get(digest)
+        self.uses.note(found.token_id)
+        return found.principal
 
-    async def _check(self, digest: str) -> Principal:
+    async def _check(self, digest: str) -> Verified:
         generation = self.verified.generation
         async with self._alchemy.get_session() as session:
-            principal, expires_at = await verify_digest(session, digest)
-        self.verified.put(digest, principal, expires_at, generation=generation)
-        return principal
+            verified = await verify_digest(session, digest)
+        self.verified.put(digest, verified, generation=generation)
+        return verified
 
 
 _CHECKS_KEY = "localvalue_token_checks"  # app state: this process's TokenChecks
+
+
+def token_checks(state: Any) -> TokenChecks:
+    """The app's TokenChecks (``state``: the Litestar app's state)."""
+    checks: TokenChecks | None = state.get(_CHECKS_KEY)
+    if checks is None:
+        checks = state.setdefault(_CHECKS_KEY, TokenChecks(state[ALCHEMY_STATE_KEY]))
+    return checks
+
+
+_NOTE_USES = (
+    update(ApiToken.__table__)  # type: ignore[arg-type]
+    .where(
+        ApiToken.__table__.c.id == bindparam("token_id"),
+        # Never back in time: another worker may have written a later use.
+        or_(ApiToken.__table__.c.last_used_at.is_(None), ApiToken.__table__.c.last_used_at < bindparam("used_at")),
+    )
+    .values(last_used_at=bindparam("used_at"))
+)
+
+
+class TokenUses:
+    """When each token was last presented to this worker, held in memory and written by ``flush``: answering a
+    request never writes or waits for a write. ``TokenUsePlugin`` flushes every ``FLUSH_USES_EVERY_S`` and when
+    the worker stops, so a token's ``last_used_at`` is at most about a minute behind its real last use."""
+
+    def __init__(self, alchemy: Any) -> None:
+        self._alchemy = alchemy
+        self._latest: dict[int, dt.datetime] = {}
+
+    def note(self, token_id: int) -> None:
+        self._latest[token_id] = clock.now()
+
+    async def flush(self) -> int:
+        """Writes the uses noted since the last flush (one UPDATE statement); returns how many tokens. On a
+        database error they are kept for the next flush."""
+        if not self._latest:
+            return 0
+        latest, self._latest = self._latest, {}
+        try:
+            async with self._alchemy.get_session() as session:
+                await session.execute(
+                    _NOTE_USES,
+                    [{"token_id": i, "used_at": at} for i, at in latest.items()],
+                    # Noting a use changes nobody's access: verified tokens stay remembered.
+                    execution_options={_NOT_AN_ACCESS_CHANGE: True},
+                )
+                await session.commit()
+        except BaseException:
+            for token_id, at in latest.items():  # a use noted meanwhile is the later one
+                self._latest.setdefault(token_id, at)
+            raise
+        return len(latest)
+
+
+async def _flush_uses_every(uses: TokenUses, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await uses.flush()
+        except (SQLAlchemyError, OSError) as error:
+            _log.warning("could not write token uses (kept for the next try): %s", type(error).__name__)
+
+
+class TokenUsePlugin(InitPluginProtocol):
+    """Flushes this worker's token uses in the background and once more at shutdown. Listed after the SQLAlchemy
+    plugin, so its lifespan ends first, while the engine still serves."""
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.lifespan.append(self._lifespan)
+        return app_config
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        uses = token_checks(app.state).uses
+        task = asyncio.create_task(_flush_uses_every(uses, FLUSH_USES_EVERY_S))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            try:
+                await uses.flush()
+            except (SQLAlchemyError, OSError) as error:
+                _log.warning("could not write token uses at shutdown: %s", type(error).__name__)
 
 
 def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:

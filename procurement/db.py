@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -65,6 +67,48 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
 
 def _mark_used(_dbapi_connection: Any, record: Any) -> None:
     record.info["used_at"] = time.monotonic()
+
+
+class SqliteChanges:
+    """SQLite's ``PRAGMA data_version`` on a read-only connection of this process, read on the calling thread.
+
+    The value moves whenever another connection (this process's pool, another worker, the CLI) commits a change
+    to the file, and this connection never writes. Reading it is a shared lock and the file header, microseconds,
+    with no hop to aiosqlite's thread; a writer holding the file answers "busy" at once (no wait on the event
+    loop) and the counter is then unknown (None), as it is when the file cannot be read."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+
+    def version(self) -> int | None:
+        try:
+            if self._connection is None:
+                # Opened once and kept: values from two connections cannot be compared.
+                connection = sqlite3.connect(
+                    f"{self._path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+                )
+                connection.execute("PRAGMA busy_timeout=0")
+                self._connection = connection
+            row = self._connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return None
+        return int(row[0])
+
+
+_CHANGES: weakref.WeakKeyDictionary[Any, SqliteChanges] = weakref.WeakKeyDictionary()
+
+
+def changes_of(engine: AsyncEngine) -> SqliteChanges | None:
+    """The change counter of an engine's SQLite file, one per engine; None for PostgreSQL or an in-memory
+    database (their reads are not skipped)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" or url.query:
+        return None
+    changes = _CHANGES.get(engine.sync_engine)
+    if changes is None:
+        changes = _CHANGES[engine.sync_engine] = SqliteChanges(Path(url.database).resolve())
+    return changes
 
 
 def _end_request_session(session_scope_key: str) -> Any:

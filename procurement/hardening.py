@@ -47,10 +47,15 @@ class InputGuardMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-        _check_text(raw_path, "address")
-        _check_text(scope.get("query_string", b""), "query string")
+        check_input(scope)
         await next_app(scope, receive, send)
+
+
+def check_input(scope: Scope) -> None:
+    """``InputGuardMiddleware``'s checks of one request."""
+    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    _check_text(raw_path, "address")
+    _check_text(scope.get("query_string", b""), "query string")
 
 
 def check_json_value(value: Any) -> None:

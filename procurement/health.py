@@ -2,7 +2,9 @@
 
 Load balancers call it often: one query on a pooled connection (the revision read is the ping), no ORM session,
 no token or cookie look-up; concurrent calls share one ping that started after each of them asked
-(``procurement.coalesce``), so the answer is never older than the request."""
+(``procurement.coalesce``), so the answer is never older than the request. On SQLite a good answer is reused
+while the file's change counter has not moved (reading it is itself the ping: a readable file at an unchanged
+revision)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from procurement.coalesce import Coalesced
-from procurement.db import ALCHEMY_STATE_KEY, VERSION_TABLE
+from procurement.db import ALCHEMY_STATE_KEY, VERSION_TABLE, changes_of
 
 _REVISION = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608
 _PING_KEY = "localvalue_health_ping"  # app state: this process's shared ping
@@ -63,6 +65,10 @@ async def _database_health(engine: AsyncEngine) -> tuple[int, bytes]:
     return (HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE), msgspec.json.encode(health)
 
 
+def _is_ok(answer: tuple[int, bytes]) -> bool:
+    return answer[0] == HTTP_200_OK
+
+
 class HealthController(Controller):
     path = "/health"
     tags = ["system"]
@@ -74,7 +80,10 @@ class HealthController(Controller):
         ping: Coalesced[tuple[int, bytes]] | None = state.get(_PING_KEY)
         if ping is None:
             engine: AsyncEngine = state[ALCHEMY_STATE_KEY].get_engine()
-            ping = state.setdefault(_PING_KEY, Coalesced(lambda: _database_health(engine)))
+            ping = state.setdefault(
+                _PING_KEY,
+                Coalesced(lambda: _database_health(engine), changes=changes_of(engine), keep=_is_ok),
+            )
         status, body = await ping.get()
         # Already JSON: sent as it is, with the media type the struct would have had.
         return cast("Response[Health]", Response(body, status_code=status, media_type=MediaType.JSON))

@@ -2,7 +2,8 @@
 from memory, and clients revalidate with the ETag (If-None-Match -> 304 Not Modified).
 
 The data version is read on every request, never remembered; concurrent requests share one read that started
-after each of them asked (``procurement.coalesce``), so a warm answer costs at most that one shared query."""
+after each of them asked (``procurement.coalesce``), so a warm answer costs at most that one shared query. On
+SQLite it is not read again while the file's change counter has not moved since the last read started."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from procurement.coalesce import Coalesced
-from procurement.db import ALCHEMY_STATE_KEY
+from procurement.db import ALCHEMY_STATE_KEY, changes_of
 from procurement.suppliers.tiers import data_version
 
 DataVersion = tuple[str, int, bool] | None
@@ -71,7 +72,7 @@ def shared_versions(state: Any) -> Coalesced[DataVersion]:
     versions: Coalesced[DataVersion] | None = state.get(_VERSIONS_KEY)
     if versions is None:
         engine: AsyncEngine = state[ALCHEMY_STATE_KEY].get_engine()
-        versions = state.setdefault(_VERSIONS_KEY, Coalesced(lambda: _read_version(engine)))
+        versions = state.setdefault(_VERSIONS_KEY, Coalesced(lambda: _read_version(engine), changes=changes_of(engine)))
     return versions
 
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from advanced_alchemy.extensions.litestar.providers import create_service_provider
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import Provide
+from litestar.enums import MediaType
 from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.serialization import encode_json
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from procurement import models as m
 from procurement.auth import Principal, requires_admin, requires_editor, requires_token
 from procurement.coalesce import CoalescedByKey
-from procurement.db import ALCHEMY_STATE_KEY
+from procurement.db import ALCHEMY_STATE_KEY, changes_of
 from procurement.organisations.groups import (
     create_group,
     delete_group,
@@ -39,6 +41,12 @@ _PageKey = tuple[bool | None, str | None, str | None, int, int]
 _PAGES_KEY = "localvalue_organisation_pages"  # app state: this process's shared page reads
 
 
+async def _encoded_page(engine: AsyncEngine, key: _PageKey) -> bytes:
+    items, total = await list_page(engine, *key)
+    *_, limit, offset = key
+    return encode_json(Page(items=items, total=total, limit=limit, offset=offset))
+
+
 class OrganisationController(Controller):
     path = "/organisations"
     tags = ["organisations"]
@@ -53,16 +61,19 @@ class OrganisationController(Controller):
         anchor: bool | None = Parameter(default=None, description="Only anchors (true) or only non-anchors."),
         kind: m.OrganisationKind | None = None,
         q: str | None = Parameter(default=None, max_length=100, description="Name contains."),
-    ) -> Page[Organisation]:
+    ) -> Response[Page[Organisation]]:
         """Organisations by name, optionally anchors only, one kind, or a name fragment; paged. Public: no token
         needed."""
         state = request.app.state
-        pages: CoalescedByKey[_PageKey, tuple[list[Organisation], int]] | None = state.get(_PAGES_KEY)
+        pages: CoalescedByKey[_PageKey, bytes] | None = state.get(_PAGES_KEY)
         if pages is None:
             engine = state[ALCHEMY_STATE_KEY].get_engine()
-            pages = state.setdefault(_PAGES_KEY, CoalescedByKey(lambda key: list_page(engine, *key)))
-        items, total = await pages.get((anchor, None if kind is None else kind.value, q, limit, offset))
-        return Page(items=items, total=total, limit=limit, offset=offset)
+            pages = state.setdefault(
+                _PAGES_KEY, CoalescedByKey(lambda key: _encoded_page(engine, key), changes=changes_of(engine))
+            )
+        body = await pages.get((anchor, None if kind is None else kind.value, q, limit, offset))
+        # Already JSON (encoded once per read): sent as it is, with the media type the struct would have had.
+        return cast("Response[Page[Organisation]]", Response(body, media_type=MediaType.JSON))
 
     @get("/{org_id:int}", summary="One organisation")
     async def get_organisation(self, organisations: OrganisationService, org_id: IdParam) -> Organisation:

@@ -16,6 +16,7 @@ from procurement import models as m
 from procurement.audit import record_audit
 from procurement.auth import Principal, ensure_can_review_for
 from procurement.coalesce import Coalesced
+from procurement.db import changes_of
 from procurement.errors import ConflictError, DomainError, NotFound
 from procurement.exports import SafeCsvWriter
 from procurement.metrics.lines import Scope
@@ -311,13 +312,14 @@ class PublishedListing:
     Each worker process keeps its own copy and checks it against one aggregate over the (small) table on every
     request, so a publication, correction or withdrawal made by any worker or the CLI shows at once: a withdrawn
     statement is never listed as current. The rows are read after the check, so they are never older than it.
-    Concurrent requests share one check that started after each of them asked (``Coalesced``).
+    Concurrent requests share one check that started after each of them asked (``Coalesced``); on SQLite no
+    check is made while the file's change counter has not moved since the last one started.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._listed = _Listed(version=(), rows=(), pages={})
-        self._check = Coalesced(self._refresh)
+        self._check = Coalesced(self._refresh, changes=changes_of(engine))
 
     async def _refresh(self) -> _Listed:
         async with self._engine.connect() as connection:

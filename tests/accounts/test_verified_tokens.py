@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock
 from procurement import models as m
-from procurement.auth import Principal, VerifiedTokens, forget_verified_tokens
+from procurement.auth import Principal, Verified, VerifiedTokens, forget_verified_tokens
 from procurement.db import ALCHEMY_STATE_KEY
 from tests.conftest import Database
 from tests.support.api import bearer, make_token
@@ -81,13 +81,14 @@ async def test_a_change_of_access_applies_at_once(
 
 def test_a_check_that_began_before_a_change_is_not_remembered() -> None:
     verified = VerifiedTokens()
-    someone = Principal(user_id=1, name="someone@example", role=m.Role.ADMIN, organisation_id=None)
+    principal = Principal(user_id=1, name="someone@example", role=m.Role.ADMIN, organisation_id=None)
+    someone = Verified(principal, token_id=7, expires_at=None)
     began = verified.generation
     forget_verified_tokens()  # e.g. a revocation committed while the check was reading the token
-    verified.put("digest", someone, None, generation=began)
+    verified.put("digest", someone, generation=began)
     assert verified.get("digest") is None
-    verified.put("digest", someone, None, generation=verified.generation)
+    verified.put("digest", someone, generation=verified.generation)
     assert verified.get("digest") == someone
-    expired = clock.now() - dt.timedelta(seconds=1)
-    verified.put("expired", someone, expired, generation=verified.generation)
+    expired = Verified(principal, token_id=7, expires_at=clock.now() - dt.timedelta(seconds=1))
+    verified.put("expired", expired, generation=verified.generation)
     assert verified.get("expired") is None  # never trusted past the token's own expiry

@@ -62,7 +62,7 @@ async def _figures(client: Any, token: str, **params: Any) -> dict[str, Any]:
 
 
 async def _state(db: Database) -> dict[str, Any]:
-    """Every row of every table except api_token (its last_used_at moves whenever a valid token is presented)."""
+    """Every row of every table except api_token (each worker writes its tokens' last uses in the background)."""
     rows = await fingerprint(db.engine)
     rows.pop("api_token")
     return rows

@@ -382,7 +382,8 @@ def _fill(value: Any, ids: dict[str, Any]) -> Any:
     return value
 
 
-# What a pending change request may touch: the request itself, its audit event and the token's last use.
+# What a pending change request may touch: the request itself, its audit event and the token's last use (written
+# by the app's background flush of token uses, which may fall within the request).
 PENDING_TABLES = {"supplier_change_request", "audit_event", "api_token"}
 
 
@@ -409,7 +410,7 @@ async def test_write_matrix(
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == response.status_code
         assert response.json()["detail"]
-        # A refused write changes nothing; a valid token may have its last use noted, nothing else.
+        # A refused write changes nothing (the background flush of token uses may write a last use meanwhile).
         before.pop("api_token")
         after.pop("api_token")
         assert after == before

@@ -1,13 +1,19 @@
 """Shared reads (procurement.coalesce): concurrent callers share one run, and none is served by a run that began
-before it asked. Driven step by step with events, never by time."""
+before it asked; with a change counter, a result is reused only while no commit has ended since its run began.
+Driven step by step with events, never by time."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
+from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from procurement.coalesce import Coalesced, CoalescedByKey
+from procurement.db import SqliteChanges, changes_of
 
 
 class Reads:
@@ -82,3 +88,75 @@ async def test_keys_do_not_share() -> None:
     shared = CoalescedByKey(read, max_keys=2)
     assert await asyncio.gather(shared.get("a"), shared.get("b"), shared.get("c")) == ["A", "B", "C"]
     assert sorted(seen) == ["a", "b", "c"]
+
+
+class Counter:
+    """A change counter moved by hand; None while 'busy'."""
+
+    def __init__(self) -> None:
+        self.value: int | None = 1
+
+    def version(self) -> int | None:
+        return self.value
+
+
+async def test_a_result_is_reused_only_while_the_counter_stays_where_its_run_began() -> None:
+    reads, counter = Reads(), Counter()
+    reads.release.set()
+    shared = Coalesced(reads, changes=counter)
+    assert await shared.get() == 1
+    assert await shared.get() == 1  # nothing committed since run 1 began
+    counter.value = 2
+    assert await shared.get() == 2
+    counter.value = None  # the counter cannot be read: a read of its own
+    assert await shared.get() == 3
+    counter.value = 2  # run 3 began while the counter was unknown, so it is not held; run 2 still is
+    assert await shared.get() == 2
+
+
+async def test_a_change_committed_while_a_run_is_under_way_is_not_missed() -> None:
+    reads, counter = Reads(), Counter()
+    shared = Coalesced(reads, changes=counter)
+    first = asyncio.ensure_future(shared.get())
+    await _settle()
+    counter.value = 2  # committed after run 1 began: run 1 may not have seen it
+    reads.release.set()
+    assert await first == 1
+    assert await shared.get() == 2
+    assert await shared.get() == 2
+
+
+async def test_only_kept_results_are_reused() -> None:
+    reads, counter = Reads(), Counter()
+    reads.release.set()
+    shared = Coalesced(reads, changes=counter, keep=lambda run: run > 1)
+    assert await shared.get() == 1
+    assert await shared.get() == 2
+    assert await shared.get() == 2
+
+
+def test_sqlite_counter_moves_with_every_commit_elsewhere_and_never_waits_for_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "counted.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    changes = SqliteChanges(path)
+    before = changes.version()
+    assert before is not None
+    assert changes.version() == before
+    writer.execute("INSERT INTO t VALUES (1)")
+    moved = changes.version()
+    assert moved is not None
+    assert moved != before
+    writer.execute("BEGIN EXCLUSIVE")
+    writer.execute("INSERT INTO t VALUES (2)")
+    started = time.monotonic()
+    assert changes.version() is None  # busy: unknown at once, not after the 30 s busy timeout
+    assert time.monotonic() - started < 1
+    writer.execute("COMMIT")
+    assert changes.version() not in (None, moved)
+    writer.close()
+
+
+def test_no_counter_for_postgresql_or_memory() -> None:
+    assert changes_of(create_async_engine("postgresql+asyncpg://postgres@127.0.0.1/x")) is None
+    assert changes_of(create_async_engine("sqlite+aiosqlite://")) is None
