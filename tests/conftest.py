@@ -192,8 +192,13 @@ async def _dispose_apps(clients: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-async def app_client(db: Database, _session_clients: dict[str, Any]) -> Any:
-    """An in-process client of the real app on the current backend (tables emptied after each test)."""
+async def app_client(db: Database, _session_clients: dict[str, Any]) -> AsyncIterator[Any]:
+    """An in-process client of the real app on the current backend (tables emptied after each test).
+
+    The app lives for the session while each test's rows go, so the token uses it notes are written at the end of
+    the test that made them (by then their ids may be given out again), never by its timer during another test."""
+    from procurement import auth
+
     if db.backend not in _session_clients:
         from litestar.testing import AsyncTestClient
 
@@ -202,9 +207,12 @@ async def app_client(db: Database, _session_clients: dict[str, Any]) -> Any:
 
         settings = Settings(**{**Settings.from_env().__dict__, "database_url": db.url})
         stack: contextlib.AsyncExitStack = _session_clients["stack"]
+        auth.FLUSH_USES_EVERY_S = 10.0**9
         client = await stack.enter_async_context(AsyncTestClient(app=create_app(settings)))
         _session_clients[db.backend] = client
-    return _session_clients[db.backend]
+    client = _session_clients[db.backend]
+    yield client
+    client.blocking_portal.call(auth.token_checks(client.app.state).uses.flush)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
