@@ -59,8 +59,9 @@ typecheck: install
 	$(BIN)/mypy
 
 # Two workers: the suite is mostly waiting on databases, subprocesses and Chromium, so both cores stay busy.
+# worksteal: the slow modules run first (tests/conftest.py) and an idle worker takes half of the other's queue.
 pytest: install postgres browser
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist worksteal
 
 test: lint typecheck pytest
 

@@ -220,8 +220,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "database" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
 
-    # Modules with slow or browser tests go first, the schemathesis runs (the longest) before them: with the
-    # tests shared between workers, a long test started last would leave the other worker idle at the end.
+    # Modules with slow or browser tests go first, the schemathesis runs (the longest) before them, so no long test
+    # starts last and leaves the other worker idle (with `--dist worksteal`, which evens out the workers' queues).
     def rank(item: pytest.Item) -> int:
         if item.path.name == "test_schemathesis.py":
             return 0
