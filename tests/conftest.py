@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import sqlite3
 import tempfile
 import uuid
 from collections import Counter
@@ -90,6 +91,34 @@ async def new_database(backend: str, tmp_dir: Path, label: str) -> tuple[str, st
         return f"sqlite+aiosqlite:///{path}", str(path)
     name = f"lv_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     return await create_pg_database(name), name
+
+
+async def copy_database(backend: str, source: str, tmp_dir: Path, label: str) -> tuple[str, str]:
+    """A new database holding what ``source`` (a name as ``new_database`` returns) holds; returns (url, name)."""
+    if backend == "sqlite":
+        path = tmp_dir / f"{label}.db"
+        with contextlib.closing(sqlite3.connect(source)) as conn:
+            conn.execute("VACUUM INTO ?", (str(path),))
+        return f"sqlite+aiosqlite:///{path}", str(path)
+    import asyncpg
+
+    name = f"lv_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    conn = await asyncpg.connect(PG_SERVER_URL.replace("postgresql+asyncpg", "postgresql"), timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    finally:
+        await conn.close()
+    return _pg_url(name), name
+
+
+@pytest.fixture(scope="session")
+async def templates() -> AsyncIterator[dict[str, tuple[str, str]]]:
+    """Databases built once per worker with the real commands and copied for each test that starts from them
+    (``copy_database``): key -> (backend, name)."""
+    made: dict[str, tuple[str, str]] = {}
+    yield made
+    for backend, name in made.values():
+        await dispose_database(backend, name)
 
 
 async def dispose_database(backend: str, name: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BACKENDS, dispose_database, free_port, new_database
+from tests.conftest import BACKENDS, copy_database, dispose_database, free_port, new_database
 from tests.support.browser import (
     DESKTOP,
     assert_local_only,
@@ -77,16 +77,27 @@ async def sign_in(page: Any, email: str, password: str = PASSWORD) -> int:
 
 
 @pytest.fixture(params=BACKENDS)
-async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+async def site(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    templates: dict[str, tuple[str, str]],
+) -> AsyncIterator[tuple[str, str]]:
+    """A served database with the anchors, groups and the sample imported and classified: made once per worker
+    with the real commands, then copied for each test (five commands per test were most of its set-up)."""
     backend = request.param
-    url, name = await new_database(backend, tmp_path, "workspace")
+    key = f"site-{backend}"
+    if key not in templates:
+        made, made_name = await new_database(backend, tmp_path_factory.mktemp("site"), "site")
+        templates[key] = (backend, made_name)
+        localvalue("database", "upgrade", "--no-prompt", database_url=made)
+        localvalue("seed", "anchors", database_url=made)
+        localvalue("seed", "groups", database_url=made)
+        localvalue("import", "file", str(SAMPLE), database_url=made)
+        localvalue("classify", database_url=made)
+    url, name = await copy_database(backend, templates[key][1], tmp_path, "workspace")
     server = None
     try:
-        localvalue("database", "upgrade", "--no-prompt", database_url=url)
-        localvalue("seed", "anchors", database_url=url)
-        localvalue("seed", "groups", database_url=url)
-        localvalue("import", "file", str(SAMPLE), database_url=url)
-        localvalue("classify", database_url=url)
         port = free_port()
         server = subprocess.Popen(
             [LOCALVALUE, "run", "--host", "127.0.0.1", "--port", str(port)],
