@@ -56,8 +56,13 @@ class PreparedRelease(msgspec.Struct, frozen=True, gc=False, array_like=True):
     null_free: bool  # no JSON null anywhere, which lets a lone release skip ocdsmerge
 
     def release(self) -> dict[str, Any]:
-        value: dict[str, Any] = _DECODER.decode(self.data)
-        return value
+        return decode_release(self.data)
+
+
+def decode_release(data: bytes | str) -> dict[str, Any]:
+    """A release from its canonical JSON (as prepared, or as the raw archive stores it), numbers exact."""
+    value: dict[str, Any] = _DECODER.decode(data)
+    return value
 
 
 class CompiledOcid(msgspec.Struct, frozen=True, gc=False, array_like=True):

@@ -25,7 +25,7 @@ from importers.ocds import (
 )
 from procurement import clock
 from procurement import models as m
-from procurement.imports.bulk import WIDE, allocate_ids, among, bulk_insert, chunks, cut, update_by_id
+from procurement.bulk import WIDE, allocate_ids, among, bulk_insert, chunks, cut, update_by_id
 from procurement.money import ISO_4217, split_evenly, to_pence
 
 

@@ -25,7 +25,7 @@ from importers.ocds import (
 from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
-from procurement.imports.bulk import WIDE, allocate_ids, among, bulk_insert, chunks, cut, update_by_id
+from procurement.bulk import WIDE, allocate_ids, among, bulk_insert, chunks, cut, update_by_id
 from socialvalue.identifiers import is_stable_identity
 
 

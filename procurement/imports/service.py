@@ -48,11 +48,11 @@ from importers.ocds import (
     Note,
     Procurement,
 )
-from importers.prepare import CompiledOcid, PreparedBatch, PreparedRelease, compile_ocid
+from importers.prepare import CompiledOcid, PreparedBatch, PreparedRelease, compile_ocid, decode_release
 from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
-from procurement.imports.bulk import WIDE, among, bulk_insert, chunks, cut
+from procurement.bulk import WIDE, among, bulk_insert, chunks, cut
 from procurement.imports.contract_writes import ContractWriter
 from procurement.imports.parties import Caches, PartyResolver
 from procurement.models import RunStatus
@@ -257,7 +257,7 @@ class ImportService(PartyResolver, ContractWriter):
                 touched, archive = await self._store_raw(session, run_id, batch.releases, counts)
                 # The archive's rows go in while the batch's suppliers are classified (the connection is idle then,
                 # and on PostgreSQL they are the server's largest piece of work); the batch reads them from memory.
-                write_archive = _Once(lambda: bulk_insert(session, m.RawRelease, archive, json_text="data"))
+                write_archive = _Once(lambda: bulk_insert(session, m.RawRelease, archive))
                 await self._derive(session, batch, touched, archive, write_archive, counts, all_notes)
                 await write_archive()
                 await self._insert_notes(session, run_id, all_notes)
@@ -409,7 +409,7 @@ class ImportService(PartyResolver, ContractWriter):
             )
             for ocid, data in rows:
                 if ocid in releases:
-                    releases[ocid].append((data, False))
+                    releases[ocid].append((decode_release(data), False))
         compiled: dict[str, CompiledOcid] = {}
         for ocid, versions in latest.items():
             procurement, notes = compile_ocid(self.source, ocid, releases[ocid])

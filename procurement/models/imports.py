@@ -75,7 +75,10 @@ class RawRelease(BigIntBase):
     version: Mapped[int] = mapped_column(Integer, default=1)
     release_date: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     content_hash: Mapped[str] = mapped_column(String(64))
-    data: Mapped[dict[str, Any]] = mapped_column(JsonB)
+    # The canonical JSON text that ``content_hash`` was taken of, byte for byte: an archive, never queried inside.
+    # Text, not jsonb: PostgreSQL would parse every release on the way in (the largest cost of an import there)
+    # and store a re-ordered copy whose hash no longer matches.
+    data: Mapped[str] = mapped_column(Text)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("import_run.id", ondelete="SET NULL"), index=True)
     received_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
 

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import clock
 from procurement import models as m
 from procurement.auth import Principal, ensure_can_write_for
+from procurement.bulk import allocate_ids, bulk_insert, chunks, update_by_id
 from procurement.contracts.register_sheet import SheetRow
 from procurement.errors import DomainError
-from procurement.imports.bulk import allocate_ids, bulk_insert, chunks, update_by_id
 from procurement.organisations.service import _org_name_key
 from procurement.suppliers.service import check_postcode
 

@@ -32,9 +32,9 @@ from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
 from procurement.auth import Principal, ensure_can_write_for
+from procurement.bulk import allocate_ids, bulk_insert, chunks, cut
 from procurement.db import get_or_not_found
 from procurement.errors import ConflictError, InvalidInput, NotFound
-from procurement.imports.bulk import allocate_ids, bulk_insert, chunks, cut
 from procurement.models import RunStatus
 from procurement.suppliers.tiers import refresh_tiers
 from socialvalue.identifiers import normalise_org_name

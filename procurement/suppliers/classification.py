@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock, figures
 from procurement import models as m
+from procurement.bulk import bulk_insert
 from procurement.db import get_or_not_found
 from procurement.suppliers.registers import MatchInput, RegisterFacts, register_facts
 from socialvalue import enterprise, geography, locality, register_evidence
@@ -436,8 +437,7 @@ async def classify_rows(
         if start:
             new_rows, updates = rows(dirty[start : start + _CHUNK])
         if new_rows:
-            # NULLs rendered as such: else the ORM sends one INSERT per run of rows with the same columns set.
-            await session.execute(insert(sc).execution_options(render_nulls=True), new_rows)
+            await bulk_insert(session, sc, new_rows)
         if updates:
             await session.execute(update(sc), updates)
     # Duplicates merged into another supplier are classified as their target.

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import figures
 from procurement import models as m
+from procurement.bulk import bulk_insert
 from procurement.errors import NotFound
 from procurement.memo import Memo, content_digest
 from procurement.organisations.local_area import anchor_area
@@ -346,10 +347,7 @@ async def bump_data_version(session: AsyncSession, *, tiers_rules: str | None = 
 
 
 async def _insert_tiers(session: AsyncSession, records: Sequence[dict[str, Any]]) -> None:
-    # NULLs rendered as such: else the ORM sends one INSERT per run of rows with the same columns set.
-    statement = insert(m.AnchorSupplierTier).execution_options(render_nulls=True)
-    for start in range(0, len(records), _CHUNK):
-        await session.execute(statement, records[start : start + _CHUNK])
+    await bulk_insert(session, m.AnchorSupplierTier, records)
 
 
 async def refresh_tiers(

@@ -6,11 +6,11 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from procurement import models as m
-from procurement.imports.bulk import allocate_ids, bulk_insert
+from procurement.bulk import allocate_ids, bulk_insert
 from tests.conftest import Database
 
 WHEN = dt.datetime(2025, 4, 1, 9, 30, tzinfo=dt.UTC)
@@ -45,3 +45,14 @@ async def test_bulk_insert_conflict_is_an_integrity_error_and_stores_nothing(
         await bulk_insert(session, m.FeedWatermark, _rows(count, repeat=0))
     await session.rollback()
     assert (await session.execute(select(m.FeedWatermark))).first() is None
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)  # plan_cache_mode is PostgreSQL's
+async def test_copy_leaves_the_callers_plan_cache_mode_as_it_found_it(db: Database, session: Any) -> None:
+    """COPY runs its foreign-key checks with cached plans, then gives the transaction back its own mode (imports
+    force custom plans for their reads)."""
+    await session.execute(text("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"))
+    await bulk_insert(session, m.FeedWatermark, _rows(40))
+    assert (await session.execute(text("SELECT current_setting('plan_cache_mode')"))).scalar() == "force_custom_plan"
+    await session.commit()
+    assert (await session.execute(select(func.count()).select_from(m.FeedWatermark))).scalar() == 40

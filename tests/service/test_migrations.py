@@ -70,6 +70,9 @@ async def test_upgrade_matches_models_and_round_trips(backend: str, tmp_path: Pa
 
 
 async def _read(engine: AsyncEngine, fn: Callable[[Connection], T]) -> T:
+    # A new connection each time: the schema changes between reads, and a pooled asyncpg connection's prepared
+    # statements would then be refused as stale.
+    await engine.dispose()
     async with engine.connect() as conn:
         return await conn.run_sync(fn)
 

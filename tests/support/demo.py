@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import inspect, text
@@ -39,8 +40,19 @@ def table_rows(connection: Connection, columns: dict[str, list[str]] | None = No
         names = columns[table] if columns is not None else [c["name"] for c in inspect(connection).get_columns(table)]
         quote = connection.dialect.identifier_preparer.quote
         rows = connection.execute(text(f"SELECT {', '.join(map(quote, names))} FROM {quote(table)}"))
-        out[table] = sorted((tuple(r) for r in rows), key=repr)
+        out[table] = sorted((_comparable(table, names, r) for r in rows), key=repr)
     return out
+
+
+def _comparable(table: str, names: list[str], row: Any) -> tuple[Any, ...]:
+    """The row, with the raw archive's JSON as values: below revision 0011 PostgreSQL kept it as jsonb, whose text
+    lays the same JSON out differently from the canonical text stored since."""
+    if table != "raw_release" or "data" not in names:
+        return tuple(row)
+    at = names.index("data")
+    value = row[at]
+    data = json.loads(value) if isinstance(value, str) else value  # as the driver reads jsonb: floats
+    return (*row[:at], data, *row[at + 1 :])
 
 
 def table_columns(connection: Connection) -> dict[str, list[str]]:

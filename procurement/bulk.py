@@ -1,5 +1,5 @@
-"""Bulk SQL for imports: tuple inserts with bind processors looked up once (COPY on PostgreSQL), id allocation,
-updates by id."""
+"""Bulk SQL: tuple inserts with bind processors looked up once (COPY on PostgreSQL), id allocation, updates
+by id."""
 
 from __future__ import annotations
 
@@ -31,16 +31,12 @@ WIDE = 5000  # values per ``among`` (one parameter whatever the count)
 _COPY_FROM = 16
 
 
-async def bulk_insert(
-    session: AsyncSession, model: type[Any], rows: Sequence[Mapping[str, Any]], *, json_text: str | None = None
-) -> None:
+async def bulk_insert(session: AsyncSession, model: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
     """One executemany INSERT of rows that all carry the same keys, sent to the driver as plain tuples.
 
     Core's executemany builds, keys and type-processes a parameter dict per row (about a fifth of an import's
     time); here each column's bind processor is looked up once per call. Python-side column defaults are
-    filled in the same way; ids the rows do not carry come from the database. ``json_text`` names a JSON
-    column whose values are already JSON text (the raw archive hands over the canonical text it hashed, so
-    every number stays exactly as received): it is cast to jsonb on PostgreSQL and stored as is on SQLite.
+    filled in the same way; ids the rows do not carry come from the database.
 
     On PostgreSQL the rows go in with COPY (binary, through asyncpg on the session's own connection and
     transaction): the same rows, constraints and triggers as the INSERT, at a fraction of the server's work.
@@ -57,15 +53,9 @@ async def bulk_insert(
         if c.name not in names and c.default is not None and not isinstance(c.default, schema.Sequence)
     }
     columns = [*names, *defaults]
-    processors = [
-        None if name == json_text else table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        for name in columns
-    ]
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
     copy = dialect.name == "postgresql" and len(rows) >= _COPY_FROM
-    if dialect.name == "postgresql":
-        marks = [f"${i}::jsonb" if name == json_text else f"${i}" for i, name in enumerate(columns, start=1)]
-    else:
-        marks = ["?"] * len(columns)
+    marks = [f"${i}" for i in range(1, len(columns) + 1)] if dialect.name == "postgresql" else ["?"] * len(columns)
     quote = dialect.identifier_preparer.quote
     into = f"{quote(table.name)} ({', '.join(quote(c) for c in columns)})"
     statement = f"INSERT INTO {into} VALUES ({', '.join(marks)})"  # noqa: S608
@@ -100,10 +90,19 @@ async def _copy(
     if not driver.is_in_transaction():
         # The adapter opens its transaction lazily, on the first statement; COPY must not run outside it.
         await connection.exec_driver_sql("SELECT 1")
+    # Each row's foreign-key checks run as the server's cached plans. Under plan_cache_mode=force_custom_plan (an
+    # import's own reads need it) every check would be planned again, row by row: most of a COPY's cost. So the
+    # COPY runs with the default mode, and the caller's mode is put back after it (a failed COPY ends the
+    # transaction, and with it both settings).
+    mode = await driver.fetchval("SELECT current_setting('plan_cache_mode')")
+    if mode != "auto":
+        await driver.execute("SELECT set_config('plan_cache_mode', 'auto', true)")
     try:
         await driver.copy_records_to_table(table.name, records=values, columns=columns, schema_name=table.schema)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise IntegrityError(statement, None, exc) from exc
+    if mode != "auto":
+        await driver.execute("SELECT set_config('plan_cache_mode', $1, true)", mode)
 
 
 def _table(model: type[Any]) -> Table:
