@@ -244,8 +244,20 @@ def bench_backend(backend: str, *, workers: int, duration: int, connections: int
             asyncio.run(drop_pg_database(name))
 
 
+_OPTIONS = {"backends", "workers", "duration", "connections"}
+
+
 def main() -> None:
-    options = dict(a.removeprefix("--").split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__)
+        return
+    options: dict[str, str] = {}
+    for arg in sys.argv[1:]:
+        name, equals, value = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or not equals or name not in _OPTIONS:
+            print(f"unknown option {arg!r}: use --backends=sqlite,postgresql --workers=N --duration=S --connections=N")
+            raise SystemExit(2)
+        options[name] = value
     if shutil.which("wrk") is None:
         print(
             "wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu), `brew install wrk` (macOS), "

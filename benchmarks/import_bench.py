@@ -143,6 +143,9 @@ def _cpu_seconds(pids: list[int]) -> float | None:
 
 
 def main() -> None:
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__)
+        return
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 100_000
     backends = ["sqlite", "postgresql"]
