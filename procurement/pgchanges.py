@@ -45,6 +45,7 @@ import asyncpg
 from procurement.coalesce import Coalesced
 
 CHANNEL = "localvalue_changes"
+APPLICATION_NAME = "localvalue changes"  # how the listening connections show in pg_stat_activity
 ROUND_TRIP_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 5.0
 RECONNECT_AFTER_S = (0.1, 5.0)  # first wait after a failure, and the longest
@@ -84,7 +85,7 @@ class PgChanges:
         """Stops listening (at shutdown); a later use starts again."""
         keeper, self._keeper = self._keeper, None
         if keeper is None or keeper.get_loop() is not asyncio.get_running_loop():
-            return
+            return  # never started, or started on another event loop, whose end cancels it
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
@@ -132,7 +133,9 @@ class PgChanges:
             wait = min(wait * 2, RECONNECT_AFTER_S[1])
 
     async def _listen_until_lost(self) -> None:
-        connection = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
+        connection = await asyncpg.connect(
+            self._dsn, timeout=CONNECT_TIMEOUT_S, server_settings={"application_name": APPLICATION_NAME}
+        )
         ended = asyncio.Event()
         connection.add_termination_listener(lambda _connection: ended.set())
         try:

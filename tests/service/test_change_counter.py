@@ -11,8 +11,10 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from procurement.db import changes_of
-from procurement.pgchanges import PgChanges
+from procurement.app import create_app
+from procurement.db import ALCHEMY_STATE_KEY, changes_of
+from procurement.pgchanges import APPLICATION_NAME, PgChanges
+from procurement.settings import Settings
 from tests.conftest import Database
 
 
@@ -116,3 +118,27 @@ async def test_every_postgresql_table_has_the_change_trigger(db: Database) -> No
         assert sorted(missing) == [], (
             "tables without the change trigger; add it in their migration (see migration 0011_changes)"
         )
+
+
+async def test_the_app_stops_listening_when_it_shuts_down(db: Database) -> None:
+    if db.backend != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite's counter holds no server connection")
+    app = create_app(Settings(**{**Settings.from_env().__dict__, "database_url": db.url}))
+    engine = app.state[ALCHEMY_STATE_KEY].get_engine()
+    changes = changes_of(engine)
+    assert isinstance(changes, PgChanges)
+    admin = await asyncpg.connect(_pg_dsn(db))
+    listening = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND application_name = $2"
+    try:
+        async with app.lifespan():  # on this event loop, which goes on after it: only the shutdown can close it
+            await _listening(changes)
+            pid = changes.server_pid
+            assert await admin.fetchval(listening, pid, APPLICATION_NAME) == 1
+        for _ in range(200):
+            if await admin.fetchval(listening, pid, APPLICATION_NAME) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await admin.fetchval(listening, pid, APPLICATION_NAME) == 0
+    finally:
+        await admin.close()
+        await engine.dispose()
