@@ -7,6 +7,7 @@ import gc
 import logging
 import warnings
 from collections.abc import Awaitable
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
@@ -30,7 +31,7 @@ from procurement.accounts.sessions import (
 from procurement.auth import TokenAuthenticationMiddleware, TokenUsePlugin
 from procurement.cli import LocalValueCLIPlugin
 from procurement.contracts.controllers import ContractController
-from procurement.db import ALCHEMY_STATE_KEY, make_alchemy_config
+from procurement.db import ALCHEMY_STATE_KEY, close_changes, make_alchemy_config
 from procurement.hardening import GuardedRequest, InputGuardMiddleware, check_input
 from procurement.headers import PUBLIC_METHODS, PublicCorsMiddleware, security_headers
 from procurement.health import HealthController, app_version
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         template_config=template_config(),
         plugins=[SQLAlchemyPlugin(config=alchemy), LocalValueCLIPlugin(), TokenUsePlugin()],
+        on_shutdown=[partial(close_changes, alchemy.get_engine())],
         state=State({ALCHEMY_STATE_KEY: alchemy, SETTINGS_STATE_KEY: settings}),
         middleware=_middleware(settings),
         request_class=GuardedRequest,

@@ -8,8 +8,10 @@ waits for the next read, which starts after it asked and serves everyone who ask
 runs at a time per process, and a caller waits for at most two.
 
 Given a change counter (``procurement.db.changes_of``: SQLite's ``PRAGMA data_version``, read without leaving
-the event loop), a caller is served the last run's result without any read while the counter still shows the
-value it had when that run started: no commit has ended since, so a read of its own would find the same.
+the event loop; on PostgreSQL, notifications of commits counted by a listening connection, settled by one shared
+round trip on it, see ``procurement.pgchanges``), a caller is served the last run's result without any read while
+the counter, settled after it asked, still shows the value it had when that run started: no commit has ended
+since, so a read of its own would find the same.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ T = TypeVar("T")
 
 class ChangeCounter(Protocol):
     def version(self) -> int | None:
-        """A number that moves whenever a change to the database is committed; None when it cannot be read now."""
+        """A number that moves whenever a change to the database is committed, counting only commits that have
+        ended (a read started now sees them all); None when it cannot be read now."""
+
+    async def settled(self) -> int | None:
+        """``version()`` once it counts every commit that ended before this call (SQLite's counts them at once)."""
 
 
 class Coalesced(Generic[T]):
@@ -51,8 +57,9 @@ class Coalesced(Generic[T]):
         self._held: tuple[int, T] | None = None  # the counter when a run started, and what it returned
 
     async def get(self) -> T:
-        if self._held is not None and self._changes is not None and self._changes.version() == self._held[0]:
-            return self._held[1]
+        held = self._held
+        if held is not None and self._changes is not None and await self._changes.settled() == held[0]:
+            return held[1]
         if self._running is not None and self._running.get_loop() is not asyncio.get_running_loop():
             self._running = self._next = None  # left over from a closed event loop (tests run one per case)
         if self._running is None:

@@ -22,6 +22,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from procurement.errors import NotFound
+from procurement.pgchanges import PgChanges
 from procurement.settings import Settings, get_settings
 
 T = TypeVar("T")
@@ -95,20 +96,36 @@ class SqliteChanges:
             return None
         return int(row[0])
 
+    async def settled(self) -> int | None:
+        # The header is the file's: it already counts every commit that has ended, whoever made it.
+        return self.version()
 
-_CHANGES: weakref.WeakKeyDictionary[Any, SqliteChanges] = weakref.WeakKeyDictionary()
+
+_CHANGES: weakref.WeakKeyDictionary[Any, SqliteChanges | PgChanges] = weakref.WeakKeyDictionary()
 
 
-def changes_of(engine: AsyncEngine) -> SqliteChanges | None:
-    """The change counter of an engine's SQLite file, one per engine; None for PostgreSQL or an in-memory
-    database (their reads are not skipped)."""
+def changes_of(engine: AsyncEngine) -> SqliteChanges | PgChanges | None:
+    """The change counter of an engine's database, one per engine: the SQLite file's, or PostgreSQL's counted
+    notifications (``procurement.pgchanges``); None for an in-memory database (its reads are not skipped)."""
     url = engine.url
+    changes = _CHANGES.get(engine.sync_engine)
+    if changes is not None:
+        return changes
+    if url.get_backend_name() == "postgresql":
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        changes = _CHANGES[engine.sync_engine] = PgChanges(dsn)
+        return changes
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" or url.query:
         return None
-    changes = _CHANGES.get(engine.sync_engine)
-    if changes is None:
-        changes = _CHANGES[engine.sync_engine] = SqliteChanges(Path(url.database).resolve())
+    changes = _CHANGES[engine.sync_engine] = SqliteChanges(Path(url.database).resolve())
     return changes
+
+
+async def close_changes(engine: AsyncEngine) -> None:
+    """Stops the engine's PostgreSQL listener, if one was started (at shutdown, before the engine goes)."""
+    changes = _CHANGES.get(engine.sync_engine)
+    if isinstance(changes, PgChanges):
+        await changes.close()
 
 
 def _end_request_session(session_scope_key: str) -> Any:

@@ -135,9 +135,12 @@ async def _databases(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     Not a parametrised session fixture: pytest tears one of those down whenever the next test wants the other
     backend, and with tests shared out between workers that meant migrating a new database again and again.
     """
+    from procurement.db import close_changes
+
     made: dict[str, Database] = {}
     yield made
     for database in made.values():
+        await close_changes(database.engine)
         await database.engine.dispose()
         await dispose_database(database.backend, database.name)
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from procurement.coalesce import Coalesced, CoalescedByKey
 from procurement.db import SqliteChanges, changes_of
+from procurement.pgchanges import PgChanges
 
 
 class Reads:
@@ -99,6 +100,9 @@ class Counter:
     def version(self) -> int | None:
         return self.value
 
+    async def settled(self) -> int | None:
+        return self.value
+
 
 async def test_a_result_is_reused_only_while_the_counter_stays_where_its_run_began() -> None:
     reads, counter = Reads(), Counter()
@@ -157,6 +161,6 @@ def test_sqlite_counter_moves_with_every_commit_elsewhere_and_never_waits_for_a_
     writer.close()
 
 
-def test_no_counter_for_postgresql_or_memory() -> None:
-    assert changes_of(create_async_engine("postgresql+asyncpg://postgres@127.0.0.1/x")) is None
+def test_a_counter_for_postgresql_none_for_memory() -> None:
+    assert isinstance(changes_of(create_async_engine("postgresql+asyncpg://postgres@127.0.0.1/x")), PgChanges)
     assert changes_of(create_async_engine("sqlite+aiosqlite://")) is None
