@@ -57,10 +57,13 @@ async def test_commits_elsewhere_move_it_and_rollbacks_do_not(db: Database) -> N
     assert await changes.settled() not in (None, after_insert)
 
 
+# These are PostgreSQL's alone: SQLite's counter is its file header, read directly, with no connection to lose.
+_POSTGRESQL_ONLY = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+
+
+@_POSTGRESQL_ONLY
 async def test_postgresql_counts_a_commit_as_soon_as_its_writer_has_seen_it(db: Database) -> None:
     """A write committed on a plain connection (as psql would), then at once ``settled()``: counted every time."""
-    if db.backend != "postgresql":
-        pytest.skip("SQLite's counter is the file header, read directly")
     changes = changes_of(db.engine)
     assert isinstance(changes, PgChanges)
     await _listening(changes)
@@ -79,9 +82,8 @@ async def test_postgresql_counts_a_commit_as_soon_as_its_writer_has_seen_it(db: 
         await writer.close()
 
 
+@_POSTGRESQL_ONLY
 async def test_postgresql_counter_is_unknown_while_its_listener_is_down(db: Database) -> None:
-    if db.backend != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite's counter needs no connection")
     changes = changes_of(db.engine)
     assert isinstance(changes, PgChanges)
     held = await _listening(changes)
@@ -101,10 +103,9 @@ async def test_postgresql_counter_is_unknown_while_its_listener_is_down(db: Data
         await changes.close()
 
 
+@_POSTGRESQL_ONLY
 async def test_every_postgresql_table_has_the_change_trigger(db: Database) -> None:
     """A table made by a later migration without the trigger would let a cached read outlive a change to it."""
-    if db.backend != "postgresql":
-        pytest.skip("SQLite counts every commit to the file by itself")
     async with db.engine.connect() as conn:
         missing = (
             await conn.execute(
@@ -120,9 +121,8 @@ async def test_every_postgresql_table_has_the_change_trigger(db: Database) -> No
         )
 
 
+@_POSTGRESQL_ONLY
 async def test_the_app_stops_listening_when_it_shuts_down(db: Database) -> None:
-    if db.backend != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite's counter holds no server connection")
     app = create_app(Settings(**{**Settings.from_env().__dict__, "database_url": db.url}))
     engine = app.state[ALCHEMY_STATE_KEY].get_engine()
     changes = changes_of(engine)
