@@ -48,10 +48,13 @@ class Kind:
     prefix: str
     token_column: str
     queued: str
+    # Stored in anchor order (the tiers, whose order is not kept): a scope reads only the rows from its first
+    # anchor's to its last's. The lines keep line order, which a scope of several anchors must keep.
+    by_anchor: bool = False
 
 
 LINES = Kind("lines-", "lines_token", "localvalue.lines_queued")
-TIERS = Kind("tiers-", "tiers_token", "localvalue.tiers_queued")
+TIERS = Kind("tiers-", "tiers_token", "localvalue.tiers_queued", by_anchor=True)
 
 
 def folder(url: str) -> Path:
@@ -101,7 +104,12 @@ async def scope_rows(session: AsyncSession, kind: Kind, anchor_ids: Sequence[int
     conn = await session.connection()
     path = folder(conn.engine.url.render_as_string(hide_password=True)) / f"{kind.prefix}{current}{_SUFFIX}"
     with contextlib.suppress(FileNotFoundError):
-        rows = pl.scan_ipc(path).filter(pl.col("anchor_id").is_in(list(anchor_ids))).collect()
+        scan = pl.scan_ipc(path)
+        if kind.by_anchor and anchor_ids:
+            anchors = scan.select("anchor_id").collect().to_series()
+            first = int(anchors.search_sorted(min(anchor_ids), "left"))
+            scan = scan.slice(first, int(anchors.search_sorted(max(anchor_ids), "right")) - first)
+        rows = scan.filter(pl.col("anchor_id").is_in(list(anchor_ids))).collect()
         return Found(rows=rows, token=current, kind=kind)
     return Found(missing=path, token=current, kind=kind)
 

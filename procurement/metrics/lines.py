@@ -215,7 +215,8 @@ async def stored_tiers(
 
 
 async def _every_lean_tier(session: AsyncSession) -> pl.DataFrame:
-    """What the copy of the stored tiers on disk holds: every pair's lean tier, in (anchor, supplier) order."""
+    """What the copy of the stored tiers on disk holds: every pair's lean tier, in (anchor, supplier) order (which
+    ``linecache`` reads a scope's rows by)."""
     return (await stored_tiers(session, None, detailed=False)).sort("anchor_id", "contracted_supplier_id")
 
 

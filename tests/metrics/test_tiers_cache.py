@@ -24,10 +24,12 @@ _KEY = ["anchor_id", "contracted_supplier_id"]
 
 
 async def _same_as_the_database(s: AsyncSession, change: str, *, copied: bool = True) -> None:
-    """The lean stored tiers of every buyer, and of one, read through the copy equal those read from the tables
-    (``copied``: and the copy is there after, and then read, and the lines keyed by the copies' tokens)."""
+    """The lean stored tiers of every buyer, and of each one (the copy is read by anchor ranges), read through the
+    copy equal those read from the tables (``copied``: and the copy is there after, and then read, and the lines
+    keyed by the copies' tokens)."""
     buyers = sorted(set((await s.scalars(select(m.Contract.buyer_id))).all()))
-    for ids in (buyers, buyers[:1]):
+    assert len(buyers) == 3, "a first, a middle and a last anchor in the copy"
+    for ids in (buyers, buyers[:1], buyers[1:2], buyers[2:], buyers[::2]):
         read = (await lines_module.stored_tiers(s, ids, detailed=False)).sort(_KEY)
         assert read.height, change
         through, _token = await lines_module._tier_rows(s, ids, detailed=False)
@@ -48,8 +50,10 @@ async def test_the_copy_of_the_tiers_follows_every_change(db: Database, session:
     maker = async_sessionmaker(db.engine, expire_on_commit=False)
     check = partial(check_copy, db, app_client, place, linecache.TIERS, same_as_the_database=_same_as_the_database)
 
-    await post_contract(app_client, place)
-    state = await check("a new contract", changed=True, before=(None, None))
+    others = (await session.scalars(select(m.Organisation.id).where(m.Organisation.id != bcc))).all()
+    for buyer in (bcc, min(others), max(others)):
+        await post_contract(app_client, place, buyer)
+    state = await check("new contracts", changed=True, before=(None, None))
 
     for supplier, override, change in (
         (london, {"flag": "lad_code", "value": "E08000025", "reason": "Works from Birmingham"}, "an override"),

@@ -46,14 +46,14 @@ async def make_place(session: AsyncSession) -> Place:
     return Place(bcc, brum, london, editor, reviewer, admin)
 
 
-async def post_contract(app_client: Any, place: Place) -> int:
-    """A contract of the council with both suppliers; its id."""
+async def post_contract(app_client: Any, place: Place, buyer_id: int | None = None) -> int:
+    """A contract of the council (or, by the admin, of another buyer) with both suppliers; its id."""
     r = await app_client.post(
         "/contracts",
-        json={"buyer_id": place.bcc, "title": "Meals", "value": "3000.00", "currency": "GBP",
+        json={"buyer_id": buyer_id or place.bcc, "title": "Meals", "value": "3000.00", "currency": "GBP",
               "award_date": "2025-05-01", "start_date": "2025-05-01", "end_date": "2026-04-30",
               "suppliers": [{"supplier_id": place.brum.id}, {"supplier_id": place.london.id}]},
-        headers=place.editor,
+        headers=place.admin if buyer_id else place.editor,
     )  # fmt: skip
     assert r.status_code == 201, r.text
     return int(r.json()["id"])
