@@ -11,9 +11,13 @@ rows go in by bulk SQL (COPY on PostgreSQL, executemany on SQLite); the tiers ar
 builds them (``refresh_tiers``). It then times, for one anchor-quarter, one anchor-year, a group of ten anchors and
 all anchors:
 
-* cold: a new server process and a new data version (neither the answer cache nor the engine's content memo can
-  help) that leaves the lines alone (as a classification, override or local-area change does), so the copy of the
-  lines on disk (``procurement.metrics.linecache``) is read, median of 3;
+* cold: a new server process and a new data version (neither the answer cache nor the engine's memo, both in the
+  process, can help) that leaves the lines and stored tiers alone (as a commitment, a return or a restarted
+  server does), so the copies of the lines and of the stored tiers on disk (``procurement.metrics.linecache``)
+  are read, median of 3;
+* cold after a tiers change: the same, but the new data version is one stored tier rewritten by SQL (as a
+  classification, override, local-area change or rename moves the tiers), so the request reads its tiers from
+  the database (and the server writes their new copy in the background), median of 3;
 * cold after a lines change: the same, but the new data version is one line's value changed by SQL, so the
   request reads its lines from the database (and the server writes their new copy in the background), median
   of 3;
@@ -21,8 +25,8 @@ all anchors:
 * engine: ``compute_metrics`` alone (awarded and spread, as /metrics computes by default) on the same lines,
   loaded beforehand, best of 3;
 
-and prints each with the ratios. Targets: cold within 1.5x the engine; warm p50 under 20 ms (cold after a lines
-change is printed beside them, with no target of its own).
+and prints each with the ratios. Targets: cold within 1.5x the engine; warm p50 under 20 ms (cold after a tiers or
+a lines change is printed beside them, with no target of its own).
 """
 
 from __future__ import annotations
@@ -331,22 +335,28 @@ async def _engine_times(url: str, scopes: dict[str, tuple[Scope, str | None]]) -
     return out
 
 
-async def _bump(url: str, *, change_a_line: bool = False) -> None:
-    """A new data version; with ``change_a_line``, made by a real change to the lines (one share a penny more)."""
+async def _bump(url: str, *, change: str | None = None) -> None:
+    """A new data version; with ``change``, made by a real change: to the lines ("line": one share a penny more)
+    or to the stored tiers ("tier": one tier rewritten as it is, which moves their token all the same)."""
     engine = make_engine(url)
     async with engine.begin() as conn:
-        if change_a_line:
+        if change == "line":
             await conn.execute(
                 text("UPDATE contract_supplier SET share_pence = share_pence + 1 WHERE id = (SELECT min(cs.id) "
                      "FROM contract_supplier cs JOIN contract c ON c.id = cs.contract_id WHERE c.buyer_id = 1)")
+            )  # fmt: skip
+        elif change == "tier":
+            await conn.execute(
+                text("UPDATE anchor_supplier_tier SET tier = tier WHERE id = "
+                     "(SELECT min(id) FROM anchor_supplier_tier WHERE anchor_id = 1)")
             )  # fmt: skip
         await conn.execute(update(m.DataVersion).where(m.DataVersion.id == 1).values(version=m.DataVersion.version + 1))
     await engine.dispose()
 
 
 async def _copy_lines(url: str, cache_dir: str) -> None:
-    """The copy of the lines on disk for the lines as they are, written here if the servers have not written it
-    (a server stopped while writing it in the background leaves none)."""
+    """The copies of the lines and stored tiers on disk for them as they are, written here if the servers have not
+    written them (a server stopped while writing one in the background leaves none)."""
     os.environ["LOCALVALUE_CACHE_DIR"] = cache_dir
     get_settings.cache_clear()
     engine = make_engine(url)
@@ -377,22 +387,22 @@ async def _measure(backend: str, url: str, lines: int, cache_dir: str) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     print(f"\n{backend}: {lines:,} lines, {len(ids)} anchors (uvicorn, one worker; machine shared)")
     print(
-        f"{'request':26} {'engine s':>9} {'cold s':>8} {'cold/eng':>9} {'lines chg s':>12} {'chg/eng':>8} "
-        f"{'warm p50 ms':>12}  targets"
+        f"{'request':26} {'engine s':>9} {'cold s':>8} {'cold/eng':>9} {'tiers chg s':>12} {'chg/eng':>8} "
+        f"{'lines chg s':>12} {'chg/eng':>8} {'warm p50 ms':>12}  targets"
     )
     for label, (_scope, _period, query) in scopes.items():
         # Cold: a fresh server each round, so neither the answer cache nor the engine's content memo (both in
         # the process) can answer; its first-request costs are paid by another question beforehand.
-        cold: dict[bool, list[float]] = {False: [], True: []}
-        for change_a_line in (False, True):
+        cold: dict[str | None, list[float]] = {None: [], "tier": [], "line": []}
+        for change, times in cold.items():
             await _copy_lines(url, cache_dir)
             for _ in range(COLD_ROUNDS):
                 async with _served(url, headers, cache_dir) as client:
                     await client.get("/metrics?anchor_id=2&period=2023Q1")
-                    await _bump(url, change_a_line=change_a_line)
+                    await _bump(url, change=change)
                     t0 = time.perf_counter()
                     r = await client.get(f"/metrics?{query}")
-                    cold[change_a_line].append(time.perf_counter() - t0)
+                    times.append(time.perf_counter() - t0)
                     assert r.status_code == 200, r.text[:300]
         async with _served(url, headers, cache_dir) as client:
             await client.get(f"/metrics?{query}")
@@ -402,10 +412,13 @@ async def _measure(backend: str, url: str, lines: int, cache_dir: str) -> None:
                 r = await client.get(f"/metrics?{query}")
                 warm.append((time.perf_counter() - t0) * 1000)
                 assert r.status_code == 200
-        c, w, e = statistics.median(cold[False]), statistics.median(warm), engine_s[label]
-        changed = statistics.median(cold[True])
+        c, w, e = statistics.median(cold[None]), statistics.median(warm), engine_s[label]
+        tiers, lines_ = statistics.median(cold["tier"]), statistics.median(cold["line"])
         ok = ("cold ok" if c <= 1.5 * e else "cold MISSED") + (", warm ok" if w < 20 else ", warm MISSED")
-        print(f"{label:26} {e:9.3f} {c:8.3f} {c / e:8.2f}x {changed:12.3f} {changed / e:7.2f}x {w:12.1f}  {ok}")
+        print(
+            f"{label:26} {e:9.3f} {c:8.3f} {c / e:8.2f}x {tiers:12.3f} {tiers / e:7.2f}x {lines_:12.3f} "
+            f"{lines_ / e:7.2f}x {w:12.1f}  {ok}"
+        )
 
 
 @contextlib.asynccontextmanager

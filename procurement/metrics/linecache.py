@@ -5,9 +5,14 @@ the engine itself at a million lines).
 The token (``data_version.lines_token``) is set anew by database triggers on every write to ``contract``,
 ``contract_supplier`` and ``contract_cpv``, whoever makes it (migration 0010_lines_token), so a file is never
 read for lines other than its own. Changes that leave the lines alone (tiers, classification, overrides, local
-areas) keep the file: the tiers are read beside it from the database as before. A request that finds no file
-reads its own lines from the database and has the file written in the background. A file is written under a
-unique name and renamed into place, so workers and processes sharing the folder only ever see whole files."""
+areas) keep the file. A request that finds no file reads its own lines from the database and has the file written
+in the background. A file is written under a unique name and renamed into place, so workers and processes sharing
+the folder only ever see whole files.
+
+The stored tiers (lean columns, with the name of the supplier each counts as) are copied the same way beside the
+lines, keyed by ``data_version.tiers_token``, which triggers renew on every write to ``anchor_supplier_tier`` and
+to a supplier's id or name (migration 0011_tiers_token): classification, override and local-area changes move
+it, and only those pairs that have no stored tier are still judged from the database on each read."""
 
 from __future__ import annotations
 
@@ -32,8 +37,24 @@ from procurement.db import make_engine
 from procurement.settings import get_settings
 
 log = logging.getLogger(__name__)
-_PREFIX = "lines-"
 _SUFFIX = ".arrow"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a copy holds: its file names' prefix, the data-version column naming its content, and the setting by
+    which (PostgreSQL) the triggers mark a transaction that has changed that content itself."""
+
+    prefix: str
+    token_column: str
+    queued: str
+    # Stored in anchor order (the tiers, whose order is not kept): a scope reads only the rows from its first
+    # anchor's to its last's. The lines keep line order, which a scope of several anchors must keep.
+    by_anchor: bool = False
+
+
+LINES = Kind("lines-", "lines_token", "localvalue.lines_queued")
+TIERS = Kind("tiers-", "tiers_token", "localvalue.tiers_queued", by_anchor=True)
 
 
 def folder(url: str) -> Path:
@@ -43,38 +64,59 @@ def folder(url: str) -> Path:
     return base / "lines" / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-async def lines_token(session: AsyncSession) -> str | None:
-    """The token naming the lines as this session sees them; None when a cached copy must not be used: no token,
-    or (PostgreSQL) this transaction has changed lines itself, whose new token is only written at its commit."""
+async def token(session: AsyncSession, kind: Kind) -> str | None:
+    """The token naming this kind of content as this session sees it; None when a cached copy must not be used:
+    no token, or (PostgreSQL) this transaction has changed that content itself, whose new token is only written
+    at its commit."""
     conn = await session.connection()
-    dv = m.DataVersion
+    column = getattr(m.DataVersion, kind.token_column)
     if conn.dialect.name != "postgresql":
-        return await session.scalar(select(dv.lines_token).where(dv.id == 1))
-    written = func.current_setting("localvalue.lines_queued", literal_column("true"))
-    row = (await session.execute(select(dv.lines_token, written).where(dv.id == 1))).first()
+        return await session.scalar(select(column).where(m.DataVersion.id == 1))
+    written = func.current_setting(kind.queued, literal_column("true"))
+    row = (await session.execute(select(column, written).where(m.DataVersion.id == 1))).first()
     return None if row is None or row[1] == "1" else row[0]
+
+
+async def lines_token(session: AsyncSession) -> str | None:
+    return await token(session, LINES)
+
+
+async def tiers_token(session: AsyncSession) -> str | None:
+    return await token(session, TIERS)
 
 
 @dataclass(frozen=True)
 class Found:
-    """The lines of a scope from the copy for the current token (``lines``), or where that copy belongs when it is
-    not written yet (``missing``); neither when no copy may be used."""
+    """The rows of a scope from the copy for the current token (``rows``), or where that copy belongs when it is
+    not written yet (``missing``); neither when no copy may be used. ``token``: the current token, when either."""
 
-    lines: pl.DataFrame | None = None
+    rows: pl.DataFrame | None = None
     missing: Path | None = None
     token: str | None = None
+    kind: Kind = LINES
+
+
+async def scope_rows(session: AsyncSession, kind: Kind, anchor_ids: Sequence[int]) -> Found:
+    """The rows of these anchors (by ``anchor_id``) from this database's copy of this kind for the current token."""
+    current = await token(session, kind)
+    if current is None:
+        return Found(kind=kind)
+    conn = await session.connection()
+    path = folder(conn.engine.url.render_as_string(hide_password=True)) / f"{kind.prefix}{current}{_SUFFIX}"
+    with contextlib.suppress(FileNotFoundError):
+        scan = pl.scan_ipc(path)
+        if kind.by_anchor and anchor_ids:
+            anchors = scan.select("anchor_id").collect().to_series()
+            first = int(anchors.search_sorted(min(anchor_ids), "left"))
+            scan = scan.slice(first, int(anchors.search_sorted(max(anchor_ids), "right")) - first)
+        rows = scan.filter(pl.col("anchor_id").is_in(list(anchor_ids))).collect()
+        return Found(rows=rows, token=current, kind=kind)
+    return Found(missing=path, token=current, kind=kind)
 
 
 async def scope_lines(session: AsyncSession, anchor_ids: Sequence[int]) -> Found:
-    """The lines of these anchors (by ``anchor_id``) from this database's copy for the current token."""
-    token = await lines_token(session)
-    if token is None:
-        return Found()
-    conn = await session.connection()
-    path = folder(conn.engine.url.render_as_string(hide_password=True)) / f"{_PREFIX}{token}{_SUFFIX}"
-    with contextlib.suppress(FileNotFoundError):
-        return Found(lines=pl.scan_ipc(path).filter(pl.col("anchor_id").is_in(list(anchor_ids))).collect())
-    return Found(missing=path, token=token)
+    """The lines of these anchors from this database's copy of every line for the current token."""
+    return await scope_rows(session, LINES, anchor_ids)
 
 
 _writing: set[Path] = set()  # copies being written by this process
@@ -85,16 +127,15 @@ WRITE_AFTER_S = 1.0
 
 def copy_later(url: URL, found: Found, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]) -> None:
     """Writes the missing copy in the background, once per process: the request that found it missing has read its
-    own lines already, at the cost it had before there were copies (reading every line costs more). A thread of
+    own rows already, at the cost it had before there were copies (reading every row costs more). A thread of
     its own, with its own event loop and connection, so decoding every line never holds up a request's loop, started
     a little later (``WRITE_AFTER_S``)."""
-    path, token = found.missing, found.token
-    if path is None or token is None or path in _writing:
+    path, current = found.missing, found.token
+    if path is None or current is None or path in _writing:
         return
     _writing.add(path)
-    threading.Thread(
-        target=asyncio.run, args=(_write(url, path, token, read_every),), name="lines-copy", daemon=True
-    ).start()
+    writing = _write(url, found.kind, path, current, read_every)
+    threading.Thread(target=asyncio.run, args=(writing,), name=f"{found.kind.prefix}copy", daemon=True).start()
 
 
 async def written() -> None:
@@ -104,24 +145,24 @@ async def written() -> None:
 
 
 async def _write(
-    url: URL, path: Path, token: str, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]
+    url: URL, kind: Kind, path: Path, current: str, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]
 ) -> None:
     await asyncio.sleep(WRITE_AFTER_S)
     engine = make_engine(url.render_as_string(hide_password=False))
     try:
         async with AsyncSession(bind=engine) as session:
             every = await read_every(session)
-            # Unchanged after the read: no change to the lines was committed since the token was read.
-            if await lines_token(session) == token:
-                _store(path, every)
+            # Unchanged after the read: no change to the content was committed since the token was read.
+            if await token(session, kind) == current:
+                _store(kind, path, every)
     except Exception:  # a copy not written only costs speed: the next request reads from the database again
-        log.warning("the copy of the lines at %s was not written", path, exc_info=True)
+        log.warning("the copy at %s was not written", path, exc_info=True)
     finally:
         await engine.dispose()
         _writing.discard(path)
 
 
-def _store(path: Path, frame: pl.DataFrame) -> None:
+def _store(kind: Kind, path: Path, frame: pl.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
     try:
@@ -130,7 +171,7 @@ def _store(path: Path, frame: pl.DataFrame) -> None:
     finally:
         part.unlink(missing_ok=True)
     made = path.stat().st_mtime
-    for other in path.parent.glob(f"{_PREFIX}*{_SUFFIX}"):
-        # Older copies name lines that have changed since; one still mapped by a reader stays readable to it.
+    for other in path.parent.glob(f"{kind.prefix}*{_SUFFIX}"):
+        # Older copies name content that has changed since; one still mapped by a reader stays readable to it.
         if other != path and other.stat().st_mtime <= made:
             other.unlink(missing_ok=True)

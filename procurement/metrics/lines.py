@@ -116,13 +116,19 @@ async def _line_rows(session: AsyncSession, anchor_ids: Sequence[int], *, detail
     line on disk when there is one for the lines as they are (``linecache``)."""
     if detailed:
         return await _read_line_rows(session, anchor_ids, detailed=True)
+    lines, _token = await _lean_line_rows(session, anchor_ids)
+    return lines
+
+
+async def _lean_line_rows(session: AsyncSession, anchor_ids: Sequence[int]) -> tuple[pl.DataFrame, str | None]:
+    """The lean ``_line_rows``, and the token of the copy they came from (None: read from the database)."""
     found = await linecache.scope_lines(session, anchor_ids)
-    if found.lines is not None:
-        return found.lines
+    if found.rows is not None:
+        return found.rows, found.token
     lines = await _read_line_rows(session, anchor_ids, detailed=False)
     url = (await session.connection()).engine.url
     linecache.copy_later(url, found, partial(_read_line_rows, anchor_ids=None, detailed=False))
-    return lines
+    return lines, None
 
 
 async def _read_line_rows(session: AsyncSession, anchor_ids: Sequence[int] | None, *, detailed: bool) -> pl.DataFrame:
@@ -180,19 +186,19 @@ _TIER_SOURCES = {
 _NAMES_BY_ID = 5000
 
 
-async def stored_tiers(session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool = True) -> pl.DataFrame:
-    """The stored tier of every (anchor, supplier) pair of these anchors, with the name of the supplier each
-    counts as (``TIER_SCHEMA`` keyed by anchor_id and contracted_supplier_id; without ``detailed``, the tier's
-    method, confidence and reason are null). Pairs whose supplier is missing are left out.
+async def stored_tiers(
+    session: AsyncSession, anchor_ids: Sequence[int] | None, *, detailed: bool = True
+) -> pl.DataFrame:
+    """The stored tier of every (anchor, supplier) pair of these anchors (None: of every anchor), with the name of
+    the supplier each counts as (``TIER_SCHEMA`` keyed by anchor_id and contracted_supplier_id; without
+    ``detailed``, the tier's method, confidence and reason are null). Pairs whose supplier is missing are left out.
 
     The names are read apart and joined here: joined in SQL, each pair's name costs a random read of the supplier
     row and is carried once per pair, together about half the read on SQLite."""
     schema = {"anchor_id": pl.Int64, "contracted_supplier_id": pl.Int64, **TIER_SCHEMA}
     columns, selected, nulls = _read(_TIER_SOURCES, schema, detailed, _DETAIL_TIER_COLUMNS)
-    sql = f"""
-    SELECT {columns}
-    FROM anchor_supplier_tier t
-    WHERE t.anchor_id IN ({id_list(anchor_ids)})"""  # noqa: S608 (only integers made here and fixed words)
+    where = "" if anchor_ids is None else f" WHERE t.anchor_id IN ({id_list(anchor_ids)})"
+    sql = f"SELECT {columns} FROM anchor_supplier_tier t{where}"  # noqa: S608 (only integers made here and fixed words)
     frame = cast(pl.DataFrame, await fetch_frame(session, sql, selected))
     wanted = frame["effective_supplier_id"].unique().sort().to_list()
     which = f" WHERE s.id IN ({id_list(wanted)})" if len(wanted) <= _NAMES_BY_ID else ""
@@ -208,17 +214,49 @@ async def stored_tiers(session: AsyncSession, anchor_ids: Sequence[int], *, deta
     return named.with_columns(nulls).select(list(schema))
 
 
+async def _every_lean_tier(session: AsyncSession) -> pl.DataFrame:
+    """What the copy of the stored tiers on disk holds: every pair's lean tier, in (anchor, supplier) order (which
+    ``linecache`` reads a scope's rows by)."""
+    return (await stored_tiers(session, None, detailed=False)).sort("anchor_id", "contracted_supplier_id")
+
+
+async def _tier_rows(
+    session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool
+) -> tuple[pl.DataFrame, str | None]:
+    """``stored_tiers``, the lean ones from the copy of every stored tier on disk when there is one for the tiers
+    and names as they are (``linecache``); and that copy's token (None: read from the database)."""
+    if detailed:
+        return await stored_tiers(session, anchor_ids, detailed=True), None
+    found = await linecache.scope_rows(session, linecache.TIERS, anchor_ids)
+    if found.rows is not None:
+        return found.rows, found.token
+    tiers = await stored_tiers(session, anchor_ids, detailed=False)
+    linecache.copy_later((await session.connection()).engine.url, found, _every_lean_tier)
+    return tiers, None
+
+
 async def with_tiers(session: AsyncSession, raw: pl.DataFrame, anchor_ids: Sequence[int], *, from_scratch: bool,
                      refresh: bool = False, detailed: bool = True) -> pl.DataFrame:  # fmt: skip
     """``raw`` (anchor_id, contracted_supplier_id, ...) with ``TIER_SCHEMA`` beside each line: the stored tiers,
     or (``from_scratch``, or stored tiers built with other rules) tiers computed here."""
+    joined, _token = await _with_tiers(
+        session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
+    )
+    return joined
+
+
+async def _with_tiers(session: AsyncSession, raw: pl.DataFrame, anchor_ids: Sequence[int], *, from_scratch: bool,
+                      refresh: bool, detailed: bool) -> tuple[pl.DataFrame, str | None]:  # fmt: skip
+    """``with_tiers``, and the token of the copy of the stored tiers when every tier came from it (else None)."""
     scratch = from_scratch or not await stored_tiers_usable(session)
     if scratch:
         joined = raw.with_columns([pl.lit(None, v).alias(k) for k, v in TIER_SCHEMA.items()])
-    else:
-        tiers = await stored_tiers(session, anchor_ids, detailed=detailed)
-        joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
-    return await fill_missing_tiers(session, joined, from_scratch=scratch, refresh=refresh)
+        return await fill_missing_tiers(session, joined, from_scratch=True, refresh=refresh), None
+    tiers, token = await _tier_rows(session, anchor_ids, detailed=detailed)
+    joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
+    filled = await fill_missing_tiers(session, joined, from_scratch=False, refresh=refresh)
+    # The same frame back: no pair was judged here, so the tiers are the copy's alone.
+    return filled, token if filled is joined else None
 
 
 async def buyer_names(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
@@ -237,6 +275,8 @@ async def fill_missing_tiers(
     """Lines whose pair has no stored tier (or every line, ``from_scratch``) get one computed here, writing
     nothing (``refresh``: classify first, as reads once did; kept for the test that checks stored tiers).
     A supplier that is really a stand-in (id <= 0, paid basis) is left alone."""
+    if not from_scratch and raw["effective_supplier_id"].null_count() == 0:
+        return raw  # every line has its stored tier (the usual case): no pass over the lines
     real = pl.col("contracted_supplier_id") > 0
     wanting = raw.filter(real & (pl.lit(from_scratch) | pl.col("effective_supplier_id").is_null()))
     if wanting.height == 0:
@@ -283,22 +323,49 @@ async def lines_with_details(
     when the stored tiers were built with other rules) computes them from the classification instead. Without
     ``detailed`` the columns only a reviewer reads (title, buyer name, share basis, tier method, confidence and
     reason) are null where stored tiers are used: the engine's columns are the same either way."""
-    raw = await _line_rows(session, anchor_ids, detailed=detailed)
+    frame, _key = await keyed_lines(session, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed)
+    return frame
+
+
+async def keyed_lines(
+    session: AsyncSession,
+    anchor_ids: Sequence[int],
+    *,
+    from_scratch: bool = False,
+    refresh: bool = False,
+    detailed: bool = True,
+) -> tuple[pl.DataFrame, bytes | None]:
+    """``lines_with_details``, and a key for its content when it is made of the copies on disk alone (lines and
+    stored tiers, none judged on the fly): their tokens name it as surely as ``lines_digest``, which on a large
+    scope costs a good part of an engine run. None: work the digest out."""
+    if detailed:
+        raw, lines_token = await _read_line_rows(session, anchor_ids, detailed=True), None
+    else:
+        raw, lines_token = await _lean_line_rows(session, anchor_ids)
     if raw.height == 0:
-        return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
-    joined = await with_tiers(session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed)
-    buyers = (
-        await buyer_names(session, anchor_ids)
-        if detailed
-        else pl.DataFrame(schema={"anchor_id": pl.Int64, "buyer_name": pl.String})
+        return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA}), None
+    joined, tiers_token = await _with_tiers(
+        session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
     )
-    joined = joined.join(buyers, on="anchor_id", how="left", maintain_order="left")
-    joined = joined.with_columns(
-        supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"),
-        tier=pl.col("tier").fill_null("unknown"),
-        category=pl.col("category").fill_null("unknown"),
+    if detailed:
+        joined = joined.join(await buyer_names(session, anchor_ids), on="anchor_id", how="left", maintain_order="left")
+    else:
+        joined = joined.with_columns(buyer_name=pl.lit(None, pl.String))
+    # One lazy pass: each eager step would copy every line again (a large share of a cold request on a big scope).
+    frame = (
+        joined.lazy()
+        .with_columns(
+            supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"),
+            tier=pl.col("tier").fill_null("unknown"),
+            category=pl.col("category").fill_null("unknown"),
+        )
+        .select([pl.col(k).cast(v) for k, v in {**INPUT_SCHEMA, **EXTRA_SCHEMA}.items()])
+        .collect()
     )
-    return joined.select([pl.col(k).cast(v) for k, v in {**INPUT_SCHEMA, **EXTRA_SCHEMA}.items()])
+    if lines_token is None or tiers_token is None:
+        return frame, None
+    # Longer than any content digest, so never equal to one.
+    return frame, f"copies:{lines_token}:{tiers_token}:{list(anchor_ids)}".encode()
 
 
 async def lines_frame(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:

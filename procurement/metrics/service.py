@@ -21,6 +21,7 @@ from procurement.errors import DomainError, InvalidInput
 from procurement.metrics.lines import (
     EXTRA_SCHEMA,
     Scope,
+    keyed_lines,
     lines_digest,
     lines_with_details,
     metrics_for_lines,
@@ -526,9 +527,11 @@ async def compute_bases(
             facts = paid_facts(every, periods=kind, influenceable=influenceable, wanted=[period] if period else None)
             out.append(Computed(result, details, facts, influenceable))
             continue
-        if contract_details is None:
+        if contract_details is None and scope.anchor_ids:
+            contract_details, digest = await keyed_lines(db_session, scope.anchor_ids, detailed=detailed)
+            digest = digest or lines_digest(contract_details)
+        elif contract_details is None:
             contract_details = await scope_lines(db_session, scope, basis=b, detailed=detailed)
-            digest = lines_digest(contract_details)
         result = metrics_for_lines(contract_details, scope, basis=b, periods=kind, digest=digest)
         out.append(Computed(result, contract_details))
     return out

@@ -164,6 +164,9 @@ class DataVersion(BigIntBase):
     # New whenever a contract line changes (set by database triggers, so every writer is seen: migration
     # 0010_lines_token); keys the columnar copy of the lines on disk (``procurement.metrics.linecache``).
     lines_token: Mapped[str | None] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
+    # Likewise new whenever a stored tier or a supplier's name changes (migration 0011_tiers_token); keys the
+    # columnar copy of the stored tiers on disk.
+    tiers_token: Mapped[str | None] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
 
 
 # Tables whose rows never move a figure of /metrics; a write to any other table bumps the data version at commit,
