@@ -14,7 +14,7 @@ A later migration that creates a table adds the same trigger to it::
 (tests/service/test_change_counter.py fails for a table without it).
 
 Revision ID: 0011_changes
-Revises: 0011_raw_text
+Revises: 0011_tiers_token
 Create Date: 2026-12-09 16:00:00+00:00
 """
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_changes"
-down_revision: str | None = "0011_raw_text"
+down_revision: str | None = "0011_tiers_token"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,7 +7,7 @@ on disk is keyed by it (``procurement.metrics.linecache``), as the lines are by 
 the same scheme, with its own per-transaction settings on PostgreSQL).
 
 Revision ID: 0011_tiers_token
-Revises: 0010_lines_token
+Revises: 0011_raw_text
 Create Date: 2026-12-09 10:00:00+00:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_tiers_token"
-down_revision: str | None = "0010_lines_token"
+down_revision: str | None = "0011_raw_text"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
