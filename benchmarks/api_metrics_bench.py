@@ -2,14 +2,19 @@
 
 Run from the repository root (PostgreSQL at 127.0.0.1:5432, user postgres, as for the tests):
     .venv/bin/python -m benchmarks.api_metrics_bench [--lines 1000000] [--backend sqlite|postgresql|both]
+        [--basis contract|paid|both]
 
 For each database it builds N contract-supplier lines (two per contract) across 50 anchors (local authorities,
 each with its own district as its area) and 12 quarters, real-shaped: suppliers classified at real districts
 (some in the anchor's own, some in its region, some elsewhere in the UK, a few unknown), SME / VCSE / social
 enterprise flags with unknowns, a first CPV code per contract, a few withdrawn and foreign-currency lines. The
-rows go in by bulk SQL (COPY on PostgreSQL, executemany on SQLite); the tiers are then built as the service
-builds them (``refresh_tiers``). It then times, for one anchor-quarter, one anchor-year, a group of ten anchors and
-all anchors:
+rows go in by bulk SQL (COPY on PostgreSQL, executemany on SQLite). Beside them go N payment lines across the same
+anchors and quarters, as a spend import per anchor and month leaves them (``benchmarks.paid_world``: NHS-like and
+council-like files, payees matched to the same suppliers, redacted, waiting for review, rejected, or public bodies
+that the influenceable view leaves out). The tiers are then built as the service builds them (``refresh_tiers``),
+for contract and payment pairs alike. It then times, for each basis (contract lines: ``GET /metrics``, awarded and
+spread; payment lines: ``GET /metrics?basis=paid``, printed in a table of their own), for one anchor-quarter, one
+anchor-year, a group of ten anchors and all anchors:
 
 * cold: a new server process and a new data version (neither the answer cache nor the engine's memo, both in the
   process, can help) that leaves the lines and stored tiers alone (as a commitment, a return or a restarted
@@ -20,13 +25,15 @@ all anchors:
   the database (and the server writes their new copy in the background), median of 3;
 * cold after a lines change: the same, but the new data version is one line's value changed by SQL, so the
   request reads its lines from the database (and the server writes their new copy in the background), median
-  of 3;
+  of 3 (paid basis: one payment line's amount; payment lines have no copy on disk, so every paid request reads
+  them from the database, and only their stored tiers come from the copy);
 * warm: the same request again, p50 of 20;
-* engine: ``compute_metrics`` alone (awarded and spread, as /metrics computes by default) on the same lines,
-  loaded beforehand, best of 3;
+* engine: ``compute_metrics`` alone (awarded and spread, as /metrics computes by default; paid on the payment
+  lines) on the same lines, loaded beforehand, best of 3;
 
 and prints each with the ratios. Targets: cold within 1.5x the engine; warm p50 under 20 ms (cold after a tiers or
-a lines change is printed beside them, with no target of its own).
+a lines change is printed beside them, with no target of its own). The payment lines cost about as long again to
+build as the contract lines, and each basis about as long to time (at 1,000,000 lines on SQLite, minutes each).
 """
 
 from __future__ import annotations
