@@ -14,12 +14,12 @@ schemes (``socialvalue.influenceable``) and says how many lines and how much it 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import polars as pl
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement.db import fetch_frame
@@ -59,33 +59,80 @@ _PAYMENT_SCHEMA: dict[str, Any] = {
     "month": pl.String,
     "redacted": pl.Boolean,
     "transaction_number": pl.String,
-    "expense_type": pl.String,
-    "row_number": pl.Int64,
     "influenceable": pl.Boolean,
     "not_influenceable_rule": pl.String,
-    "source_name": pl.String,
 }
+# What only a reviewer reads beside a line (the contract title made of them); the lean read leaves them out.
+_DETAIL_SCHEMA: dict[str, Any] = {"row_number": pl.Int64, "expense_type": pl.String}
+# A named payee that is no supplier (yet): the only lines whose payee match and name are read.
+_STAND_IN = "p.supplier_id IS NULL AND NOT p.redacted"
 
 
-async def _payment_rows(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:
-    """The payment lines of the active files with the stored tier of each named payee, read as columns."""
+async def _payment_rows(session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool) -> pl.DataFrame:
+    """The payment lines of the active files, read as columns, in line order (``detailed``: with each line's row
+    number, expense type and file name too).
+
+    Only what is used is read: the payee match and name of stand-ins alone (a lookup and a string per line
+    otherwise), the month only where there is no payment date; the files are read apart and joined here."""
+    details = ", p.row_number, p.expense_type" if detailed else ""
     sql = f"""
-    SELECT p.id, p.file_id, p.anchor_id, p.supplier_id, pm.id, p.payee_name, p.amount_pence, p.currency,
-        p.payment_date, p.month, p.redacted, p.transaction_number, p.expense_type, p.row_number, p.influenceable,
-        p.not_influenceable_rule, f.source_name
-    FROM payment_line p JOIN spend_file f ON f.id = p.file_id
-    LEFT JOIN payee_match pm ON pm.anchor_id = p.anchor_id AND pm.payee_key = p.payee_key
-    WHERE p.anchor_id IN ({id_list(anchor_ids)}) AND f.status = 'active'
-    ORDER BY p.id"""  # noqa: S608 (only integers made here and fixed words)
-    return cast(pl.DataFrame, await fetch_frame(session, sql, _PAYMENT_SCHEMA))
+    SELECT p.id, p.file_id, p.anchor_id, p.supplier_id,
+        CASE WHEN {_STAND_IN} THEN (SELECT pm.id FROM payee_match pm
+            WHERE pm.anchor_id = p.anchor_id AND pm.payee_key = p.payee_key) END,
+        CASE WHEN {_STAND_IN} THEN p.payee_name END,
+        p.amount_pence, p.currency, p.payment_date, CASE WHEN p.payment_date IS NULL THEN p.month END, p.redacted,
+        p.transaction_number, p.influenceable, p.not_influenceable_rule{details}
+    FROM payment_line p
+    WHERE {await _anchor_filter(session, anchor_ids)}"""  # noqa: S608 (only integers made here and fixed words)
+    schema = {**_PAYMENT_SCHEMA, **(_DETAIL_SCHEMA if detailed else {})}
+    lines = cast(pl.DataFrame, await fetch_frame(session, sql, schema))
+    files_sql = f"""
+    SELECT f.id, f.source_name FROM spend_file f
+    WHERE f.anchor_id IN ({id_list(anchor_ids)}) AND f.status = 'active'"""  # noqa: S608 (as above)
+    files = cast(pl.DataFrame, await fetch_frame(session, files_sql, {"file_id": pl.Int64, "source_name": pl.String}))
+    if not detailed:
+        lines = lines.with_columns([pl.lit(None, v).alias(k) for k, v in _DETAIL_SCHEMA.items()])
+        files = files.with_columns(source_name=pl.lit(None, pl.String))
+    # Lines of a replaced file are deleted with it; the join still keeps to active files, as the service reads.
+    return lines.join(files, on="file_id", how="inner", maintain_order="left").sort("line_id")
+
+
+# Share of all payment lines from which reading every line beats looking a scope's up by anchor (SQLite): 1/20.
+_SCAN_SHARE = 20
+
+
+async def _anchor_filter(session: AsyncSession, anchor_ids: Sequence[int]) -> str:
+    """``p.anchor_id IN (...)``; on SQLite, for a scope holding more than a few per cent of the lines, written so
+    that SQLite scans the table in order (``+p.anchor_id``) instead of reading each line at random through the
+    anchor index. SQLite has no statistics to choose by; PostgreSQL chooses well itself."""
+    ids = id_list(anchor_ids)
+    if (await session.connection()).dialect.name != "sqlite":
+        return f"p.anchor_id IN ({ids})"
+    # Counted from the files' own line counts: counting the lines themselves costs a good part of reading them.
+    counted = f"""
+    SELECT sum(CASE WHEN anchor_id IN ({ids}) THEN line_count ELSE 0 END), sum(line_count)
+    FROM spend_file WHERE status = 'active'"""  # noqa: S608 (only integers made here)
+    scope, every = (await session.execute(text(counted))).one()
+    scan = bool(scope) and scope * _SCAN_SHARE >= (every or 0)
+    return f"+p.anchor_id IN ({ids})" if scan else f"p.anchor_id IN ({ids})"
 
 
 async def payment_lines_with_details(
-    session: AsyncSession, anchor_ids: Sequence[int], *, from_scratch: bool = False, refresh: bool = False
+    session: AsyncSession,
+    anchor_ids: Sequence[int],
+    *,
+    from_scratch: bool = False,
+    refresh: bool = False,
+    detailed: bool = True,
 ) -> pl.DataFrame:
-    """``INPUT_SCHEMA`` + ``EXTRA_SCHEMA`` + ``PAID_EXTRA_SCHEMA``: one row per payment line of the active files."""
+    """``INPUT_SCHEMA`` + ``EXTRA_SCHEMA`` + ``PAID_EXTRA_SCHEMA``: one row per payment line of the active files.
+
+    Without ``detailed``, the columns only a reviewer reads (the line's row in its file, the title made of file,
+    row and expense type, and the stored tiers' method, confidence and reason) are null, and the stored tiers
+    come from their copy on disk when there is one: the engine's columns and those ``paid_facts`` reads are the
+    same either way."""
     schema = {**INPUT_SCHEMA, **EXTRA_SCHEMA, **PAID_EXTRA_SCHEMA}
-    raw = await _payment_rows(session, anchor_ids)
+    raw = await _payment_rows(session, anchor_ids, detailed=detailed)
     if raw.height == 0:
         return pl.DataFrame(schema=schema)
     stand_in = (
@@ -99,39 +146,43 @@ async def payment_lines_with_details(
         contracted_supplier_id=pl.coalesce(pl.when(~pl.col("redacted")).then(pl.col("matched_supplier_id")), stand_in)
     )
     # Stand-ins (redacted: 0, unmatched: negative) match no stored pair, so they stay unknown.
-    joined = await with_tiers(session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh)
+    joined = await with_tiers(session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed)
     names = await buyer_names(session, anchor_ids)
-    joined = joined.join(names, on="anchor_id", how="left", maintain_order="left").rename(
-        {"supplier_name": "master_name"}
-    )
-    joined = joined.with_columns(supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"))
     month_start = (pl.col("month") + "-01").str.to_date("%Y-%m-%d", strict=False)
-    frame = joined.with_columns(
-        contract_id=pl.col("file_id"),
-        supplier_name=pl.when(pl.col("redacted"))
-        .then(pl.lit(REDACTED_NAME))
-        .when(pl.col("supplier_id") < 0)
-        .then(pl.col("payee_name") + " (payee not yet matched to a supplier)")
-        .otherwise(pl.col("master_name")),
-        award_date=pl.coalesce("payment_date", month_start),
-        start_date=pl.lit(None, pl.Date),
-        end_date=pl.lit(None, pl.Date),
-        cpv_code=pl.lit(None, pl.String),
-        status=pl.lit("active"),
-        tier=pl.col("tier").fill_null("unknown"),
-        category=pl.col("category").fill_null("unknown"),
-        tier_method=pl.when(pl.col("redacted"))
-        .then(pl.lit("redacted"))
-        .when(pl.col("supplier_id") < 0)
-        .then(pl.lit("payee not matched"))
-        .otherwise(pl.col("tier_method")),
-        contract_title=pl.concat_str([pl.col("source_name"), pl.lit(" row "), pl.col("row_number").cast(pl.String)])
-        + pl.when(pl.col("expense_type").is_not_null())
-        .then(pl.lit(": ") + pl.col("expense_type"))
-        .otherwise(pl.lit("")),
-        share_basis=pl.when(pl.col("redacted")).then(pl.lit("paid, redacted")).otherwise(pl.lit("paid")),
+    title = pl.concat_str([pl.col("source_name"), pl.lit(" row "), pl.col("row_number").cast(pl.String)]) + pl.when(
+        pl.col("expense_type").is_not_null()
+    ).then(pl.lit(": ") + pl.col("expense_type")).otherwise(pl.lit(""))
+    # One lazy pass: each eager step would copy every line again.
+    return (
+        joined.lazy()
+        .join(names.lazy(), on="anchor_id", how="left", maintain_order="left")
+        .rename({"supplier_name": "master_name"})
+        .with_columns(supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"))
+        .with_columns(
+            contract_id=pl.col("file_id"),
+            supplier_name=pl.when(pl.col("redacted"))
+            .then(pl.lit(REDACTED_NAME))
+            .when(pl.col("supplier_id") < 0)
+            .then(pl.col("payee_name") + " (payee not yet matched to a supplier)")
+            .otherwise(pl.col("master_name")),
+            award_date=pl.coalesce("payment_date", month_start),
+            start_date=pl.lit(None, pl.Date),
+            end_date=pl.lit(None, pl.Date),
+            cpv_code=pl.lit(None, pl.String),
+            status=pl.lit("active"),
+            tier=pl.col("tier").fill_null("unknown"),
+            category=pl.col("category").fill_null("unknown"),
+            tier_method=pl.when(pl.col("redacted"))
+            .then(pl.lit("redacted"))
+            .when(pl.col("supplier_id") < 0)
+            .then(pl.lit("payee not matched"))
+            .otherwise(pl.col("tier_method")),
+            contract_title=title,
+            share_basis=pl.when(pl.col("redacted")).then(pl.lit("paid, redacted")).otherwise(pl.lit("paid")),
+        )
+        .select([pl.col(k).cast(v) for k, v in schema.items()])
+        .collect()
     )
-    return frame.select([pl.col(k).cast(v) for k, v in schema.items()])
 
 
 def influenceable_only(details: pl.DataFrame) -> pl.DataFrame:
@@ -154,11 +205,16 @@ class PaidFacts:
     months: list[str] = field(default_factory=list)
 
 
-def _period_expr(periods: str) -> pl.Expr:
+def _period_key(periods: str) -> pl.Expr:
+    """The period of each line by number (quarter, or financial year); its label is made once per period."""
     from socialvalue.periods import quarter_index_expr
 
     index = quarter_index_expr(pl.col("award_date"))
-    return quarter_label_expr(index) if periods == "quarter" else financial_year_label_expr(index // 4)
+    return index if periods == "quarter" else index // 4
+
+
+def _period_label(periods: str, key: pl.Expr) -> pl.Expr:
+    return quarter_label_expr(key) if periods == "quarter" else financial_year_label_expr(key)
 
 
 def paid_facts(
@@ -168,14 +224,28 @@ def paid_facts(
     (in the influenceable view) what was left out and by which rule. ``details`` is every line, before the view."""
     from importers.spend import transaction_count
 
-    # The lines the engine counts (dated, in pounds, with an amount), so these facts agree with its figures.
-    dated = details.filter(
-        pl.col("award_date").is_not_null() & (pl.col("currency") == "GBP") & pl.col("value_pence").is_not_null()
-    ).with_columns(
-        period=_period_expr(periods),
-        transaction=pl.concat_str([pl.col("file_id").cast(pl.String), pl.col("transaction_number")], separator=":"),
+    used = ["award_date", "currency", "value_pence", "file_id", "transaction_number", "influenceable", "redacted",
+            "not_influenceable_rule"]  # fmt: skip
+    # The lines the engine counts (dated, in pounds, with an amount), so these facts agree with its figures. Only
+    # the columns read here are filtered (names and titles would be copied for nothing), and each period's label
+    # is made once, not once per line.
+    dated = (
+        details.lazy()
+        .select(used)
+        .filter(
+            pl.col("award_date").is_not_null() & (pl.col("currency") == "GBP") & pl.col("value_pence").is_not_null()
+        )
+        .with_columns(period_key=_period_key(periods))
+        .collect()
     )
-    labels = list(wanted) if wanted is not None else sorted(set(dated["period"].to_list()))
+    keys = dated.select(pl.col("period_key").unique()).with_columns(period=_period_label(periods, pl.col("period_key")))
+    if wanted is not None:
+        keys = keys.filter(pl.col("period").is_in(list(wanted)))
+    labels = list(wanted) if wanted is not None else sorted(keys["period"].to_list())
+    # The transaction keys only for the periods asked for.
+    dated = dated.join(keys, on="period_key", how="inner", maintain_order="left").with_columns(
+        transaction=pl.concat_str([pl.col("file_id").cast(pl.String), pl.col("transaction_number")], separator=":")
+    )
     out = []
     for label in labels:
         part = dated.filter(pl.col("period") == label)
@@ -196,7 +266,7 @@ def paid_facts(
                 left_out_lines=left.height,
                 left_out_pence=int(left["value_pence"].sum() or 0),
                 left_out_by_rule={str(r): int(v) for r, v in by_rule.iter_rows()},
-                months=sorted({d.strftime("%Y-%m") for d in kept["award_date"].to_list() if isinstance(d, dt.date)}),
+                months=kept["award_date"].dt.strftime("%Y-%m").drop_nulls().unique().sort().to_list(),
             )
         )
     return out

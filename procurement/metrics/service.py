@@ -86,13 +86,13 @@ async def scope_lines(
     session: AsyncSession, scope: Scope, *, basis: str, influenceable: bool = False, detailed: bool = True
 ) -> pl.DataFrame:
     """The lines behind a scope with their details: contract-supplier lines, or payment lines on the paid basis
-    (only the influenceable ones when asked). Without ``detailed``, contract lines come without what only a
-    reviewer reads (see ``lines_with_details``)."""
+    (only the influenceable ones when asked). Without ``detailed``, the lines come without what only a reviewer
+    reads (see ``lines_with_details`` and ``payment_lines_with_details``)."""
     if not scope.anchor_ids:
         return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA})
     if basis != "paid":
         return await lines_with_details(session, scope.anchor_ids, detailed=detailed)
-    details = await payment_lines_with_details(session, scope.anchor_ids)
+    details = await payment_lines_with_details(session, scope.anchor_ids, detailed=detailed)
     return influenceable_only(details) if influenceable else details
 
 
@@ -521,7 +521,7 @@ async def compute_bases(
     digest: bytes | None = None
     for b in [basis] if basis else ["awarded", "spread"]:
         if b == "paid":
-            every = await scope_lines(db_session, scope, basis="paid")
+            every = await scope_lines(db_session, scope, basis="paid", detailed=detailed)
             details = every.filter(pl.col("influenceable")) if influenceable else every
             result = metrics_for_lines(details, scope, basis=b, periods=kind)
             facts = paid_facts(every, periods=kind, influenceable=influenceable, wanted=[period] if period else None)

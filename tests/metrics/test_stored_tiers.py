@@ -55,6 +55,9 @@ async def _from_scratch(db: Database, questions: list[dict[str, Any]]) -> list[d
         paid = await payment_lines_with_details(s, anchors)
         paid_legacy = await payment_lines_with_details(s, anchors, from_scratch=True, refresh=True)
         assert paid.equals(paid_legacy), "stored tiers of payees differ from the per-request tiers"
+        lean = await payment_lines_with_details(s, anchors, detailed=False)
+        reviewer = ["row_number", "contract_title", "tier_method", "tier_confidence", "tier_reason"]
+        assert lean.drop(reviewer).equals(paid.drop(reviewer)), "the lean payment lines (/metrics) differ"
         await s.rollback()
         await refresh_tiers(s)
         assert await _stored(s) == stored, "incrementally kept tiers differ from a full rebuild"
