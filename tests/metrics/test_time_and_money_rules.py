@@ -192,6 +192,8 @@ async def test_cash_pence_are_migrated_to_pounds_and_back(app_client: Any, sessi
             return [(u, Decimal(str(q)), mu) for u, q, mu in rows.all()]
 
     assert await stored() == [("pounds", Decimal("12.34"), "pounds"), ("FTE", Decimal("2.5"), "FTE")]
+    # The session's transaction (it read the measures) would hold a lock the downgrade's DDL waits for, for ever.
+    await session.close()
     try:
         # Down: what the data looked like before (pence); up again: pounds, to the penny, other units untouched.
         await asyncio.to_thread(_downgrade, db.url, "0006")
