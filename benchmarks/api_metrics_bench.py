@@ -18,15 +18,14 @@ anchor-year, a group of ten anchors and all anchors:
 
 * cold: a new server process and a new data version (neither the answer cache nor the engine's memo, both in the
   process, can help) that leaves the lines and stored tiers alone (as a commitment, a return or a restarted
-  server does), so the copies of the lines and of the stored tiers on disk (``procurement.metrics.linecache``)
-  are read, median of 3;
+  server does), so the copies of the lines (paid basis: of the payment lines) and of the stored tiers on disk
+  (``procurement.metrics.linecache``) are read, median of 3;
 * cold after a tiers change: the same, but the new data version is one stored tier rewritten by SQL (as a
   classification, override, local-area change or rename moves the tiers), so the request reads its tiers from
   the database (and the server writes their new copy in the background), median of 3;
 * cold after a lines change: the same, but the new data version is one line's value changed by SQL, so the
   request reads its lines from the database (and the server writes their new copy in the background), median
-  of 3 (paid basis: one payment line's amount; payment lines have no copy on disk, so every paid request reads
-  them from the database, and only their stored tiers come from the copy);
+  of 3 (paid basis: one payment line's amount, so the payment lines are read from the database);
 * warm: the same request again, p50 of 20;
 * engine: ``compute_metrics`` alone (awarded and spread, as /metrics computes by default; paid on the payment
   lines) on the same lines, loaded beforehand, best of 3;
@@ -377,13 +376,14 @@ async def _bump(url: str, *, change: str | None = None) -> None:
 
 
 async def _copy_lines(url: str, cache_dir: str) -> None:
-    """The copies of the lines and stored tiers on disk for them as they are, written here if the servers have not
-    written them (a server stopped while writing one in the background leaves none)."""
+    """The copies of the lines, payment lines and stored tiers on disk for them as they are, written here if the
+    servers have not written them (a server stopped while writing one in the background leaves none)."""
     os.environ["LOCALVALUE_CACHE_DIR"] = cache_dir
     get_settings.cache_clear()
     engine = make_engine(url)
     async with async_sessionmaker(engine, expire_on_commit=False)() as session:
         await lines_frame(session, [1])
+        await payment_lines_with_details(session, [1], detailed=False)
         await linecache.written()
     await engine.dispose()
 

@@ -12,7 +12,11 @@ the folder only ever see whole files.
 The stored tiers (lean columns, with the name of the supplier each counts as) are copied the same way beside the
 lines, keyed by ``data_version.tiers_token``, which triggers renew on every write to ``anchor_supplier_tier`` and
 to a supplier's id or name (migration 0011_tiers_token): classification, override and local-area changes move
-it, and only those pairs that have no stored tier are still judged from the database on each read."""
+it, and only those pairs that have no stored tier are still judged from the database on each read.
+
+The lean payment lines of the paid basis are copied likewise, keyed by ``data_version.payments_token``, which
+triggers renew on every write to ``payment_line``, ``spend_file`` and ``payee_match`` (migration
+0012_payments_token)."""
 
 from __future__ import annotations
 
@@ -55,6 +59,8 @@ class Kind:
 
 LINES = Kind("lines-", "lines_token", "localvalue.lines_queued")
 TIERS = Kind("tiers-", "tiers_token", "localvalue.tiers_queued", by_anchor=True)
+# The lean payment lines (paid basis), in (anchor, line) order.
+PAYMENTS = Kind("payments-", "payments_token", "localvalue.payments_queued", by_anchor=True)
 
 
 def folder(url: str) -> Path:

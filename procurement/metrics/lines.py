@@ -239,13 +239,13 @@ async def with_tiers(session: AsyncSession, raw: pl.DataFrame, anchor_ids: Seque
                      refresh: bool = False, detailed: bool = True) -> pl.DataFrame:  # fmt: skip
     """``raw`` (anchor_id, contracted_supplier_id, ...) with ``TIER_SCHEMA`` beside each line: the stored tiers,
     or (``from_scratch``, or stored tiers built with other rules) tiers computed here."""
-    joined, _token = await _with_tiers(
+    joined, _token = await keyed_tiers(
         session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
     )
     return joined
 
 
-async def _with_tiers(session: AsyncSession, raw: pl.DataFrame, anchor_ids: Sequence[int], *, from_scratch: bool,
+async def keyed_tiers(session: AsyncSession, raw: pl.DataFrame, anchor_ids: Sequence[int], *, from_scratch: bool,
                       refresh: bool, detailed: bool) -> tuple[pl.DataFrame, str | None]:  # fmt: skip
     """``with_tiers``, and the token of the copy of the stored tiers when every tier came from it (else None)."""
     scratch = from_scratch or not await stored_tiers_usable(session)
@@ -344,7 +344,7 @@ async def keyed_lines(
         raw, lines_token = await _lean_line_rows(session, anchor_ids)
     if raw.height == 0:
         return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA}), None
-    joined, tiers_token = await _with_tiers(
+    joined, tiers_token = await keyed_tiers(
         session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
     )
     if detailed:

@@ -23,7 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement.db import fetch_frame
-from procurement.metrics.lines import EXTRA_SCHEMA, buyer_names, id_list, with_tiers
+from procurement.metrics import linecache
+from procurement.metrics.lines import EXTRA_SCHEMA, buyer_names, id_list, keyed_tiers
 from socialvalue.metrics import INPUT_SCHEMA
 from socialvalue.periods import financial_year_label_expr, quarter_label_expr
 
@@ -68,13 +69,40 @@ _DETAIL_SCHEMA: dict[str, Any] = {"row_number": pl.Int64, "expense_type": pl.Str
 _STAND_IN = "p.supplier_id IS NULL AND NOT p.redacted"
 
 
-async def _payment_rows(session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool) -> pl.DataFrame:
-    """The payment lines of the active files, read as columns, in line order (``detailed``: with each line's row
-    number, expense type and file name too).
+async def _payment_rows(
+    session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool
+) -> tuple[pl.DataFrame, str | None]:
+    """The payment lines of the active files of these anchors, in line order; the lean ones from the copy of
+    every lean payment line on disk when there is one for the lines as they are (``linecache``). And that copy's
+    token (None: read from the database)."""
+    if detailed:
+        return await _read_payment_rows(session, anchor_ids, detailed=True), None
+    found = await linecache.scope_rows(session, linecache.PAYMENTS, anchor_ids)
+    if found.rows is not None:
+        # The copy is in anchor order; a scope of several anchors keeps line order, as read from the database.
+        return found.rows.sort("line_id"), found.token
+    rows = await _read_payment_rows(session, anchor_ids, detailed=False)
+    linecache.copy_later((await session.connection()).engine.url, found, _every_lean_payment)
+    return rows, None
+
+
+async def _every_lean_payment(session: AsyncSession) -> pl.DataFrame:
+    """What the copy of the payment lines on disk holds: every anchor's lean lines, in (anchor, line) order (which
+    ``linecache`` reads a scope's rows by)."""
+    return (await _read_payment_rows(session, None, detailed=False)).sort("anchor_id", "line_id")
+
+
+async def _read_payment_rows(
+    session: AsyncSession, anchor_ids: Sequence[int] | None, *, detailed: bool
+) -> pl.DataFrame:
+    """The payment lines of the active files read from the database (``anchor_ids`` None: of every anchor), as
+    columns, in line order (``detailed``: with each line's row number, expense type and file name too).
 
     Only what is used is read: the payee match and name of stand-ins alone (a lookup and a string per line
     otherwise), the month only where there is no payment date; the files are read apart and joined here."""
     details = ", p.row_number, p.expense_type" if detailed else ""
+    where = "" if anchor_ids is None else f"WHERE {await _anchor_filter(session, anchor_ids)}"
+    files_where = "" if anchor_ids is None else f"f.anchor_id IN ({id_list(anchor_ids)}) AND "
     sql = f"""
     SELECT p.id, p.file_id, p.anchor_id, p.supplier_id,
         CASE WHEN {_STAND_IN} THEN (SELECT pm.id FROM payee_match pm
@@ -83,12 +111,12 @@ async def _payment_rows(session: AsyncSession, anchor_ids: Sequence[int], *, det
         p.amount_pence, p.currency, p.payment_date, CASE WHEN p.payment_date IS NULL THEN p.month END, p.redacted,
         p.transaction_number, p.influenceable, p.not_influenceable_rule{details}
     FROM payment_line p
-    WHERE {await _anchor_filter(session, anchor_ids)}"""  # noqa: S608 (only integers made here and fixed words)
+    {where}"""  # noqa: S608 (only integers made here and fixed words)
     schema = {**_PAYMENT_SCHEMA, **(_DETAIL_SCHEMA if detailed else {})}
     lines = cast(pl.DataFrame, await fetch_frame(session, sql, schema))
     files_sql = f"""
     SELECT f.id, f.source_name FROM spend_file f
-    WHERE f.anchor_id IN ({id_list(anchor_ids)}) AND f.status = 'active'"""  # noqa: S608 (as above)
+    WHERE {files_where}f.status = 'active'"""  # noqa: S608 (as above)
     files = cast(pl.DataFrame, await fetch_frame(session, files_sql, {"file_id": pl.Int64, "source_name": pl.String}))
     if not detailed:
         lines = lines.with_columns([pl.lit(None, v).alias(k) for k, v in _DETAIL_SCHEMA.items()])
@@ -131,10 +159,27 @@ async def payment_lines_with_details(
     row and expense type, and the stored tiers' method, confidence and reason) are null, and the stored tiers
     come from their copy on disk when there is one: the engine's columns and those ``paid_facts`` reads are the
     same either way."""
+    frame, _key = await keyed_payment_lines(
+        session, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
+    )
+    return frame
+
+
+async def keyed_payment_lines(
+    session: AsyncSession,
+    anchor_ids: Sequence[int],
+    *,
+    from_scratch: bool = False,
+    refresh: bool = False,
+    detailed: bool = True,
+) -> tuple[pl.DataFrame, bytes | None]:
+    """``payment_lines_with_details``, and a key for its engine columns when they are made of the copies on disk
+    alone (payment lines and stored tiers, none judged on the fly), as ``lines.keyed_lines`` gives for contract
+    lines. None: work the digest out."""
     schema = {**INPUT_SCHEMA, **EXTRA_SCHEMA, **PAID_EXTRA_SCHEMA}
-    raw = await _payment_rows(session, anchor_ids, detailed=detailed)
+    raw, payments_token = await _payment_rows(session, anchor_ids, detailed=detailed)
     if raw.height == 0:
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(schema=schema), None
     stand_in = (
         pl.when(pl.col("redacted"))
         .then(pl.lit(REDACTED_SUPPLIER_ID, pl.Int64))
@@ -146,14 +191,16 @@ async def payment_lines_with_details(
         contracted_supplier_id=pl.coalesce(pl.when(~pl.col("redacted")).then(pl.col("matched_supplier_id")), stand_in)
     )
     # Stand-ins (redacted: 0, unmatched: negative) match no stored pair, so they stay unknown.
-    joined = await with_tiers(session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed)
+    joined, tiers_token = await keyed_tiers(
+        session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
+    )
     names = await buyer_names(session, anchor_ids)
     month_start = (pl.col("month") + "-01").str.to_date("%Y-%m-%d", strict=False)
     title = pl.concat_str([pl.col("source_name"), pl.lit(" row "), pl.col("row_number").cast(pl.String)]) + pl.when(
         pl.col("expense_type").is_not_null()
     ).then(pl.lit(": ") + pl.col("expense_type")).otherwise(pl.lit(""))
     # One lazy pass: each eager step would copy every line again.
-    return (
+    frame = (
         joined.lazy()
         .join(names.lazy(), on="anchor_id", how="left", maintain_order="left")
         .rename({"supplier_name": "master_name"})
@@ -183,6 +230,10 @@ async def payment_lines_with_details(
         .select([pl.col(k).cast(v) for k, v in schema.items()])
         .collect()
     )
+    if payments_token is None or tiers_token is None:
+        return frame, None
+    # The buyer names beside the lines are no engine column. Longer than any content digest, so never equal to one.
+    return frame, f"payments:{payments_token}:{tiers_token}:{list(anchor_ids)}".encode()
 
 
 def influenceable_only(details: pl.DataFrame) -> pl.DataFrame:

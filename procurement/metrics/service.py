@@ -32,6 +32,7 @@ from procurement.metrics.paid import (
     REDACTED_SUPPLIER_ID,
     PaidFacts,
     influenceable_only,
+    keyed_payment_lines,
     payment_lines_with_details,
 )
 from procurement.metrics.schemas import (
@@ -521,9 +522,15 @@ async def compute_bases(
     digest: bytes | None = None
     for b in [basis] if basis else ["awarded", "spread"]:
         if b == "paid":
-            every = await scope_lines(db_session, scope, basis="paid", detailed=detailed)
+            key: bytes | None = None
+            if scope.anchor_ids:
+                every, key = await keyed_payment_lines(db_session, scope.anchor_ids, detailed=detailed)
+            else:
+                every = await scope_lines(db_session, scope, basis="paid", detailed=detailed)
             details = every.filter(pl.col("influenceable")) if influenceable else every
-            result = metrics_for_lines(details, scope, basis=b, periods=kind)
+            # The copies' tokens name every line; the influenceable view is a part of them, so another key.
+            key = key + b":influenceable" if key is not None and influenceable else key
+            result = metrics_for_lines(details, scope, basis=b, periods=kind, digest=key)
             facts = paid_facts(every, periods=kind, influenceable=influenceable, wanted=[period] if period else None)
             out.append(Computed(result, details, facts, influenceable))
             continue

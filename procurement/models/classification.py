@@ -167,6 +167,9 @@ class DataVersion(BigIntBase):
     # Likewise new whenever a stored tier or a supplier's name changes (migration 0011_tiers_token); keys the
     # columnar copy of the stored tiers on disk.
     tiers_token: Mapped[str | None] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
+    # Likewise new whenever a payment line, a spend file or a payee match changes (migration 0012_payments_token);
+    # keys the columnar copy of the lean payment lines on disk.
+    payments_token: Mapped[str | None] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
 
 
 # Tables whose rows never move a figure of /metrics; a write to any other table bumps the data version at commit,

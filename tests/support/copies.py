@@ -1,5 +1,5 @@
-"""Shared steps of the tests of the copies on disk behind /metrics (``procurement.metrics.linecache``): the lines
-and the stored tiers, each keyed by a token that database triggers renew."""
+"""Shared steps of the tests of the copies on disk behind /metrics (``procurement.metrics.linecache``): the lines,
+the stored tiers and the payment lines, each keyed by a token that database triggers renew."""
 
 from __future__ import annotations
 
@@ -85,12 +85,13 @@ async def check_copy(
     *,
     changed: bool | None,
     before: Before,
+    query: str = "",
 ) -> Before:
     """After ``change``: GET /metrics writes the copy of this kind; its token moved exactly when the content did
     (``changed``; None: either way), an unchanged copy is kept, reads through it equal the database, and
-    reading through it does not write it again."""
+    reading through it does not write it again. ``query``: more of the request's query (``&basis=paid``)."""
     async with async_sessionmaker(db.engine, expire_on_commit=False)() as s:
-        r = await app_client.get(f"/metrics?anchor_id={place.bcc}", headers=place.reviewer)
+        r = await app_client.get(f"/metrics?anchor_id={place.bcc}{query}", headers=place.reviewer)
         assert r.status_code == 200, (change, r.text)
         await linecache.written()
         token = await linecache.token(s, kind)
