@@ -176,6 +176,14 @@ async def _empty_tables(db: Database) -> None:
         for table in tables:
             if table in used:
                 await conn.execute(text(f"DELETE FROM {table}"))
+        # As a freshly migrated database has it: the data version's one row, each token naming no copy yet.
+        tokens = [
+            c.name for c in metadata_registry.get(None).tables["data_version"].columns if c.name.endswith("_token")
+        ]
+        row = {"id": 1, "version": 0, "epoch": uuid.uuid4().hex, **{t: uuid.uuid4().hex for t in tokens}}
+        await conn.execute(
+            text(f"INSERT INTO data_version ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"), row
+        )
         if db.backend != "postgresql" or not used:
             return
         if db.url not in _sequences:
