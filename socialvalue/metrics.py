@@ -835,10 +835,13 @@ def _row_sums(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl
             .rename({"key": name})
             for name, width in widths.items()
         )
-    r, p, pence = rows["r"].to_numpy(), rows["p"].to_numpy().astype(np.int64), rows["pence"].to_numpy()
+    r, p, pence = rows["r"].to_numpy(), rows["p"].to_numpy(), rows["pence"].to_numpy()
+    # two buffers for every key: fresh arrays this size cost as much in page faults as the sums themselves
+    key, line_key = np.empty(rows.height, dtype=np.int64), np.empty(rows.height, dtype=np.int64)
     frames = []
     for name, width in widths.items():
-        key = keys[name].to_numpy()[r] + p * width
+        np.multiply(p, width, out=key)
+        key += np.take(keys[name].to_numpy(), r, out=line_key)
         lines = np.bincount(key, minlength=periods * width)
         sums = np.zeros(periods * width, dtype=np.int64)
         np.add.at(sums, key, pence)
@@ -938,7 +941,7 @@ class _Dense:
         used = np.zeros(codes.suppliers, dtype=np.bool_)
         used[x[member]] = True
         columns = np.flatnonzero(used)
-        scope_codes = np.unique(several[member])
+        scope_codes = np.flatnonzero(np.bincount(several[member], minlength=codes.scopes.len()))
         periods = max(codes.periods, 1)
         width = columns.size
         size = scope_codes.size * periods * width
