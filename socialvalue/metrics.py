@@ -37,7 +37,10 @@ How (for speed on a million lines): the included lines become a few integer code
 period, a bit set of tier / category / flags); on the spread basis each line then gets one row per quarter
 with its pence, worked out without sorting (``_spread_parts``). Money is summed per anchor and period and
 rolled up to scopes; suppliers are grouped per scope only where needed (a supplier with one line for an
-anchor is a group by itself there); ``lines`` is only built when read.
+anchor is a group by itself there); ``lines`` is only built when read. Where a key's values are few enough
+to index an array (money per anchor, period and tier / category / flags / CPV division; the suppliers of a
+scope of several anchors per period; supplier counts), rows are added into that array (numpy) instead of
+being grouped by hashing, which costs several times more; polars groups them otherwise.
 """
 
 from collections.abc import Callable, Mapping, Sequence
