@@ -941,19 +941,24 @@ class _Dense:
         several = keys["several"].fill_null(-1).to_numpy()
         member = several >= 0
         x = keys["x"].to_numpy()
-        used = np.zeros(codes.suppliers, dtype=np.bool_)
-        used[x[member]] = True
-        columns = np.flatnonzero(used)
+        if codes.suppliers <= _DENSE_LIMIT:
+            used = np.zeros(codes.suppliers, dtype=np.bool_)
+            used[x[member]] = True
+            columns = np.flatnonzero(used)
+            column = (np.cumsum(used, dtype=np.int64) - 1)[x]
+        else:
+            # supplier codes too sparse for a table of them (a column of a line outside these scopes is unused)
+            columns = np.unique(x[member])
+            column = np.searchsorted(columns, x)
         scope_codes = np.flatnonzero(np.bincount(several[member], minlength=codes.scopes.len()))
         periods = max(codes.periods, 1)
         width = columns.size
         size = scope_codes.size * periods * width
         if size == 0 or size > _DENSE_LIMIT:
             return None
-        column_of = np.cumsum(used, dtype=np.int64) - 1
         scope_row = np.zeros(codes.scopes.len(), dtype=np.int64)
         scope_row[scope_codes] = np.arange(scope_codes.size)
-        line_cell = np.where(member, scope_row[np.where(member, several, 0)] * periods * width + column_of[x], -1)
+        line_cell = np.where(member, scope_row[np.where(member, several, 0)] * periods * width + column, -1)
         r = rows["r"].to_numpy()
         cell = line_cell[r]
         p, pence, bits = rows["p"].to_numpy(), rows["pence"].to_numpy(), keys["bits"].to_numpy()[r]

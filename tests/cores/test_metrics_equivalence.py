@@ -108,6 +108,14 @@ def test_too_many_cells_for_arrays_fall_back_to_grouping(
 
 
 @pytest.mark.parametrize("basis", ["awarded", "spread"])
+def test_supplier_codes_too_sparse_for_a_table(basis: str) -> None:
+    # Ids 10**9 apart still code as offsets from the smallest, but a table over their range would not fit in
+    # memory, so the suppliers of a scope of several anchors find their columns by search.
+    lines = random_lines(3000, 8, 500).with_columns(supplier_id=pl.col("supplier_id") * 10**9)
+    assert_same_as_reference(lines, basis=basis, periods="quarter", top_n=5)
+
+
+@pytest.mark.parametrize("basis", ["awarded", "spread"])
 def test_dates_too_spread_for_the_day_table(basis: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metrics, "_DAY_TABLE_LIMIT", 10)
     lines = random_lines(3000, 5, 300)
