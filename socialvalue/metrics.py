@@ -954,7 +954,8 @@ class _Dense:
         periods = max(codes.periods, 1)
         width = columns.size
         size = scope_codes.size * periods * width
-        if size == 0 or size > _DENSE_LIMIT:
+        # counts() makes a row of 256 (the most sets of one family of bits) per row of the arrays
+        if size == 0 or max(size, scope_codes.size * periods * 256) > _DENSE_LIMIT:
             return None
         scope_row = np.zeros(codes.scopes.len(), dtype=np.int64)
         scope_row[scope_codes] = np.arange(scope_codes.size)
