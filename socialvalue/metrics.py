@@ -913,7 +913,7 @@ def _money_sums(
     return value_frame, cpv_frame
 
 
-_DENSE_LIMIT = 1 << 23  # cells of _Dense's arrays (about 100 MB at most while they are in use)
+_DENSE_LIMIT = 1 << 23  # cells of an array summed by key (_Dense, _row_sums, _supplier_counts): ~100 MB at most
 
 
 @dataclass(frozen=True)
@@ -1180,6 +1180,7 @@ def _count_by_grouping(
 
 
 def _dense_count_frame(dense: _Dense, low: int, width: int) -> pl.LazyFrame:
+    """``_Dense.counts`` as rows (key: sp * width + set of bits, n) for ``_count_by_grouping``."""
     n = dense.counts(low, width)
     row, found = np.nonzero(n)
     return pl.LazyFrame({"key": dense.sp[row] * width + found, "n": n[row, found]})
