@@ -37,7 +37,10 @@ How (for speed on a million lines): the included lines become a few integer code
 period, a bit set of tier / category / flags); on the spread basis each line then gets one row per quarter
 with its pence, worked out without sorting (``_spread_parts``). Money is summed per anchor and period and
 rolled up to scopes; suppliers are grouped per scope only where needed (a supplier with one line for an
-anchor is a group by itself there); ``lines`` is only built when read.
+anchor is a group by itself there); ``lines`` is only built when read. Where a key's values are few enough
+to index an array (money per anchor, period and tier / category / flags / CPV division; the suppliers of a
+scope of several anchors per period; supplier counts), rows are added into that array (numpy) instead of
+being grouped by hashing, which costs several times more; polars groups them otherwise.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +49,8 @@ from datetime import date
 from functools import cached_property
 from typing import Literal, get_args
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from socialvalue.periods import (
@@ -209,15 +214,14 @@ def compute_metrics(
     facts = _in_pair_order(facts, codes)
     rows = _period_rows(facts, basis, periods, codes)
     keys = _line_keys(facts, codes, periods)
-    row_facts = _row_facts(rows, keys, codes)
 
     span_keys = pl.Series([] if codes.periods == 0 else [codes.period_low, codes.period_low + codes.periods - 1])
     grid = _period_grid(pl.concat([span_keys.cast(pl.Int64), excluded["period_key"]]), scope_anchors)
-    value_sums, cpv = _money_sums(row_facts, codes, scope_anchors, basis)
-    grouped = _supplier_rows(rows, keys, codes)
-    supplier_counts = _supplier_counts(keys, grouped, codes)
-    top = _top_suppliers(rows, keys, grouped, codes, top_n)
-    del row_facts, rows, keys, grouped
+    value_sums, cpv = _money_sums(rows, keys, codes, scope_anchors, basis)
+    grouped, dense = _supplier_rows(rows, keys, codes)
+    supplier_counts = _supplier_counts(keys, grouped, dense, codes)
+    top = _top_suppliers(rows, keys, grouped, dense, codes, top_n)
+    del rows, keys, grouped, dense
     first_local = _new_local_counts(facts, scope_anchors, periods)
     names = (
         lines.lazy()
@@ -813,29 +817,47 @@ _FL = 27 * 2
 _CPV = 128 * 2
 
 
-def _row_facts(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.LazyFrame:
-    """Per row: its pence and its line's keys with the period on top (computed only where a query needs them)."""
-    p = pl.col("p").cast(pl.Int64)
+def _row_sums(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl.DataFrame, ...]:
+    """Pence and rows per period and each of the line keys tc, fl and cpv (key: period code * the key's range
+    per period + the line's key), in no particular order.
 
-    def line(name: str) -> pl.Expr:
-        return pl.lit(keys[name]).gather("r")
-
-    return rows.lazy().select(
-        "pence",
-        tc=p * (codes.anchors * _TC) + line("tc"),
-        fl=p * (codes.anchors * _FL) + line("fl"),
-        cpv=p * (codes.anchors * _CPV) + line("cpv"),
-    )
+    The keys are narrow (a few hundred thousand values at most per period for cpv), so the sums go straight
+    into arrays indexed by key; a hash grouping costs several times more. Wider ones are grouped."""
+    widths = {"tc": codes.anchors * _TC, "fl": codes.anchors * _FL, "cpv": codes.anchors * _CPV}
+    periods = max(codes.periods, 1)
+    if rows.height == 0 or periods * max(widths.values()) > _DENSE_LIMIT:
+        period = pl.col("p").cast(pl.Int64)
+        aggs = [pl.col("pence").sum(), pl.len().cast(pl.Int64).alias("lines")]
+        return tuple(
+            # One at a time: run together they compete for the same two cores and caches.
+            rows.lazy()
+            .select("pence", key=period * width + pl.lit(keys[name]).gather("r"))
+            .group_by("key")
+            .agg(aggs)
+            .collect(engine="streaming")
+            .rename({"key": name})
+            for name, width in widths.items()
+        )
+    r, p, pence = rows["r"].to_numpy(), rows["p"].to_numpy(), rows["pence"].to_numpy()
+    # two buffers for every key: fresh arrays this size cost as much in page faults as the sums themselves
+    key, line_key = np.empty(rows.height, dtype=np.int64), np.empty(rows.height, dtype=np.int64)
+    frames = []
+    for name, width in widths.items():
+        np.multiply(p, width, out=key)
+        key += np.take(keys[name].to_numpy(), r, out=line_key)
+        lines = np.bincount(key, minlength=periods * width)
+        sums = np.zeros(periods * width, dtype=np.int64)
+        np.add.at(sums, key, pence)
+        found = np.flatnonzero(lines)
+        frames.append(pl.DataFrame({name: found, "pence": sums[found], "lines": lines[found].astype(np.int64)}))
+    return tuple(frames)
 
 
 def _money_sums(
-    row_facts: pl.LazyFrame, codes: _Codes, scope_anchors: pl.DataFrame, basis: Basis
+    rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes, scope_anchors: pl.DataFrame, basis: Basis
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Value sums per scope and period (summary columns) and per CPV division."""
-    pence = pl.col("pence")
-    sums = [pence.sum().alias("pence"), pl.len().cast(pl.Int64).alias("lines")]
-    # One at a time: run together they compete for the same two cores and caches.
-    tc, fl, cpv = (row_facts.group_by(key).agg(sums).collect(engine="streaming") for key in ("tc", "fl", "cpv"))
+    tc, fl, cpv = _row_sums(rows, keys, codes)
 
     def anchor_period(anchor_period: pl.Expr) -> list[pl.Expr]:
         return [
@@ -891,15 +913,105 @@ def _money_sums(
     return value_frame, cpv_frame
 
 
-def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.DataFrame:
+_DENSE_LIMIT = 1 << 23  # cells of an array summed by key (_Dense, _row_sums, _supplier_counts): ~100 MB at most
+
+
+@dataclass(frozen=True)
+class _Dense:
+    """The suppliers of the scopes of several anchors, as arrays of (scope and period, supplier) cells filled in
+    place from the rows: several times cheaper than grouping the rows by hashing, as each row only adds to its
+    cell. Columns are only the suppliers with a line in these scopes.
+
+    ``value`` is the supplier's pence there, ``bits`` the union of its lines' bits (0: no row there, as every
+    line has a tier bit); ``sp`` is the scope code * periods + period code of each row of the arrays and ``x``
+    the supplier code of each column.
+    """
+
+    sp: npt.NDArray[np.int64]
+    x: npt.NDArray[np.int64]
+    value: npt.NDArray[np.int64]
+    bits: npt.NDArray[np.int32]
+
+    @staticmethod
+    def of(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> "_Dense | None":
+        """None when an anchor is in more than one scope of several anchors (its rows would go to several
+        cells) or the arrays would be too big."""
+        if codes.several.height == 0 or rows.height == 0 or codes.scope_of(codes.several) is None:
+            return None
+        several = keys["several"].fill_null(-1).to_numpy()
+        member = several >= 0
+        x = keys["x"].to_numpy()
+        if codes.suppliers <= _DENSE_LIMIT:
+            used = np.zeros(codes.suppliers, dtype=np.bool_)
+            used[x[member]] = True
+            columns = np.flatnonzero(used)
+            column = (np.cumsum(used, dtype=np.int64) - 1)[x]
+        else:
+            # supplier codes too sparse for a table of them (a column of a line outside these scopes is unused)
+            columns = np.unique(x[member])
+            column = np.searchsorted(columns, x)
+        scope_codes = np.flatnonzero(np.bincount(several[member], minlength=codes.scopes.len()))
+        periods = max(codes.periods, 1)
+        width = columns.size
+        size = scope_codes.size * periods * width
+        # counts() makes a row of 256 (the most sets of one family of bits) per row of the arrays
+        if size == 0 or max(size, scope_codes.size * periods * 256) > _DENSE_LIMIT:
+            return None
+        scope_row = np.zeros(codes.scopes.len(), dtype=np.int64)
+        scope_row[scope_codes] = np.arange(scope_codes.size)
+        line_cell = np.where(member, scope_row[np.where(member, several, 0)] * periods * width + column, -1)
+        r = rows["r"].to_numpy()
+        cell = line_cell[r]
+        p, pence, bits = rows["p"].to_numpy(), rows["pence"].to_numpy(), keys["bits"].to_numpy()[r]
+        if not member.all():
+            keep = cell >= 0
+            cell, p, pence, bits = cell[keep], p[keep], pence[keep], bits[keep]
+        cell += p.astype(np.int64) * width
+        value = np.zeros(size, dtype=np.int64)
+        np.add.at(value, cell, pence)
+        union = np.zeros(size, dtype=np.int32)
+        np.bitwise_or.at(union, cell, bits)
+        sp = (scope_codes[:, None] * periods + np.arange(periods, dtype=np.int64)).ravel()
+        return _Dense(sp=sp, x=columns, value=value.reshape(-1, width), bits=union.reshape(-1, width))
+
+    def counts(self, low: int, width: int) -> npt.NDArray[np.int64]:
+        """Suppliers per row of the arrays (sp) and set of the ``width`` bits from bit ``low`` on."""
+        rows, columns = self.bits.shape
+        part = (self.bits >> low) & (width - 1)
+        n = np.bincount((part + np.arange(rows, dtype=np.int64)[:, None] * width).ravel(), minlength=rows * width)
+        n = n.reshape(rows, width)
+        # cells with no row fell in the empty set
+        n[:, 0] -= columns - np.count_nonzero(self.bits, axis=1)
+        return n
+
+    def candidates(self, top_n: int) -> pl.LazyFrame:
+        """sp, x, value, bits of the suppliers that can rank: the top_n largest values of each sp and some
+        below them (``_top_suppliers`` ranks them exactly)."""
+        present = self.bits != 0
+        # The top_n-th largest among every _SAMPLE-th supplier is at most the one among all of them, and much
+        # cheaper to find.
+        sample = np.where(present[:, ::_SAMPLE], self.value[:, ::_SAMPLE], _INT64_MIN)
+        if sample.shape[1] > top_n:
+            floor = np.partition(sample, -top_n, axis=1)[:, -top_n]
+            present &= self.value >= floor[:, None]
+        row, column = np.nonzero(present)
+        return pl.LazyFrame(
+            {"sp": self.sp[row], "x": self.x[column], "value": self.value[row, column], "bits": self.bits[row, column]},
+            schema={"sp": pl.Int64, "x": pl.Int64, "value": pl.Int64, "bits": pl.Int32},
+        )
+
+
+def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl.DataFrame, _Dense | None]:
     """Suppliers per scope and period: sp (scope code * periods + period code), x (supplier code), value and
     the union of its lines' bits.
 
     In a one-anchor scope a supplier with a single line for that anchor (most of them) is a group by itself;
     the rows of such lines (``alone``) are left out here (the counts and the ranking take them from the lines
-    and the rows directly), and only the other suppliers are grouped.
+    and the rows directly), and only the other suppliers are grouped. The scopes of several anchors go to a
+    ``_Dense`` instead when it can hold them.
     """
     x_count, p_count = codes.suppliers, max(codes.periods, 1)
+    dense = _Dense.of(rows, keys, codes)
 
     def line(name: str) -> pl.Expr:
         return pl.lit(keys[name]).gather("r")
@@ -908,7 +1020,7 @@ def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.
     frame = rows.lazy()
     to_group = []
     for members, scope_column in ((codes.single, "own"), (codes.several, "several")):
-        if members.height == 0:
+        if members.height == 0 or (scope_column == "several" and dense is not None):
             continue
         if codes.scope_of(members) is None:
             # an anchor in several of these scopes: its rows count in each
@@ -927,10 +1039,10 @@ def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.
         for part in to_group
     ]
     schema = {"sp": pl.Int64, "x": pl.Int64, "value": pl.Int64, "bits": pl.Int32}
-    return pl.concat([pl.DataFrame(schema=schema), *grouped])
+    return pl.concat([pl.DataFrame(schema=schema), *grouped]), dense
 
 
-def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, codes: _Codes) -> pl.DataFrame:
+def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, dense: _Dense | None, codes: _Codes) -> pl.DataFrame:
     """Distinct suppliers per scope and period, in total and per tier, category and flag.
 
     Suppliers of a scope and period share few distinct tier, category and flag bit sets, so count those
@@ -965,6 +1077,56 @@ def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, codes: _Codes) -
             ],
         ),
     ]
+    p_count = max(codes.periods, 1)
+    sp_count = codes.scopes.len() * p_count
+    widths = [1 << sum(name.startswith(prefixes) for name in _BIT) for prefixes, _ in families]
+    if sp_count * max(widths) * 2 > _DENSE_LIMIT:
+        parts = _count_by_grouping(keys, grouped, dense, codes, families)
+    else:
+        parts = []
+        alone = keys.filter("alone")
+        scope, line_bits = alone["own"].to_numpy(), alone["bits"].to_numpy()
+        first, stop = alone["first"].to_numpy(), alone["last"].to_numpy() + 1
+        grouped_sp, grouped_bits = grouped["sp"].to_numpy(), grouped["bits"].to_numpy()
+        for prefixes, counts in families:
+            low = min(b for name, b in _BIT.items() if name.startswith(prefixes))
+            width = 1 << sum(name.startswith(prefixes) for name in _BIT)
+            # An alone line: +1 at its first period and -1 after its last for its scope and bits; the count in
+            # a period is then the running sum.
+            size = codes.scopes.len() * width * (p_count + 1)
+            slot = (scope * width + ((line_bits >> low) & (width - 1))) * (p_count + 1)
+            changes = np.bincount(slot + first, minlength=size) - np.bincount(slot + stop, minlength=size)
+            held = changes.reshape(-1, p_count + 1).cumsum(axis=1)[:, :p_count]
+            n = held.reshape(-1, width, p_count).transpose(0, 2, 1).reshape(sp_count, width)
+            part = (grouped_bits >> low) & (width - 1)
+            n += np.bincount(grouped_sp * width + part, minlength=sp_count * width).reshape(sp_count, width)
+            if dense is not None:
+                n[dense.sp] += dense.counts(low, width)
+            sp, found = np.nonzero(n)
+            parts.append(
+                pl.LazyFrame(
+                    {"sp": sp, "bits": found << low, "n": n[sp, found]},
+                    schema=dict.fromkeys(("sp", "bits", "n"), pl.Int64),
+                )
+                .group_by("sp")
+                .agg(pl.when(c).then(pl.col("n")).otherwise(0).sum().alias(c.meta.output_name()) for c in counts)
+            )
+    tiers, categories, flags = pl.collect_all(parts, engine="streaming")
+    return (
+        tiers.join(categories, on="sp", how="left")
+        .join(flags, on="sp", how="left")
+        .select(*codes.scope_period(pl.col("sp")), pl.exclude("sp"))
+    )
+
+
+def _count_by_grouping(
+    keys: pl.DataFrame,
+    grouped: pl.DataFrame,
+    dense: _Dense | None,
+    codes: _Codes,
+    families: list[tuple[tuple[str, ...], list[pl.Expr]]],
+) -> list[pl.LazyFrame]:
+    """``_supplier_counts`` by grouping, for when its arrays would be too big."""
     p_count = max(codes.periods, 1)
     alone = keys.lazy().filter("alone").select(s="own", bits="bits", first="first", stop=pl.col("last") + 1)
     one_period = pl.col("stop") == pl.col("first") + 1
@@ -1005,27 +1167,35 @@ def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, codes: _Codes) -
         )
         from_lines = pl.concat([from_spans, from_one])
         from_groups = grouped.lazy().group_by(key=pl.col("sp") * width + part).agg(n=pl.len().cast(pl.Int64))
+        from_dense = [] if dense is None else [_dense_count_frame(dense, low, width)]
         parts.append(
-            pl.concat([from_lines, from_groups])
+            pl.concat([from_lines, from_groups, *from_dense])
             .group_by("key")
             .agg(n.sum())
             .select(sp=pl.col("key") // width, bits=pl.col("key") % width * (1 << low), n=n)
             .group_by("sp")
             .agg(pl.when(c).then(n).otherwise(0).sum().alias(c.meta.output_name()) for c in counts)
         )
-    tiers, categories, flags = pl.collect_all(parts, engine="streaming")
-    return (
-        tiers.join(categories, on="sp", how="left")
-        .join(flags, on="sp", how="left")
-        .select(*codes.scope_period(pl.col("sp")), pl.exclude("sp"))
-    )
+    return parts
 
 
-_SAMPLE = 16  # one alone supplier in this many (by code) helps set the ranking floor
+def _dense_count_frame(dense: _Dense, low: int, width: int) -> pl.LazyFrame:
+    """``_Dense.counts`` as rows (key: sp * width + set of bits, n) for ``_count_by_grouping``."""
+    n = dense.counts(low, width)
+    row, found = np.nonzero(n)
+    return pl.LazyFrame({"key": dense.sp[row] * width + found, "n": n[row, found]})
+
+
+_SAMPLE = 16  # one supplier in this many (alone ones by code, _Dense by column) helps set the ranking floor
 
 
 def _top_suppliers(
-    rows: pl.DataFrame, keys: pl.DataFrame, grouped: pl.DataFrame, codes: _Codes, top_n: int
+    rows: pl.DataFrame,
+    keys: pl.DataFrame,
+    grouped: pl.DataFrame,
+    dense: _Dense | None,
+    codes: _Codes,
+    top_n: int,
 ) -> pl.DataFrame:
     """The top_n suppliers by value per scope and period (ties to the lower supplier id)."""
 
@@ -1066,7 +1236,12 @@ def _top_suppliers(
         .filter(pl.col("value") >= floor)
         .select("sp", x=line("x"), value="value", bits=line("bits"))
     )
-    candidates = pl.concat([grouped.lazy().filter(pl.col("value") >= floor), alone]).collect(engine="streaming").lazy()
+    from_dense = [] if dense is None else [dense.candidates(top_n)]
+    candidates = (
+        pl.concat([grouped.lazy().filter(pl.col("value") >= floor), alone, *from_dense])
+        .collect(engine="streaming")
+        .lazy()
+    )
     ranked = (
         candidates.filter(pl.col("value") >= pl.lit(nth_largest(candidates)).gather("sp"))
         .sort("sp", "value", "x", descending=[False, True, False])

@@ -95,6 +95,27 @@ def test_wide_packed_keys_fall_back_to_plain_ones(basis: str, monkeypatch: pytes
 
 
 @pytest.mark.parametrize("basis", ["awarded", "spread"])
+@pytest.mark.parametrize("scope_index", [0, 1])
+def test_too_many_cells_for_arrays_fall_back_to_grouping(
+    basis: str, scope_index: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Money per key, the suppliers of scopes of several anchors and the supplier counts are summed in arrays
+    # indexed by key when those stay small (always, on ordinary inputs); with no room they are grouped.
+    monkeypatch.setattr(metrics, "_DENSE_LIMIT", 0)
+    lines = random_lines(3000, 7, 300)
+    for periods in ("quarter", "year"):
+        assert_same_as_reference(lines, basis=basis, periods=periods, scopes=SCOPES[scope_index], top_n=5)
+
+
+@pytest.mark.parametrize("basis", ["awarded", "spread"])
+def test_supplier_codes_too_sparse_for_a_table(basis: str) -> None:
+    # Ids 10**9 apart still code as offsets from the smallest, but a table over their range would not fit in
+    # memory, so the suppliers of a scope of several anchors find their columns by search.
+    lines = random_lines(3000, 8, 500).with_columns(supplier_id=pl.col("supplier_id") * 10**9)
+    assert_same_as_reference(lines, basis=basis, periods="quarter", top_n=5)
+
+
+@pytest.mark.parametrize("basis", ["awarded", "spread"])
 def test_dates_too_spread_for_the_day_table(basis: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metrics, "_DAY_TABLE_LIMIT", 10)
     lines = random_lines(3000, 5, 300)
