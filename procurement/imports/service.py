@@ -24,6 +24,10 @@ first party matched to it, and its declared values are the latest seen (tests co
 
 Fast path: plain-tuple bulk inserts and IN-list selects per batch; lookups of identifiers and names are
 cached for the run (the caches are dropped when a batch rolls back, since they may name rows that were undone).
+On PostgreSQL a batch's writes run behind (``bulk.WriteBehind``): steps 2-4 read what earlier batches committed
+on a second connection (none of those reads depends on the batch's own writes, and the archive versions it
+promotes are counted from memory) while the batch's transaction writes; classification, which reads the
+batch's suppliers, waits for their writes.
 """
 
 from __future__ import annotations
