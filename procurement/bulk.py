@@ -3,8 +3,10 @@ by id."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -65,13 +67,21 @@ async def bulk_insert(session: AsyncSession, model: type[Any], rows: Sequence[Ma
         for value, process in zip(defaults.values(), processors[len(names) :], strict=True)
     ]
     processed = [(i, process) for i, process in enumerate(processors[: len(names)]) if process is not None]
-    values: list[tuple[Any, ...]] = []
-    for row in rows:
-        item = [row[name] for name in names]
-        item.extend(fixed)
-        for i, process in processed:
-            item[i] = process(item[i])
-        values.append(tuple(item))
+    tail = tuple(fixed)
+    get = itemgetter(*names)
+    if len(names) == 1:
+        picked: list[tuple[Any, ...]] = [(get(row),) for row in rows]
+    else:
+        picked = list(map(get, rows))
+    values: list[tuple[Any, ...]]
+    if processed:
+        values = []
+        for item in map(list, picked):
+            for i, process in processed:
+                item[i] = process(item[i])
+            values.append((*item, *tail))
+    else:
+        values = [(*item, *tail) for item in picked] if tail else picked
     if copy:
         await _copy(connection, table, columns, values, statement)
     else:
@@ -103,6 +113,62 @@ async def _copy(
         raise IntegrityError(statement, None, exc) from exc
     if mode != "auto":
         await driver.execute("SELECT set_config('plan_cache_mode', $1, true)", mode)
+
+
+class WriteBehind:
+    """A transaction's writes, run in order on its session. With ``behind`` (PostgreSQL) each is sent in the background
+    and the caller goes on computing, and reading what earlier transactions committed on another connection, while the
+    server works; ``flush`` waits for them all and raises the first error. Without it each is awaited at once.
+
+    A write the caller adds must not depend on rows it later changes (they are read when the write runs).
+    ``defer``: a write held back (with ``behind``) until ``run_deferred``, for a stretch where the connection would
+    otherwise be idle."""
+
+    def __init__(self, session: AsyncSession, *, behind: bool) -> None:
+        self.session = session
+        self.behind = behind
+        self._last: asyncio.Future[None] | None = None
+        self._deferred: list[Callable[[AsyncSession], Awaitable[object]]] = []
+
+    async def defer(self, write: Callable[[AsyncSession], Awaitable[object]]) -> None:
+        if not self.behind:
+            await write(self.session)
+            return
+        self._deferred.append(write)
+
+    async def run_deferred(self) -> None:
+        """The held-back writes, in order, once those added are done."""
+        await self.flush()
+        deferred, self._deferred = self._deferred, []
+        for write in deferred:
+            await write(self.session)
+
+    async def add(self, write: Callable[[AsyncSession], Awaitable[object]]) -> None:
+        if not self.behind:
+            await write(self.session)
+            return
+        previous = self._last
+
+        async def run() -> None:
+            if previous is not None:
+                await previous  # its error stops the writes after it
+            await write(self.session)
+
+        self._last = asyncio.ensure_future(run())
+
+    async def flush(self) -> None:
+        last, self._last = self._last, None
+        if last is not None:
+            await last
+
+    async def settle(self) -> None:
+        """Wait for the writes without raising (the transaction is being abandoned): the connection must be idle
+        before it rolls back."""
+        last, self._last = self._last, None
+        if last is not None:
+            await asyncio.wait([last])
+            if not last.cancelled():
+                last.exception()  # retrieved: the batch's own error is the one raised
 
 
 def _table(model: type[Any]) -> Table:

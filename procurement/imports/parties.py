@@ -5,6 +5,7 @@ SupplierMatch so a re-import finds it again. Mixed into ImportService, whose run
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +26,12 @@ from importers.ocds import (
 from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
-from procurement.bulk import WIDE, allocate_ids, among, bulk_insert, chunks, cut, update_by_id
+from procurement.bulk import WIDE, WriteBehind, allocate_ids, among, bulk_insert, chunks, cut, update_by_id
 from socialvalue.identifiers import is_stable_identity
+
+
+async def _update_suppliers(rows: Sequence[dict[str, Any]], session: AsyncSession) -> None:
+    await update_by_id(session, m.Supplier, rows)
 
 
 @dataclass
@@ -41,12 +46,14 @@ class Caches:
 
 
 class PartyResolver:
-    """The buyer and supplier half of an import batch."""
+    """The buyer and supplier half of an import batch: ``session`` is where it reads, and its writes go to the
+    batch's ``_writes``."""
 
     source: str
     caches: Caches
     _provisional: Iterator[int]
     _pending_audits: list[tuple[int, str, str]]
+    _writes: WriteBehind
 
     # buyers ----------------------------------------------------------------------------------------------------
 
@@ -106,11 +113,10 @@ class PartyResolver:
             resolved[ocid] = org_id
         real = await self._insert_organisations(session, new_orgs)
         if new_idents:
-            await bulk_insert(
-                session,
-                m.OrganisationIdentifier,
-                [{"organisation_id": real.get(o, o), "scheme": i[0], "value": i[1]} for o, i in new_idents],
-            )
+            identifier_rows = [
+                {"organisation_id": real.get(o, o), "scheme": i[0], "value": i[1]} for o, i in new_idents
+            ]
+            await self._writes.add(lambda s: bulk_insert(s, m.OrganisationIdentifier, identifier_rows))
         return {ocid: real.get(org_id, org_id) for ocid, org_id in resolved.items()}
 
     @staticmethod
@@ -132,7 +138,8 @@ class PartyResolver:
             return {}
         ids = await allocate_ids(session, m.Organisation, len(new_orgs))
         real = dict(zip(new_orgs, ids, strict=True))
-        await bulk_insert(session, m.Organisation, [{"id": real[p], **row} for p, (row, _) in new_orgs.items()])
+        rows = [{"id": real[p], **row} for p, (row, _) in new_orgs.items()]
+        await self._writes.add(lambda s: bulk_insert(s, m.Organisation, rows))
         self._pending_audits.extend((real[p], row["name"], ocid) for p, (row, ocid) in new_orgs.items())
         caches = self.caches
         for ident, value in list(caches.org_by_ident.items()):
@@ -194,11 +201,10 @@ class PartyResolver:
                 match["supplier_id"] = real_ids.get(match["supplier_id"], match["supplier_id"])
             attach = [(real_ids.get(s, s), i) for s, i in attach]
         if attach:
-            await bulk_insert(
-                session, m.SupplierIdentifier, [{"supplier_id": s, "scheme": i[0], "value": i[1]} for s, i in attach]
-            )
-        await bulk_insert(session, m.SupplierMatch, new_matches)
-        await self._update_matches(session, parties, existing)
+            identifier_rows = [{"supplier_id": s, "scheme": i[0], "value": i[1]} for s, i in attach]
+            await self._writes.add(lambda s: bulk_insert(s, m.SupplierIdentifier, identifier_rows))
+        await self._writes.add(lambda s: bulk_insert(s, m.SupplierMatch, new_matches))
+        await self._update_matches(parties, existing)
         await self._update_suppliers(session, {k: v for k, v in latest.items() if k not in real_ids})
         return resolved
 
@@ -376,7 +382,7 @@ class PartyResolver:
         ids = await allocate_ids(session, m.Supplier, len(rows))
         for row, supplier_id in zip(rows, ids, strict=True):
             row["id"] = supplier_id
-        await bulk_insert(session, m.Supplier, rows)
+        await self._writes.add(lambda s: bulk_insert(s, m.Supplier, rows))
         real = dict(zip(provisional, ids, strict=True))
         caches = self.caches
         for key, value in list(caches.supplier_by_ident.items()):
@@ -389,7 +395,7 @@ class PartyResolver:
         return real
 
     async def _update_matches(
-        self, session: AsyncSession, parties: Sequence[tuple[str, PartyRecord]], existing: dict[tuple[str, str], Any]
+        self, parties: Sequence[tuple[str, PartyRecord]], existing: dict[tuple[str, str], Any]
     ) -> None:
         updates = []
         for ocid, party in parties:
@@ -400,7 +406,7 @@ class PartyResolver:
             if any(getattr(row, k) != v for k, v in declared.items()):
                 updates.append({"id": row.id, **declared})
         if updates:
-            await update_by_id(session, m.SupplierMatch, updates)
+            await self._writes.add(lambda s: update_by_id(s, m.SupplierMatch, updates))
 
     async def _update_suppliers(self, session: AsyncSession, latest: dict[int, dict[str, Any]]) -> None:
         """Copy the latest declared values, address and postcode to existing suppliers where they differ.
@@ -442,4 +448,4 @@ class PartyResolver:
         for values in updates:
             groups.setdefault(tuple(sorted(values)), []).append(values)
         for group in groups.values():
-            await update_by_id(session, m.Supplier, group)
+            await self._writes.add(functools.partial(_update_suppliers, group))

@@ -24,12 +24,17 @@ first party matched to it, and its declared values are the latest seen (tests co
 
 Fast path: plain-tuple bulk inserts and IN-list selects per batch; lookups of identifiers and names are
 cached for the run (the caches are dropped when a batch rolls back, since they may name rows that were undone).
+On PostgreSQL a batch's writes run behind (``bulk.WriteBehind``): steps 2-4 read what earlier batches committed
+on a second connection (none of those reads depends on the batch's own writes, and the archive versions it
+promotes are counted from memory) while the batch's transaction writes; classification, which reads the
+batch's suppliers, waits for their writes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -52,7 +57,7 @@ from importers.prepare import CompiledOcid, PreparedBatch, PreparedRelease, comp
 from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
-from procurement.bulk import WIDE, among, bulk_insert, chunks, cut
+from procurement.bulk import WIDE, WriteBehind, among, bulk_insert, chunks, cut
 from procurement.imports.contract_writes import ContractWriter
 from procurement.imports.parties import Caches, PartyResolver
 from procurement.models import RunStatus
@@ -74,6 +79,10 @@ FILE_BATCH = 2000
 
 # Tries of one batch when a concurrent import of another source wrote the same master row first.
 BATCH_ATTEMPTS = 3
+
+
+async def _execute(statement: Any, session: AsyncSession) -> None:
+    await session.execute(statement)
 
 
 class _Once:
@@ -135,6 +144,7 @@ class ImportService(PartyResolver, ContractWriter):
         self.caches = Caches()
         self._provisional = itertools.count(-1, -1)
         self._pending_audits: list[tuple[int, str, str]] = []
+        self._writes = WriteBehind(None, behind=False)  # type: ignore[arg-type]  # the batch's, set per batch
         self._lz4: bool | None = None  # whether PostgreSQL can compress with lz4 (asked once)
 
     # runs ------------------------------------------------------------------------------------------------------
@@ -250,17 +260,16 @@ class ImportService(PartyResolver, ContractWriter):
                 dialect = session.get_bind().dialect.name
                 if dialect == "postgresql":
                     await self._batch_settings(session)
-                elif dialect == "sqlite":
-                    # SQLite's default page cache (2 MB) is far smaller than the indexes a bulk import probes.
-                    await session.execute(text("PRAGMA cache_size = -65536"))
-                all_notes = list(batch.notes)
-                touched, archive = await self._store_raw(session, run_id, batch.releases, counts)
-                # The archive's rows go in while the batch's suppliers are classified (the connection is idle then,
-                # and on PostgreSQL they are the server's largest piece of work); the batch reads them from memory.
-                write_archive = _Once(lambda: bulk_insert(session, m.RawRelease, archive))
-                await self._derive(session, batch, touched, archive, write_archive, counts, all_notes)
-                await write_archive()
-                await self._insert_notes(session, run_id, all_notes)
+                    # Until the batch's first read that must see its own writes (classification), it reads what
+                    # earlier batches committed on a second connection, while its writes run on this one.
+                    async with self.sessions() as reads, reads.begin():
+                        await self._batch_settings(reads)
+                        await self._store_rows(session, reads, run_id, batch, counts)
+                else:
+                    if dialect == "sqlite":
+                        # SQLite's default page cache (2 MB) is far smaller than the indexes a bulk import probes.
+                        await session.execute(text("PRAGMA cache_size = -65536"))
+                    await self._store_rows(session, session, run_id, batch, counts)
                 await self._update_run(session, run_id, counts, checkpoint)
                 if watermark is not None:
                     await self._advance_watermark(session, watermark)
@@ -269,6 +278,31 @@ class ImportService(PartyResolver, ContractWriter):
             self.caches = Caches()
             self._pending_audits.clear()
             raise
+
+    async def _store_rows(
+        self, session: AsyncSession, reads: AsyncSession, run_id: int, batch: PreparedBatch, counts: Counts
+    ) -> None:
+        """The batch's rows, in ``session``'s transaction; ``reads``: where it reads rows of earlier batches (the same
+        session, or on PostgreSQL a second connection, when the writes run behind: ``WriteBehind``)."""
+        self._writes = writes = WriteBehind(session, behind=reads is not session)
+        try:
+            all_notes = list(batch.notes)
+            touched, archive, promoted = await self._store_raw(reads, run_id, batch.releases, counts)
+            if writes.behind:
+                # The archive is the server's largest piece of work: it goes first, while the batch is derived; the
+                # held-back contract writes go in while its suppliers are classified.
+                await writes.add(lambda s: bulk_insert(s, m.RawRelease, archive))
+                write_archive = _Once(writes.run_deferred)
+            else:
+                # The archive's rows go in while the batch's suppliers are classified (the connection is idle then);
+                # the batch reads them from memory.
+                write_archive = _Once(lambda: bulk_insert(session, m.RawRelease, archive))
+            await self._derive(session, reads, batch, touched, [*archive, *promoted], write_archive, counts, all_notes)
+            await write_archive()
+            await writes.run_deferred()
+            await self._insert_notes(session, run_id, all_notes)
+        finally:
+            await writes.settle()
 
     async def _batch_settings(self, session: AsyncSession) -> None:
         """PostgreSQL settings for the batch's transaction, in one round trip.
@@ -293,9 +327,10 @@ class ImportService(PartyResolver, ContractWriter):
 
     async def _store_raw(
         self, session: AsyncSession, run_id: int, releases: Sequence[PreparedRelease], counts: Counts
-    ) -> tuple[dict[str, PreparedRelease], list[dict[str, Any]]]:
-        """The raw archive: what is new or changed; returns the latest version of touched releases and the rows
-        to insert (the caller inserts them; versions that come back are promoted here).
+    ) -> tuple[dict[str, PreparedRelease], list[dict[str, Any]], list[dict[str, Any]]]:
+        """The raw archive: what is new or changed; returns the latest version of touched releases, the rows
+        to insert (the caller inserts them) and the versions that came back (promoted here, by a write that may
+        still be running: the batch counts them from memory, like the rows to insert).
 
         Idempotent by construction: a release whose hash equals its latest stored version writes nothing.
         Content that returns to an earlier version's hash (A -> B -> A) cannot be inserted twice (unique
@@ -314,6 +349,7 @@ class ImportService(PartyResolver, ContractWriter):
                 versions.setdefault(rid, {})[content_hash] = version
         now = clock.now()
         inserts: list[dict[str, Any]] = []
+        promoted: list[dict[str, Any]] = []
         touched: dict[str, PreparedRelease] = {}
         for release in releases:
             rid, content_hash = release.release_id, release.content_hash
@@ -323,7 +359,7 @@ class ImportService(PartyResolver, ContractWriter):
                 counts.unchanged += 1
                 continue
             if content_hash in known:
-                await session.execute(
+                promote = (
                     update(m.RawRelease)
                     .where(
                         m.RawRelease.source == self.source,
@@ -331,6 +367,16 @@ class ImportService(PartyResolver, ContractWriter):
                         m.RawRelease.content_hash == content_hash,
                     )
                     .values(version=latest + 1, run_id=run_id, received_at=now)
+                )
+                await self._writes.add(functools.partial(_execute, promote))
+                promoted.append(
+                    {
+                        "ocid": release.ocid,
+                        "release_id": rid,
+                        "version": latest + 1,
+                        "content_hash": content_hash,
+                        "release_date": release.release_date,
+                    }
                 )
                 counts.changed += 1
             else:
@@ -353,13 +399,13 @@ class ImportService(PartyResolver, ContractWriter):
                     counts.new += 1
             known[content_hash] = latest + 1
             touched[rid] = release
-        return touched, inserts
+        return touched, inserts, promoted
 
     async def _latest_versions(
         self, session: AsyncSession, ocids: Sequence[str], unwritten: Sequence[Mapping[str, Any]] = ()
     ) -> dict[str, dict[str, tuple[int, str, dt.datetime | None]]]:
         """ocid -> release id -> (version, content hash, release date) of the latest stored version, counting
-        ``unwritten`` archive rows (this batch's, inserted later in its transaction) as stored."""
+        ``unwritten`` archive rows (this batch's, inserted or promoted in its transaction, maybe not yet) as stored."""
         latest: dict[str, dict[str, tuple[int, str, dt.datetime | None]]] = {o: {} for o in ocids}
         dialect = session.get_bind().dialect.name
         for chunk in chunks(ocids, WIDE):
@@ -424,6 +470,7 @@ class ImportService(PartyResolver, ContractWriter):
     async def _derive(
         self,
         session: AsyncSession,
+        reads: AsyncSession,
         batch: PreparedBatch,
         touched: dict[str, PreparedRelease],
         archive: Sequence[Mapping[str, Any]],
@@ -431,9 +478,10 @@ class ImportService(PartyResolver, ContractWriter):
         counts: Counts,
         notes: list[Note],
     ) -> None:
+        """``session``: the batch's transaction; ``reads``: see ``_store_rows``."""
         if not touched:
             return
-        latest = await self._latest_versions(session, sorted({r.ocid for r in touched.values()}), archive)
+        latest = await self._latest_versions(reads, sorted({r.ocid for r in touched.values()}), archive)
         compiled: dict[str, CompiledOcid] = {}
         stale: dict[str, dict[str, tuple[int, str, dt.datetime | None]]] = {}
         for ocid, versions in latest.items():
@@ -442,7 +490,7 @@ class ImportService(PartyResolver, ContractWriter):
                 compiled[ocid] = ready
             elif versions:
                 stale[ocid] = versions
-        compiled.update(await self._compile_here(session, stale, touched))
+        compiled.update(await self._compile_here(reads, stale, touched))
         procurements: list[tuple[Procurement, dt.datetime | None]] = []
         for ocid in sorted(compiled):
             result = compiled[ocid]
@@ -451,14 +499,17 @@ class ImportService(PartyResolver, ContractWriter):
                 counts.failed += 1
                 continue
             procurements.append((result.procurement, result.last_date))
-        buyers = await self._resolve_buyers(session, [p for p, _ in procurements], notes)
-        suppliers = await self._resolve_suppliers(session, [p for p, _ in procurements], notes)
-        await self._upsert_contracts(session, procurements, buyers, suppliers, notes)
+        buyers = await self._resolve_buyers(reads, [p for p, _ in procurements], notes)
+        suppliers = await self._resolve_suppliers(reads, [p for p, _ in procurements], notes)
+        await self._upsert_contracts(reads, procurements, buyers, suppliers, notes)
+        # Classification reads the suppliers, identifiers and matches just written.
+        await self._writes.flush()
         # New or changed suppliers are classified in the batch's own transaction. Their stored tiers are dropped
         # instead of recomputed (judged on the fly when read, meanwhile) and stored once, at the end of the run.
         if suppliers:
             classified = await classify_rows(session, sorted(set(suppliers.values())), alongside=write_archive)
             await forget_tiers(session, classified.changed)
+        await write_archive()  # before audits: they go through the ORM (flushed by the writes' statements)
         if procurements:
             # Bulk writes go round the ORM's hooks: the data version is bumped at commit all the same.
             session.info[m.FIGURES_DIRTY] = True

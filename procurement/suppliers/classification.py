@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock, figures
 from procurement import models as m
-from procurement.bulk import bulk_insert
+from procurement.bulk import among, bulk_insert
 from procurement.db import get_or_not_found
 from procurement.suppliers.registers import MatchInput, RegisterFacts, register_facts
 from socialvalue import enterprise, geography, locality, register_evidence
@@ -92,15 +92,18 @@ async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | No
         s.declared_source,
         s.merged_into_id,
     )
+    dialect = session.get_bind().dialect.name
     if supplier_ids is not None:
-        query = query.where(or_(s.id.in_(supplier_ids), s.merged_into_id.in_(supplier_ids)))
+        # One array parameter each (``among``): an IN list of a batch's suppliers is rendered, bound and prepared
+        # again on every call.
+        query = query.where(or_(among(dialect, s.id, supplier_ids), among(dialect, s.merged_into_id, supplier_ids)))
     rows = (await session.execute(query)).all()
     effective = [r for r in rows if r.merged_into_id is None]
     owner = {r.id: (r.merged_into_id or r.id) for r in rows}
     ids = list(owner)
 
     def scoped(column: Any) -> list[Any]:
-        return [] if supplier_ids is None else [column.in_(ids)]
+        return [] if supplier_ids is None else [among(dialect, column, ids)]
 
     idents: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for sid, scheme, value in await session.execute(
@@ -195,6 +198,7 @@ async def _latest_declared(
     of duplicates merged into it. Only the latest counts, so only it is read: a supplier named in thousands of
     notices would otherwise load every one of its matches each time it is classified."""
     sm = m.SupplierMatch
+    dialect = session.get_bind().dialect.name
     wanted: dict[str, set[int]] = {
         "declared_scale": {r.id for r in effective if r.declared_scale is None},
         "declared_vcse": {r.id for r in effective if r.declared_vcse is None},
@@ -205,7 +209,7 @@ async def _latest_declared(
         if not owners:
             continue
         members = [sid for sid, o in owner.items() if o in owners]
-        where = [getattr(sm, column).is_not(None)] + ([sm.supplier_id.in_(members)] if scoped else [])
+        where = [getattr(sm, column).is_not(None)] + ([among(dialect, sm.supplier_id, members)] if scoped else [])
         for sid, match_id in await session.execute(
             select(sm.supplier_id, func.max(sm.id)).where(*where).group_by(sm.supplier_id)
         ):
@@ -217,7 +221,7 @@ async def _latest_declared(
     for start in range(0, len(ids), _CHUNK):
         for match in await session.execute(
             select(sm.id, sm.source, sm.ocid, sm.party_id, sm.declared_scale, sm.declared_vcse).where(
-                sm.id.in_(ids[start : start + _CHUNK])
+                among(dialect, sm.id, ids[start : start + _CHUNK])
             )
         ):
             matches[match.id] = match
@@ -404,7 +408,7 @@ async def classify_rows(
     sc = m.SupplierClassification
     existing_query = select(sc.supplier_id, sc.id, sc.input_hash)
     if supplier_ids is not None:
-        existing_query = existing_query.where(sc.supplier_id.in_(supplier_ids))
+        existing_query = existing_query.where(among(session.get_bind().dialect.name, sc.supplier_id, supplier_ids))
     existing = {sid: (cid, h) for sid, cid, h in (await session.execute(existing_query)).all()}
     at = clock.now()
 
@@ -452,7 +456,9 @@ async def classify_rows(
 
 async def effective_ids(session: AsyncSession, supplier_ids: Iterable[int]) -> list[int]:
     rows = await session.execute(
-        select(m.Supplier.id, m.Supplier.merged_into_id).where(m.Supplier.id.in_(list(supplier_ids)))
+        select(m.Supplier.id, m.Supplier.merged_into_id).where(
+            among(session.get_bind().dialect.name, m.Supplier.id, list(supplier_ids))
+        )
     )
     return sorted({merged or sid for sid, merged in rows.all()})
 

@@ -31,6 +31,7 @@ from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
 from procurement.auth import Principal
+from procurement.bulk import among
 from procurement.errors import DomainError, Forbidden, NotFound
 from procurement.money import ratio_text
 from procurement.settings import get_settings
@@ -142,6 +143,10 @@ class _Decision:
     at: dt.datetime
 
 
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
     for start in range(0, len(ids), _IN_CHUNK):
         yield ids[start : start + _IN_CHUNK]
@@ -155,7 +160,7 @@ async def _decisions(session: AsyncSession, supplier_ids: Sequence[int] | None) 
         rows = list((await session.scalars(query)).all())
     else:
         for chunk in _chunks(supplier_ids):
-            rows += (await session.scalars(query.where(d.supplier_id.in_(chunk)))).all()
+            rows += (await session.scalars(query.where(among(_dialect(session), d.supplier_id, chunk)))).all()
     out: dict[int, list[_Decision]] = defaultdict(list)
     for r in rows:
         at = r.decided_at if r.decided_at.tzinfo else r.decided_at.replace(tzinfo=dt.UTC)
@@ -169,7 +174,8 @@ async def _existing(session: AsyncSession, supplier_ids: Sequence[int] | None) -
         return {r.supplier_id: r for r in (await session.scalars(select(sm))).all()}
     out: dict[int, m.SupplierRegisterMatch] = {}
     for chunk in _chunks(supplier_ids):
-        out |= {r.supplier_id: r for r in (await session.scalars(select(sm).where(sm.supplier_id.in_(chunk)))).all()}
+        found = await session.scalars(select(sm).where(among(_dialect(session), sm.supplier_id, chunk)))
+        out |= {r.supplier_id: r for r in found.all()}
     return out
 
 

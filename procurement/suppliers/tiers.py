@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import figures
 from procurement import models as m
-from procurement.bulk import bulk_insert
+from procurement.bulk import among, bulk_insert
 from procurement.errors import NotFound
 from procurement.memo import Memo, content_digest
 from procurement.organisations.local_area import anchor_area
@@ -227,10 +227,11 @@ def _ids(values: Iterable[int] | None) -> list[int] | None:
 async def _with_duplicates(session: AsyncSession, supplier_ids: list[int]) -> list[int]:
     """The suppliers and every supplier merged into one of them (lines may name a duplicate)."""
     s = m.Supplier
+    dialect = session.get_bind().dialect.name
     found: set[int] = set(supplier_ids)
     for start in range(0, len(supplier_ids), _CHUNK):
         part = supplier_ids[start : start + _CHUNK]
-        found.update((await session.scalars(select(s.id).where(s.merged_into_id.in_(part)))).all())
+        found.update((await session.scalars(select(s.id).where(among(dialect, s.merged_into_id, part)))).all())
     return sorted(found)
 
 
@@ -413,8 +414,9 @@ async def forget_tiers(session: AsyncSession, supplier_ids: Iterable[int]) -> No
     await _lock_tiers(session)
     ids = await _with_duplicates(session, ids)
     t = m.AnchorSupplierTier
+    dialect = session.get_bind().dialect.name
     for start in range(0, len(ids), _CHUNK):
-        await session.execute(delete(t).where(t.supplier_id.in_(ids[start : start + _CHUNK])))
+        await session.execute(delete(t).where(among(dialect, t.supplier_id, ids[start : start + _CHUNK])))
     session.info[m.FIGURES_DIRTY] = True
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from procurement import models as m
-from procurement.bulk import allocate_ids, bulk_insert
+from procurement.bulk import WriteBehind, allocate_ids, bulk_insert
 from tests.conftest import Database
 
 WHEN = dt.datetime(2025, 4, 1, 9, 30, tzinfo=dt.UTC)
@@ -56,3 +56,40 @@ async def test_copy_leaves_the_callers_plan_cache_mode_as_it_found_it(db: Databa
     assert (await session.execute(text("SELECT current_setting('plan_cache_mode')"))).scalar() == "force_custom_plan"
     await session.commit()
     assert (await session.execute(select(func.count()).select_from(m.FeedWatermark))).scalar() == 40
+
+
+@pytest.mark.parametrize("behind", [True, False])
+async def test_write_behind_keeps_order_and_holds_deferred_writes(db: Database, session: Any, behind: bool) -> None:
+    """Imports on PostgreSQL send a batch's writes in the background, in order; deferred ones wait for run_deferred."""
+    rows = _rows(40)
+    writes = WriteBehind(session, behind=behind)
+    count = select(func.count()).select_from(m.FeedWatermark)
+    await writes.add(lambda s: bulk_insert(s, m.FeedWatermark, rows[:20]))
+    await writes.defer(lambda s: bulk_insert(s, m.FeedWatermark, rows[20:30]))
+    await writes.add(lambda s: bulk_insert(s, m.FeedWatermark, rows[30:]))
+    await writes.flush()
+    assert (await session.execute(count)).scalar() == (30 if behind else 40)
+    await writes.run_deferred()
+    assert (await session.execute(count)).scalar() == 40
+    await session.commit()
+
+
+async def test_write_behind_raises_the_first_error_and_runs_nothing_after_it(db: Database, session: Any) -> None:
+    writes = WriteBehind(session, behind=True)
+    await writes.add(lambda s: bulk_insert(s, m.FeedWatermark, _rows(20, repeat=0)))
+    await writes.add(
+        lambda s: bulk_insert(s, m.FeedWatermark, [{"source": "after", "watermark": WHEN, "updated_at": WHEN}])
+    )
+    with pytest.raises(IntegrityError):
+        await writes.flush()
+    await writes.settle()
+    await session.rollback()
+    assert (await session.execute(select(m.FeedWatermark))).first() is None
+
+
+async def test_write_behind_settles_before_an_abandoned_transaction_rolls_back(db: Database, session: Any) -> None:
+    writes = WriteBehind(session, behind=True)
+    await writes.add(lambda s: bulk_insert(s, m.FeedWatermark, _rows(40, repeat=0)))
+    await writes.settle()  # the error is left for the batch's own: the connection is idle for the rollback
+    await session.rollback()
+    assert (await session.execute(select(m.FeedWatermark))).first() is None

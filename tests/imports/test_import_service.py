@@ -245,3 +245,30 @@ async def test_a_missing_file_fails_the_run_in_the_child_process_too(db: Databas
         result = await run_file_import(db.engine, CONTRACTS_FINDER, [tmp_path / "absent.json"], parallel=parallel)
         assert result.status == "failed"
         assert "absent.json" in (result.error or "")
+
+
+async def test_a_release_back_to_earlier_content_promotes_that_version(db: Database, tmp_path: Path) -> None:
+    """A -> B -> A: the old row becomes the newest version again (on PostgreSQL by a write still running while the
+    batch compiles the ocid, which counts it from memory), and the contract follows it back."""
+    await run_file_import(db.engine, CONTRACTS_FINDER, list(CF_FILES))
+    original = next(r for r in _releases() if r["ocid"] == AMENDED[0] and r["tag"] == ["awardUpdate"])
+    changed = json.loads(json.dumps(original, default=str), parse_float=Decimal)
+    changed["awards"][0]["value"]["amount"] = 5000
+    for name, release, value in (("changed.json", changed, 500_000), ("back.json", original, 405_000)):
+        path = tmp_path / name
+        path.write_text(json.dumps([release], default=str))
+        result = await run_file_import(db.engine, CONTRACTS_FINDER, [path])
+        assert result.counts.summary() == "new 0, changed 1, unchanged 0, skipped 0, failed 0"
+        contract, shares = await _contract(db, AMENDED)
+        assert (contract.value_pence, shares[0].share_pence) == (value, value)
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(m.RawRelease.version, m.RawRelease.data)
+                .where(m.RawRelease.release_id == original["id"])
+                .order_by(m.RawRelease.version)
+            )
+        ).all()
+    assert [(v, json.loads(d)["awards"][0]["value"]["amount"]) for v, d in rows] == [(2, 5000), (3, 4050)]
+    again = await run_file_import(db.engine, CONTRACTS_FINDER, [tmp_path / "back.json"])
+    assert again.counts.summary() == "new 0, changed 0, unchanged 1, skipped 0, failed 0"
