@@ -71,20 +71,20 @@ _STAND_IN = "p.supplier_id IS NULL AND NOT p.redacted"
 
 
 async def _payment_rows(
-    session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool
+    session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool, by_anchor: bool = False
 ) -> tuple[pl.DataFrame, str | None]:
-    """The payment lines of the active files of these anchors, in line order; the lean ones from the copy of
-    every lean payment line on disk when there is one for the lines as they are (``linecache``). And that copy's
-    token (None: read from the database)."""
+    """The payment lines of the active files of these anchors, in line order (``by_anchor``: in (anchor, line)
+    order); the lean ones from the copy of every lean payment line on disk when there is one for the lines as they
+    are (``linecache``). And that copy's token (None: read from the database)."""
     if detailed:
         return await _read_payment_rows(session, anchor_ids, detailed=True), None
     found = await linecache.scope_rows(session, linecache.PAYMENTS, anchor_ids)
     if found.rows is not None:
         # The copy is in anchor order; a scope of several anchors keeps line order, as read from the database.
-        return found.rows.sort("line_id"), found.token
+        return found.rows if by_anchor else found.rows.sort("line_id"), found.token
     rows = await _read_payment_rows(session, anchor_ids, detailed=False)
     linecache.copy_later((await session.connection()).engine.url, found, _every_lean_payment)
-    return rows, None
+    return rows.sort("anchor_id", "line_id") if by_anchor else rows, None
 
 
 async def _every_lean_payment(session: AsyncSession) -> pl.DataFrame:
@@ -154,12 +154,16 @@ async def payment_lines_with_details(
     refresh: bool = False,
     detailed: bool = True,
 ) -> pl.DataFrame:
-    """``INPUT_SCHEMA`` + ``EXTRA_SCHEMA`` + ``PAID_EXTRA_SCHEMA``: one row per payment line of the active files.
+    """``INPUT_SCHEMA`` + ``EXTRA_SCHEMA`` + ``PAID_EXTRA_SCHEMA``: one row per payment line of the active files, in
+    line order.
 
     Without ``detailed``, the columns only a reviewer reads (the line's row in its file, the title made of file,
     row and expense type, and the stored tiers' method, confidence and reason) are null, and the stored tiers
     come from their copy on disk when there is one: the engine's columns and those ``paid_facts`` reads are the
-    same either way."""
+    same either way. The lines then come by anchor (each anchor's in line order), as the copies hold them: the
+    figures do not depend on the order of different anchors' lines (the engine orders lines by anchor and
+    supplier, keeping their order within one anchor), and putting a scope's lines back in line order costs as
+    much as reading them."""
     frame, _key = await keyed_payment_lines(
         session, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
     )
@@ -187,12 +191,10 @@ async def keyed_payment_lines(
             if found.rows.height == 0:
                 return pl.DataFrame(schema=_SCHEMA), None
             rows = found.rows.lazy().with_columns(**_LEAN_CONSTANTS)
-            # The copy is in anchor order; a scope of several anchors keeps line order, as read from the database.
-            rows = rows.sort("line_id") if len(anchor_ids) > 1 else rows
             copied = found.token.split("-")  # the payments and tiers tokens
             return await _with_buyer_names(session, rows, anchor_ids), _key(copied[0], copied[1], anchor_ids)
         linecache.copy_later((await session.connection()).engine.url, found, _every_paid_line)
-    raw, payments_token = await _payment_rows(session, anchor_ids, detailed=detailed)
+    raw, payments_token = await _payment_rows(session, anchor_ids, detailed=detailed, by_anchor=not detailed)
     if raw.height == 0:
         return pl.DataFrame(schema=_SCHEMA), None
     # Stand-ins (redacted: 0, unmatched: negative) match no stored pair, so they stay unknown.
@@ -345,8 +347,6 @@ def paid_facts(
 ) -> list[PaidFacts]:
     """Per period: lines, transactions (split lines of one number count once), redacted lines and value, and
     (in the influenceable view) what was left out and by which rule. ``details`` is every line, before the view."""
-    from importers.spend import transaction_count
-
     used = ["award_date", "currency", "value_pence", "file_id", "transaction_number", "influenceable", "redacted",
             "not_influenceable_rule"]  # fmt: skip
     # The lines the engine counts (dated, in pounds, with an amount), so these facts agree with its figures. Only
@@ -370,43 +370,52 @@ def paid_facts(
             keys = keys.filter(pl.col("period").is_in(list(wanted)))
         dated = dated_now.lazy()
     labels = list(wanted) if wanted is not None else sorted(keys["period"].to_list())
-    # The transaction keys only for the periods asked for.
-    dated_frame = (
-        dated.join(keys.lazy(), on="period_key", how="inner", maintain_order="left")
-        .with_columns(
-            transaction=pl.concat_str([pl.col("file_id").cast(pl.String), pl.col("transaction_number")], separator=":")
-        )
-        .collect()
+    # The transaction keys only for the periods asked for; every figure of every period in one pass.
+    periods_lines = dated.join(keys.lazy(), on="period_key", how="inner", maintain_order="left").with_columns(
+        transaction=pl.concat_str([pl.col("file_id").cast(pl.String), pl.col("transaction_number")], separator=":"),
+        kept=pl.col("influenceable") if influenceable else pl.lit(True),
     )
+    kept, value, numbered = pl.col("kept"), pl.col("value_pence"), pl.col("transaction").is_not_null()
+    redacted = kept & pl.col("redacted")
+    figures, by_rule = pl.collect_all(
+        [
+            periods_lines.group_by("period").agg(
+                lines=kept.sum(),
+                # Split lines of one transaction number count once; a line without a number is its own transaction.
+                numbered=pl.col("transaction").filter(kept & numbered).n_unique(),
+                unnumbered=(kept & ~numbered).sum(),
+                redacted_lines=redacted.sum(),
+                redacted_pence=value.filter(redacted).sum(),
+                left_out_lines=(~kept).sum(),
+                left_out_pence=value.filter(~kept).sum(),
+                # Each month written once, not once per line.
+                months=pl.col("award_date").filter(kept).dt.month_start().unique().dt.strftime("%Y-%m"),
+            ),
+            periods_lines.filter(~kept)
+            .group_by("period", "not_influenceable_rule")
+            .agg(pl.col("value_pence").sum())
+            .sort("period", "not_influenceable_rule"),
+        ]
+    )
+    rules: dict[str, dict[str, int]] = {}
+    for period, rule, pence in by_rule.iter_rows():
+        rules.setdefault(period, {})[str(rule)] = int(pence)
+    found = {r["period"]: r for r in figures.iter_rows(named=True)}
     out = []
     for label in labels:
-        part = dated_frame.filter(pl.col("period") == label)
-        kept = part.filter(pl.col("influenceable")) if influenceable else part
-        left = part.filter(~pl.col("influenceable")) if influenceable else part.clear()
-        by_rule = (
-            left.group_by("not_influenceable_rule").agg(pl.col("value_pence").sum()).sort("not_influenceable_rule")
-        )
-        redacted = kept.filter(pl.col("redacted"))
+        f = found.get(label)
         out.append(
             PaidFacts(
                 period=label,
-                lines=kept.height,
-                transactions=transaction_count(kept.select("transaction")),
-                redacted_lines=redacted.height,
-                redacted_pence=int(redacted["value_pence"].sum() or 0),
+                lines=int(f["lines"]) if f else 0,
+                transactions=int(f["numbered"] + f["unnumbered"]) if f else 0,
+                redacted_lines=int(f["redacted_lines"]) if f else 0,
+                redacted_pence=int(f["redacted_pence"] or 0) if f else 0,
                 influenceable_only=influenceable,
-                left_out_lines=left.height,
-                left_out_pence=int(left["value_pence"].sum() or 0),
-                left_out_by_rule={str(r): int(v) for r, v in by_rule.iter_rows()},
-                # Each month written once, not once per line.
-                months=kept["award_date"]
-                .dt.month_start()
-                .unique()
-                .dt.strftime("%Y-%m")
-                .drop_nulls()
-                .unique()
-                .sort()
-                .to_list(),
+                left_out_lines=int(f["left_out_lines"]) if f else 0,
+                left_out_pence=int(f["left_out_pence"] or 0) if f else 0,
+                left_out_by_rule=rules.get(label, {}),
+                months=sorted({m for m in f["months"] if m is not None}) if f else [],
             )
         )
     return out

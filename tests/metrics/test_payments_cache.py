@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from procurement import models as m
 from procurement.metrics import linecache, paid
 from procurement.metrics import lines as lines_module
+from socialvalue.metrics import INPUT_SCHEMA, compute_metrics
 from tests.conftest import Database
 from tests.support.api import make_supplier
 from tests.support.cli import localvalue
@@ -31,12 +32,31 @@ CHELSEA = FIXTURES_DIR / "spend" / "nhs_chelsea-westminster-ft_2020-04_over25k.c
 
 
 async def _from_the_tables(s: AsyncSession, ids: list[int]) -> pl.DataFrame:
-    """The lean paid lines (``keyed_payment_lines``) made from the tables alone, through no copy."""
-    raw = paid._with_stand_ins(await paid._read_payment_rows(s, ids, detailed=False))
+    """The lean paid lines (``keyed_payment_lines``, in (anchor, line) order) made from the tables alone, through
+    no copy."""
+    raw = paid._with_stand_ins((await paid._read_payment_rows(s, ids, detailed=False)).sort("anchor_id", "line_id"))
     tiers = await lines_module.stored_tiers(s, ids, detailed=False)
     joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
     filled = await lines_module.fill_missing_tiers(s, joined, from_scratch=False)
     return await paid._with_buyer_names(s, paid._engine_columns(filled.lazy()), ids)
+
+
+async def _same_figures(s: AsyncSession, anchors: list[int]) -> None:
+    """The lean lines come by anchor, the detailed ones in line order: the figures are the same."""
+    lean = await paid.payment_lines_with_details(s, anchors, detailed=False)
+    full = await paid.payment_lines_with_details(s, anchors, detailed=True)
+    assert not lean["line_id"].equals(full["line_id"]), "lines of different anchors interleaved, so the orders differ"
+    for periods in ("quarter", "year"):
+        a, b = (
+            compute_metrics(f.select(list(INPUT_SCHEMA)), basis="paid", scopes={"all": tuple(anchors)}, periods=periods)
+            for f in (lean, full)
+        )
+        for name in ("summary", "by_tier", "by_category", "top_suppliers", "by_cpv_division", "excluded"):
+            assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
+        for view in (False, True):
+            assert paid.paid_facts(lean, periods=periods, influenceable=view) == paid.paid_facts(
+                full, periods=periods, influenceable=view
+            )
 
 
 async def _same_as_the_database(s: AsyncSession, change: str, *, copied: bool = True) -> None:
@@ -113,6 +133,8 @@ async def test_the_copy_of_the_payment_lines_follows_every_change(
     corrected.write_bytes(CHELSEA.read_bytes().replace(b'"67,132.60"', b'"67,232.60"', 1))
     _import(db, corrected, bcc, "--reason", "trust republished April")
     state = await check("a file replaced", changed=True, before=state)
+    async with maker() as s:
+        await _same_figures(s, sorted({bcc, min(others), max(others)}))
 
     await by_sql(db, "UPDATE supplier SET locality = 'Birmingham' WHERE id = :s", s=place.brum.id)
     state = await check("a change to no table the payment lines are read from", changed=False, before=state)
