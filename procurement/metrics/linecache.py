@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from sqlalchemy import func, literal_column, select
@@ -41,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import models as m
 from procurement.db import make_engine
 from procurement.settings import get_settings
+from procurement.suppliers.tiers import tiers_rules
 
 log = logging.getLogger(__name__)
 _SUFFIX = ".arrow"
@@ -59,6 +61,8 @@ class Kind:
     by_anchor: bool = False
     # A copy made of two kinds' content: named by both tokens, used only while neither moved.
     also: Kind | None = None
+    # A copy made with the stored tiers: not used while they were built with other rules than today's.
+    today_tiers: bool = False
 
 
 LINES = Kind("lines-", "lines_token", "localvalue.lines_queued")
@@ -66,7 +70,7 @@ TIERS = Kind("tiers-", "tiers_token", "localvalue.tiers_queued", by_anchor=True)
 # The lean payment lines (paid basis), in (anchor, line) order.
 PAYMENTS = Kind("payments-", "payments_token", "localvalue.payments_queued", by_anchor=True)
 # The paid basis's engine lines (payment lines with their stored tiers), in (anchor, line) order.
-PAID = Kind("paid-", "payments_token", "localvalue.payments_queued", by_anchor=True, also=TIERS)
+PAID = Kind("paid-", "payments_token", "localvalue.payments_queued", by_anchor=True, also=TIERS, today_tiers=True)
 
 
 def folder(url: str) -> Path:
@@ -79,14 +83,18 @@ def folder(url: str) -> Path:
 async def token(session: AsyncSession, kind: Kind) -> str | None:
     """The token naming this kind of content as this session sees it; None when a cached copy must not be used:
     no token, or (PostgreSQL) this transaction has changed that content itself, whose new token is only written
-    at its commit."""
+    at its commit, or (``today_tiers``) the stored tiers were built with other rules. One query."""
     conn = await session.connection()
     kinds = [kind] if kind.also is None else [kind, kind.also]
-    columns = [getattr(m.DataVersion, k.token_column) for k in kinds]
+    columns: list[Any] = [getattr(m.DataVersion, k.token_column) for k in kinds]
     if conn.dialect.name == "postgresql":
         columns += [func.current_setting(k.queued, literal_column("true")) for k in kinds]
+    if kind.today_tiers:
+        columns.append(m.DataVersion.tiers_rules)
     row = (await session.execute(select(*columns).where(m.DataVersion.id == 1))).first()
-    if row is None or any(written == "1" for written in row[len(kinds) :]):
+    if row is None or (kind.today_tiers and row[-1] != tiers_rules()):
+        return None
+    if any(written == "1" for written in row[len(kinds) : 2 * len(kinds)]):
         return None
     tokens = row[: len(kinds)]
     return None if any(t is None for t in tokens) else "-".join(tokens)

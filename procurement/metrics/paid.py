@@ -185,7 +185,8 @@ async def keyed_payment_lines(
     The lean lines come whole from the copy of every line's engine columns (``linecache.PAID``, keyed by the
     payments and tiers tokens) when there is one, the buyer names alone joined here: the join to the tiers and
     the columns made of both cost several times reading them."""
-    if not detailed and not from_scratch and await stored_tiers_usable(session):
+    if not detailed and not from_scratch:
+        # No copy (token None) while the stored tiers were built with other rules: they are judged below then.
         found = await linecache.scope_rows(session, linecache.PAID, anchor_ids)
         if found.rows is not None and found.token is not None:
             if found.rows.height == 0:

@@ -153,6 +153,18 @@ async def test_the_copy_of_the_payment_lines_follows_every_change(
         made, _key = await paid.keyed_payment_lines(s, [bcc, *others], detailed=False)
         assert made["supplier_name"].str.ends_with(" (renamed)").any()
 
+    # Stored tiers built with other rules than today's: the paid copy is not used (its tiers are judged afresh).
+    async with db.engine.begin() as conn:
+        rules = (await conn.execute(text("SELECT tiers_rules FROM data_version"))).scalar_one()
+        await conn.execute(text("UPDATE data_version SET tiers_rules = 'rules of another release'"))
+    async with maker() as s:
+        assert await linecache.token(s, linecache.PAID) is None
+        assert (await linecache.scope_rows(s, linecache.PAID, [bcc])).rows is None
+        _frame, key = await paid.keyed_payment_lines(s, [bcc], detailed=False)
+        assert key is None, "other rules: the tiers are judged afresh, not read from a copy"
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE data_version SET tiers_rules = :r"), {"r": rules})
+
     # A transaction reading its own uncommitted change sees it, and leaves no copy that outlives it.
     async with maker() as s:
         await s.execute(text("UPDATE payment_line SET amount_pence = 1"))
