@@ -266,10 +266,15 @@ def _engine_columns(joined: pl.LazyFrame) -> pl.LazyFrame:
 
 
 async def _with_buyer_names(session: AsyncSession, lines: pl.LazyFrame, anchor_ids: Sequence[int]) -> pl.DataFrame:
-    # One lazy pass: each eager step would copy every line again.
+    # Looked up in a column of its own: a join would copy every line's every column again. One lazy pass.
     names = await buyer_names(session, anchor_ids)
-    joined = lines.join(names.lazy(), on="anchor_id", how="left", maintain_order="left")
-    return joined.select([pl.col(k).cast(v) for k, v in _SCHEMA.items()]).collect()
+    ids, named = names["anchor_id"], names["buyer_name"]
+    buyer = (
+        pl.col("anchor_id").replace_strict(ids, named, default=None, return_dtype=pl.String)
+        if names.height
+        else pl.lit(None, pl.String)
+    )
+    return lines.with_columns(buyer_name=buyer).select([pl.col(k).cast(v) for k, v in _SCHEMA.items()]).collect()
 
 
 # The columns that are the same on every lean line (null, or a constant): not stored in the copy, made on reading.
