@@ -119,8 +119,11 @@ class Found:
     kind: Kind = LINES
 
 
-async def scope_rows(session: AsyncSession, kind: Kind, anchor_ids: Sequence[int]) -> Found:
-    """The rows of these anchors (by ``anchor_id``) from this database's copy of this kind for the current token."""
+async def scope_rows(
+    session: AsyncSession, kind: Kind, anchor_ids: Sequence[int], columns: Sequence[str] | None = None
+) -> Found:
+    """The rows of these anchors (by ``anchor_id``) from this database's copy of this kind for the current token
+    (``columns``: only these of its columns, the others not read)."""
     current = await token(session, kind)
     if current is None:
         return Found(kind=kind)
@@ -129,14 +132,15 @@ async def scope_rows(session: AsyncSession, kind: Kind, anchor_ids: Sequence[int
     with contextlib.suppress(FileNotFoundError):
         scan = pl.scan_ipc(path)
         whole = False
+        read = scan if columns is None else scan.select(columns)
         if kind.by_anchor and anchor_ids:
             anchors = scan.select("anchor_id").collect().to_series()
             first = int(anchors.search_sorted(min(anchor_ids), "left"))
             count = int(anchors.search_sorted(max(anchor_ids), "right")) - first
-            scan = scan.slice(first, count)
+            read = read.slice(first, count)
             # A range of the scope's anchors alone (one anchor, all of them) needs no filter, which copies every row.
             whole = bool(anchors.slice(first, count).is_in(list(anchor_ids)).all())
-        rows = (scan if whole else scan.filter(pl.col("anchor_id").is_in(list(anchor_ids)))).collect()
+        rows = (read if whole else read.filter(pl.col("anchor_id").is_in(list(anchor_ids)))).collect()
         return Found(rows=rows, token=current, kind=kind)
     return Found(missing=path, token=current, kind=kind)
 
@@ -201,7 +205,9 @@ def _store(kind: Kind, path: Path, frame: pl.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
     try:
-        frame.write_ipc(part, compression="uncompressed")  # uncompressed: read memory-mapped
+        # Uncompressed: read memory-mapped. One record batch: a scope read in several chunks costs the engine a
+        # copy of every line (it rechunks its input).
+        frame.write_ipc(part, compression="uncompressed", record_batch_size=max(frame.height, 1))
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)

@@ -177,38 +177,52 @@ async def keyed_payment_lines(
     from_scratch: bool = False,
     refresh: bool = False,
     detailed: bool = True,
+    figures_only: bool = False,
 ) -> tuple[pl.DataFrame, bytes | None]:
     """``payment_lines_with_details``, and a key for its engine columns when they are made of the copies on disk
     alone (payment lines and stored tiers, none judged on the fly), as ``lines.keyed_lines`` gives for contract
-    lines. None: work the digest out.
+    lines. None: work the digest out. ``figures_only`` (lean): only the columns the figures are made of
+    (``FIGURE_SCHEMA``: the engine's and ``paid_facts``'s), the others not read.
 
     The lean lines come whole from the copy of every line's engine columns (``linecache.PAID``, keyed by the
     payments and tiers tokens) when there is one, the buyer names alone joined here: the join to the tiers and
     the columns made of both cost several times reading them."""
+    figures_only = figures_only and not detailed
+    schema = FIGURE_SCHEMA if figures_only else _SCHEMA
     if not detailed and not from_scratch:
         # No copy (token None) while the stored tiers were built with other rules: they are judged below then.
-        found = await linecache.scope_rows(session, linecache.PAID, anchor_ids)
+        stored = [k for k in schema if k not in _LEAN_CONSTANTS and k != "buyer_name"]
+        found = await linecache.scope_rows(session, linecache.PAID, anchor_ids, stored)
         if found.rows is not None and found.token is not None:
             if found.rows.height == 0:
-                return pl.DataFrame(schema=_SCHEMA), None
-            rows = found.rows.lazy().with_columns(**_LEAN_CONSTANTS)
+                return pl.DataFrame(schema=schema), None
+            rows = found.rows.lazy().with_columns(**{k: v for k, v in _LEAN_CONSTANTS.items() if k in schema})
             copied = found.token.split("-")  # the payments and tiers tokens
-            return await _with_buyer_names(session, rows, anchor_ids), _key(copied[0], copied[1], anchor_ids)
+            key = _key(copied[0], copied[1], anchor_ids)
+            if figures_only:
+                return rows.select([pl.col(k).cast(v) for k, v in schema.items()]).collect(), key
+            return await _with_buyer_names(session, rows, anchor_ids), key
         linecache.copy_later((await session.connection()).engine.url, found, _every_paid_line)
     raw, payments_token = await _payment_rows(session, anchor_ids, detailed=detailed, by_anchor=not detailed)
     if raw.height == 0:
-        return pl.DataFrame(schema=_SCHEMA), None
+        return pl.DataFrame(schema=schema), None
     # Stand-ins (redacted: 0, unmatched: negative) match no stored pair, so they stay unknown.
     joined, tiers_token = await keyed_tiers(
         session, _with_stand_ins(raw), anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
     )
     frame = await _with_buyer_names(session, _engine_columns(joined.lazy()), anchor_ids)
+    frame = frame.select(list(schema))
     if payments_token is None or tiers_token is None:
         return frame, None
     return frame, _key(payments_token, tiers_token, anchor_ids)
 
 
 _SCHEMA = {**INPUT_SCHEMA, **EXTRA_SCHEMA, **PAID_EXTRA_SCHEMA}
+# What the figures are made of: the engine's input and what ``paid_facts`` reads.
+FIGURE_SCHEMA = {
+    **INPUT_SCHEMA,
+    **{k: _SCHEMA[k] for k in ("file_id", "transaction_number", "influenceable", "redacted", "not_influenceable_rule")},
+}
 
 
 def _key(payments_token: str, tiers_token: str, anchor_ids: Sequence[int]) -> bytes:

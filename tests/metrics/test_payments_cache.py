@@ -77,6 +77,9 @@ async def _same_as_the_database(s: AsyncSession, change: str, *, copied: bool = 
         made, key = await paid.keyed_payment_lines(s, ids, detailed=False)
         assert (key is not None) == copied, f"after {change}: keyed by the copies' tokens: {copied}"
         assert_frame_equal(made, await _from_the_tables(s, ids), check_exact=True)
+        figures, same_key = await paid.keyed_payment_lines(s, ids, detailed=False, figures_only=True)
+        assert same_key == key
+        assert_frame_equal(figures, made.select(list(paid.FIGURE_SCHEMA)), check_exact=True)
     through, token = await paid._payment_rows(s, anchors, detailed=False)
     assert (token is not None) == copied, f"after {change}: read through the copy: {copied}"
     assert_frame_equal(through, await paid._read_payment_rows(s, anchors, detailed=False), check_exact=True)
