@@ -159,10 +159,10 @@ WRITE_AFTER_S = 1.0
 
 def copy_later(url: URL, found: Found, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame | None]]) -> None:
     """Writes the missing copy in the background, once per process: the request that found it missing has read its
-        own rows already, at the cost it had before there were copies (reading every row costs more). A thread of
-        its own, with its own event loop and connection, so decoding every line never holds up a request's loop, started
-        a little later (``WRITE_AFTER_S``). ``read_every`` returns None when the copy may not be written (it would hold
-    what must be judged on each read); this process does not try that copy again."""
+    own rows already, at the cost it had before there were copies (reading every row costs more). A thread of
+    its own, with its own event loop and connection, so decoding every line never holds up a request's loop, started
+    a little later (``WRITE_AFTER_S``). ``read_every`` returns None when the copy may not be written (it would
+    hold what must be judged on each read); this process does not try that copy again."""
     path, current = found.missing, found.token
     if path is None or current is None or path in _writing or path in _unwritable:
         return

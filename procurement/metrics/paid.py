@@ -185,7 +185,7 @@ async def keyed_payment_lines(
     (``FIGURE_SCHEMA``: the engine's and ``paid_facts``'s), the others not read.
 
     The lean lines come whole from the copy of every line's engine columns (``linecache.PAID``, keyed by the
-    payments and tiers tokens) when there is one, the buyer names alone joined here: the join to the tiers and
+    payments and tiers tokens) when there is one, the buyer names alone looked up here: the join to the tiers and
     the columns made of both cost several times reading them."""
     figures_only = figures_only and not detailed
     schema = FIGURE_SCHEMA if figures_only else _SCHEMA
