@@ -145,6 +145,18 @@ async def scope_rows(
     return Found(missing=path, token=current, kind=kind)
 
 
+async def every_row(session: AsyncSession, kind: Kind) -> pl.DataFrame | None:
+    """Every row of this database's copy of this kind for the current token; None when there is none to use."""
+    current = await token(session, kind)
+    if current is None:
+        return None
+    conn = await session.connection()
+    path = folder(conn.engine.url.render_as_string(hide_password=True)) / f"{kind.prefix}{current}{_SUFFIX}"
+    with contextlib.suppress(FileNotFoundError):
+        return pl.scan_ipc(path).collect()
+    return None
+
+
 async def scope_lines(session: AsyncSession, anchor_ids: Sequence[int]) -> Found:
     """The lines of these anchors from this database's copy of every line for the current token."""
     return await scope_rows(session, LINES, anchor_ids)
@@ -169,6 +181,13 @@ def copy_later(url: URL, found: Found, read_every: Callable[[AsyncSession], Awai
     _writing.add(path)
     writing = _write(url, found.kind, path, current, read_every)
     threading.Thread(target=asyncio.run, args=(writing,), name=f"{found.kind.prefix}copy", daemon=True).start()
+
+
+async def others_written(kind: Kind) -> None:
+    """Until the copies of other kinds being written by this process are written: a copy made of theirs (``PAID``)
+    is then made by reading them rather than every line from the database again."""
+    while any(not p.name.startswith(kind.prefix) for p in _writing):  # noqa: ASYNC110 (emptied by the writers)
+        await asyncio.sleep(0.05)
 
 
 async def written() -> None:

@@ -303,10 +303,15 @@ async def _every_paid_line(session: AsyncSession) -> pl.DataFrame | None:
     tier, in (anchor, line) order (which ``linecache`` reads a scope's rows by), but for the buyer names and the
     columns the same on every line. None when a line's pair has no stored tier (judged on each read) or the stored
     tiers were built with other rules."""
+    # Made of the copies of the payment lines and stored tiers when they are there (being written alongside, as
+    # they usually are): reading every line from the database again costs several times more.
+    await linecache.others_written(linecache.PAID)
     if not await stored_tiers_usable(session):
         return None
-    raw = _with_stand_ins(await _read_payment_rows(session, None, detailed=False))
-    tiers = await stored_tiers(session, None, detailed=False)
+    payments = await linecache.every_row(session, linecache.PAYMENTS)
+    raw = _with_stand_ins(payments if payments is not None else await _read_payment_rows(session, None, detailed=False))
+    tiers = await linecache.every_row(session, linecache.TIERS)
+    tiers = tiers if tiers is not None else await stored_tiers(session, None, detailed=False)
     joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
     if joined.filter((pl.col("contracted_supplier_id") > 0) & pl.col("effective_supplier_id").is_null()).height:
         return None
