@@ -16,7 +16,9 @@ it, and only those pairs that have no stored tier are still judged from the data
 
 The lean payment lines of the paid basis are copied likewise, keyed by ``data_version.payments_token``, which
 triggers renew on every write to ``payment_line``, ``spend_file`` and ``payee_match`` (migration
-0012_payments_token)."""
+0012_payments_token). The paid basis's engine lines (the payment lines joined to their stored tiers, with the
+columns made of both) are copied keyed by both tokens, so a cold paid request does no join per
+line."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from sqlalchemy import func, literal_column, select
@@ -39,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import models as m
 from procurement.db import make_engine
 from procurement.settings import get_settings
+from procurement.suppliers.tiers import tiers_rules
 
 log = logging.getLogger(__name__)
 _SUFFIX = ".arrow"
@@ -55,12 +59,18 @@ class Kind:
     # Stored in anchor order (the tiers, whose order is not kept): a scope reads only the rows from its first
     # anchor's to its last's. The lines keep line order, which a scope of several anchors must keep.
     by_anchor: bool = False
+    # A copy made of two kinds' content: named by both tokens, used only while neither moved.
+    also: Kind | None = None
+    # A copy made with the stored tiers: not used while they were built with other rules than today's.
+    today_tiers: bool = False
 
 
 LINES = Kind("lines-", "lines_token", "localvalue.lines_queued")
 TIERS = Kind("tiers-", "tiers_token", "localvalue.tiers_queued", by_anchor=True)
 # The lean payment lines (paid basis), in (anchor, line) order.
 PAYMENTS = Kind("payments-", "payments_token", "localvalue.payments_queued", by_anchor=True)
+# The paid basis's engine lines (payment lines with their stored tiers), in (anchor, line) order.
+PAID = Kind("paid-", "payments_token", "localvalue.payments_queued", by_anchor=True, also=TIERS, today_tiers=True)
 
 
 def folder(url: str) -> Path:
@@ -73,14 +83,21 @@ def folder(url: str) -> Path:
 async def token(session: AsyncSession, kind: Kind) -> str | None:
     """The token naming this kind of content as this session sees it; None when a cached copy must not be used:
     no token, or (PostgreSQL) this transaction has changed that content itself, whose new token is only written
-    at its commit."""
+    at its commit, or (``today_tiers``) the stored tiers were built with other rules. One query."""
     conn = await session.connection()
-    column = getattr(m.DataVersion, kind.token_column)
-    if conn.dialect.name != "postgresql":
-        return await session.scalar(select(column).where(m.DataVersion.id == 1))
-    written = func.current_setting(kind.queued, literal_column("true"))
-    row = (await session.execute(select(column, written).where(m.DataVersion.id == 1))).first()
-    return None if row is None or row[1] == "1" else row[0]
+    kinds = [kind] if kind.also is None else [kind, kind.also]
+    columns: list[Any] = [getattr(m.DataVersion, k.token_column) for k in kinds]
+    if conn.dialect.name == "postgresql":
+        columns += [func.current_setting(k.queued, literal_column("true")) for k in kinds]
+    if kind.today_tiers:
+        columns.append(m.DataVersion.tiers_rules)
+    row = (await session.execute(select(*columns).where(m.DataVersion.id == 1))).first()
+    if row is None or (kind.today_tiers and row[-1] != tiers_rules()):
+        return None
+    if any(written == "1" for written in row[len(kinds) : 2 * len(kinds)]):
+        return None
+    tokens = row[: len(kinds)]
+    return None if any(t is None for t in tokens) else "-".join(tokens)
 
 
 async def lines_token(session: AsyncSession) -> str | None:
@@ -102,8 +119,11 @@ class Found:
     kind: Kind = LINES
 
 
-async def scope_rows(session: AsyncSession, kind: Kind, anchor_ids: Sequence[int]) -> Found:
-    """The rows of these anchors (by ``anchor_id``) from this database's copy of this kind for the current token."""
+async def scope_rows(
+    session: AsyncSession, kind: Kind, anchor_ids: Sequence[int], columns: Sequence[str] | None = None
+) -> Found:
+    """The rows of these anchors (by ``anchor_id``) from this database's copy of this kind for the current token
+    (``columns``: only these of its columns, the others not read)."""
     current = await token(session, kind)
     if current is None:
         return Found(kind=kind)
@@ -111,13 +131,30 @@ async def scope_rows(session: AsyncSession, kind: Kind, anchor_ids: Sequence[int
     path = folder(conn.engine.url.render_as_string(hide_password=True)) / f"{kind.prefix}{current}{_SUFFIX}"
     with contextlib.suppress(FileNotFoundError):
         scan = pl.scan_ipc(path)
+        whole = False
+        read = scan if columns is None else scan.select(columns)
         if kind.by_anchor and anchor_ids:
             anchors = scan.select("anchor_id").collect().to_series()
             first = int(anchors.search_sorted(min(anchor_ids), "left"))
-            scan = scan.slice(first, int(anchors.search_sorted(max(anchor_ids), "right")) - first)
-        rows = scan.filter(pl.col("anchor_id").is_in(list(anchor_ids))).collect()
+            count = int(anchors.search_sorted(max(anchor_ids), "right")) - first
+            read = read.slice(first, count)
+            # A range of the scope's anchors alone (one anchor, all of them) needs no filter, which copies every row.
+            whole = bool(anchors.slice(first, count).is_in(list(anchor_ids)).all())
+        rows = (read if whole else read.filter(pl.col("anchor_id").is_in(list(anchor_ids)))).collect()
         return Found(rows=rows, token=current, kind=kind)
     return Found(missing=path, token=current, kind=kind)
+
+
+async def every_row(session: AsyncSession, kind: Kind) -> pl.DataFrame | None:
+    """Every row of this database's copy of this kind for the current token; None when there is none to use."""
+    current = await token(session, kind)
+    if current is None:
+        return None
+    conn = await session.connection()
+    path = folder(conn.engine.url.render_as_string(hide_password=True)) / f"{kind.prefix}{current}{_SUFFIX}"
+    with contextlib.suppress(FileNotFoundError):
+        return pl.scan_ipc(path).collect()
+    return None
 
 
 async def scope_lines(session: AsyncSession, anchor_ids: Sequence[int]) -> Found:
@@ -126,22 +163,31 @@ async def scope_lines(session: AsyncSession, anchor_ids: Sequence[int]) -> Found
 
 
 _writing: set[Path] = set()  # copies being written by this process
+_unwritable: set[Path] = set()  # copies this process found it may not write (their content is not all stored)
 # A copy is started this long after the request that found it missing, so that request (typically the first
 # after an import or an edit) does not share the CPU with reading every line.
 WRITE_AFTER_S = 1.0
 
 
-def copy_later(url: URL, found: Found, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]) -> None:
+def copy_later(url: URL, found: Found, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame | None]]) -> None:
     """Writes the missing copy in the background, once per process: the request that found it missing has read its
     own rows already, at the cost it had before there were copies (reading every row costs more). A thread of
     its own, with its own event loop and connection, so decoding every line never holds up a request's loop, started
-    a little later (``WRITE_AFTER_S``)."""
+    a little later (``WRITE_AFTER_S``). ``read_every`` returns None when the copy may not be written (it would
+    hold what must be judged on each read); this process does not try that copy again."""
     path, current = found.missing, found.token
-    if path is None or current is None or path in _writing:
+    if path is None or current is None or path in _writing or path in _unwritable:
         return
     _writing.add(path)
     writing = _write(url, found.kind, path, current, read_every)
     threading.Thread(target=asyncio.run, args=(writing,), name=f"{found.kind.prefix}copy", daemon=True).start()
+
+
+async def others_written(kind: Kind) -> None:
+    """Until the copies of other kinds being written by this process are written: a copy made of theirs (``PAID``)
+    is then made by reading them rather than every line from the database again."""
+    while any(not p.name.startswith(kind.prefix) for p in _writing):  # noqa: ASYNC110 (emptied by the writers)
+        await asyncio.sleep(0.05)
 
 
 async def written() -> None:
@@ -151,7 +197,11 @@ async def written() -> None:
 
 
 async def _write(
-    url: URL, kind: Kind, path: Path, current: str, read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame]]
+    url: URL,
+    kind: Kind,
+    path: Path,
+    current: str,
+    read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame | None]],
 ) -> None:
     await asyncio.sleep(WRITE_AFTER_S)
     engine = make_engine(url.render_as_string(hide_password=False))
@@ -159,7 +209,9 @@ async def _write(
         async with AsyncSession(bind=engine) as session:
             every = await read_every(session)
             # Unchanged after the read: no change to the content was committed since the token was read.
-            if await token(session, kind) == current:
+            if every is None:
+                _unwritable.add(path)
+            elif await token(session, kind) == current:
                 _store(kind, path, every)
     except Exception:  # a copy not written only costs speed: the next request reads from the database again
         log.warning("the copy at %s was not written", path, exc_info=True)
@@ -172,7 +224,9 @@ def _store(kind: Kind, path: Path, frame: pl.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
     try:
-        frame.write_ipc(part, compression="uncompressed")  # uncompressed: read memory-mapped
+        # Uncompressed: read memory-mapped. One record batch: a scope read in several chunks costs the engine a
+        # copy of every line (it rechunks its input).
+        frame.write_ipc(part, compression="uncompressed", record_batch_size=max(frame.height, 1))
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)

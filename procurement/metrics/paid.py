@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement.db import fetch_frame
 from procurement.metrics import linecache
-from procurement.metrics.lines import EXTRA_SCHEMA, buyer_names, id_list, keyed_tiers
+from procurement.metrics.lines import EXTRA_SCHEMA, buyer_names, id_list, keyed_tiers, stored_tiers
+from procurement.suppliers.tiers import stored_tiers_usable
 from socialvalue.metrics import INPUT_SCHEMA
-from socialvalue.periods import financial_year_label_expr, quarter_label_expr
+from socialvalue.periods import financial_year_label_expr, parse_financial_year, quarter_index, quarter_label_expr
 
 REDACTED_SUPPLIER_ID = 0
 REDACTED_NAME = "Redacted payee (not named by the publisher)"
@@ -70,20 +71,20 @@ _STAND_IN = "p.supplier_id IS NULL AND NOT p.redacted"
 
 
 async def _payment_rows(
-    session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool
+    session: AsyncSession, anchor_ids: Sequence[int], *, detailed: bool, by_anchor: bool = False
 ) -> tuple[pl.DataFrame, str | None]:
-    """The payment lines of the active files of these anchors, in line order; the lean ones from the copy of
-    every lean payment line on disk when there is one for the lines as they are (``linecache``). And that copy's
-    token (None: read from the database)."""
+    """The payment lines of the active files of these anchors, in line order (``by_anchor``: in (anchor, line)
+    order); the lean ones from the copy of every lean payment line on disk when there is one for the lines as they
+    are (``linecache``). And that copy's token (None: read from the database)."""
     if detailed:
         return await _read_payment_rows(session, anchor_ids, detailed=True), None
     found = await linecache.scope_rows(session, linecache.PAYMENTS, anchor_ids)
     if found.rows is not None:
         # The copy is in anchor order; a scope of several anchors keeps line order, as read from the database.
-        return found.rows.sort("line_id"), found.token
+        return found.rows if by_anchor else found.rows.sort("line_id"), found.token
     rows = await _read_payment_rows(session, anchor_ids, detailed=False)
     linecache.copy_later((await session.connection()).engine.url, found, _every_lean_payment)
-    return rows, None
+    return rows.sort("anchor_id", "line_id") if by_anchor else rows, None
 
 
 async def _every_lean_payment(session: AsyncSession) -> pl.DataFrame:
@@ -153,12 +154,16 @@ async def payment_lines_with_details(
     refresh: bool = False,
     detailed: bool = True,
 ) -> pl.DataFrame:
-    """``INPUT_SCHEMA`` + ``EXTRA_SCHEMA`` + ``PAID_EXTRA_SCHEMA``: one row per payment line of the active files.
+    """``INPUT_SCHEMA`` + ``EXTRA_SCHEMA`` + ``PAID_EXTRA_SCHEMA``: one row per payment line of the active files, in
+    line order.
 
     Without ``detailed``, the columns only a reviewer reads (the line's row in its file, the title made of file,
     row and expense type, and the stored tiers' method, confidence and reason) are null, and the stored tiers
     come from their copy on disk when there is one: the engine's columns and those ``paid_facts`` reads are the
-    same either way."""
+    same either way. The lines then come by anchor (each anchor's in line order), as the copies hold them: the
+    figures do not depend on the order of different anchors' lines (the engine orders lines by anchor and
+    supplier, keeping their order within one anchor), and putting a scope's lines back in line order costs as
+    much as reading them."""
     frame, _key = await keyed_payment_lines(
         session, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
     )
@@ -172,14 +177,61 @@ async def keyed_payment_lines(
     from_scratch: bool = False,
     refresh: bool = False,
     detailed: bool = True,
+    figures_only: bool = False,
 ) -> tuple[pl.DataFrame, bytes | None]:
     """``payment_lines_with_details``, and a key for its engine columns when they are made of the copies on disk
     alone (payment lines and stored tiers, none judged on the fly), as ``lines.keyed_lines`` gives for contract
-    lines. None: work the digest out."""
-    schema = {**INPUT_SCHEMA, **EXTRA_SCHEMA, **PAID_EXTRA_SCHEMA}
-    raw, payments_token = await _payment_rows(session, anchor_ids, detailed=detailed)
+    lines. None: work the digest out. ``figures_only`` (lean): only the columns the figures are made of
+    (``FIGURE_SCHEMA``: the engine's and ``paid_facts``'s), the others not read.
+
+    The lean lines come whole from the copy of every line's engine columns (``linecache.PAID``, keyed by the
+    payments and tiers tokens) when there is one, the buyer names alone looked up here: the join to the tiers and
+    the columns made of both cost several times reading them."""
+    figures_only = figures_only and not detailed
+    schema = FIGURE_SCHEMA if figures_only else _SCHEMA
+    if not detailed and not from_scratch:
+        # No copy (token None) while the stored tiers were built with other rules: they are judged below then.
+        stored = [k for k in schema if k not in _LEAN_CONSTANTS and k != "buyer_name"]
+        found = await linecache.scope_rows(session, linecache.PAID, anchor_ids, stored)
+        if found.rows is not None and found.token is not None:
+            if found.rows.height == 0:
+                return pl.DataFrame(schema=schema), None
+            rows = found.rows.lazy().with_columns(**{k: v for k, v in _LEAN_CONSTANTS.items() if k in schema})
+            copied = found.token.split("-")  # the payments and tiers tokens
+            key = _key(copied[0], copied[1], anchor_ids)
+            if figures_only:
+                return rows.select([pl.col(k).cast(v) for k, v in schema.items()]).collect(), key
+            return await _with_buyer_names(session, rows, anchor_ids), key
+        linecache.copy_later((await session.connection()).engine.url, found, _every_paid_line)
+    raw, payments_token = await _payment_rows(session, anchor_ids, detailed=detailed, by_anchor=not detailed)
     if raw.height == 0:
         return pl.DataFrame(schema=schema), None
+    # Stand-ins (redacted: 0, unmatched: negative) match no stored pair, so they stay unknown.
+    joined, tiers_token = await keyed_tiers(
+        session, _with_stand_ins(raw), anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
+    )
+    frame = await _with_buyer_names(session, _engine_columns(joined.lazy()), anchor_ids)
+    frame = frame.select(list(schema))
+    if payments_token is None or tiers_token is None:
+        return frame, None
+    return frame, _key(payments_token, tiers_token, anchor_ids)
+
+
+_SCHEMA = {**INPUT_SCHEMA, **EXTRA_SCHEMA, **PAID_EXTRA_SCHEMA}
+# What the figures are made of: the engine's input and what ``paid_facts`` reads.
+FIGURE_SCHEMA = {
+    **INPUT_SCHEMA,
+    **{k: _SCHEMA[k] for k in ("file_id", "transaction_number", "influenceable", "redacted", "not_influenceable_rule")},
+}
+
+
+def _key(payments_token: str, tiers_token: str, anchor_ids: Sequence[int]) -> bytes:
+    # The buyer names beside the lines are no engine column. Longer than any content digest, so never equal to one.
+    return f"payments:{payments_token}:{tiers_token}:{list(anchor_ids)}".encode()
+
+
+def _with_stand_ins(raw: pl.DataFrame) -> pl.DataFrame:
+    """Each line's contracted supplier: its payee's supplier, or a stand-in (see the module's notes)."""
     stand_in = (
         pl.when(pl.col("redacted"))
         .then(pl.lit(REDACTED_SUPPLIER_ID, pl.Int64))
@@ -187,23 +239,19 @@ async def keyed_payment_lines(
         .then(-pl.col("payee_match_id"))
         .otherwise(-(_UNMATCHED_OFFSET + pl.col("line_id")))
     )
-    raw = raw.with_columns(
+    return raw.with_columns(
         contracted_supplier_id=pl.coalesce(pl.when(~pl.col("redacted")).then(pl.col("matched_supplier_id")), stand_in)
     )
-    # Stand-ins (redacted: 0, unmatched: negative) match no stored pair, so they stay unknown.
-    joined, tiers_token = await keyed_tiers(
-        session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
-    )
-    names = await buyer_names(session, anchor_ids)
+
+
+def _engine_columns(joined: pl.LazyFrame) -> pl.LazyFrame:
+    """The lines with their tiers (``keyed_tiers``) as ``_SCHEMA`` but for the buyer name: what the copy holds."""
     month_start = (pl.col("month") + "-01").str.to_date("%Y-%m-%d", strict=False)
     title = pl.concat_str([pl.col("source_name"), pl.lit(" row "), pl.col("row_number").cast(pl.String)]) + pl.when(
         pl.col("expense_type").is_not_null()
     ).then(pl.lit(": ") + pl.col("expense_type")).otherwise(pl.lit(""))
-    # One lazy pass: each eager step would copy every line again.
-    frame = (
-        joined.lazy()
-        .join(names.lazy(), on="anchor_id", how="left", maintain_order="left")
-        .rename({"supplier_name": "master_name"})
+    return (
+        joined.rename({"supplier_name": "master_name"})
         .with_columns(supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"))
         .with_columns(
             contract_id=pl.col("file_id"),
@@ -227,13 +275,51 @@ async def keyed_payment_lines(
             contract_title=title,
             share_basis=pl.when(pl.col("redacted")).then(pl.lit("paid, redacted")).otherwise(pl.lit("paid")),
         )
-        .select([pl.col(k).cast(v) for k, v in schema.items()])
-        .collect()
+        .select([pl.col(k).cast(v) for k, v in _SCHEMA.items() if k != "buyer_name"])
     )
-    if payments_token is None or tiers_token is None:
-        return frame, None
-    # The buyer names beside the lines are no engine column. Longer than any content digest, so never equal to one.
-    return frame, f"payments:{payments_token}:{tiers_token}:{list(anchor_ids)}".encode()
+
+
+async def _with_buyer_names(session: AsyncSession, lines: pl.LazyFrame, anchor_ids: Sequence[int]) -> pl.DataFrame:
+    # Looked up in a column of its own: a join would copy every line's every column again. One lazy pass.
+    names = await buyer_names(session, anchor_ids)
+    ids, named = names["anchor_id"], names["buyer_name"]
+    buyer = (
+        pl.col("anchor_id").replace_strict(ids, named, default=None, return_dtype=pl.String)
+        if names.height
+        else pl.lit(None, pl.String)
+    )
+    return lines.with_columns(buyer_name=buyer).select([pl.col(k).cast(v) for k, v in _SCHEMA.items()]).collect()
+
+
+# The columns that are the same on every lean line (null, or a constant): not stored in the copy, made on reading.
+_LEAN_CONSTANTS: dict[str, pl.Expr] = {
+    k: pl.lit(None, _SCHEMA[k])
+    for k in ("start_date", "end_date", "cpv_code", "contract_title", "row_number", "tier_confidence", "tier_reason")
+} | {"status": pl.lit("active", pl.String)}
+
+
+async def _every_paid_line(session: AsyncSession) -> pl.DataFrame | None:
+    """What the copy of the paid basis's engine lines holds: every lean payment line of every anchor with its stored
+    tier, in (anchor, line) order (which ``linecache`` reads a scope's rows by), but for the buyer names and the
+    columns the same on every line. None when a line's pair has no stored tier (judged on each read) or the stored
+    tiers were built with other rules."""
+    # Made of the copies of the payment lines and stored tiers when they are there (being written alongside, as
+    # they usually are): reading every line from the database again costs several times more.
+    await linecache.others_written(linecache.PAID)
+    if not await stored_tiers_usable(session):
+        return None
+    payments = await linecache.every_row(session, linecache.PAYMENTS)
+    raw = _with_stand_ins(payments if payments is not None else await _read_payment_rows(session, None, detailed=False))
+    tiers = await linecache.every_row(session, linecache.TIERS)
+    tiers = tiers if tiers is not None else await stored_tiers(session, None, detailed=False)
+    joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
+    if joined.filter((pl.col("contracted_supplier_id") > 0) & pl.col("effective_supplier_id").is_null()).height:
+        return None
+    every = _engine_columns(joined.lazy()).sort("anchor_id", "line_id").collect()
+    made = every.with_columns(**_LEAN_CONSTANTS).select(list(_LEAN_CONSTANTS))
+    if not every.select(made.columns).equals(made, null_equal=True):
+        return None  # never so (lean lines): a safeguard that what is left out is made again the same
+    return every.drop(made.columns)
 
 
 def influenceable_only(details: pl.DataFrame) -> pl.DataFrame:
@@ -268,13 +354,24 @@ def _period_label(periods: str, key: pl.Expr) -> pl.Expr:
     return quarter_label_expr(key) if periods == "quarter" else financial_year_label_expr(key)
 
 
+def _wanted_keys(periods: str, wanted: Sequence[str]) -> pl.DataFrame | None:
+    """The period keys of the labels asked for (period_key, period), so only their lines are read on; None when a
+    label is not one the lines' keys are labelled by (then the labels are matched as before, to none)."""
+    try:
+        found = [quarter_index(w) if periods == "quarter" else parse_financial_year(w) for w in wanted]
+    except ValueError:
+        return None
+    keys = pl.DataFrame({"period_key": found}, schema={"period_key": pl.Int64}).with_columns(
+        period=_period_label(periods, pl.col("period_key"))
+    )
+    return keys.unique("period_key", maintain_order=True) if keys["period"].to_list() == list(wanted) else None
+
+
 def paid_facts(
     details: pl.DataFrame, *, periods: str, influenceable: bool, wanted: Sequence[str] | None = None
 ) -> list[PaidFacts]:
     """Per period: lines, transactions (split lines of one number count once), redacted lines and value, and
     (in the influenceable view) what was left out and by which rule. ``details`` is every line, before the view."""
-    from importers.spend import transaction_count
-
     used = ["award_date", "currency", "value_pence", "file_id", "transaction_number", "influenceable", "redacted",
             "not_influenceable_rule"]  # fmt: skip
     # The lines the engine counts (dated, in pounds, with an amount), so these facts agree with its figures. Only
@@ -287,37 +384,63 @@ def paid_facts(
             pl.col("award_date").is_not_null() & (pl.col("currency") == "GBP") & pl.col("value_pence").is_not_null()
         )
         .with_columns(period_key=_period_key(periods))
-        .collect()
     )
-    keys = dated.select(pl.col("period_key").unique()).with_columns(period=_period_label(periods, pl.col("period_key")))
-    if wanted is not None:
-        keys = keys.filter(pl.col("period").is_in(list(wanted)))
+    keys = _wanted_keys(periods, wanted) if wanted is not None else None
+    if keys is None:
+        dated_now = dated.collect()
+        keys = dated_now.select(pl.col("period_key").unique()).with_columns(
+            period=_period_label(periods, pl.col("period_key"))
+        )
+        if wanted is not None:
+            keys = keys.filter(pl.col("period").is_in(list(wanted)))
+        dated = dated_now.lazy()
     labels = list(wanted) if wanted is not None else sorted(keys["period"].to_list())
-    # The transaction keys only for the periods asked for.
-    dated = dated.join(keys, on="period_key", how="inner", maintain_order="left").with_columns(
-        transaction=pl.concat_str([pl.col("file_id").cast(pl.String), pl.col("transaction_number")], separator=":")
+    # The transaction keys only for the periods asked for; every figure of every period in one pass.
+    periods_lines = dated.join(keys.lazy(), on="period_key", how="inner", maintain_order="left").with_columns(
+        transaction=pl.concat_str([pl.col("file_id").cast(pl.String), pl.col("transaction_number")], separator=":"),
+        kept=pl.col("influenceable") if influenceable else pl.lit(True),
     )
+    kept, value, numbered = pl.col("kept"), pl.col("value_pence"), pl.col("transaction").is_not_null()
+    redacted = kept & pl.col("redacted")
+    figures, by_rule = pl.collect_all(
+        [
+            periods_lines.group_by("period").agg(
+                lines=kept.sum(),
+                # Split lines of one transaction number count once; a line without a number is its own transaction.
+                numbered=pl.col("transaction").filter(kept & numbered).n_unique(),
+                unnumbered=(kept & ~numbered).sum(),
+                redacted_lines=redacted.sum(),
+                redacted_pence=value.filter(redacted).sum(),
+                left_out_lines=(~kept).sum(),
+                left_out_pence=value.filter(~kept).sum(),
+                # Each month written once, not once per line.
+                months=pl.col("award_date").filter(kept).dt.month_start().unique().dt.strftime("%Y-%m"),
+            ),
+            periods_lines.filter(~kept)
+            .group_by("period", "not_influenceable_rule")
+            .agg(pl.col("value_pence").sum())
+            .sort("period", "not_influenceable_rule"),
+        ]
+    )
+    rules: dict[str, dict[str, int]] = {}
+    for period, rule, pence in by_rule.iter_rows():
+        rules.setdefault(period, {})[str(rule)] = int(pence)
+    found = {r["period"]: r for r in figures.iter_rows(named=True)}
     out = []
     for label in labels:
-        part = dated.filter(pl.col("period") == label)
-        kept = part.filter(pl.col("influenceable")) if influenceable else part
-        left = part.filter(~pl.col("influenceable")) if influenceable else part.clear()
-        by_rule = (
-            left.group_by("not_influenceable_rule").agg(pl.col("value_pence").sum()).sort("not_influenceable_rule")
-        )
-        redacted = kept.filter(pl.col("redacted"))
+        f = found.get(label)
         out.append(
             PaidFacts(
                 period=label,
-                lines=kept.height,
-                transactions=transaction_count(kept.select("transaction")),
-                redacted_lines=redacted.height,
-                redacted_pence=int(redacted["value_pence"].sum() or 0),
+                lines=int(f["lines"]) if f else 0,
+                transactions=int(f["numbered"] + f["unnumbered"]) if f else 0,
+                redacted_lines=int(f["redacted_lines"]) if f else 0,
+                redacted_pence=int(f["redacted_pence"] or 0) if f else 0,
                 influenceable_only=influenceable,
-                left_out_lines=left.height,
-                left_out_pence=int(left["value_pence"].sum() or 0),
-                left_out_by_rule={str(r): int(v) for r, v in by_rule.iter_rows()},
-                months=kept["award_date"].dt.strftime("%Y-%m").drop_nulls().unique().sort().to_list(),
+                left_out_lines=int(f["left_out_lines"]) if f else 0,
+                left_out_pence=int(f["left_out_pence"] or 0) if f else 0,
+                left_out_by_rule=rules.get(label, {}),
+                months=sorted({m for m in f["months"] if m is not None}) if f else [],
             )
         )
     return out

@@ -524,7 +524,10 @@ async def compute_bases(
         if b == "paid":
             key: bytes | None = None
             if scope.anchor_ids:
-                every, key = await keyed_payment_lines(db_session, scope.anchor_ids, detailed=detailed)
+                # Without details, only the columns the figures are made of (nothing else reads them here).
+                every, key = await keyed_payment_lines(
+                    db_session, scope.anchor_ids, detailed=detailed, figures_only=True
+                )
             else:
                 every = await scope_lines(db_session, scope, basis="paid", detailed=detailed)
             details = every.filter(pl.col("influenceable")) if influenceable else every
