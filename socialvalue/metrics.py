@@ -589,7 +589,8 @@ def _period_rows(facts: pl.DataFrame, basis: Basis, periods: PeriodKind, codes: 
     parts = _spread_parts(facts, detail=False)
     if periods == "quarter":
         p = (pl.col("quarter_idx") - codes.period_low).cast(pl.Int32)
-        return parts.select("r", p=p, pence="allocated_pence").collect(engine="streaming")
+        # one chunk per column: the numpy steps then read the columns in place rather than copying them
+        return parts.select("r", p=p, pence="allocated_pence").collect(engine="streaming").rechunk()
     # A line's quarters are contiguous and in order, so its years are runs of rows: sum each run.
     year = pl.col("quarter_idx") // 4 - codes.period_low
     key = pl.col("r").cast(pl.Int64) * max(codes.periods, 1) + year
@@ -839,18 +840,53 @@ def _row_sums(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl
             for name, width in widths.items()
         )
     r, p, pence = rows["r"].to_numpy(), rows["p"].to_numpy(), rows["pence"].to_numpy()
-    # two buffers for every key: fresh arrays this size cost as much in page faults as the sums themselves
-    key, line_key = np.empty(rows.height, dtype=np.int64), np.empty(rows.height, dtype=np.int64)
+    sums = {name: np.zeros(periods * width, dtype=np.int64) for name, width in widths.items()}
+    line_keys = {name: keys[name].to_numpy() for name in widths}
+    buffers = _Buffers()
+    for start in range(0, rows.height, _BLOCK):
+        stop = min(start + _BLOCK, rows.height)
+        at, key, line_key = buffers.take(stop - start)
+        np.copyto(at, r[start:stop], casting="safe")
+        for name, width in widths.items():
+            np.multiply(p[start:stop], width, out=key, dtype=np.int64)
+            key += np.take(line_keys[name], at, out=line_key)
+            np.add.at(sums[name], key, pence[start:stop])
     frames = []
     for name, width in widths.items():
-        np.multiply(p, width, out=key)
-        key += np.take(keys[name].to_numpy(), r, out=line_key)
-        lines = np.bincount(key, minlength=periods * width)
-        sums = np.zeros(periods * width, dtype=np.int64)
-        np.add.at(sums, key, pence)
+        lines = _lines_per_period(line_keys[name], keys, width, periods)
         found = np.flatnonzero(lines)
-        frames.append(pl.DataFrame({name: found, "pence": sums[found], "lines": lines[found].astype(np.int64)}))
+        frames.append(pl.DataFrame({name: found, "pence": sums[name][found], "lines": lines[found]}))
     return tuple(frames)
+
+
+_BLOCK = 1 << 18  # rows per block of the numpy sums over rows
+
+
+class _Buffers:
+    """Scratch arrays for one block of rows, reused from block to block: arrays as long as all the rows would
+    each cost fresh pages from the system (page faults cost more than the sums themselves), and small ones
+    stay in cache."""
+
+    def __init__(self) -> None:
+        self.at = np.empty(_BLOCK, dtype=np.intp)
+        self.key = np.empty(_BLOCK, dtype=np.int64)
+        self.line_key = np.empty(_BLOCK, dtype=np.int64)
+
+    def take(self, n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        return self.at[:n], self.key[:n], self.line_key[:n]
+
+
+def _lines_per_period(
+    line_key: npt.NDArray[np.int64], keys: pl.DataFrame, width: int, periods: int
+) -> npt.NDArray[np.int64]:
+    """Rows per period and line key (period code * width + key), from the lines: a line has one row in each
+    period from its first to its last, so count +1 at its first and -1 after its last, and run the sums."""
+    first, stop = keys["first"].to_numpy(), keys["last"].to_numpy() + 1
+    size = width * (periods + 1)
+    slot = line_key * (periods + 1)
+    changes = np.bincount(slot + first, minlength=size) - np.bincount(slot + stop, minlength=size)
+    held = changes.reshape(width, periods + 1).cumsum(axis=1)[:, :periods]
+    return np.ascontiguousarray(held.T).reshape(-1).astype(np.int64, copy=False)
 
 
 def _money_sums(
