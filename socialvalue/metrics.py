@@ -996,17 +996,24 @@ class _Dense:
         scope_row = np.zeros(codes.scopes.len(), dtype=np.int64)
         scope_row[scope_codes] = np.arange(scope_codes.size)
         line_cell = np.where(member, scope_row[np.where(member, several, 0)] * periods * width + column, -1)
-        r = rows["r"].to_numpy()
-        cell = line_cell[r]
-        p, pence, bits = rows["p"].to_numpy(), rows["pence"].to_numpy(), keys["bits"].to_numpy()[r]
-        if not member.all():
-            keep = cell >= 0
-            cell, p, pence, bits = cell[keep], p[keep], pence[keep], bits[keep]
-        cell += p.astype(np.int64) * width
+        r, p, pence = rows["r"].to_numpy(), rows["p"].to_numpy(), rows["pence"].to_numpy()
+        line_bits, everyone = keys["bits"].to_numpy(), bool(member.all())
         value = np.zeros(size, dtype=np.int64)
-        np.add.at(value, cell, pence)
         union = np.zeros(size, dtype=np.int32)
-        np.bitwise_or.at(union, cell, bits)
+        buffers, bits_buffer = _Buffers(), np.empty(_BLOCK, dtype=np.int32)
+        for start in range(0, rows.height, _BLOCK):
+            stop = min(start + _BLOCK, rows.height)
+            at, cell, period_cell = buffers.take(stop - start)
+            np.copyto(at, r[start:stop], casting="safe")
+            np.take(line_cell, at, out=cell)
+            np.multiply(p[start:stop], width, out=period_cell, dtype=np.int64)
+            cell += period_cell
+            bits, block_pence = np.take(line_bits, at, out=bits_buffer[: stop - start]), pence[start:stop]
+            if not everyone:
+                keep = np.take(member, at)
+                cell, bits, block_pence = cell[keep], bits[keep], block_pence[keep]
+            np.add.at(value, cell, block_pence)
+            np.bitwise_or.at(union, cell, bits)
         sp = (scope_codes[:, None] * periods + np.arange(periods, dtype=np.int64)).ravel()
         return _Dense(sp=sp, x=columns, value=value.reshape(-1, width), bits=union.reshape(-1, width))
 
