@@ -175,9 +175,15 @@ def validate_lines(lines: pl.DataFrame) -> None:
     ]
     if problems:
         raise ValueError("lines frame does not match INPUT_SCHEMA: " + "; ".join(problems))
-    for column, allowed in (("tier", TIERS), ("category", CATEGORIES), ("status", STATUSES)):
-        bad = lines.filter(~pl.col(column).is_in(allowed) | pl.col(column).is_null())[column].unique()
-        if bad.len():
+    codes = (("tier", TIERS), ("category", CATEGORIES), ("status", STATUSES))
+    # a few comparisons per value cost several times less than looking strings up in a set (is_in)
+    known = lines.select(
+        pl.any_horizontal(pl.col(column) == code for code in allowed).fill_null(False).all().alias(column)
+        for column, allowed in codes
+    ).row(0)
+    for (column, allowed), all_known in zip(codes, known, strict=True):
+        if not all_known:
+            bad = lines.filter(~pl.col(column).is_in(allowed) | pl.col(column).is_null())[column].unique()
             raise ValueError(f"unknown {column} values {bad.to_list()[:5]}; allowed: {allowed}")
     for column in ("line_id", "anchor_id", "supplier_id"):
         if lines[column].null_count():
@@ -1061,7 +1067,7 @@ def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tup
 
     fields = {"x": line("x"), "p": pl.col("p").cast(pl.Int64), "value": pl.col("pence"), "bits": line("bits")}
     frame = rows.lazy()
-    to_group = []
+    to_group, done = [], []
     for members, scope_column in ((codes.single, "own"), (codes.several, "several")):
         if members.height == 0 or (scope_column == "several" and dense is not None):
             continue
@@ -1069,6 +1075,10 @@ def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tup
             # an anchor in several of these scopes: its rows count in each
             joined = frame.select(a=line("a"), **fields).join(members.lazy().rename({"anchor_code": "a"}), on="a")
             to_group.append(joined.drop("a"))
+            continue
+        own = _own_groups(rows, keys, codes) if scope_column == "own" else None
+        if own is not None:
+            done.append(own)
             continue
         # in a one-anchor scope, the rows of alone lines are suppliers as they are
         chosen = frame.filter(~line("alone")) if scope_column == "own" else frame
@@ -1082,7 +1092,76 @@ def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tup
         for part in to_group
     ]
     schema = {"sp": pl.Int64, "x": pl.Int64, "value": pl.Int64, "bits": pl.Int32}
-    return pl.concat([pl.DataFrame(schema=schema), *grouped]), dense
+    return pl.concat([pl.DataFrame(schema=schema), *done, *grouped]), dense
+
+
+def _own_groups(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.DataFrame | None:
+    """``_supplier_rows`` for the one-anchor scopes (each anchor in at most one): sp, x, value, bits of the
+    suppliers with more than one line for the anchor, summed in place in an array rather than grouped by
+    hashing (None when the array would be too big or mostly empty).
+
+    Lines are in (anchor, supplier) order, so each such pair's lines are a run; it gets one cell per period
+    from its earliest period to its latest, and its lines' rows add into those.
+    """
+    if rows.height == keys.height:
+        return None  # one row per line: the cells would mostly be empty (see below)
+    p_count = max(codes.periods, 1)
+    schema = {"sp": pl.Int64, "x": pl.Int64, "value": pl.Int64, "bits": pl.Int32}
+    chosen = (~keys["alone"] & keys["own"].is_not_null()).to_numpy()
+    lines = np.flatnonzero(chosen)
+    if lines.size == 0:
+        return pl.DataFrame(schema=schema)
+    x = keys["x"].to_numpy()
+    pair = keys["a"].to_numpy()[lines] * codes.suppliers + x[lines]
+    head = np.ones(lines.size, dtype=np.bool_)
+    head[1:] = pair[1:] != pair[:-1]
+    heads = np.flatnonzero(head)
+    first = np.minimum.reduceat(keys["first"].to_numpy()[lines], heads)
+    last = np.maximum.reduceat(keys["last"].to_numpy()[lines], heads)
+    span = last - first + 1
+    offset = np.cumsum(span) - span
+    size = int(offset[-1] + span[-1])
+    line_first, line_last = keys["first"].to_numpy(), keys["last"].to_numpy()
+    count = line_last - line_first + 1  # rows per line, one per period from its first to its last, in order
+    row_start = np.cumsum(count) - count
+    n = count[lines]
+    # Cells between a pair's lines can be empty: where they outnumber the rows (lines with one period each,
+    # far apart) grouping the rows costs less.
+    if size > min(_DENSE_LIMIT, 2 * int(n.sum())) or int(row_start[-1] + count[-1]) != rows.height:
+        return None
+    start = row_start[lines]
+    cell_start = (offset - first)[np.cumsum(head) - 1] + line_first[lines]
+    # A chosen line's rows, and its cells, are runs of consecutive indices: make both by cumulative sums,
+    # stepping by one within a line and jumping at the start of the next.
+    run_heads = np.cumsum(n) - n
+    step = np.ones(int(n.sum()), dtype=np.int64)
+    step[run_heads[1:]] = start[1:] - (start[:-1] + n[:-1] - 1)
+    step[0] = start[0]
+    row = np.cumsum(step)
+    step.fill(1)
+    step[run_heads[1:]] = cell_start[1:] - (cell_start[:-1] + n[:-1] - 1)
+    step[0] = cell_start[0]
+    cell = np.cumsum(step)
+    value = np.zeros(size, dtype=np.int64)
+    np.add.at(value, cell, rows["pence"].to_numpy()[row])
+    union = np.zeros(size, dtype=np.int32)
+    np.bitwise_or.at(union, cell, np.repeat(keys["bits"].to_numpy()[lines], n))
+    # a cell with rows has bits (every line has a tier bit)
+    found = np.flatnonzero(union)
+    pair_of_cell = np.zeros(size, dtype=np.int64)
+    pair_of_cell[offset[1:]] = 1
+    group = np.cumsum(pair_of_cell)[found]
+    pair_line = lines[heads][group]
+    own = keys["own"].fill_null(0).to_numpy()  # only lines with a scope are read
+    return pl.DataFrame(
+        {
+            "sp": own[pair_line] * p_count + found - offset[group] + first[group],
+            "x": x[pair_line],
+            "value": value[found],
+            "bits": union[found],
+        },
+        schema=schema,
+    )
 
 
 def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, dense: _Dense | None, codes: _Codes) -> pl.DataFrame:
