@@ -715,38 +715,27 @@ def _spread_rows(spans: pl.DataFrame) -> pl.LazyFrame:
     thresholds = np.stack([parts[f"t{d}"].to_numpy() for d in _LENGTHS], axis=1).ravel()
     kind = np.searchsorted(np.array(_LENGTHS), quarters["length"].to_numpy())
     earlier = quarters["earlier"].to_numpy()
-    ends = np.cumsum(count)
-    total = int(ends[-1]) if ends.size else 0
+    blocks = _line_blocks(count)
+    total = blocks[-1].row_high if blocks else 0
     r = np.empty(total, dtype=np.uint32)
     quarter = np.empty(total, dtype=np.int64)
     pence = np.empty(total, dtype=np.int64)
-    for start in range(0, spans.height, _LINE_BLOCK):
-        stop = min(start + _LINE_BLOCK, spans.height)
-        row_low, row_high = int(ends[start - 1]) if start else 0, int(ends[stop - 1])
-        n = count[start:stop]
-        heads = ends[start:stop] - n - row_low  # each line's first row in the block
-        # Runs by cumulative sums (np.repeat costs several times more): the line steps by one at each line's
-        # first row; the quarter offset steps by one from row to row, and at a line's first row jumps from the
-        # previous line's last quarter to its first.
-        step = np.zeros(row_high - row_low, dtype=np.int64)
-        step[heads[1:]] = 1
-        step[0] = start
-        line = np.cumsum(step)
-        step.fill(1)
-        line_qs = qs[start:stop]
-        step[heads[1:]] = line_qs[1:] - (line_qs[:-1] + n[:-1] - 1)
-        step[0] = line_qs[0]
-        o = np.cumsum(step)
+    longest = max((b.row_high - b.row_low for b in blocks), default=0)
+    line_buffer, quarter_buffer = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int64)
+    for block in blocks:
+        lines, rows = slice(block.start, block.stop), slice(block.row_low, block.row_high)
+        line = _runs(block, np.arange(block.start, block.stop, dtype=np.int64), 0, line_buffer)
+        o = _runs(block, qs[lines], 1, quarter_buffer)
         at = line * len(_LENGTHS)
         at += np.take(kind, o)
-        block = np.take(floors, at)
-        block += np.take(earlier, o) < np.take(thresholds, at)
-        block[heads] = first[start:stop]
-        several = n > 1
-        block[heads[several] + n[several] - 1] = last[start:stop][several]
-        r[row_low:row_high] = line
-        quarter[row_low:row_high] = o + low
-        pence[row_low:row_high] = block
+        part = np.take(floors, at)
+        part += np.take(earlier, o) < np.take(thresholds, at)
+        part[block.heads] = first[lines]
+        several = block.n > 1
+        part[block.heads[several] + block.n[several] - 1] = last[lines][several]
+        r[rows] = line
+        quarter[rows] = o + low
+        pence[rows] = part
     return pl.LazyFrame({"r": r, "quarter_idx": quarter, "allocated_pence": pence}, schema=schema)
 
 
@@ -915,18 +904,17 @@ def _row_sums(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl
             .rename({"key": name})
             for name, width in widths.items()
         )
-    r, p, pence = rows["r"].to_numpy(), rows["p"].to_numpy(), rows["pence"].to_numpy()
+    pence = rows["pence"].to_numpy()
     sums = {name: np.zeros(periods * width, dtype=np.int64) for name, width in widths.items()}
     line_keys = {name: keys[name].to_numpy() for name in widths}
-    buffers = _Buffers()
-    for start in range(0, rows.height, _BLOCK):
-        stop = min(start + _BLOCK, rows.height)
-        at, key, line_key = buffers.take(stop - start)
-        np.copyto(at, r[start:stop], casting="safe")
+    blocks, first = _period_runs(keys, rows.height)
+    buffer = np.empty(max((b.row_high - b.row_low for b in blocks), default=0), dtype=np.int64)
+    for block in blocks:
+        in_block = slice(block.start, block.stop)
         for name, width in widths.items():
-            np.multiply(p[start:stop], width, out=key, dtype=np.int64)
-            key += np.take(line_keys[name], at, out=line_key)
-            np.add.at(sums[name], key, pence[start:stop])
+            # a line's key in its first period, then one period (width) further at each of its rows
+            key = _runs(block, line_keys[name][in_block] + first[in_block] * width, width, buffer)
+            np.add.at(sums[name], key, pence[block.row_low : block.row_high])
     frames = []
     for name, width in widths.items():
         lines = _lines_per_period(line_keys[name], keys, width, periods)
@@ -935,21 +923,53 @@ def _row_sums(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl
     return tuple(frames)
 
 
-_BLOCK = 1 << 18  # rows per block of the numpy sums over rows
+@dataclass(frozen=True)
+class _Block:
+    """A block of consecutive lines and their rows: lines start:stop, rows row_low:row_high; n, the rows of
+    each line, and heads, where each line's rows begin (counted from row_low)."""
+
+    start: int
+    stop: int
+    row_low: int
+    row_high: int
+    n: npt.NDArray[np.int64]
+    heads: npt.NDArray[np.int64]
 
 
-class _Buffers:
-    """Scratch arrays for one block of rows, reused from block to block: arrays as long as all the rows would
-    each cost fresh pages from the system (page faults cost more than the sums themselves), and small ones
-    stay in cache."""
+def _line_blocks(count: npt.NDArray[np.int64]) -> list[_Block]:
+    """Blocks of lines (``_LINE_BLOCK`` at a time) with ``count`` rows each, the rows in line order.
 
-    def __init__(self) -> None:
-        self.at = np.empty(_BLOCK, dtype=np.intp)
-        self.key = np.empty(_BLOCK, dtype=np.int64)
-        self.line_key = np.empty(_BLOCK, dtype=np.int64)
+    Work on rows goes a block at a time so that its temporaries stay small and are reused rather than each
+    costing fresh pages, whose faults cost more than the arithmetic."""
+    ends = np.cumsum(count)
+    blocks = []
+    for start in range(0, count.size, _LINE_BLOCK):
+        stop = min(start + _LINE_BLOCK, count.size)
+        row_low, row_high = int(ends[start - 1]) if start else 0, int(ends[stop - 1])
+        n = count[start:stop]
+        blocks.append(_Block(start, stop, row_low, row_high, n, ends[start:stop] - n - row_low))
+    return blocks
 
-    def take(self, n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        return self.at[:n], self.key[:n], self.line_key[:n]
+
+def _runs(block: _Block, first: npt.NDArray[np.int64], step: int, out: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Per row of the block, ``first`` of its line plus ``step`` times its place among the line's rows (a
+    line's own value repeated with step 0), made by a cumulative sum: a gather or np.repeat per row costs
+    several times more."""
+    out = out[: block.row_high - block.row_low]
+    out.fill(step)
+    out[block.heads[1:]] = first[1:] - first[:-1] - (block.n[:-1] - 1) * step
+    out[0] = first[0]
+    return np.cumsum(out, out=out)
+
+
+def _period_runs(keys: pl.DataFrame, rows: int) -> tuple[list[_Block], npt.NDArray[np.int64]]:
+    """The line blocks of ``_period_rows`` (one row per line and period from its first to its last, in line
+    order) and each line's first period code."""
+    first = keys["first"].to_numpy()
+    count = keys["last"].to_numpy() - first + 1
+    if int(count.sum()) != rows:
+        raise AssertionError("a line has one row per period from its first to its last")
+    return _line_blocks(count), first
 
 
 def _lines_per_period(
@@ -1072,24 +1092,25 @@ class _Dense:
         scope_row = np.zeros(codes.scopes.len(), dtype=np.int64)
         scope_row[scope_codes] = np.arange(scope_codes.size)
         line_cell = np.where(member, scope_row[np.where(member, several, 0)] * periods * width + column, -1)
-        r, p, pence = rows["r"].to_numpy(), rows["p"].to_numpy(), rows["pence"].to_numpy()
-        line_bits, everyone = keys["bits"].to_numpy(), bool(member.all())
+        pence = rows["pence"].to_numpy()
+        line_bits, everyone = keys["bits"].to_numpy().astype(np.int64), bool(member.all())
         value = np.zeros(size, dtype=np.int64)
         union = np.zeros(size, dtype=np.int32)
-        buffers, bits_buffer = _Buffers(), np.empty(_BLOCK, dtype=np.int32)
-        for start in range(0, rows.height, _BLOCK):
-            stop = min(start + _BLOCK, rows.height)
-            at, cell, period_cell = buffers.take(stop - start)
-            np.copyto(at, r[start:stop], casting="safe")
-            np.take(line_cell, at, out=cell)
-            np.multiply(p[start:stop], width, out=period_cell, dtype=np.int64)
-            cell += period_cell
-            bits, block_pence = np.take(line_bits, at, out=bits_buffer[: stop - start]), pence[start:stop]
+        blocks, first = _period_runs(keys, rows.height)
+        longest = max((b.row_high - b.row_low for b in blocks), default=0)
+        cells, spread_bits = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int64)
+        bits = np.empty(longest, dtype=np.int32)
+        for block in blocks:
+            lines = slice(block.start, block.stop)
+            cell = _runs(block, line_cell[lines] + first[lines] * width, width, cells)
+            block_bits = bits[: cell.size]
+            np.copyto(block_bits, _runs(block, line_bits[lines], 0, spread_bits), casting="same_kind")
+            block_pence = pence[block.row_low : block.row_high]
             if not everyone:
-                keep = np.take(member, at)
-                cell, bits, block_pence = cell[keep], bits[keep], block_pence[keep]
+                keep = _runs(block, member[lines].astype(np.int64), 0, spread_bits).astype(np.bool_)
+                cell, block_bits, block_pence = cell[keep], block_bits[keep], block_pence[keep]
             np.add.at(value, cell, block_pence)
-            np.bitwise_or.at(union, cell, bits)
+            np.bitwise_or.at(union, cell, block_bits)
         sp = (scope_codes[:, None] * periods + np.arange(periods, dtype=np.int64)).ravel()
         return _Dense(sp=sp, x=columns, value=value.reshape(-1, width), bits=union.reshape(-1, width))
 
