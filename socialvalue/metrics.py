@@ -1092,25 +1092,17 @@ class _Dense:
         scope_row = np.zeros(codes.scopes.len(), dtype=np.int64)
         scope_row[scope_codes] = np.arange(scope_codes.size)
         line_cell = np.where(member, scope_row[np.where(member, several, 0)] * periods * width + column, -1)
-        pence = rows["pence"].to_numpy()
-        line_bits, everyone = keys["bits"].to_numpy().astype(np.int64), bool(member.all())
+        r = rows["r"].to_numpy()
+        cell = line_cell[r]
+        p, pence, bits = rows["p"].to_numpy(), rows["pence"].to_numpy(), keys["bits"].to_numpy()[r]
+        if not member.all():
+            keep = cell >= 0
+            cell, p, pence, bits = cell[keep], p[keep], pence[keep], bits[keep]
+        cell += p.astype(np.int64) * width
         value = np.zeros(size, dtype=np.int64)
+        np.add.at(value, cell, pence)
         union = np.zeros(size, dtype=np.int32)
-        blocks, first = _period_runs(keys, rows.height)
-        longest = max((b.row_high - b.row_low for b in blocks), default=0)
-        cells, spread_bits = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int64)
-        bits = np.empty(longest, dtype=np.int32)
-        for block in blocks:
-            lines = slice(block.start, block.stop)
-            cell = _runs(block, line_cell[lines] + first[lines] * width, width, cells)
-            block_bits = bits[: cell.size]
-            np.copyto(block_bits, _runs(block, line_bits[lines], 0, spread_bits), casting="same_kind")
-            block_pence = pence[block.row_low : block.row_high]
-            if not everyone:
-                keep = _runs(block, member[lines].astype(np.int64), 0, spread_bits).astype(np.bool_)
-                cell, block_bits, block_pence = cell[keep], block_bits[keep], block_pence[keep]
-            np.add.at(value, cell, block_pence)
-            np.bitwise_or.at(union, cell, block_bits)
+        np.bitwise_or.at(union, cell, bits)
         sp = (scope_codes[:, None] * periods + np.arange(periods, dtype=np.int64)).ravel()
         return _Dense(sp=sp, x=columns, value=value.reshape(-1, width), bits=union.reshape(-1, width))
 
