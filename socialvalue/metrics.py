@@ -44,6 +44,7 @@ being grouped by hashing, which costs several times more; polars groups them oth
 """
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -215,20 +216,23 @@ def compute_metrics(
     scope_anchors = _scope_frame(lines, scopes)
 
     facts, excluded_lines = _split(lines, basis, periods)
-    excluded = _excluded_frame(excluded_lines, scope_anchors, periods)
-    codes = _Codes.of(facts, scope_anchors, periods)
-    facts = _in_pair_order(facts, codes)
-    rows = _period_rows(facts, basis, periods, codes)
-    keys = _line_keys(facts, codes, periods)
+    # The exclusions and the new local suppliers are polars work that needs nothing else here: they run on a
+    # second thread while the numpy steps below, which hold one core, run on this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        beside = pool.submit(_beside, facts, excluded_lines, scope_anchors, periods)
+        codes = _Codes.of(facts, scope_anchors, periods)
+        facts = _in_pair_order(facts, codes)
+        rows = _period_rows(facts, basis, periods, codes)
+        keys = _line_keys(facts, codes, periods)
+        value_sums, cpv = _money_sums(rows, keys, codes, scope_anchors, basis)
+        grouped, dense = _supplier_rows(rows, keys, codes)
+        supplier_counts = _supplier_counts(keys, grouped, dense, codes)
+        top = _top_suppliers(rows, keys, grouped, dense, codes, top_n)
+        del rows, keys, grouped, dense
+        excluded, exclusion_counts, first_local = beside.result()
 
     span_keys = pl.Series([] if codes.periods == 0 else [codes.period_low, codes.period_low + codes.periods - 1])
     grid = _period_grid(pl.concat([span_keys.cast(pl.Int64), excluded["period_key"]]), scope_anchors)
-    value_sums, cpv = _money_sums(rows, keys, codes, scope_anchors, basis)
-    grouped, dense = _supplier_rows(rows, keys, codes)
-    supplier_counts = _supplier_counts(keys, grouped, dense, codes)
-    top = _top_suppliers(rows, keys, grouped, dense, codes, top_n)
-    del rows, keys, grouped, dense
-    first_local = _new_local_counts(facts, scope_anchors, periods)
     names = (
         lines.lazy()
         .filter(pl.col("supplier_id").is_in(top["supplier_id"].unique().implode()))
@@ -239,7 +243,6 @@ def compute_metrics(
         .collect()
     )
     top = top.join(names, on="supplier_id", how="left")
-    exclusion_counts = _exclusion_counts(excluded)
 
     summary = _summary(grid, value_sums, supplier_counts, first_local, exclusion_counts, periods)
     labels = _period_labels(periods)
@@ -294,6 +297,14 @@ def compute_metrics(
         _build_lines=lambda: _lines_frame(lines, basis, periods),
         _build_spans=lambda: _line_spans(lines, basis, periods),
     )
+
+
+def _beside(
+    facts: pl.DataFrame, excluded_lines: pl.DataFrame, scope_anchors: pl.DataFrame, periods: PeriodKind
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The excluded rows, their counts per scope and period, and the new local suppliers."""
+    excluded = _excluded_frame(excluded_lines, scope_anchors, periods)
+    return excluded, _exclusion_counts(excluded), _new_local_counts(facts, scope_anchors, periods)
 
 
 def _scope_frame(lines: pl.DataFrame, scopes: Mapping[str, Sequence[int]] | None) -> pl.DataFrame:
