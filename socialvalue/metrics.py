@@ -603,12 +603,11 @@ def _period_rows(facts: pl.DataFrame, basis: Basis, periods: PeriodKind, codes: 
             p=(_period_key(pl.col("qs"), periods) - codes.period_low).cast(pl.Int32),
             pence=pl.col("value_pence"),
         )
-    parts = _spread_rows(facts)
     if periods == "quarter":
-        p = (pl.col("quarter_idx") - codes.period_low).cast(pl.Int32)
-        return parts.select("r", p=p, pence="allocated_pence").collect()
+        return _spread_rows(facts, codes.period_low).select("r", p="q", pence="allocated_pence").collect()
+    parts = _spread_rows(facts, 0)
     # A line's quarters are contiguous and in order, so its years are runs of rows: sum each run.
-    year = pl.col("quarter_idx") // 4 - codes.period_low
+    year = pl.col("q") // 4 - codes.period_low
     key = pl.col("r").cast(pl.Int64) * max(codes.periods, 1) + year
     return (
         parts.select(key=key, pence="allocated_pence")
@@ -693,8 +692,9 @@ def _spread_parts(spans: pl.DataFrame, *, detail: bool) -> pl.LazyFrame:
 _LINE_BLOCK = 1 << 16  # lines per block of _spread_rows
 
 
-def _spread_rows(spans: pl.DataFrame) -> pl.LazyFrame:
-    """``_spread_parts(spans, detail=False)``, the same pence, made with numpy from each line's parts: its
+def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
+    """``_spread_parts(spans, detail=False)`` with q (Int32, quarter_idx - quarter_base) for quarter_idx, the same
+    pence, made with numpy from each line's parts: its
     first and last part and the floor and threshold of each length of whole quarter, so that no row needs a
     division, only a few lookups.
 
@@ -702,7 +702,7 @@ def _spread_rows(spans: pl.DataFrame) -> pl.LazyFrame:
     all its rows first would cost hundreds of megabytes of fresh pages, and faulting those in costs more
     than the arithmetic.
     """
-    schema = {"r": pl.UInt32, "quarter_idx": pl.Int64, "allocated_pence": pl.Int64}
+    schema = {"r": pl.UInt32, "q": pl.Int32, "allocated_pence": pl.Int64}
     low, high = spans["qs"].min(), spans["qe"].max()
     if not isinstance(low, int) or not isinstance(high, int):
         return pl.LazyFrame(schema=schema)
@@ -729,7 +729,7 @@ def _spread_rows(spans: pl.DataFrame) -> pl.LazyFrame:
     blocks = _line_blocks(count)
     total = blocks[-1].row_high if blocks else 0
     r = np.empty(total, dtype=np.uint32)
-    quarter = np.empty(total, dtype=np.int64)
+    quarter = np.empty(total, dtype=np.int32)
     pence = np.empty(total, dtype=np.int64)
     longest = max((b.row_high - b.row_low for b in blocks), default=0)
     line_buffer, quarter_buffer = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int64)
@@ -745,9 +745,9 @@ def _spread_rows(spans: pl.DataFrame) -> pl.LazyFrame:
         several = block.n > 1
         part[block.heads[several] + block.n[several] - 1] = last[lines][several]
         r[rows] = line
-        quarter[rows] = o + low
+        quarter[rows] = o + (low - quarter_base)
         pence[rows] = part
-    return pl.LazyFrame({"r": r, "quarter_idx": quarter, "allocated_pence": pence}, schema=schema)
+    return pl.LazyFrame({"r": r, "q": quarter, "allocated_pence": pence}, schema=schema)
 
 
 _PACKED_KEY_BITS = 63

@@ -29,10 +29,14 @@ def pipeline(
 @pytest.mark.parametrize(("seed", "suppliers"), [(1, 40), (2, 2000), (3, 300)])
 def test_spread_rows_are_the_largest_remainder_split(seed: int, suppliers: int) -> None:
     facts, *_ = pipeline(with_credit_notes(random_lines(3000, seed, suppliers)), "spread", "quarter")
-    rows = metrics._spread_rows(facts).collect()
+    rows = (
+        metrics._spread_rows(facts, 0)
+        .select("r", quarter_idx=pl.col("q").cast(pl.Int64), pence="allocated_pence")
+        .collect()
+    )
     # the row-by-row split (days in the quarter over days in the line), as MetricsResult.lines makes it
     parts = metrics._spread_parts(facts, detail=True).collect()
-    assert_frame_equal(rows, parts.select("r", "quarter_idx", "allocated_pence"), check_exact=True)
+    assert_frame_equal(rows, parts.select("r", "quarter_idx", pence="allocated_pence"), check_exact=True)
     value = facts.with_row_index("r").select("r", "value_pence", "qs", "qe")
     per_line = (
         parts.join(value, on="r")
@@ -58,7 +62,7 @@ def test_spread_rows_are_the_largest_remainder_split(seed: int, suppliers: int) 
 
 def test_spread_rows_of_no_lines() -> None:
     facts, *_ = pipeline(random_lines(50, 1, 40).clear(), "spread", "quarter")
-    assert metrics._spread_rows(facts).collect().height == 0
+    assert metrics._spread_rows(facts, 0).collect().height == 0
 
 
 @pytest.mark.parametrize("periods", ["quarter", "year"])
