@@ -35,12 +35,15 @@ Rules, in the order they are applied:
 
 How (for speed on a million lines): the included lines become a few integer codes each (anchor, supplier,
 period, a bit set of tier / category / flags); on the spread basis each line then gets one row per quarter
-with its pence, worked out without sorting (``_spread_parts``). Money is summed per anchor and period and
-rolled up to scopes; suppliers are grouped per scope only where needed (a supplier with one line for an
-anchor is a group by itself there); ``lines`` is only built when read. Where a key's values are few enough
-to index an array (money per anchor, period and tier / category / flags / CPV division; the suppliers of a
-scope of several anchors per period; supplier counts), rows are added into that array (numpy) instead of
-being grouped by hashing, which costs several times more; polars groups them otherwise.
+with its pence, worked out without sorting from a few figures per line (``_spread_rows``). Money is summed
+per anchor and period and rolled up to scopes; suppliers are grouped per scope only where needed (a
+supplier with one line for an anchor is a group by itself there); ``lines`` is only built when read. Where
+a key's values are few enough to index an array (money per anchor, period and tier / category / flags /
+CPV division; the suppliers of a scope of several anchors, or of one anchor with several lines, per
+period; supplier counts), rows are added into that array (numpy) instead of being grouped by hashing,
+which costs several times more; polars groups them otherwise. A line's rows are consecutive, one per
+period from its first to its last, so per-row keys are made by running sums along each line rather than
+looked up row by row (``_runs``).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -693,14 +696,11 @@ _LINE_BLOCK = 1 << 16  # lines per block of _spread_rows
 
 
 def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
-    """``_spread_parts(spans, detail=False)`` with q (Int32, quarter_idx - quarter_base) for quarter_idx, the same
-    pence, made with numpy from each line's parts: its
-    first and last part and the floor and threshold of each length of whole quarter, so that no row needs a
-    division, only a few lookups.
+    """``_spread_parts(spans, detail=False)`` with q (Int32: quarter_idx - quarter_base) for quarter_idx: the
+    same pence, made with numpy from each line's parts (its first and last part, and the floor and threshold
+    of each length of whole quarter), so that no row needs a division, only a few lookups in small tables.
 
-    Lines go in blocks so that the temporaries stay small and are reused: exploding every line's columns to
-    all its rows first would cost hundreds of megabytes of fresh pages, and faulting those in costs more
-    than the arithmetic.
+    Lines go in blocks (``_line_blocks``) rather than exploding every line's columns to all its rows first.
     """
     schema = {"r": pl.UInt32, "q": pl.Int32, "allocated_pence": pl.Int64}
     low, high = spans["qs"].min(), spans["qe"].max()
@@ -950,8 +950,8 @@ class _Block:
 def _line_blocks(count: npt.NDArray[np.int64]) -> list[_Block]:
     """Blocks of lines (``_LINE_BLOCK`` at a time) with ``count`` rows each, the rows in line order.
 
-    Work on rows goes a block at a time so that its temporaries stay small and are reused rather than each
-    costing fresh pages, whose faults cost more than the arithmetic."""
+    Work on rows goes a block at a time so that its temporaries stay small (in cache) and are reused rather
+    than each being an array as long as all the rows."""
     ends = np.cumsum(count)
     blocks = []
     for start in range(0, count.size, _LINE_BLOCK):
@@ -1223,19 +1223,12 @@ def _own_groups(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.Dat
     # far apart) grouping the rows costs less.
     if size > min(_DENSE_LIMIT, 2 * int(n.sum())) or int(row_start[-1] + count[-1]) != rows.height:
         return None
-    start = row_start[lines]
+    # a chosen line's rows, and its cells, are runs of consecutive indices
+    total = int(n.sum())
+    runs = _Block(0, lines.size, 0, total, n, np.cumsum(n) - n)
+    row = _runs(runs, row_start[lines], 1, np.empty(total, dtype=np.int64))
     cell_start = (offset - first)[np.cumsum(head) - 1] + line_first[lines]
-    # A chosen line's rows, and its cells, are runs of consecutive indices: make both by cumulative sums,
-    # stepping by one within a line and jumping at the start of the next.
-    run_heads = np.cumsum(n) - n
-    step = np.ones(int(n.sum()), dtype=np.int64)
-    step[run_heads[1:]] = start[1:] - (start[:-1] + n[:-1] - 1)
-    step[0] = start[0]
-    row = np.cumsum(step)
-    step.fill(1)
-    step[run_heads[1:]] = cell_start[1:] - (cell_start[:-1] + n[:-1] - 1)
-    step[0] = cell_start[0]
-    cell = np.cumsum(step)
+    cell = _runs(runs, cell_start, 1, np.empty(total, dtype=np.int64))
     value = np.zeros(size, dtype=np.int64)
     np.add.at(value, cell, rows["pence"].to_numpy()[row])
     union = np.zeros(size, dtype=np.int32)
