@@ -21,7 +21,7 @@ def pipeline(
     scope_anchors = metrics._scope_frame(lines, None)
     facts, _ = metrics._split(lines, basis, periods)
     codes = metrics._Codes.of(facts, scope_anchors, periods)
-    facts = metrics._in_pair_order(facts, codes)
+    facts = metrics._in_pair_order(facts, codes, basis)
     rows = metrics._period_rows(facts, basis, periods, codes)
     return facts, rows, metrics._line_keys(facts, codes, periods), codes
 
