@@ -908,9 +908,8 @@ def _row_sums(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl
 
     The keys are narrow (a few hundred thousand values at most per period for cpv), so the sums go straight
     into arrays indexed by key; a hash grouping costs several times more. Wider ones are grouped."""
-    widths = {"tc": codes.anchors * _TC, "fl": codes.anchors * _FL, "cpv": codes.anchors * _CPV}
-    periods = max(codes.periods, 1)
-    if rows.height == 0 or periods * max(widths.values()) > _DENSE_LIMIT:
+    widths = _key_widths(codes)
+    if not _fits_dense(rows, codes):
         period = pl.col("p").cast(pl.Int64)
         aggs = [pl.col("pence").sum(), pl.len().cast(pl.Int64).alias("lines")]
         return tuple(
@@ -923,6 +922,28 @@ def _row_sums(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl
             .rename({"key": name})
             for name, width in widths.items()
         )
+    frames = []
+    for name, (sums, lines) in _dense_sums(rows, keys, codes).items():
+        found = np.flatnonzero(lines)
+        frames.append(pl.DataFrame({name: found, "pence": sums[found], "lines": lines[found]}))
+    return tuple(frames)
+
+
+def _key_widths(codes: _Codes) -> dict[str, int]:
+    return {"tc": codes.anchors * _TC, "fl": codes.anchors * _FL, "cpv": codes.anchors * _CPV}
+
+
+def _fits_dense(rows: pl.DataFrame, codes: _Codes) -> bool:
+    return rows.height > 0 and max(codes.periods, 1) * max(_key_widths(codes).values()) <= _DENSE_LIMIT
+
+
+def _dense_sums(
+    rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes
+) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+    """Per line key tc, fl and cpv: pence and rows per period code * the key's width + key, as arrays
+    (``_row_sums`` when they fit)."""
+    widths = _key_widths(codes)
+    periods = max(codes.periods, 1)
     pence = rows["pence"].to_numpy()
     sums = {name: np.zeros(periods * width, dtype=np.int64) for name, width in widths.items()}
     line_keys = {name: keys[name].to_numpy() for name in widths}
@@ -934,12 +955,9 @@ def _row_sums(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl
             # a line's key in its first period, then one period (width) further at each of its rows
             key = _runs(block, line_keys[name][in_block] + first[in_block] * width, width, buffer)
             np.add.at(sums[name], key, pence[block.row_low : block.row_high])
-    frames = []
-    for name, width in widths.items():
-        lines = _lines_per_period(line_keys[name], keys, width, periods)
-        found = np.flatnonzero(lines)
-        frames.append(pl.DataFrame({name: found, "pence": sums[name][found], "lines": lines[found]}))
-    return tuple(frames)
+    return {
+        name: (sums[name], _lines_per_period(line_keys[name], keys, width, periods)) for name, width in widths.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -1008,7 +1026,83 @@ def _money_sums(
     rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes, scope_anchors: pl.DataFrame, basis: Basis
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Value sums per scope and period (summary columns) and per CPV division."""
-    tc, fl, cpv = _row_sums(rows, keys, codes)
+    if _fits_dense(rows, codes):
+        per_anchor, per_division = _dense_anchor_sums(_dense_sums(rows, keys, codes), codes, basis)
+    else:
+        tc, fl, cpv = _row_sums(rows, keys, codes)
+        per_anchor, per_division = _grouped_anchor_sums(tc, fl, cpv, codes, basis)
+    value_sums = _to_scopes(per_anchor.lazy(), scope_anchors, ["period_key"], [pl.exclude("anchor_id", *_KEY).sum()])
+    by_cpv = (
+        _to_scopes(
+            per_division.lazy(),
+            scope_anchors,
+            ["period_key", "division"],
+            [pl.col("lines", "value_pence", "local_pence").sum()],
+        )
+        .with_columns(cpv_division=pl.col("division").cast(pl.String).str.zfill(2))
+        .drop("division")
+    )
+    value_frame, cpv_frame = pl.collect_all([value_sums, by_cpv])
+    return value_frame, cpv_frame
+
+
+_FALLBACK_FOR: dict[str, Callable[[Basis], bool]] = {
+    "spread_fallback": lambda basis: basis == "spread",
+    "award_fallback": lambda basis: basis != "spread",
+}
+
+
+def _dense_anchor_sums(
+    sums: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]], codes: _Codes, basis: Basis
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``_grouped_anchor_sums`` from the arrays of ``_dense_sums``: each key's parts are axes of its array,
+    so every column is a sum over some of them."""
+    periods, anchors = max(codes.periods, 1), codes.anchors
+    tc, tc_lines = (a.reshape(periods, anchors, len(TIERS), len(CATEGORIES)) for a in sums["tc"])
+    # flags: the sme, vcse and social_enterprise state (0 False, 1 True, 2 unknown), then the fallback
+    fl, fl_lines = (a.reshape(periods, anchors, 3, 3, 3, 2) for a in sums["fl"])
+    lines = tc_lines.sum(axis=(2, 3))
+    period, anchor = np.nonzero(lines)
+    ap = (period, anchor)
+    by_flag = [fl.sum(axis=tuple(d for d in (2, 3, 4, 5) if d != 2 + i)) for i in range(3)]
+    columns: dict[str, pl.Series | npt.NDArray[np.int64]] = {
+        "anchor_id": codes.anchor_ids.gather(anchor),
+        "period_key": period.astype(np.int64) + codes.period_low,
+        "total_pence": tc.sum(axis=(2, 3))[ap],
+        "lines": lines[ap],
+        **{_tier_col(t) + "_pence": tc[:, :, i].sum(axis=2)[ap] for i, t in enumerate(TIERS)},
+        **{f"category_{c}_pence": tc[:, :, :, i].sum(axis=2)[ap] for i, c in enumerate(CATEGORIES)},
+        **{f"{f}_pence": by_flag[i][:, :, 1][ap] for i, f in enumerate(FLAGS)},
+        **{f"{f}_unknown_pence": by_flag[i][:, :, 2][ap] for i, f in enumerate(FLAGS)},
+    }
+    fallback = {"lines": fl_lines[..., 1].sum(axis=(2, 3, 4))[ap], "pence": fl[..., 1].sum(axis=(2, 3, 4))[ap]}
+    for what in ("lines", "pence"):
+        for k, on in _FALLBACK_FOR.items():
+            # as the grouped sums make them: a basis without this fallback has Int32 zeros
+            columns[f"{k}_{what}"] = fallback[what] if on(basis) else pl.Series(np.zeros(len(period), np.int32))
+    per_anchor = pl.DataFrame(columns)
+    # cpv: the division (_NO_DIVISION: none), then whether the line is local
+    cpv, cpv_lines = (a.reshape(periods, anchors, 128, 2) for a in sums["cpv"])
+    division_lines = cpv_lines.sum(axis=3)
+    apd = np.nonzero(division_lines)
+    per_division = pl.DataFrame(
+        {
+            "anchor_id": codes.anchor_ids.gather(apd[1]),
+            "period_key": apd[0].astype(np.int64) + codes.period_low,
+            "division": apd[2].astype(np.int8),
+            "lines": division_lines[apd],
+            "value_pence": cpv.sum(axis=3)[apd],
+            "local_pence": cpv[..., 1][apd],
+        }
+    ).with_columns(division=pl.when(pl.col("division") != _NO_DIVISION).then("division"))
+    return per_anchor, per_division
+
+
+def _grouped_anchor_sums(
+    tc: pl.DataFrame, fl: pl.DataFrame, cpv: pl.DataFrame, codes: _Codes, basis: Basis
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per anchor and period, the summary's money columns; per anchor, period and CPV division, lines, value
+    and local value."""
 
     def anchor_period(anchor_period: pl.Expr) -> list[pl.Expr]:
         return [
@@ -1028,16 +1122,14 @@ def _money_sums(
     )
     state = [pl.col("fl") % _FL // 2 // 9, pl.col("fl") % _FL // 2 // 3 % 3, pl.col("fl") % _FL // 2 % 3]
     fallback = pl.col("fl") % 2 == 1
-    fallback_for = {"spread_fallback": basis == "spread", "award_fallback": basis != "spread"}
+    fallback_for = {k: on(basis) for k, on in _FALLBACK_FOR.items()}
     by_fl = fl.group_by(ap=pl.col("fl") // _FL).agg(
         *[where(state[i] == 1).alias(f"{f}_pence") for i, f in enumerate(FLAGS)],
         *[where(state[i] == 2).alias(f"{f}_unknown_pence") for i, f in enumerate(FLAGS)],
         *[(where(fallback, "lines") if on else pl.lit(0)).alias(f"{k}_lines") for k, on in fallback_for.items()],
         *[(where(fallback) if on else pl.lit(0)).alias(f"{k}_pence") for k, on in fallback_for.items()],
     )
-    per_anchor = by_tc.join(by_fl, on="ap").select(*anchor_period(pl.col("ap")), pl.exclude("ap")).lazy()
-    value_sums = _to_scopes(per_anchor, scope_anchors, ["period_key"], [pl.exclude("anchor_id", *_KEY).sum()])
-
+    per_anchor = by_tc.join(by_fl, on="ap").select(*anchor_period(pl.col("ap")), pl.exclude("ap"))
     local = pl.col("cpv") % 2 == 1
     per_division = (
         cpv.group_by(apd=pl.col("cpv") // 2)
@@ -1050,18 +1142,7 @@ def _money_sums(
             local_pence="local_pence",
         )
     )
-    by_cpv = (
-        _to_scopes(
-            per_division.lazy(),
-            scope_anchors,
-            ["period_key", "division"],
-            [pl.col("lines", "value_pence", "local_pence").sum()],
-        )
-        .with_columns(cpv_division=pl.col("division").cast(pl.String).str.zfill(2))
-        .drop("division")
-    )
-    value_frame, cpv_frame = pl.collect_all([value_sums, by_cpv])
-    return value_frame, cpv_frame
+    return per_anchor, per_division
 
 
 _DENSE_LIMIT = 1 << 23  # cells of an array summed by key (_Dense, _row_sums, _supplier_counts): ~100 MB at most

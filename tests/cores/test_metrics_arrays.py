@@ -99,3 +99,51 @@ def test_money_per_key_is_the_grouped_rows(basis: metrics.Basis, periods: metric
             pence=pl.col("pence").sum(), lines=pl.len().cast(pl.Int64)
         )
         assert_frame_equal(found.sort(name), expected.sort(name), check_exact=True)
+
+
+@pytest.mark.parametrize("basis", ["awarded", "spread"])
+@pytest.mark.parametrize("periods", ["quarter", "year"])
+def test_money_per_anchor_is_the_grouped_rows(basis: metrics.Basis, periods: metrics.PeriodKind) -> None:
+    facts, rows, keys, codes = pipeline(with_credit_notes(random_lines(3000, 3, 300)), basis, periods)
+    assert metrics._fits_dense(rows, codes)
+    per_anchor, per_division = metrics._dense_anchor_sums(metrics._dense_sums(rows, keys, codes), codes, basis)
+    joined = rows.join(facts.with_row_index("r").with_columns(pl.col("r").cast(pl.UInt32)), on="r").with_columns(
+        anchor_id=pl.lit(codes.anchor_ids).gather(pl.col("a")), period_key=pl.col("p").cast(pl.Int64) + codes.period_low
+    )
+
+    def pence_where(condition: pl.Expr) -> pl.Expr:
+        return pl.col("pence").filter(condition).sum()
+
+    fallback = "spread_fallback" if basis == "spread" else "award_fallback"
+    other = "award_fallback" if basis == "spread" else "spread_fallback"
+    # flags: 0 False, 1 True, 2 unknown, sme * 9 + vcse * 3 + social_enterprise
+    flag_state = {
+        "sme": pl.col("flags") // 9,
+        "vcse": pl.col("flags") // 3 % 3,
+        "social_enterprise": pl.col("flags") % 3,
+    }
+    expected = joined.group_by("anchor_id", "period_key").agg(
+        total_pence=pl.col("pence").sum(),
+        lines=pl.len().cast(pl.Int64),
+        **{metrics._tier_col(t) + "_pence": pence_where(pl.col("tier") == i) for i, t in enumerate(metrics.TIERS)},
+        **{f"category_{c}_pence": pence_where(pl.col("category") == i) for i, c in enumerate(metrics.CATEGORIES)},
+        **{f"{f}_pence": pence_where(state == 1) for f, state in flag_state.items()},
+        **{f"{f}_unknown_pence": pence_where(state == 2) for f, state in flag_state.items()},
+        **{f"{fallback}_lines": pl.col("fallback").sum().cast(pl.Int64), f"{fallback}_pence": pence_where("fallback")},
+    )
+    assert per_anchor[f"{other}_lines"].eq(0).all()
+    assert per_anchor[f"{other}_pence"].eq(0).all()
+    assert per_anchor["spread_fallback_lines"].sum() + per_anchor["award_fallback_lines"].sum() > 0
+    found = per_anchor.drop(f"{other}_lines", f"{other}_pence")
+    key = ["anchor_id", "period_key"]
+    assert_frame_equal(found.sort(key), expected.sort(key), check_exact=True, check_column_order=False)
+
+    division = pl.when(pl.col("division") != metrics._NO_DIVISION).then("division")
+    expected_divisions = joined.group_by("anchor_id", "period_key", division.alias("division")).agg(
+        lines=pl.len().cast(pl.Int64),
+        value_pence=pl.col("pence").sum(),
+        local_pence=pence_where(pl.col("tier") == metrics.TIERS.index("local")),
+    )
+    assert per_division["division"].null_count() > 0
+    key = ["anchor_id", "period_key", "division"]
+    assert_frame_equal(per_division.sort(key), expected_divisions.sort(key), check_exact=True)
