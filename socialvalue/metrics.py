@@ -1027,10 +1027,16 @@ def _money_sums(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Value sums per scope and period (summary columns) and per CPV division."""
     if _fits_dense(rows, codes):
-        per_anchor, per_division = _dense_anchor_sums(_dense_sums(rows, keys, codes), codes, basis)
-    else:
-        tc, fl, cpv = _row_sums(rows, keys, codes)
-        per_anchor, per_division = _grouped_anchor_sums(tc, fl, cpv, codes, basis)
+        # the arrays are rolled up to scopes along their anchor axis
+        members = pl.concat([codes.single, codes.several]).group_by("scope_code").agg("anchor_code").sort("scope_code")
+        groups = _Groups("scope", codes.scopes.gather(members["scope_code"]), members["anchor_code"].to_list())
+        value_frame, per_division = _dense_anchor_sums(_dense_sums(rows, keys, codes), codes, basis, groups)
+        cpv_frame = per_division.with_columns(cpv_division=pl.col("division").cast(pl.String).str.zfill(2)).drop(
+            "division"
+        )
+        return value_frame, cpv_frame
+    tc, fl, cpv = _row_sums(rows, keys, codes)
+    per_anchor, per_division = _grouped_anchor_sums(tc, fl, cpv, codes, basis)
     value_sums = _to_scopes(per_anchor.lazy(), scope_anchors, ["period_key"], [pl.exclude("anchor_id", *_KEY).sum()])
     by_cpv = (
         _to_scopes(
@@ -1046,6 +1052,30 @@ def _money_sums(
     return value_frame, cpv_frame
 
 
+@dataclass(frozen=True)
+class _Groups:
+    """Groups of anchors to sum over: the key column's name, its value for each group and each group's anchor
+    codes."""
+
+    key: str
+    names: pl.Series
+    members: list[list[int]]
+
+    @staticmethod
+    def anchors(codes: _Codes) -> "_Groups":
+        return _Groups("anchor_id", codes.anchor_ids, [[a] for a in range(codes.anchors)])
+
+    def roll(self, per_anchor: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """An array (period, anchor, ...) summed to (period, group, ...)."""
+        single = [g for g, m in enumerate(self.members) if len(m) == 1]
+        out = np.empty((per_anchor.shape[0], len(self.members), *per_anchor.shape[2:]), dtype=np.int64)
+        out[:, single] = per_anchor[:, [self.members[g][0] for g in single]]
+        for g, m in enumerate(self.members):
+            if len(m) != 1:
+                out[:, g] = per_anchor[:, m].sum(axis=1)
+        return out
+
+
 _FALLBACK_FOR: dict[str, Callable[[Basis], bool]] = {
     "spread_fallback": lambda basis: basis == "spread",
     "award_fallback": lambda basis: basis != "spread",
@@ -1053,20 +1083,25 @@ _FALLBACK_FOR: dict[str, Callable[[Basis], bool]] = {
 
 
 def _dense_anchor_sums(
-    sums: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]], codes: _Codes, basis: Basis
+    sums: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+    codes: _Codes,
+    basis: Basis,
+    groups: _Groups | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``_grouped_anchor_sums`` from the arrays of ``_dense_sums``: each key's parts are axes of its array,
-    so every column is a sum over some of them."""
+    so every column is a sum over some of them. With ``groups``, per group of anchors instead of per anchor
+    (the group's key column in place of anchor_id)."""
+    groups = groups or _Groups.anchors(codes)
     periods, anchors = max(codes.periods, 1), codes.anchors
-    tc, tc_lines = (a.reshape(periods, anchors, len(TIERS), len(CATEGORIES)) for a in sums["tc"])
+    tc, tc_lines = (groups.roll(a.reshape(periods, anchors, len(TIERS), len(CATEGORIES))) for a in sums["tc"])
     # flags: the sme, vcse and social_enterprise state (0 False, 1 True, 2 unknown), then the fallback
-    fl, fl_lines = (a.reshape(periods, anchors, 3, 3, 3, 2) for a in sums["fl"])
+    fl, fl_lines = (groups.roll(a.reshape(periods, anchors, 3, 3, 3, 2)) for a in sums["fl"])
     lines = tc_lines.sum(axis=(2, 3))
     period, anchor = np.nonzero(lines)
     ap = (period, anchor)
     by_flag = [fl.sum(axis=tuple(d for d in (2, 3, 4, 5) if d != 2 + i)) for i in range(3)]
     columns: dict[str, pl.Series | npt.NDArray[np.int64]] = {
-        "anchor_id": codes.anchor_ids.gather(anchor),
+        groups.key: groups.names.gather(anchor),
         "period_key": period.astype(np.int64) + codes.period_low,
         "total_pence": tc.sum(axis=(2, 3))[ap],
         "lines": lines[ap],
@@ -1082,12 +1117,12 @@ def _dense_anchor_sums(
             columns[f"{k}_{what}"] = fallback[what] if on(basis) else pl.Series(np.zeros(len(period), np.int32))
     per_anchor = pl.DataFrame(columns)
     # cpv: the division (_NO_DIVISION: none), then whether the line is local
-    cpv, cpv_lines = (a.reshape(periods, anchors, 128, 2) for a in sums["cpv"])
+    cpv, cpv_lines = (groups.roll(a.reshape(periods, anchors, 128, 2)) for a in sums["cpv"])
     division_lines = cpv_lines.sum(axis=3)
     apd = np.nonzero(division_lines)
     per_division = pl.DataFrame(
         {
-            "anchor_id": codes.anchor_ids.gather(apd[1]),
+            groups.key: groups.names.gather(apd[1]),
             "period_key": apd[0].astype(np.int64) + codes.period_low,
             "division": apd[2].astype(np.int8),
             "lines": division_lines[apd],

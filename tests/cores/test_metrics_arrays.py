@@ -147,3 +147,34 @@ def test_money_per_anchor_is_the_grouped_rows(basis: metrics.Basis, periods: met
     assert per_division["division"].null_count() > 0
     key = ["anchor_id", "period_key", "division"]
     assert_frame_equal(per_division.sort(key), expected_divisions.sort(key), check_exact=True)
+
+
+def test_money_per_group_of_anchors_is_the_sum_of_its_members() -> None:
+    _, rows, keys, codes = pipeline(with_credit_notes(random_lines(3000, 4, 300)), "spread", "quarter")
+    sums = metrics._dense_sums(rows, keys, codes)
+    per_anchor, per_division = metrics._dense_anchor_sums(sums, codes, "spread")
+    # anchor codes 0..5; code 2 in two groups of several, code 5 in none
+    members = [[0, 1, 2], [2, 3], [4], [1]]
+    groups = metrics._Groups("scope", pl.Series(["a", "b", "c", "d"]), members)
+    per_group, per_group_division = metrics._dense_anchor_sums(sums, codes, "spread", groups)
+    membership = pl.DataFrame(
+        [(name, codes.anchor_ids[a]) for name, m in zip(["a", "b", "c", "d"], members, strict=True) for a in m],
+        schema={"scope": pl.String, "anchor_id": pl.Int64},
+        orient="row",
+    )
+    expected = (
+        per_anchor.join(membership, on="anchor_id")
+        .group_by("scope", "period_key")
+        .agg(pl.exclude("anchor_id", "scope", "period_key").sum())
+    )
+    key = ["scope", "period_key"]
+    assert_frame_equal(per_group.sort(key), expected.sort(key), check_exact=True, check_column_order=False)
+    expected_divisions = (
+        per_division.join(membership, on="anchor_id")
+        .group_by("scope", "period_key", "division")
+        .agg(pl.col("lines", "value_pence", "local_pence").sum())
+    )
+    key = ["scope", "period_key", "division"]
+    assert_frame_equal(
+        per_group_division.sort(key), expected_divisions.sort(key), check_exact=True, check_column_order=False
+    )
