@@ -35,15 +35,19 @@ Rules, in the order they are applied:
 
 How (for speed on a million lines): the included lines become a few integer codes each (anchor, supplier,
 period, a bit set of tier / category / flags); on the spread basis each line then gets one row per quarter
-with its pence, worked out without sorting (``_spread_parts``). Money is summed per anchor and period and
-rolled up to scopes; suppliers are grouped per scope only where needed (a supplier with one line for an
-anchor is a group by itself there); ``lines`` is only built when read. Where a key's values are few enough
-to index an array (money per anchor, period and tier / category / flags / CPV division; the suppliers of a
-scope of several anchors per period; supplier counts), rows are added into that array (numpy) instead of
-being grouped by hashing, which costs several times more; polars groups them otherwise.
+with its pence, worked out without sorting from a few figures per line (``_spread_rows``). Money is summed
+per anchor and period and rolled up to scopes; suppliers are grouped per scope only where needed (a
+supplier with one line for an anchor is a group by itself there); ``lines`` is only built when read. Where
+a key's values are few enough to index an array (money per anchor, period and tier / category / flags /
+CPV division; the suppliers of a scope of several anchors, or of one anchor with several lines, per
+period; supplier counts), rows are added into that array (numpy) instead of being grouped by hashing,
+which costs several times more; polars groups them otherwise. A line's rows are consecutive, one per
+period from its first to its last, so per-row keys are made by running sums along each line rather than
+looked up row by row (``_runs``).
 """
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -175,9 +179,15 @@ def validate_lines(lines: pl.DataFrame) -> None:
     ]
     if problems:
         raise ValueError("lines frame does not match INPUT_SCHEMA: " + "; ".join(problems))
-    for column, allowed in (("tier", TIERS), ("category", CATEGORIES), ("status", STATUSES)):
-        bad = lines.filter(~pl.col(column).is_in(allowed) | pl.col(column).is_null())[column].unique()
-        if bad.len():
+    codes = (("tier", TIERS), ("category", CATEGORIES), ("status", STATUSES))
+    # a few comparisons per value cost several times less than looking strings up in a set (is_in)
+    known = lines.select(
+        pl.any_horizontal(pl.col(column) == code for code in allowed).fill_null(False).all().alias(column)
+        for column, allowed in codes
+    ).row(0)
+    for (column, allowed), all_known in zip(codes, known, strict=True):
+        if not all_known:
+            bad = lines.filter(~pl.col(column).is_in(allowed) | pl.col(column).is_null())[column].unique()
             raise ValueError(f"unknown {column} values {bad.to_list()[:5]}; allowed: {allowed}")
     for column in ("line_id", "anchor_id", "supplier_id"):
         if lines[column].null_count():
@@ -209,20 +219,23 @@ def compute_metrics(
     scope_anchors = _scope_frame(lines, scopes)
 
     facts, excluded_lines = _split(lines, basis, periods)
-    excluded = _excluded_frame(excluded_lines, scope_anchors, periods)
-    codes = _Codes.of(facts, scope_anchors, periods)
-    facts = _in_pair_order(facts, codes)
-    rows = _period_rows(facts, basis, periods, codes)
-    keys = _line_keys(facts, codes, periods)
+    # The exclusions and the new local suppliers are polars work that needs nothing else here: they run on a
+    # second thread while the numpy steps below, which hold one core, run on this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        beside = pool.submit(_beside, facts, excluded_lines, scope_anchors, periods)
+        codes = _Codes.of(facts, scope_anchors, periods)
+        facts = _in_pair_order(facts, codes, basis)
+        rows = _period_rows(facts, basis, periods, codes)
+        keys = _line_keys(facts, codes, periods)
+        value_sums, cpv = _money_sums(rows, keys, codes, scope_anchors, basis)
+        grouped, dense = _supplier_rows(rows, keys, codes)
+        supplier_counts = _supplier_counts(keys, grouped, dense, codes)
+        top = _top_suppliers(rows, keys, grouped, dense, codes, top_n)
+        del rows, keys, grouped, dense
+        excluded, exclusion_counts, first_local = beside.result()
 
     span_keys = pl.Series([] if codes.periods == 0 else [codes.period_low, codes.period_low + codes.periods - 1])
     grid = _period_grid(pl.concat([span_keys.cast(pl.Int64), excluded["period_key"]]), scope_anchors)
-    value_sums, cpv = _money_sums(rows, keys, codes, scope_anchors, basis)
-    grouped, dense = _supplier_rows(rows, keys, codes)
-    supplier_counts = _supplier_counts(keys, grouped, dense, codes)
-    top = _top_suppliers(rows, keys, grouped, dense, codes, top_n)
-    del rows, keys, grouped, dense
-    first_local = _new_local_counts(facts, scope_anchors, periods)
     names = (
         lines.lazy()
         .filter(pl.col("supplier_id").is_in(top["supplier_id"].unique().implode()))
@@ -233,7 +246,6 @@ def compute_metrics(
         .collect()
     )
     top = top.join(names, on="supplier_id", how="left")
-    exclusion_counts = _exclusion_counts(excluded)
 
     summary = _summary(grid, value_sums, supplier_counts, first_local, exclusion_counts, periods)
     labels = _period_labels(periods)
@@ -288,6 +300,14 @@ def compute_metrics(
         _build_lines=lambda: _lines_frame(lines, basis, periods),
         _build_spans=lambda: _line_spans(lines, basis, periods),
     )
+
+
+def _beside(
+    facts: pl.DataFrame, excluded_lines: pl.DataFrame, scope_anchors: pl.DataFrame, periods: PeriodKind
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The excluded rows, their counts per scope and period, and the new local suppliers."""
+    excluded = _excluded_frame(excluded_lines, scope_anchors, periods)
+    return excluded, _exclusion_counts(excluded), _new_local_counts(facts, scope_anchors, periods)
 
 
 def _scope_frame(lines: pl.DataFrame, scopes: Mapping[str, Sequence[int]] | None) -> pl.DataFrame:
@@ -586,12 +606,11 @@ def _period_rows(facts: pl.DataFrame, basis: Basis, periods: PeriodKind, codes: 
             p=(_period_key(pl.col("qs"), periods) - codes.period_low).cast(pl.Int32),
             pence=pl.col("value_pence"),
         )
-    parts = _spread_parts(facts, detail=False)
     if periods == "quarter":
-        p = (pl.col("quarter_idx") - codes.period_low).cast(pl.Int32)
-        return parts.select("r", p=p, pence="allocated_pence").collect(engine="streaming")
+        return _spread_rows(facts, codes.period_low).select("r", p="q", pence="allocated_pence").collect()
+    parts = _spread_rows(facts, 0)
     # A line's quarters are contiguous and in order, so its years are runs of rows: sum each run.
-    year = pl.col("quarter_idx") // 4 - codes.period_low
+    year = pl.col("q") // 4 - codes.period_low
     key = pl.col("r").cast(pl.Int64) * max(codes.periods, 1) + year
     return (
         parts.select(key=key, pence="allocated_pence")
@@ -671,6 +690,64 @@ def _spread_parts(spans: pl.DataFrame, *, detail: bool) -> pl.LazyFrame:
         "days_total": total.cast(pl.Int64),
     }
     return lines.explode("o").select(**{name: columns[name] for name in schema})
+
+
+_LINE_BLOCK = 1 << 16  # lines per block of _spread_rows
+
+
+def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
+    """``_spread_parts(spans, detail=False)`` with q (Int32: quarter_idx - quarter_base) for quarter_idx: the
+    same pence, made with numpy from each line's parts (its first and last part, and the floor and threshold
+    of each length of whole quarter), so that no row needs a division, only a few lookups in small tables.
+
+    Lines go in blocks (``_line_blocks``) rather than exploding every line's columns to all its rows first.
+    """
+    schema = {"r": pl.UInt32, "q": pl.Int32, "allocated_pence": pl.Int64}
+    low, high = spans["qs"].min(), spans["qe"].max()
+    if not isinstance(low, int) or not isinstance(high, int):
+        return pl.LazyFrame(schema=schema)
+    quarters = _quarter_table(low, high)
+    parts = (
+        _with_bump_thresholds(spans.lazy(), quarters, low, None)
+        .select(
+            qs=pl.col("qs") - low,
+            count=pl.col("qe") - pl.col("qs") + 1,
+            first=pl.col("f_first") + pl.col("first_bump").cast(pl.Int64),
+            last=pl.col("f_last") + pl.col("last_bump").cast(pl.Int64),
+            **{f"f{d}": f"f_{d}" for d in _LENGTHS},
+            **{f"t{d}": f"t{d}" for d in _LENGTHS},
+        )
+        .collect()
+        .rechunk()
+    )
+    qs, count, first, last = (parts[c].to_numpy() for c in ("qs", "count", "first", "last"))
+    # per line, the floor and the threshold of each length side by side, so that a row finds its own by one index
+    floors = np.stack([parts[f"f{d}"].to_numpy() for d in _LENGTHS], axis=1).ravel()
+    thresholds = np.stack([parts[f"t{d}"].to_numpy() for d in _LENGTHS], axis=1).ravel()
+    kind = np.searchsorted(np.array(_LENGTHS), quarters["length"].to_numpy())
+    earlier = quarters["earlier"].to_numpy()
+    blocks = _line_blocks(count)
+    total = blocks[-1].row_high if blocks else 0
+    r = np.empty(total, dtype=np.uint32)
+    quarter = np.empty(total, dtype=np.int32)
+    pence = np.empty(total, dtype=np.int64)
+    longest = max((b.row_high - b.row_low for b in blocks), default=0)
+    line_buffer, quarter_buffer = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int64)
+    for block in blocks:
+        lines, rows = slice(block.start, block.stop), slice(block.row_low, block.row_high)
+        line = _runs(block, np.arange(block.start, block.stop, dtype=np.int64), 0, line_buffer)
+        o = _runs(block, qs[lines], 1, quarter_buffer)
+        at = line * len(_LENGTHS)
+        at += np.take(kind, o)
+        part = np.take(floors, at)
+        part += np.take(earlier, o) < np.take(thresholds, at)
+        part[block.heads] = first[lines]
+        several = block.n > 1
+        part[block.heads[several] + block.n[several] - 1] = last[lines][several]
+        r[rows] = line
+        quarter[rows] = o + (low - quarter_base)
+        pence[rows] = part
+    return pl.LazyFrame({"r": r, "q": quarter, "allocated_pence": pence}, schema=schema)
 
 
 _PACKED_KEY_BITS = 63
@@ -767,19 +844,27 @@ def _with_bump_thresholds(spans: pl.LazyFrame, quarters: pl.DataFrame, low: int,
     return result
 
 
-def _in_pair_order(facts: pl.DataFrame, codes: _Codes) -> pl.DataFrame:
+def _in_pair_order(facts: pl.DataFrame, codes: _Codes, basis: Basis) -> pl.DataFrame:
     """The lines with anchor and supplier codes (a, x), in (anchor, supplier) order: each anchor's rows then
     come together, which keeps the money sums' groups few at a time, and a supplier's lines for one anchor
-    are neighbours."""
-    facts = facts.with_columns(a=codes.anchor_code(pl.col("anchor_id")), x=codes.supplier_code(pl.col("supplier_id")))
-    pair = facts.select(pl.col("a") * codes.suppliers + pl.col("x")).to_series()
+    are neighbours. Only the columns read later travel (the ids are now in a and x; the days only on the
+    spread basis)."""
+    a, x = codes.anchor_code(pl.col("anchor_id")), codes.supplier_code(pl.col("supplier_id"))
+    dropped = ["anchor_id", "supplier_id"] + ([] if basis == "spread" else ["first_day", "last_day"])
+    facts = facts.select(pl.exclude(dropped), a=a, x=x)
+    pair = facts.select(pl.col("a") * codes.suppliers + pl.col("x")).to_series().to_numpy()
+    if pair.size < 2 or bool((pair[1:] >= pair[:-1]).all()):
+        return facts
     index_bits = max(facts.height - 1, 1).bit_length()
-    top = pair.max()
-    if isinstance(top, int) and (top << index_bits).bit_length() <= _PACKED_KEY_BITS:
-        # sorting plain integers with the row number packed in is much cheaper than an arg-sort
-        order = (pair * (1 << index_bits) + pl.int_range(facts.height, eager=True, dtype=pl.Int64)).sort()
-        return facts[order % (1 << index_bits)]
-    return facts[pair.arg_sort()]
+    if (int(pair.max()) << index_bits).bit_length() <= _PACKED_KEY_BITS:
+        # sorting plain integers with the row number packed in is much cheaper than an arg-sort (numpy's
+        # vectorised sort several times cheaper than polars' here)
+        packed = pair << index_bits
+        packed |= np.arange(pair.size, dtype=np.int64)
+        packed.sort()
+        packed &= (1 << index_bits) - 1
+        return facts[packed]
+    return facts[pl.Series(pair).arg_sort()]
 
 
 def _line_keys(facts: pl.DataFrame, codes: _Codes, periods: PeriodKind) -> pl.DataFrame:
@@ -823,9 +908,8 @@ def _row_sums(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl
 
     The keys are narrow (a few hundred thousand values at most per period for cpv), so the sums go straight
     into arrays indexed by key; a hash grouping costs several times more. Wider ones are grouped."""
-    widths = {"tc": codes.anchors * _TC, "fl": codes.anchors * _FL, "cpv": codes.anchors * _CPV}
-    periods = max(codes.periods, 1)
-    if rows.height == 0 or periods * max(widths.values()) > _DENSE_LIMIT:
+    widths = _key_widths(codes)
+    if not _fits_dense(rows, codes):
         period = pl.col("p").cast(pl.Int64)
         aggs = [pl.col("pence").sum(), pl.len().cast(pl.Int64).alias("lines")]
         return tuple(
@@ -838,26 +922,222 @@ def _row_sums(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tuple[pl
             .rename({"key": name})
             for name, width in widths.items()
         )
-    r, p, pence = rows["r"].to_numpy(), rows["p"].to_numpy(), rows["pence"].to_numpy()
-    # two buffers for every key: fresh arrays this size cost as much in page faults as the sums themselves
-    key, line_key = np.empty(rows.height, dtype=np.int64), np.empty(rows.height, dtype=np.int64)
     frames = []
-    for name, width in widths.items():
-        np.multiply(p, width, out=key)
-        key += np.take(keys[name].to_numpy(), r, out=line_key)
-        lines = np.bincount(key, minlength=periods * width)
-        sums = np.zeros(periods * width, dtype=np.int64)
-        np.add.at(sums, key, pence)
+    for name, (sums, lines) in _dense_sums(rows, keys, codes).items():
         found = np.flatnonzero(lines)
-        frames.append(pl.DataFrame({name: found, "pence": sums[found], "lines": lines[found].astype(np.int64)}))
+        frames.append(pl.DataFrame({name: found, "pence": sums[found], "lines": lines[found]}))
     return tuple(frames)
+
+
+def _key_widths(codes: _Codes) -> dict[str, int]:
+    return {"tc": codes.anchors * _TC, "fl": codes.anchors * _FL, "cpv": codes.anchors * _CPV}
+
+
+def _fits_dense(rows: pl.DataFrame, codes: _Codes) -> bool:
+    return rows.height > 0 and max(codes.periods, 1) * max(_key_widths(codes).values()) <= _DENSE_LIMIT
+
+
+def _dense_sums(
+    rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes
+) -> dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+    """Per line key tc, fl and cpv: pence and rows per period code * the key's width + key, as arrays
+    (``_row_sums`` when they fit)."""
+    widths = _key_widths(codes)
+    periods = max(codes.periods, 1)
+    pence = rows["pence"].to_numpy()
+    sums = {name: np.zeros(periods * width, dtype=np.int64) for name, width in widths.items()}
+    line_keys = {name: keys[name].to_numpy() for name in widths}
+    blocks, first = _period_runs(keys, rows.height)
+    buffer = np.empty(max((b.row_high - b.row_low for b in blocks), default=0), dtype=np.int64)
+    for block in blocks:
+        in_block = slice(block.start, block.stop)
+        for name, width in widths.items():
+            # a line's key in its first period, then one period (width) further at each of its rows
+            key = _runs(block, line_keys[name][in_block] + first[in_block] * width, width, buffer)
+            np.add.at(sums[name], key, pence[block.row_low : block.row_high])
+    return {
+        name: (sums[name], _lines_per_period(line_keys[name], keys, width, periods)) for name, width in widths.items()
+    }
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A block of consecutive lines and their rows: lines start:stop, rows row_low:row_high; n, the rows of
+    each line, and heads, where each line's rows begin (counted from row_low)."""
+
+    start: int
+    stop: int
+    row_low: int
+    row_high: int
+    n: npt.NDArray[np.int64]
+    heads: npt.NDArray[np.int64]
+
+
+def _line_blocks(count: npt.NDArray[np.int64]) -> list[_Block]:
+    """Blocks of lines (``_LINE_BLOCK`` at a time) with ``count`` rows each, the rows in line order.
+
+    Work on rows goes a block at a time so that its temporaries stay small (in cache) and are reused rather
+    than each being an array as long as all the rows."""
+    ends = np.cumsum(count)
+    blocks = []
+    for start in range(0, count.size, _LINE_BLOCK):
+        stop = min(start + _LINE_BLOCK, count.size)
+        row_low, row_high = int(ends[start - 1]) if start else 0, int(ends[stop - 1])
+        n = count[start:stop]
+        blocks.append(_Block(start, stop, row_low, row_high, n, ends[start:stop] - n - row_low))
+    return blocks
+
+
+def _runs(block: _Block, first: npt.NDArray[np.int64], step: int, out: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Per row of the block, ``first`` of its line plus ``step`` times its place among the line's rows (a
+    line's own value repeated with step 0), made by a cumulative sum: a gather or np.repeat per row costs
+    several times more."""
+    out = out[: block.row_high - block.row_low]
+    out.fill(step)
+    out[block.heads[1:]] = first[1:] - first[:-1] - (block.n[:-1] - 1) * step
+    out[0] = first[0]
+    return np.cumsum(out, out=out)
+
+
+def _period_runs(keys: pl.DataFrame, rows: int) -> tuple[list[_Block], npt.NDArray[np.int64]]:
+    """The line blocks of ``_period_rows`` (one row per line and period from its first to its last, in line
+    order) and each line's first period code."""
+    first = keys["first"].to_numpy()
+    count = keys["last"].to_numpy() - first + 1
+    if int(count.sum()) != rows:
+        raise AssertionError("a line has one row per period from its first to its last")
+    return _line_blocks(count), first
+
+
+def _lines_per_period(
+    line_key: npt.NDArray[np.int64], keys: pl.DataFrame, width: int, periods: int
+) -> npt.NDArray[np.int64]:
+    """Rows per period and line key (period code * width + key), from the lines: a line has one row in each
+    period from its first to its last, so count +1 at its first and -1 after its last, and run the sums."""
+    first, stop = keys["first"].to_numpy(), keys["last"].to_numpy() + 1
+    size = width * (periods + 1)
+    slot = line_key * (periods + 1)
+    changes = np.bincount(slot + first, minlength=size) - np.bincount(slot + stop, minlength=size)
+    held = changes.reshape(width, periods + 1).cumsum(axis=1)[:, :periods]
+    return np.ascontiguousarray(held.T).reshape(-1).astype(np.int64, copy=False)
 
 
 def _money_sums(
     rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes, scope_anchors: pl.DataFrame, basis: Basis
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Value sums per scope and period (summary columns) and per CPV division."""
+    if _fits_dense(rows, codes):
+        # the arrays are rolled up to scopes along their anchor axis
+        members = pl.concat([codes.single, codes.several]).group_by("scope_code").agg("anchor_code").sort("scope_code")
+        groups = _Groups("scope", codes.scopes.gather(members["scope_code"]), members["anchor_code"].to_list())
+        value_frame, per_division = _dense_anchor_sums(_dense_sums(rows, keys, codes), codes, basis, groups)
+        cpv_frame = per_division.with_columns(cpv_division=pl.col("division").cast(pl.String).str.zfill(2)).drop(
+            "division"
+        )
+        return value_frame, cpv_frame
     tc, fl, cpv = _row_sums(rows, keys, codes)
+    per_anchor, per_division = _grouped_anchor_sums(tc, fl, cpv, codes, basis)
+    value_sums = _to_scopes(per_anchor.lazy(), scope_anchors, ["period_key"], [pl.exclude("anchor_id", *_KEY).sum()])
+    by_cpv = (
+        _to_scopes(
+            per_division.lazy(),
+            scope_anchors,
+            ["period_key", "division"],
+            [pl.col("lines", "value_pence", "local_pence").sum()],
+        )
+        .with_columns(cpv_division=pl.col("division").cast(pl.String).str.zfill(2))
+        .drop("division")
+    )
+    value_frame, cpv_frame = pl.collect_all([value_sums, by_cpv])
+    return value_frame, cpv_frame
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """Groups of anchors to sum over: the key column's name, its value for each group and each group's anchor
+    codes."""
+
+    key: str
+    names: pl.Series
+    members: list[list[int]]
+
+    @staticmethod
+    def anchors(codes: _Codes) -> "_Groups":
+        return _Groups("anchor_id", codes.anchor_ids, [[a] for a in range(codes.anchors)])
+
+    def roll(self, per_anchor: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """An array (period, anchor, ...) summed to (period, group, ...)."""
+        single = [g for g, m in enumerate(self.members) if len(m) == 1]
+        out = np.empty((per_anchor.shape[0], len(self.members), *per_anchor.shape[2:]), dtype=np.int64)
+        out[:, single] = per_anchor[:, [self.members[g][0] for g in single]]
+        for g, m in enumerate(self.members):
+            if len(m) != 1:
+                out[:, g] = per_anchor[:, m].sum(axis=1)
+        return out
+
+
+_FALLBACK_FOR: dict[str, Callable[[Basis], bool]] = {
+    "spread_fallback": lambda basis: basis == "spread",
+    "award_fallback": lambda basis: basis != "spread",
+}
+
+
+def _dense_anchor_sums(
+    sums: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]],
+    codes: _Codes,
+    basis: Basis,
+    groups: _Groups | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``_grouped_anchor_sums`` from the arrays of ``_dense_sums``: each key's parts are axes of its array,
+    so every column is a sum over some of them. With ``groups``, per group of anchors instead of per anchor
+    (the group's key column in place of anchor_id)."""
+    groups = groups or _Groups.anchors(codes)
+    periods, anchors = max(codes.periods, 1), codes.anchors
+    tc, tc_lines = (groups.roll(a.reshape(periods, anchors, len(TIERS), len(CATEGORIES))) for a in sums["tc"])
+    # flags: the sme, vcse and social_enterprise state (0 False, 1 True, 2 unknown), then the fallback
+    fl, fl_lines = (groups.roll(a.reshape(periods, anchors, 3, 3, 3, 2)) for a in sums["fl"])
+    lines = tc_lines.sum(axis=(2, 3))
+    period, anchor = np.nonzero(lines)
+    ap = (period, anchor)
+    by_flag = [fl.sum(axis=tuple(d for d in (2, 3, 4, 5) if d != 2 + i)) for i in range(3)]
+    columns: dict[str, pl.Series | npt.NDArray[np.int64]] = {
+        groups.key: groups.names.gather(anchor),
+        "period_key": period.astype(np.int64) + codes.period_low,
+        "total_pence": tc.sum(axis=(2, 3))[ap],
+        "lines": lines[ap],
+        **{_tier_col(t) + "_pence": tc[:, :, i].sum(axis=2)[ap] for i, t in enumerate(TIERS)},
+        **{f"category_{c}_pence": tc[:, :, :, i].sum(axis=2)[ap] for i, c in enumerate(CATEGORIES)},
+        **{f"{f}_pence": by_flag[i][:, :, 1][ap] for i, f in enumerate(FLAGS)},
+        **{f"{f}_unknown_pence": by_flag[i][:, :, 2][ap] for i, f in enumerate(FLAGS)},
+    }
+    fallback = {"lines": fl_lines[..., 1].sum(axis=(2, 3, 4))[ap], "pence": fl[..., 1].sum(axis=(2, 3, 4))[ap]}
+    for what in ("lines", "pence"):
+        for k, on in _FALLBACK_FOR.items():
+            # as the grouped sums make them: a basis without this fallback has Int32 zeros
+            columns[f"{k}_{what}"] = fallback[what] if on(basis) else pl.Series(np.zeros(len(period), np.int32))
+    per_anchor = pl.DataFrame(columns)
+    # cpv: the division (_NO_DIVISION: none), then whether the line is local
+    cpv, cpv_lines = (groups.roll(a.reshape(periods, anchors, 128, 2)) for a in sums["cpv"])
+    division_lines = cpv_lines.sum(axis=3)
+    apd = np.nonzero(division_lines)
+    per_division = pl.DataFrame(
+        {
+            groups.key: groups.names.gather(apd[1]),
+            "period_key": apd[0].astype(np.int64) + codes.period_low,
+            "division": apd[2].astype(np.int8),
+            "lines": division_lines[apd],
+            "value_pence": cpv.sum(axis=3)[apd],
+            "local_pence": cpv[..., 1][apd],
+        }
+    ).with_columns(division=pl.when(pl.col("division") != _NO_DIVISION).then("division"))
+    return per_anchor, per_division
+
+
+def _grouped_anchor_sums(
+    tc: pl.DataFrame, fl: pl.DataFrame, cpv: pl.DataFrame, codes: _Codes, basis: Basis
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per anchor and period, the summary's money columns; per anchor, period and CPV division, lines, value
+    and local value."""
 
     def anchor_period(anchor_period: pl.Expr) -> list[pl.Expr]:
         return [
@@ -877,16 +1157,14 @@ def _money_sums(
     )
     state = [pl.col("fl") % _FL // 2 // 9, pl.col("fl") % _FL // 2 // 3 % 3, pl.col("fl") % _FL // 2 % 3]
     fallback = pl.col("fl") % 2 == 1
-    fallback_for = {"spread_fallback": basis == "spread", "award_fallback": basis != "spread"}
+    fallback_for = {k: on(basis) for k, on in _FALLBACK_FOR.items()}
     by_fl = fl.group_by(ap=pl.col("fl") // _FL).agg(
         *[where(state[i] == 1).alias(f"{f}_pence") for i, f in enumerate(FLAGS)],
         *[where(state[i] == 2).alias(f"{f}_unknown_pence") for i, f in enumerate(FLAGS)],
         *[(where(fallback, "lines") if on else pl.lit(0)).alias(f"{k}_lines") for k, on in fallback_for.items()],
         *[(where(fallback) if on else pl.lit(0)).alias(f"{k}_pence") for k, on in fallback_for.items()],
     )
-    per_anchor = by_tc.join(by_fl, on="ap").select(*anchor_period(pl.col("ap")), pl.exclude("ap")).lazy()
-    value_sums = _to_scopes(per_anchor, scope_anchors, ["period_key"], [pl.exclude("anchor_id", *_KEY).sum()])
-
+    per_anchor = by_tc.join(by_fl, on="ap").select(*anchor_period(pl.col("ap")), pl.exclude("ap"))
     local = pl.col("cpv") % 2 == 1
     per_division = (
         cpv.group_by(apd=pl.col("cpv") // 2)
@@ -899,18 +1177,7 @@ def _money_sums(
             local_pence="local_pence",
         )
     )
-    by_cpv = (
-        _to_scopes(
-            per_division.lazy(),
-            scope_anchors,
-            ["period_key", "division"],
-            [pl.col("lines", "value_pence", "local_pence").sum()],
-        )
-        .with_columns(cpv_division=pl.col("division").cast(pl.String).str.zfill(2))
-        .drop("division")
-    )
-    value_frame, cpv_frame = pl.collect_all([value_sums, by_cpv])
-    return value_frame, cpv_frame
+    return per_anchor, per_division
 
 
 _DENSE_LIMIT = 1 << 23  # cells of an array summed by key (_Dense, _row_sums, _supplier_counts): ~100 MB at most
@@ -1018,7 +1285,7 @@ def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tup
 
     fields = {"x": line("x"), "p": pl.col("p").cast(pl.Int64), "value": pl.col("pence"), "bits": line("bits")}
     frame = rows.lazy()
-    to_group = []
+    to_group, done = [], []
     for members, scope_column in ((codes.single, "own"), (codes.several, "several")):
         if members.height == 0 or (scope_column == "several" and dense is not None):
             continue
@@ -1026,6 +1293,10 @@ def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tup
             # an anchor in several of these scopes: its rows count in each
             joined = frame.select(a=line("a"), **fields).join(members.lazy().rename({"anchor_code": "a"}), on="a")
             to_group.append(joined.drop("a"))
+            continue
+        own = _own_groups(rows, keys, codes) if scope_column == "own" else None
+        if own is not None:
+            done.append(own)
             continue
         # in a one-anchor scope, the rows of alone lines are suppliers as they are
         chosen = frame.filter(~line("alone")) if scope_column == "own" else frame
@@ -1039,7 +1310,69 @@ def _supplier_rows(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> tup
         for part in to_group
     ]
     schema = {"sp": pl.Int64, "x": pl.Int64, "value": pl.Int64, "bits": pl.Int32}
-    return pl.concat([pl.DataFrame(schema=schema), *grouped]), dense
+    return pl.concat([pl.DataFrame(schema=schema), *done, *grouped]), dense
+
+
+def _own_groups(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.DataFrame | None:
+    """``_supplier_rows`` for the one-anchor scopes (each anchor in at most one): sp, x, value, bits of the
+    suppliers with more than one line for the anchor, summed in place in an array rather than grouped by
+    hashing (None when the array would be too big or mostly empty).
+
+    Lines are in (anchor, supplier) order, so each such pair's lines are a run; it gets one cell per period
+    from its earliest period to its latest, and its lines' rows add into those.
+    """
+    if rows.height == keys.height:
+        return None  # one row per line: the cells would mostly be empty (see below)
+    p_count = max(codes.periods, 1)
+    schema = {"sp": pl.Int64, "x": pl.Int64, "value": pl.Int64, "bits": pl.Int32}
+    chosen = (~keys["alone"] & keys["own"].is_not_null()).to_numpy()
+    lines = np.flatnonzero(chosen)
+    if lines.size == 0:
+        return pl.DataFrame(schema=schema)
+    x = keys["x"].to_numpy()
+    pair = keys["a"].to_numpy()[lines] * codes.suppliers + x[lines]
+    head = np.ones(lines.size, dtype=np.bool_)
+    head[1:] = pair[1:] != pair[:-1]
+    heads = np.flatnonzero(head)
+    first = np.minimum.reduceat(keys["first"].to_numpy()[lines], heads)
+    last = np.maximum.reduceat(keys["last"].to_numpy()[lines], heads)
+    span = last - first + 1
+    offset = np.cumsum(span) - span
+    size = int(offset[-1] + span[-1])
+    line_first, line_last = keys["first"].to_numpy(), keys["last"].to_numpy()
+    count = line_last - line_first + 1  # rows per line, one per period from its first to its last, in order
+    row_start = np.cumsum(count) - count
+    n = count[lines]
+    # Cells between a pair's lines can be empty: where they outnumber the rows (lines with one period each,
+    # far apart) grouping the rows costs less.
+    if size > min(_DENSE_LIMIT, 2 * int(n.sum())) or int(row_start[-1] + count[-1]) != rows.height:
+        return None
+    # a chosen line's rows, and its cells, are runs of consecutive indices
+    total = int(n.sum())
+    runs = _Block(0, lines.size, 0, total, n, np.cumsum(n) - n)
+    row = _runs(runs, row_start[lines], 1, np.empty(total, dtype=np.int64))
+    cell_start = (offset - first)[np.cumsum(head) - 1] + line_first[lines]
+    cell = _runs(runs, cell_start, 1, np.empty(total, dtype=np.int64))
+    value = np.zeros(size, dtype=np.int64)
+    np.add.at(value, cell, rows["pence"].to_numpy()[row])
+    union = np.zeros(size, dtype=np.int32)
+    np.bitwise_or.at(union, cell, np.repeat(keys["bits"].to_numpy()[lines], n))
+    # a cell with rows has bits (every line has a tier bit)
+    found = np.flatnonzero(union)
+    pair_of_cell = np.zeros(size, dtype=np.int64)
+    pair_of_cell[offset[1:]] = 1
+    group = np.cumsum(pair_of_cell)[found]
+    pair_line = lines[heads][group]
+    own = keys["own"].fill_null(0).to_numpy()  # only lines with a scope are read
+    return pl.DataFrame(
+        {
+            "sp": own[pair_line] * p_count + found - offset[group] + first[group],
+            "x": x[pair_line],
+            "value": value[found],
+            "bits": union[found],
+        },
+        schema=schema,
+    )
 
 
 def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, dense: _Dense | None, codes: _Codes) -> pl.DataFrame:
