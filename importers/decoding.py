@@ -43,7 +43,13 @@ _CONT = "".join(re.escape(_BYTE_TO_CHAR[b]) for b in range(0x80, 0xC0))
 _LEAD2 = "".join(re.escape(_BYTE_TO_CHAR[b]) for b in range(0xC2, 0xE0))
 _LEAD3 = "".join(re.escape(_BYTE_TO_CHAR[b]) for b in range(0xE0, 0xF0))
 _LEAD4 = "".join(re.escape(_BYTE_TO_CHAR[b]) for b in range(0xF0, 0xF5))
-_MOJIBAKE = re.compile(f"[{_LEAD2}][{_CONT}]|[{_LEAD3}][{_CONT}]{{2}}|[{_LEAD4}][{_CONT}]{{3}}")
+# Every sequence starts with a lead character. The regex engine scans for a single class far faster than it tries
+# three alternatives at each position, so the text is searched for a lead first (most text has none), and the
+# lookahead lets the full pattern skip to the next lead the same way.
+_LEADS = re.compile(f"[{_LEAD2}{_LEAD3}{_LEAD4}]")
+_MOJIBAKE = re.compile(
+    f"(?=[{_LEAD2}{_LEAD3}{_LEAD4}])(?:[{_LEAD2}][{_CONT}]|[{_LEAD3}][{_CONT}]{{2}}|[{_LEAD4}][{_CONT}]{{3}})"
+)
 _MAX_REPAIR_PASSES = 3
 
 
@@ -57,7 +63,8 @@ def _undo_double_encoding(match: re.Match[str]) -> str:
 
 def has_mojibake(text: str) -> bool:
     """True if ``repair_mojibake`` might change the text (a candidate sequence is present)."""
-    return _MOJIBAKE.search(text) is not None
+    lead = _LEADS.search(text)
+    return lead is not None and _MOJIBAKE.search(text, lead.start()) is not None
 
 
 def repair_mojibake(text: str) -> tuple[str, int]:
@@ -67,7 +74,13 @@ def repair_mojibake(text: str) -> tuple[str, int]:
     """
     repaired = 0
     for _ in range(_MAX_REPAIR_PASSES):
-        new, count = _MOJIBAKE.subn(_undo_double_encoding, text)
+        lead = _LEADS.search(text)
+        if lead is None:
+            break
+        # No sequence starts before the first lead: only the rest is rewritten.
+        start = lead.start()
+        tail, count = _MOJIBAKE.subn(_undo_double_encoding, text[start:])
+        new = text[:start] + tail
         if new == text:
             break
         repaired += count

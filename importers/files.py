@@ -32,6 +32,7 @@ _MAX_VALUE = 256 * 1024 * 1024
 # A first line longer than this is not worth holding in memory to test for JSON lines.
 _MAX_PROBE_LINE = 1024 * 1024
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
+_REPARSE = msgspec.json.Decoder(float_hook=Decimal)
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _STOPPED = "unparseable JSON, reading stopped"
 
@@ -203,7 +204,13 @@ def _cleaned(release: Any, text: str | None) -> Any:
         text = encoded.decode("utf-8")
     if text.isascii() or not has_mojibake(text):
         return release
-    return _DECODER.decode(repair_mojibake(text)[0])
+    repaired = repair_mojibake(text)[0]
+    try:
+        # msgspec parses the same values as _DECODER (numbers via Decimal, last duplicate key wins) about twice as
+        # fast; what it refuses (raw control characters, lone surrogates, constants) goes to _DECODER as before.
+        return _REPARSE.decode(repaired)
+    except msgspec.DecodeError:
+        return _DECODER.decode(repaired)
 
 
 def _members(stream: _JSONText, opening: str, closing: str) -> Iterator[int]:

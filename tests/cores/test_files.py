@@ -1,10 +1,14 @@
 """Streaming file readers: every supported shape, bad items as notes, flat memory on a big file."""
 
+import hashlib
 import json
+import re
 import tracemalloc
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from importers.files import FileItem, iter_releases_from_file
 from tests.support.paths import FEEDS_DIR
@@ -13,6 +17,7 @@ CF_PAGE = FEEDS_DIR / "contracts-finder" / "ocds-search-page-2022-10-20.json"
 CF_2025 = FEEDS_DIR / "contracts-finder" / "releases-2025-01-23_2025-03-11.json"
 FTS_PACKAGE = FEEDS_DIR / "find-a-tender" / "release-package-032703-2026-tender.json"
 LEGACY_DIR = FEEDS_DIR / "contracts-finder" / "legacy-2019-2020-bluetail"
+_EXACT = msgspec.json.Encoder(decimal_format="number")
 
 
 def _releases(items: list[FileItem]) -> list[dict[str, Any]]:
@@ -183,3 +188,51 @@ def test_double_encoded_text_is_repaired_with_or_without_escapes(tmp_path: Path)
         items = list(iter_releases_from_file(path))
         assert items[0].release is not None
         assert items[0].release["tender"]["title"] == "£5k for café works"
+
+
+def _double_encoded(value: Any) -> Any:
+    """Every non-ASCII string as a publisher that decoded UTF-8 as cp1252 would have written it."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            return value.encode("utf-8").decode("cp1252")
+        except UnicodeDecodeError:
+            return value
+    if isinstance(value, dict):
+        return {k: _double_encoded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_double_encoded(v) for v in value]
+    return value
+
+
+def test_stored_bytes_and_hashes_are_those_of_the_stdlib_reading(tmp_path: Path) -> None:
+    """The archive's canonical JSON and content hashes must never change for the same input (a re-import would count
+    every release as changed): the streamed, cleaned and prepared release gives exactly the bytes of json.loads, then
+    clean_strings, then canonical_json - on every fixture release, as published, with every character escaped
+    (``\\u``: re-encoded before cleaning) and double-encoded (repaired, then parsed again)."""
+    from importers.decoding import clean_strings
+    from importers.ocds import canonical_json
+    from importers.prepare import prepare_release
+
+    checked = repaired = 0
+    for fixture in sorted(FEEDS_DIR.rglob("*.json")):
+        data = json.loads(fixture.read_bytes(), parse_float=Decimal)
+        releases = data["releases"] if isinstance(data, dict) and "releases" in data else data
+        releases = releases if isinstance(releases, list) else [releases]
+        for variant, (content, ensure_ascii) in enumerate(
+            [(releases, False), (releases, True), (_double_encoded(releases), False), (_double_encoded(releases), True)]
+        ):
+            path = tmp_path / f"{fixture.stem}-{variant}.json"
+            text = _EXACT.encode(content).decode("utf-8")  # numbers exactly as read
+            if ensure_ascii:  # non-ASCII characters occur only inside strings
+                text = re.sub(r"[^\x00-\x7f]", lambda m: json.dumps(m.group(0))[1:-1], text)
+            path.write_text(text, "utf-8")
+            prepared = [prepare_release(item.release) for item in iter_releases_from_file(path)]
+            expected = [canonical_json(clean_strings(r)) for r in releases]
+            assert [p.data for p in prepared] == expected, (fixture.name, variant)  # type: ignore[union-attr]
+            assert [p.content_hash for p in prepared] == [  # type: ignore[union-attr]
+                hashlib.sha256(e).hexdigest() for e in expected
+            ]
+            checked += len(prepared)
+            repaired += variant >= 2 and content != releases
+    assert checked >= 4 * 280
+    assert repaired  # the double-encoded variants did need repairing

@@ -14,8 +14,10 @@ import pytest
 
 from importers.files import iter_releases_from_file
 from importers.ocds import (
+    _RULE_TREE,
     MERGE_RULES,
     Procurement,
+    _unique_ids,
     compile_procurement,
     compile_releases,
     compile_releases_with_notes,
@@ -195,6 +197,35 @@ def test_merge_rules_come_from_the_vendored_schema() -> None:
     assert MERGE_RULES[("parties", "roles")] == "wholeListMerge"
     assert MERGE_RULES[("tender", "items", "deliveryAddresses")] == "wholeListMerge"
     assert MERGE_RULES[("tag",)] == "omitWhenMerged"
+
+
+def test_the_rule_tree_holds_exactly_the_merge_rules() -> None:
+    found: dict[tuple[str, ...], str] = {}
+
+    def walk(node: dict[str, Any], path: tuple[str, ...]) -> None:
+        for key, (rule, below) in node.items():
+            if rule is not None:
+                found[(*path, key)] = rule
+            walk(below, (*path, key))
+
+    walk(_RULE_TREE, ())
+    assert found == MERGE_RULES
+    assert ("parties", "roles") in found
+
+
+@pytest.mark.parametrize(
+    ("items", "unique"),
+    [
+        ([], True),
+        ("not a list", True),
+        ([{"id": "1"}, {"id": "2"}], True),
+        ([{"id": 1}, {"id": "1"}], False),  # ocdsmerge keys by the id's text
+        ([{"id": "1"}, {"name": "x"}], False),
+        ([{"id": "1"}, "1"], False),
+    ],
+)
+def test_unique_ids(items: Any, unique: bool) -> None:
+    assert _unique_ids(items) is unique
 
 
 def test_compiling_the_same_release_twice_does_not_duplicate_addresses() -> None:
