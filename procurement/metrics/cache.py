@@ -11,6 +11,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -83,6 +84,11 @@ async def etag_for(versions: Coalesced[DataVersion], question: tuple[object, ...
     if version is None:
         return None
     epoch, number, _usable = version
+    return _etag(epoch, number, question)
+
+
+@lru_cache(maxsize=1024)  # the same question about the same data asked again: the same tag, without hashing again
+def _etag(epoch: str, number: int, question: tuple[object, ...]) -> str:
     digest = hashlib.sha256(repr((epoch, number, question)).encode()).hexdigest()[:32]
     return f'"{digest}"'
 
