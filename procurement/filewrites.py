@@ -111,6 +111,10 @@ class FileWrites:
             os.close(self._fd)
         self._fd = None
 
+    def __del__(self) -> None:
+        # Each watch is an inotify instance, of which a user may have only so many (128 by default).
+        self.close()
+
     def forked(self) -> None:
         """In a new child process: the next count makes a watch of its own (the parent keeps the inherited one)."""
         if self._fd is not None:

@@ -237,3 +237,14 @@ def test_sqlite_counter_in_a_forked_child_counts_commits_the_parent_also_sees(tm
 def test_a_counter_for_postgresql_none_for_memory() -> None:
     assert isinstance(changes_of(create_async_engine("postgresql+asyncpg://postgres@127.0.0.1/x")), PgChanges)
     assert changes_of(create_async_engine("sqlite+aiosqlite://")) is None
+
+
+def test_sqlite_counters_given_up_give_back_their_watch(tmp_path: Path) -> None:
+    """A watch is an inotify instance, 128 per user by default: counters made and dropped one after another (as
+    each test's app makes its own) must not use them up and fall back to asking the database."""
+    path = tmp_path / "many.db"
+    sqlite3.connect(path, isolation_level=None).execute("CREATE TABLE t (x INTEGER)")
+    for _ in range(400):
+        value = SqliteChanges(path).version()
+        assert value is not None
+        assert value < 0  # counted from the file's writes, not asked of the database
