@@ -22,6 +22,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from procurement.errors import NotFound
+from procurement.filewrites import FileWrites
 from procurement.pgchanges import PgChanges
 from procurement.settings import Settings, get_settings
 
@@ -71,18 +72,35 @@ def _mark_used(_dbapi_connection: Any, record: Any) -> None:
 
 
 class SqliteChanges:
-    """SQLite's ``PRAGMA data_version`` on a read-only connection of this process, read on the calling thread.
+    """SQLite's change counter for one database file, read on the calling thread.
 
-    The value moves whenever another connection (this process's pool, another worker, the CLI) commits a change
-    to the file, and this connection never writes. Reading it is a shared lock and the file header, microseconds,
-    with no hop to aiosqlite's thread; a writer holding the file answers "busy" at once (no wait on the event
-    loop) and the counter is then unknown (None), as it is when the file cannot be read."""
+    In a rollback-journal mode (SQLite's default, and ours) every commit writes the database file before it
+    ends, so a count of the writes to the file (``procurement.filewrites``: one ``ioctl`` when there were none)
+    moves for every commit that has ended, whoever made it; a write seen before its commit ended only means a
+    read that waits for that commit. In WAL mode a commit ends in the shared-memory index, which no write
+    reports, and where the file cannot be watched, the counter is ``PRAGMA data_version`` on a read-only
+    connection of this process: a shared lock and the file header, microseconds and eight system calls, with no
+    hop to aiosqlite's thread; a writer holding the file answers "busy" at once (no wait on the event loop) and
+    the counter is then unknown (None), as it is when the file cannot be read. The two never give the same
+    value (negative and positive), so a value from one is never taken for the other's."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._connection: sqlite3.Connection | None = None
+        self._writes = FileWrites(path)
+        self._journal: tuple[int, bool] | None = None  # the write count when the header was read; rollback mode?
 
     def version(self) -> int | None:
+        written = self._writes.count()
+        if written is not None:
+            if self._journal is None or self._journal[0] != written:
+                # Leaving a rollback mode writes the header, so it is read again after any write.
+                self._journal = (written, _rollback_journal(self._path))
+            if self._journal[1]:
+                return -1 - written
+        return self._data_version()
+
+    def _data_version(self) -> int | None:
         try:
             if self._connection is None:
                 # Opened once and kept: values from two connections cannot be compared.
@@ -97,8 +115,21 @@ class SqliteChanges:
         return int(row[0])
 
     async def settled(self) -> int | None:
-        # The header is the file's: it already counts every commit that has ended, whoever made it.
+        # The file's writes and its header are counted when they happen, whoever made them.
         return self.version()
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _rollback_journal(path: Path) -> bool:
+    """Whether the database file's header says a rollback journal (read and write versions 1), not WAL (2)."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(20)
+    except OSError:
+        return False
+    return header[:16] == _SQLITE_MAGIC and header[18:20] == b"\x01\x01"
 
 
 _CHANGES: weakref.WeakKeyDictionary[Any, SqliteChanges | PgChanges] = weakref.WeakKeyDictionary()

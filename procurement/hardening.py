@@ -30,6 +30,8 @@ MAX_JSON_DEPTH = 32
 
 
 def _check_text(raw: bytes, where: str) -> None:
+    if raw.isascii() and b"%" not in raw and b"\x00" not in raw:
+        return  # nothing escaped, no NUL, and ASCII is UTF-8: what almost every request sends
     decoded = unquote_to_bytes(raw)
     if b"\x00" in decoded:
         msg = f"The {where} contains a NUL character (%00); remove it."

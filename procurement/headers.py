@@ -56,10 +56,14 @@ def security_headers(settings: Settings) -> Any:
         fixed["Strict-Transport-Security"] = HSTS
     # Encoded once and added to the raw header list (this runs on every response, so no header objects).
     raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in fixed.items()]
+    ours = frozenset(name for name, _ in raw)
 
     async def before_send(message: Message, _scope: Scope) -> None:
         if message["type"] == "http.response.start":
             headers = message.get("headers", ())
+            if not any(name.lower() in ours for name, _ in headers):  # almost always: none set by the route
+                message["headers"] = [*headers, *raw]
+                return
             present = {name.lower() for name, _ in headers}
             missing = [header for header in raw if header[0] not in present]
             if missing:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from procurement.coalesce import Coalesced
 from procurement.db import ALCHEMY_STATE_KEY, VERSION_TABLE, changes_of
+from procurement.reused import ReusedResponse
 
 _REVISION = text(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608
 _PING_KEY = "localvalue_health_ping"  # app state: this process's shared ping
@@ -49,8 +50,8 @@ def app_version() -> str:
         return "0+unknown"
 
 
-async def _database_health(engine: AsyncEngine) -> tuple[int, bytes]:
-    """The status code and the encoded answer of one ping."""
+async def _database_health(engine: AsyncEngine) -> ReusedResponse[bytes]:
+    """The answer of one ping, encoded and ready to send as often as it holds."""
     dialect = engine.dialect.name
     try:
         # Autocommit: no BEGIN and ROLLBACK around the one query.
@@ -62,11 +63,16 @@ async def _database_health(engine: AsyncEngine) -> tuple[int, bytes]:
         db = DatabaseHealth(status="error", dialect=dialect, revision=None, detail=type(exc).__name__)
     ok = db.status == "ok"
     health = Health(status="ok" if ok else "degraded", app="localvalue", version=app_version(), database=db)
-    return (HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE), msgspec.json.encode(health)
+    # Already JSON: sent as it is, with the media type the struct would have had.
+    return ReusedResponse(
+        msgspec.json.encode(health),
+        status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE,
+        media_type=MediaType.JSON,
+    )
 
 
-def _is_ok(answer: tuple[int, bytes]) -> bool:
-    return answer[0] == HTTP_200_OK
+def _is_ok(answer: ReusedResponse[bytes]) -> bool:
+    return answer.status_code == HTTP_200_OK
 
 
 class HealthController(Controller):
@@ -77,13 +83,11 @@ class HealthController(Controller):
     async def health(self, request: Request[Any, Any, Any]) -> Response[Health]:
         """Whether the service answers and its database is reachable, with the running version. No token needed."""
         state = request.app.state
-        ping: Coalesced[tuple[int, bytes]] | None = state.get(_PING_KEY)
+        ping: Coalesced[ReusedResponse[bytes]] | None = state.get(_PING_KEY)
         if ping is None:
             engine: AsyncEngine = state[ALCHEMY_STATE_KEY].get_engine()
             ping = state.setdefault(
                 _PING_KEY,
                 Coalesced(lambda: _database_health(engine), changes=changes_of(engine), keep=_is_ok),
             )
-        status, body = await ping.get()
-        # Already JSON: sent as it is, with the media type the struct would have had.
-        return cast("Response[Health]", Response(body, status_code=status, media_type=MediaType.JSON))
+        return cast("Response[Health]", await ping.get())

@@ -11,7 +11,8 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -22,20 +23,21 @@ from procurement.suppliers.tiers import data_version
 DataVersion = tuple[str, int, bool] | None
 _VERSIONS_KEY = "localvalue_data_versions"  # app state: this process's shared data-version read
 
+R = TypeVar("R")
 MAX_ENTRIES = 128  # answers for all anchors can be megabytes; this bounds the memory held
 
 
 class AnswerCache:
-    """A bounded LRU of encoded answers keyed by (data version, question)."""
+    """A bounded LRU of encoded answers (responses ready to send) keyed by (data version, question)."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._entries: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
 
-    def get(self, etag: str) -> bytes | None:
+    def get(self, etag: str) -> Any:
         with self._lock:
             body = self._entries.get(etag)
             if body is None:
@@ -45,7 +47,7 @@ class AnswerCache:
             self.hits += 1
             return body
 
-    def put(self, etag: str, body: bytes) -> None:
+    def put(self, etag: str, body: object) -> None:
         with self._lock:
             self._entries[etag] = body
             self._entries.move_to_end(etag)
@@ -82,6 +84,11 @@ async def etag_for(versions: Coalesced[DataVersion], question: tuple[object, ...
     if version is None:
         return None
     epoch, number, _usable = version
+    return _etag(epoch, number, question)
+
+
+@lru_cache(maxsize=1024)  # the same question about the same data asked again: the same tag, without hashing again
+def _etag(epoch: str, number: int, question: tuple[object, ...]) -> str:
     digest = hashlib.sha256(repr((epoch, number, question)).encode()).hexdigest()[:32]
     return f'"{digest}"'
 
@@ -93,9 +100,9 @@ def not_modified(if_none_match: str | None, etag: str | None) -> bool:
     return etag in wanted or "*" in wanted
 
 
-async def answer(etag: str | None, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+async def answer(etag: str | None, compute: Callable[[], Awaitable[R]]) -> R:
     if etag is not None and (body := ANSWERS.get(etag)) is not None:
-        return body
+        return cast("R", body)
     body = await compute()
     if etag is not None:
         ANSWERS.put(etag, body)

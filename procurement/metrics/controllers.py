@@ -68,6 +68,7 @@ from procurement.metrics.service import (
     scope_ref,
 )
 from procurement.paging import DEFAULT_LIMIT, Limit, Offset
+from procurement.reused import ReusedResponse
 from procurement.schemas import PERIOD_PATTERN, YEAR_PATTERN, IdParam, Page, id_query, required_id_query
 from socialvalue.periods import parse_financial_year
 
@@ -137,7 +138,7 @@ class MetricsController(Controller):
             empty = Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=_validators(etag))
             return cast(Response[Metrics], empty)
 
-        async def compute() -> bytes:
+        async def compute() -> ReusedResponse[bytes]:
             # A session only when the answer is not held already (the warm path needs none).
             async with session_scope(request.app.state[ALCHEMY_STATE_KEY]) as db_session:
                 scope, kind, computed = await _compute(
@@ -150,14 +151,10 @@ class MetricsController(Controller):
                 bases=[basis_metrics(c, scope.key, period) for c in computed],
                 notes=NOTES,
             )
-            return encode_json(metrics)
+            # Already JSON: sent as it is, with the same media type the struct would have had.
+            return ReusedResponse(encode_json(metrics), media_type=MediaType.JSON, headers=_validators(etag))
 
-        body = await answer(etag, compute)
-        # Already JSON: sent as it is, with the same media type the struct would have had.
-        return cast(
-            Response[Metrics],
-            Response(content=body, media_type=MediaType.JSON, headers=_validators(etag)),
-        )
+        return cast(Response[Metrics], await answer(etag, compute))
 
     @get(
         "/metrics.csv",

@@ -130,19 +130,54 @@ async def scope_rows(
     conn = await session.connection()
     path = folder(conn.engine.url.render_as_string(hide_password=True)) / f"{kind.prefix}{current}{_SUFFIX}"
     with contextlib.suppress(FileNotFoundError):
-        scan = pl.scan_ipc(path)
-        whole = False
-        read = scan if columns is None else scan.select(columns)
-        if kind.by_anchor and anchor_ids:
-            anchors = scan.select("anchor_id").collect().to_series()
-            first = int(anchors.search_sorted(min(anchor_ids), "left"))
-            count = int(anchors.search_sorted(max(anchor_ids), "right")) - first
-            read = read.slice(first, count)
-            # A range of the scope's anchors alone (one anchor, all of them) needs no filter, which copies every row.
-            whole = bool(anchors.slice(first, count).is_in(list(anchor_ids)).all())
-        rows = (read if whole else read.filter(pl.col("anchor_id").is_in(list(anchor_ids)))).collect()
-        return Found(rows=rows, token=current, kind=kind)
+        return Found(rows=read_scope(path, anchor_ids, columns, by_anchor=kind.by_anchor), token=current, kind=kind)
     return Found(missing=path, token=current, kind=kind)
+
+
+def read_scope(
+    path: Path, anchor_ids: Sequence[int], columns: Sequence[str] | None = None, *, by_anchor: bool = False
+) -> pl.DataFrame:
+    """The rows of these anchors from one copy (``by_anchor``: stored in anchor order, so read as a range)."""
+    scan = pl.scan_ipc(path)
+    read, whole = scan, False
+    ranges = _anchor_rows(path, scan) if by_anchor and anchor_ids else None
+    if ranges is not None:
+        held = [r for r in map(ranges.get, anchor_ids) if r is not None]
+        first = min((start for start, _ in held), default=0)
+        count = max((start + rows for start, rows in held), default=0) - first
+        read = read.slice(first, count)
+        # A range of the scope's anchors alone (one anchor, all of them) needs no filter, which copies every row.
+        whole = sum(rows for _, rows in held) == count
+    if not whole:
+        read = read.filter(pl.col("anchor_id").is_in(list(anchor_ids)))
+    return (read if columns is None else read.select(columns)).collect()
+
+
+# Each copy's rows by anchor (first row, number of rows), worked out once per process: a copy's content never
+# changes under its name (the token names it), and reading its every anchor id again cost more than a small
+# scope's own rows. A few copies only: one per kind and token in use.
+_ANCHOR_ROWS: dict[Path, dict[int, tuple[int, int]] | None] = {}
+_ANCHOR_ROWS_KEPT = 8
+
+
+def _anchor_rows(path: Path, scan: pl.LazyFrame) -> dict[int, tuple[int, int]] | None:
+    """None when an anchor's rows are not all together (never so in a copy written here): filter every row."""
+    if path in _ANCHOR_ROWS:
+        return _ANCHOR_ROWS[path]
+    runs = (
+        scan.select("anchor_id")
+        .with_row_index("row")
+        .group_by("anchor_id")
+        .agg(first=pl.col("row").min(), last=pl.col("row").max(), rows=pl.len())
+        .collect()
+    )
+    found: dict[int, tuple[int, int]] | None = {int(a): (int(f), int(n)) for a, f, _, n in runs.iter_rows()}
+    if any(last - first + 1 != n for _, first, last, n in runs.iter_rows()):
+        found = None
+    if len(_ANCHOR_ROWS) >= _ANCHOR_ROWS_KEPT:
+        _ANCHOR_ROWS.clear()
+    _ANCHOR_ROWS[path] = found
+    return found
 
 
 async def every_row(session: AsyncSession, kind: Kind) -> pl.DataFrame | None:

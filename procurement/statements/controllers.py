@@ -24,6 +24,7 @@ from procurement.db import ALCHEMY_STATE_KEY
 from procurement.errors import NotFound
 from procurement.metrics.lines import resolve_scope
 from procurement.problems import problem
+from procurement.reused import ReusedResponse
 from procurement.schemas import MAX_ID, NOT_BLANK, QUARTER_PATTERN, Id, IdParam, id_query
 from procurement.statements.pages import statement_context
 from procurement.statements.service import (
@@ -166,13 +167,15 @@ class PublicStatementController(Controller):
         if listing is None:
             listing = state.setdefault(_LISTING_KEY, PublishedListing(state[ALCHEMY_STATE_KEY].get_engine()))
 
-        def encode(rows: list[Row[Any]]) -> bytes:
+        def encode(rows: list[Row[Any]]) -> ReusedResponse[bytes]:
             page = [_public(s) for s in rows[offset : offset + limit]]
-            return encode_json(PublicStatementPage(items=page, total=len(rows), limit=limit, offset=offset))
+            body = encode_json(PublicStatementPage(items=page, total=len(rows), limit=limit, offset=offset))
+            # Already JSON: sent as it is, with the struct's media type, the same response until the table changes.
+            return ReusedResponse(body, media_type=MediaType.JSON, headers={"Cache-Control": LISTING})
 
-        body = await listing.page((anchor_id, period, limit, offset), anchor_id=anchor_id, period=period, encode=encode)
-        # Already JSON (encoded once per version of the table): sent as it is, with the struct's media type.
-        response = Response(body, media_type=MediaType.JSON, headers={"Cache-Control": LISTING})
+        response = await listing.page(
+            (anchor_id, period, limit, offset), anchor_id=anchor_id, period=period, encode=encode
+        )
         return cast("Response[PublicStatementPage]", response)
 
     @get(

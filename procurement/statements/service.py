@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -295,6 +295,8 @@ _LISTING = select(
 ).order_by(_S.scope_name, _S.period.desc(), _S.version.desc())
 
 
+P = TypeVar("P")  # an encoded listing page
+
 # Encoded listing pages kept per table version: a bound on memory, since anyone may ask for any anchor and period.
 MAX_LISTING_PAGES = 256
 
@@ -303,7 +305,7 @@ MAX_LISTING_PAGES = 256
 class _Listed:
     version: tuple[Any, ...]
     rows: tuple[Row[Any], ...]
-    pages: dict[tuple[Any, ...], bytes]
+    pages: dict[tuple[Any, ...], Any]
 
 
 class PublishedListing:
@@ -336,11 +338,11 @@ class PublishedListing:
         *,
         anchor_id: int | None,
         period: str | None,
-        encode: Callable[[list[Row[Any]]], bytes],
-    ) -> bytes:
+        encode: Callable[[list[Row[Any]]], P],
+    ) -> P:
         """The encoded page ``key`` of the rows matching ``anchor_id`` and ``period``, encoded once per version."""
         listed = await self._check.get()
-        body = listed.pages.get(key)
+        body: P | None = listed.pages.get(key)
         if body is None:
             body = encode(_matching(listed.rows, anchor_id, period))
             if len(listed.pages) >= MAX_LISTING_PAGES:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import polars as pl
 from polars.testing import assert_frame_equal
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -82,3 +83,21 @@ async def test_the_copy_of_the_lines_follows_every_change(db: Database, session:
         await s.rollback()
     async with maker() as s:
         await _same_as_the_database(s, "a rolled-back change")
+
+
+def test_a_scope_read_from_a_copy_by_anchor_ranges_is_its_rows(tmp_path: Any) -> None:
+    """Read as one range of rows where the scope's anchors lie together (anchors with no rows in between count as
+    together), filtered otherwise; a copy whose anchors are not in order is always filtered."""
+    ordered = pl.DataFrame(
+        {"anchor_id": [1, 1, 3, 3, 3, 5, 7, 7], "line_id": [1, 2, 3, 4, 5, 6, 7, 8], "name": list("abcdefgh")}
+    )
+    shuffled = ordered.sample(fraction=1.0, shuffle=True, seed=3).sort("line_id", descending=True)
+    for frame, name in ((ordered, "ordered"), (shuffled, "shuffled")):
+        path = tmp_path / f"{name}.arrow"
+        frame.write_ipc(path, compression="uncompressed", record_batch_size=frame.height)
+        for _ in range(2):  # worked out, then remembered
+            for ids in ([1], [3], [7], [2], [1, 2, 3], [3, 5], [1, 5], [5, 1], [1, 3, 5, 7], [4, 6], [8, 9], [3, 7]):
+                expected = frame.filter(pl.col("anchor_id").is_in(ids))
+                for columns in (None, ["line_id", "name"]):
+                    read = linecache.read_scope(path, ids, columns, by_anchor=True)
+                    assert_frame_equal(read, expected if columns is None else expected.select(columns)), (name, ids)

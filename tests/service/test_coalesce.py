@@ -5,6 +5,7 @@ Driven step by step with events, never by time."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -151,16 +152,99 @@ def test_sqlite_counter_moves_with_every_commit_elsewhere_and_never_waits_for_a_
     moved = changes.version()
     assert moved is not None
     assert moved != before
+    for value in range(2, 50):  # each commit counted by the very next look, never a commit behind
+        seen = changes.version()
+        writer.execute("INSERT INTO t VALUES (?)", (value,))
+        assert changes.version() not in (None, seen)
+    moved = changes.version()
     writer.execute("BEGIN EXCLUSIVE")
     writer.execute("INSERT INTO t VALUES (2)")
     started = time.monotonic()
-    assert changes.version() is None  # busy: unknown at once, not after the 30 s busy timeout
+    # Nothing committed yet: the last value, or unknown (busy), at once, not after the 30 s busy timeout.
+    assert changes.version() in (None, moved)
     assert time.monotonic() - started < 1
-    writer.execute("COMMIT")
+    writer.execute("ROLLBACK")
+    assert changes.version() == moved  # a rolled-back change never reached the file
+    writer.execute("INSERT INTO t VALUES (3)")
     assert changes.version() not in (None, moved)
     writer.close()
+
+
+def test_sqlite_counter_in_wal_mode_still_moves_with_every_commit(tmp_path: Path) -> None:
+    """A WAL commit ends in the shared-memory index, which no file write reports: the counter must notice the
+    change of mode and still move with every commit."""
+    path = tmp_path / "wal.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    changes = SqliteChanges(path)
+    rollback = changes.version()
+    assert rollback is not None
+    assert rollback < 0  # counted from the file's writes
+    writer.execute("PRAGMA journal_mode=WAL")
+    for value in range(20):
+        seen = changes.version()
+        writer.execute("INSERT INTO t VALUES (?)", (value,))
+        assert changes.version() not in (None, seen)
+    assert changes.version() not in (None, rollback)
+    assert changes.version() == changes.version()
+    writer.close()
+
+
+def test_sqlite_counter_of_a_replaced_file_asks_the_database(tmp_path: Path) -> None:
+    """A watch follows the file it was made on: once that file is moved away it must not be trusted."""
+    path = tmp_path / "moved.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer.close()
+    changes = SqliteChanges(path)
+    watched = changes.version()
+    assert watched is not None
+    assert watched < 0
+    path.rename(tmp_path / "elsewhere.db")
+    sqlite3.connect(path, isolation_level=None).execute("CREATE TABLE u (x INTEGER)")
+    after = changes.version()
+    assert after is None or after > 0  # from the database itself, never a count of the old file's writes
+
+
+def test_sqlite_counter_in_a_forked_child_counts_commits_the_parent_also_sees(tmp_path: Path) -> None:
+    """Parent and child each have their own queue of writes: one reading it never hides a commit from the other."""
+    path = tmp_path / "forked.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    changes = SqliteChanges(path)
+    before = changes.version()
+    to_parent, from_child = os.pipe()
+    to_child, from_parent = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit code
+        seen = changes.version()
+        os.write(from_child, b"x")
+        os.read(to_child, 1)  # until the parent has committed
+        os._exit(0 if changes.version() not in (None, seen, before) else 1)
+    try:
+        assert os.read(to_parent, 1) == b"x"
+        writer.execute("INSERT INTO t VALUES (1)")
+        os.write(from_parent, b"y")
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert changes.version() not in (None, before)
+    finally:
+        for fd in (to_parent, from_child, to_child, from_parent):
+            os.close(fd)
+        writer.close()
 
 
 def test_a_counter_for_postgresql_none_for_memory() -> None:
     assert isinstance(changes_of(create_async_engine("postgresql+asyncpg://postgres@127.0.0.1/x")), PgChanges)
     assert changes_of(create_async_engine("sqlite+aiosqlite://")) is None
+
+
+def test_sqlite_counters_given_up_give_back_their_watch(tmp_path: Path) -> None:
+    """A watch is an inotify instance, 128 per user by default: counters made and dropped one after another (as
+    each test's app makes its own) must not use them up and fall back to asking the database."""
+    path = tmp_path / "many.db"
+    sqlite3.connect(path, isolation_level=None).execute("CREATE TABLE t (x INTEGER)")
+    for _ in range(400):
+        value = SqliteChanges(path).version()
+        assert value is not None
+        assert value < 0  # counted from the file's writes, not asked of the database

@@ -95,3 +95,26 @@ async def test_cors_only_on_public_reads(db: Database, session: Any, app_client:
     write = await app_client.options("/organisations", headers={**ORIGIN, "Access-Control-Request-Method": "POST"})
     assert write.status_code == 403
     assert "access-control-allow-origin" not in write.headers
+
+
+async def test_answers_sent_again_from_memory_have_their_headers_once_and_none_of_another_request(
+    db: Database, session: Any, app_client: Any
+) -> None:
+    """/health, the public listing and a warm /metrics answer keep their response and send it again: each sending
+    carries the security headers once, and the CORS headers of a cross-origin read never stay on it."""
+    org = await make_org(session, "Walsall Healthcare NHS Trust", is_anchor=True)
+    token = bearer(await make_token(session, "admin"))
+    public = ("/health", "/public/statements")
+    for path, headers in [(p, {}) for p in public] + [(f"/metrics?anchor_id={org.id}", token)]:
+        first = await app_client.get(path, headers=headers)
+        crossed = await app_client.get(path, headers={**headers, **ORIGIN})
+        again = await app_client.get(path, headers=headers)
+        for response in (first, crossed, again):
+            assert response.status_code == 200, path
+            assert_security_headers(response)
+            names = [name.lower() for name, _ in response.headers.multi_items()]
+            assert len(names) == len(set(names)), (path, names)
+        assert again.content == first.content
+        assert ("access-control-allow-origin" in crossed.headers) is (path in public)
+        assert "access-control-allow-origin" not in again.headers, path
+        assert "access-control-expose-headers" not in again.headers, path
