@@ -122,6 +122,10 @@ async def templates() -> AsyncIterator[dict[str, tuple[str, str]]]:
 
 
 async def dispose_database(backend: str, name: str) -> None:
+    from procurement.metrics.linecache import written
+
+    # A copy this process writes in the background would otherwise find its database gone (and log it).
+    await written()
     if backend == "postgresql":
         await drop_pg_database(name)
     else:
