@@ -140,10 +140,16 @@ async def test_only_kept_results_are_reused() -> None:
     assert await shared.get() == 2
 
 
-def test_sqlite_counter_moves_with_every_commit_elsewhere_and_never_waits_for_a_writer(tmp_path: Path) -> None:
-    path = tmp_path / "counted.db"
+def _database_with_table(path: Path) -> sqlite3.Connection:
+    """A writer in autocommit on a new database file holding one table."""
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("CREATE TABLE t (x INTEGER)")
+    return writer
+
+
+def test_sqlite_counter_moves_with_every_commit_elsewhere_and_never_waits_for_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "counted.db"
+    writer = _database_with_table(path)
     changes = SqliteChanges(path)
     before = changes.version()
     assert before is not None
@@ -174,8 +180,7 @@ def test_sqlite_counter_in_wal_mode_still_moves_with_every_commit(tmp_path: Path
     """A WAL commit ends in the shared-memory index, which no file write reports: the counter must notice the
     change of mode and still move with every commit."""
     path = tmp_path / "wal.db"
-    writer = sqlite3.connect(path, isolation_level=None)
-    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer = _database_with_table(path)
     changes = SqliteChanges(path)
     rollback = changes.version()
     assert rollback is not None
@@ -193,8 +198,7 @@ def test_sqlite_counter_in_wal_mode_still_moves_with_every_commit(tmp_path: Path
 def test_sqlite_counter_of_a_replaced_file_asks_the_database(tmp_path: Path) -> None:
     """A watch follows the file it was made on: once that file is moved away it must not be trusted."""
     path = tmp_path / "moved.db"
-    writer = sqlite3.connect(path, isolation_level=None)
-    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer = _database_with_table(path)
     writer.close()
     changes = SqliteChanges(path)
     watched = changes.version()
@@ -209,8 +213,7 @@ def test_sqlite_counter_of_a_replaced_file_asks_the_database(tmp_path: Path) -> 
 def test_sqlite_counter_in_a_forked_child_counts_commits_the_parent_also_sees(tmp_path: Path) -> None:
     """Parent and child each have their own queue of writes: one reading it never hides a commit from the other."""
     path = tmp_path / "forked.db"
-    writer = sqlite3.connect(path, isolation_level=None)
-    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer = _database_with_table(path)
     changes = SqliteChanges(path)
     before = changes.version()
     to_parent, from_child = os.pipe()
