@@ -33,7 +33,7 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.routes import HTTPRoute
 
 from procurement.openapi_examples import EXAMPLES, MEDIA_EXAMPLES
-from procurement.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from procurement.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE
 from procurement.schemas import MAX_ID, NOT_BLANK
 
 if TYPE_CHECKING:
@@ -78,8 +78,8 @@ PROBLEM_SCHEMA = Schema(
     required=["type", "title", "status", "detail"],
     examples=[
         {
-            "type": f"{PROBLEM_TYPE_BASE}400",
-            "title": "Bad request",
+            "type": PROBLEM_TYPE,
+            "title": "Bad Request",
             "status": 400,
             "detail": "value has more than two decimal places",
             "instance": "/contracts",

@@ -36,21 +36,24 @@ from procurement.errors import ConflictError, DomainError, Forbidden, InvalidInp
 log = logging.getLogger("localvalue")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://localvalue.example/problems/"
+# Our problems have no meaning beyond their HTTP status, for which RFC 9457 (4.2.1) gives "about:blank" as the type
+# and the status's own phrase (RFC 9110) as the title: an address of our own would promise a page about each type.
+PROBLEM_TYPE = "about:blank"
 
 _TITLES = {
-    400: "Bad request",
-    401: "Authentication required",
+    400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
+    404: "Not Found",
+    405: "Method Not Allowed",
     409: "Conflict",
-    413: "Request body too large",
-    415: "Unsupported media type",
-    422: "Unprocessable content",
-    429: "Too many requests",
-    500: "Internal server error",
-    503: "Service unavailable",
+    410: "Gone",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 # The most specific class wins: DomainError itself is 422.
@@ -76,7 +79,7 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
-        "type": f"{PROBLEM_TYPE_BASE}{status}",
+        "type": PROBLEM_TYPE,
         "title": _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,

@@ -14,6 +14,9 @@ import pytest
 from tests.conftest import Database
 from tests.support.api import bearer, fingerprint, make_org, make_supplier, make_token
 
+HTTP_PHRASES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                405: "Method Not Allowed", 409: "Conflict", 410: "Gone", 413: "Content Too Large",
+                415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests"}  # fmt: skip
 TOO_BIG = "9223372036854775808"  # 2**63: one more than the largest 64-bit id
 
 
@@ -22,6 +25,8 @@ def assert_problem(response: Any, status: int, fragment: str = "") -> dict[str, 
     assert response.headers["content-type"].startswith("application/problem+json")
     body: dict[str, Any] = response.json()
     assert body["status"] == status
+    # No problem type of our own: RFC 9457's "about:blank", titled with the status's RFC 9110 phrase.
+    assert (body["type"], body["title"]) == ("about:blank", HTTP_PHRASES[status])
     assert "Traceback" not in response.text
     assert fragment in body["detail"], body
     return body
