@@ -33,6 +33,7 @@ from procurement.cli import LocalValueCLIPlugin
 from procurement.contracts.controllers import ContractController
 from procurement.db import ALCHEMY_STATE_KEY, close_changes, make_alchemy_config
 from procurement.hardening import GuardedRequest, InputGuardMiddleware, check_input
+from procurement.head import head_as_get
 from procurement.headers import PUBLIC_METHODS, PublicCorsMiddleware, security_headers
 from procurement.health import HealthController, app_version
 from procurement.imports.controllers import ImportController
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     finish_openapi(app)
     _guards_without_copies(app)
+    app.asgi_handler = head_as_get(app.asgi_handler)
     return app
 
 
