@@ -346,6 +346,9 @@ def _merge_array(target: list[Any], source: list[dict[str, Any]], rules: Mapping
         if "id" not in item:
             fresh: dict[str, Any] = {}
             _merge_object(fresh, item, rules)
+            if not fresh:
+                # ocdsmerge keeps such an object only if it held a null: rare enough to leave to it.
+                raise _NeedsOcdsmergeError
             target.append(fresh)
             continue
         if not isinstance(item["id"], str | int) or isinstance(item["id"], bool):

@@ -374,6 +374,11 @@ def test_direct_merge_equals_ocdsmerge_on_edge_cases(later: dict[str, Any]) -> N
         {"awards": [{"id": "9", "title": "a"}, {"id": "9", "title": "b"}]},  # one id twice: ocdsmerge warns
         {"tender": "now a string"},  # an object becomes a scalar
         {"awards": "none"},  # an array becomes a scalar
+        # An object without an id and with no value in it: dropped, unless a null was in it.
+        {"awards": [{"id": "a"}, {"title": None}, {}]},
+        {"awards": [{}, {"id": "a"}]},
+        {"awards": [{"value": {}}, {"items": []}, {"title": "kept"}]},
+        {"awards": [{"id": 1, "items": [{}]}]},
     ],
 )
 def test_unusual_merges_are_left_to_ocdsmerge(later: dict[str, Any]) -> None:
