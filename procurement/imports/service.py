@@ -80,6 +80,27 @@ FILE_BATCH = 2000
 # Tries of one batch when a concurrent import of another source wrote the same master row first.
 BATCH_ATTEMPTS = 3
 
+# PostgreSQL: the tables a batch looks rows up in, by one array of keys (``bulk.among``). The planner judges such a
+# lookup by the table's statistics: with none yet (a first import), or taken when the table was a fraction of its
+# size, it scans every row of the source instead of probing the index once per key, and each batch costs more than
+# the last. So after a batch, a table that has doubled since its statistics were taken is analysed (autovacuum
+# would, but only after the import), a few times in all.
+LOOKUP_TABLES = (
+    "raw_release",
+    "contract",
+    "contract_cpv",
+    "contract_supplier",
+    "supplier_match",
+    "supplier",
+    "supplier_identifier",
+    "supplier_classification",
+    "anchor_supplier_tier",
+    "organisation",
+    "organisation_identifier",
+)
+# Below this many pages (8 kB each) any plan of such a lookup is cheap.
+ANALYSE_FROM_PAGES = 128
+
 
 async def _execute(statement: Any, session: AsyncSession) -> None:
     await session.execute(statement)
@@ -235,11 +256,35 @@ class ImportService(PartyResolver, ContractWriter):
         """
         for attempt in itertools.count(1):
             try:
-                return await self._store_batch(run_id, batch, checkpoint, pages, watermark)
+                counts = await self._store_batch(run_id, batch, checkpoint, pages, watermark)
             except IntegrityError:
                 if attempt >= BATCH_ATTEMPTS:
                     raise
+            else:
+                await self._refresh_statistics()
+                return counts
         raise AssertionError  # unreachable
+
+    async def _refresh_statistics(self) -> None:
+        """PostgreSQL: analyse the lookup tables that have at least doubled since their statistics were taken
+        (``LOOKUP_TABLES``)."""
+        async with self.sessions() as session:
+            if session.get_bind().dialect.name != "postgresql":
+                return
+            # Statistics only make plans faster: a failure here must not fail the import (the batch is committed).
+            with contextlib.suppress(SQLAlchemyError):
+                async with session.begin():
+                    grown = (
+                        await session.scalars(
+                            text(
+                                "SELECT relname FROM pg_class WHERE oid = ANY(CAST(:tables AS regclass[])) "
+                                "AND pg_relation_size(oid) >= 8192 * greatest(2 * relpages, :least) ORDER BY relname"
+                            ),
+                            {"tables": list(LOOKUP_TABLES), "least": ANALYSE_FROM_PAGES},
+                        )
+                    ).all()
+                    if grown:
+                        await session.execute(text(f"ANALYZE {', '.join(grown)}"))
 
     async def _store_batch(
         self,
@@ -318,7 +363,7 @@ class ImportService(PartyResolver, ContractWriter):
                     text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
                 )
             )
-        settings = {"plan_cache_mode": "force_custom_plan", "synchronous_commit": "off"}
+        settings = {"plan_cache_mode": "force_custom_plan", "synchronous_commit": "off", "random_page_cost": "1.1"}
         if self._lz4:
             settings["default_toast_compression"] = "lz4"
         calls = ", ".join(f"set_config(:k{i}, :v{i}, true)" for i in range(len(settings)))
