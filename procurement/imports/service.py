@@ -80,26 +80,28 @@ FILE_BATCH = 2000
 # Tries of one batch when a concurrent import of another source wrote the same master row first.
 BATCH_ATTEMPTS = 3
 
-# PostgreSQL: the tables a batch looks rows up in, by one array of keys (``bulk.among``). The planner judges such a
-# lookup by the table's statistics: with none yet (a first import), or taken when the table was a fraction of its
-# size, it scans every row of the source instead of probing the index once per key, and each batch costs more than
-# the last. So after a batch, a table that has doubled since its statistics were taken is analysed (autovacuum
-# would, but only after the import), a few times in all.
-LOOKUP_TABLES = (
-    "raw_release",
-    "contract",
-    "contract_cpv",
-    "contract_supplier",
-    "supplier_match",
-    "supplier",
-    "supplier_identifier",
-    "supplier_classification",
-    "anchor_supplier_tier",
-    "organisation",
-    "organisation_identifier",
-)
+# PostgreSQL: the tables a batch looks rows up in by one array of keys (``bulk.among``), and the columns it looks them
+# up by. The planner judges such a lookup by the columns' statistics: with none yet (a first import), it takes the
+# source's rows for a few and scans them all instead of probing the index once per key, and each batch costs more
+# than the last. Autovacuum analyses a table only after the import's first minute, so a table that has no
+# statistics, or has grown fourfold since they were taken, has these columns analysed after a batch (a few times in
+# all; the columns alone, at a fraction of the cost of the whole table).
+LOOKUP_COLUMNS = {
+    "raw_release": ("source", "release_id", "ocid"),
+    "contract": ("source", "source_id"),
+    "contract_cpv": ("contract_id",),
+    "contract_supplier": ("contract_id",),
+    "supplier_match": ("source", "ocid", "supplier_id"),
+    "supplier": ("name_key", "merged_into_id"),
+    "supplier_identifier": ("scheme", "value", "supplier_id"),
+    "supplier_classification": ("supplier_id",),
+    "anchor_supplier_tier": ("supplier_id",),
+    "organisation": ("name_key",),
+    "organisation_identifier": ("scheme", "value"),
+}
 # Below this many pages (8 kB each) any plan of such a lookup is cheap.
 ANALYSE_FROM_PAGES = 128
+ANALYSE_GROWTH = 4
 
 
 async def _execute(statement: Any, session: AsyncSession) -> None:
@@ -266,8 +268,8 @@ class ImportService(PartyResolver, ContractWriter):
         raise AssertionError  # unreachable
 
     async def _refresh_statistics(self) -> None:
-        """PostgreSQL: analyse the lookup tables that have at least doubled since their statistics were taken
-        (``LOOKUP_TABLES``)."""
+        """PostgreSQL: analyse the lookup columns of tables without statistics or grown past them
+        (``LOOKUP_COLUMNS``)."""
         async with self.sessions() as session:
             if session.get_bind().dialect.name != "postgresql":
                 return
@@ -278,13 +280,15 @@ class ImportService(PartyResolver, ContractWriter):
                         await session.scalars(
                             text(
                                 "SELECT relname FROM pg_class WHERE oid = ANY(CAST(:tables AS regclass[])) "
-                                "AND pg_relation_size(oid) >= 8192 * greatest(2 * relpages, :least) ORDER BY relname"
+                                "AND pg_relation_size(oid) >= 8192 * greatest(:growth * relpages, :least) "
+                                "ORDER BY relname"
                             ),
-                            {"tables": list(LOOKUP_TABLES), "least": ANALYSE_FROM_PAGES},
+                            {"tables": list(LOOKUP_COLUMNS), "growth": ANALYSE_GROWTH, "least": ANALYSE_FROM_PAGES},
                         )
                     ).all()
                     if grown:
-                        await session.execute(text(f"ANALYZE {', '.join(grown)}"))
+                        targets = ", ".join(f"{t} ({', '.join(LOOKUP_COLUMNS[t])})" for t in grown)
+                        await session.execute(text(f"ANALYZE {targets}"))
 
     async def _store_batch(
         self,
