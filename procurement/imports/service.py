@@ -360,7 +360,9 @@ class ImportService(PartyResolver, ContractWriter):
         (sequential scans) would otherwise be reused as they grow, slowing every batch. synchronous_commit: the
         commit does not wait for its WAL to reach the disk; a server crash can lose only the last batches whole,
         with the run's checkpoint, so a resumed run stores them again. default_toast_compression: the raw
-        archive's JSON is compressed with lz4 (where the server has it) at about half pglz's cost."""
+        archive's JSON is compressed with lz4 (where the server has it) at about half pglz's cost. random_page_cost:
+        a batch's lookups probe indexes the import keeps in memory; priced as a disk's seeks, thousands of probes look
+        dearer than reading a whole table of tens of thousands of rows, which costs several times more."""
         if self._lz4 is None:
             self._lz4 = bool(
                 await session.scalar(
