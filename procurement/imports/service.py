@@ -288,7 +288,8 @@ class ImportService(PartyResolver, ContractWriter):
                     ).all()
                     if grown:
                         targets = ", ".join(f"{t} ({', '.join(LOOKUP_COLUMNS[t])})" for t in grown)
-                        await session.execute(text(f"ANALYZE {targets}"))
+                        # Never waits: a table another session is analysing or vacuuming (autovacuum) is skipped.
+                        await session.execute(text(f"ANALYZE (SKIP_LOCKED) {targets}"))
 
     async def _store_batch(
         self,
