@@ -278,9 +278,10 @@ async def test_a_release_back_to_earlier_content_promotes_that_version(db: Datab
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)  # the planner's statistics are PostgreSQL's
 async def test_import_analyses_its_lookup_columns(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A first import leaves no table without statistics on the columns it looks rows up by; a run that adds
-    nothing analyses nothing again."""
-    monkeypatch.setattr(service, "ANALYSE_FROM_PAGES", 1)  # the samples are far smaller than a real first import
+    """An import analyses the columns it looks rows up by once a table has grown (here: has any page, whatever the
+    tables held before); a run that adds nothing analyses nothing again."""
+    monkeypatch.setattr(service, "ANALYSE_FROM_PAGES", 1)
+    monkeypatch.setattr(service, "ANALYSE_GROWTH", 0)
 
     async def analysed() -> dict[str, int]:
         async with db.engine.connect() as conn:
@@ -300,5 +301,6 @@ async def test_import_analyses_its_lookup_columns(db: Database, monkeypatch: pyt
             {"columns": list(service.LOOKUP_COLUMNS["raw_release"])},
         )
         assert sorted(c for (c,) in columns) == sorted(service.LOOKUP_COLUMNS["raw_release"])
+    monkeypatch.setattr(service, "ANALYSE_GROWTH", 4)
     await run_file_import(db.engine, CONTRACTS_FINDER, list(CF_FILES))
     assert await analysed() == after
