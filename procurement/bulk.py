@@ -88,6 +88,15 @@ async def bulk_insert(session: AsyncSession, model: type[Any], rows: Sequence[Ma
         await connection.exec_driver_sql(statement, values)
 
 
+async def bulk_insert_watched(session: AsyncSession, model: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+    """``bulk_insert`` into a table whose writes move a token (0010_lines_token, 0011_tiers_token). On PostgreSQL the
+    token's row triggers queue every row of the transaction's first write to such a table for a call at commit, and
+    one more call each at its end; a first write of one row marks the transaction, and the rest queue nothing."""
+    first = 1 if session.get_bind().dialect.name == "postgresql" else 0
+    await bulk_insert(session, model, rows[:first])
+    await bulk_insert(session, model, rows[first:])
+
+
 async def _copy(
     connection: AsyncConnection, table: Table, columns: list[str], values: list[tuple[Any, ...]], statement: str
 ) -> None:
@@ -104,9 +113,11 @@ async def _copy(
     # import's own reads need it) every check would be planned again, row by row: most of a COPY's cost. So the
     # COPY runs with the default mode, and the caller's mode is put back after it (a failed COPY ends the
     # transaction, and with it both settings).
-    mode = await driver.fetchval("SELECT current_setting('plan_cache_mode')")
-    if mode != "auto":
-        await driver.execute("SELECT set_config('plan_cache_mode', 'auto', true)")
+    # One round trip: the subquery reads the caller's mode before the outer select sets it.
+    mode = await driver.fetchval(
+        "SELECT q.mode, set_config('plan_cache_mode', 'auto', true) "
+        "FROM (SELECT current_setting('plan_cache_mode') AS mode OFFSET 0) AS q"
+    )
     try:
         await driver.copy_records_to_table(table.name, records=values, columns=columns, schema_name=table.schema)
     except asyncpg.IntegrityConstraintViolationError as exc:
@@ -193,8 +204,12 @@ async def allocate_ids(session: AsyncSession, model: type[Any], count: int) -> l
     """
     table = _table(model)
     if session.get_bind().dialect.name == "postgresql":
+        # The sequence is looked up once (materialised), not once per id as a call in nextval's argument would be.
         rows = await session.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
+            text(
+                "WITH s AS MATERIALIZED (SELECT CAST(pg_get_serial_sequence(:table, 'id') AS regclass) AS seq) "
+                "SELECT nextval(s.seq) FROM s, generate_series(1, :count)"
+            ),
             {"table": table.name, "count": count},
         )
         return [int(r[0]) for r in rows]
@@ -212,6 +227,15 @@ def among(dialect: str, column: Any, values: Sequence[Any]) -> ColumnElement[boo
         func.json_each(bindparam(None, json.dumps(list(values)), String))
     )
     return column.in_(items)  # type: ignore[no-any-return]
+
+
+def listed(dialect: str, values: Sequence[Any], type_: Any) -> Any:
+    """``values`` as a table of one column, ``value``, bound as ONE parameter (as in ``among``): ``unnest`` of an array
+    on PostgreSQL, ``json_each`` of a JSON array on SQLite. For a lookup per value (a correlated subquery on an index)
+    where ``among`` would make one scan of every row that matches any value."""
+    if dialect == "postgresql":
+        return func.unnest(bindparam(None, list(values), type_=ARRAY(type_))).table_valued("value").render_derived()
+    return func.json_each(bindparam(None, json.dumps(list(values)), String)).table_valued("value")
 
 
 def chunks(values: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:

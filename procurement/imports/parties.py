@@ -26,7 +26,17 @@ from importers.ocds import (
 from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
-from procurement.bulk import WIDE, WriteBehind, allocate_ids, among, bulk_insert, chunks, cut, update_by_id
+from procurement.bulk import (
+    WIDE,
+    WriteBehind,
+    allocate_ids,
+    among,
+    bulk_insert,
+    bulk_insert_watched,
+    chunks,
+    cut,
+    update_by_id,
+)
 from socialvalue.identifiers import is_stable_identity
 
 
@@ -382,7 +392,7 @@ class PartyResolver:
         ids = await allocate_ids(session, m.Supplier, len(rows))
         for row, supplier_id in zip(rows, ids, strict=True):
             row["id"] = supplier_id
-        await self._writes.add(lambda s: bulk_insert(s, m.Supplier, rows))
+        await self._writes.add(lambda s: bulk_insert_watched(s, m.Supplier, rows))
         real = dict(zip(provisional, ids, strict=True))
         caches = self.caches
         for key, value in list(caches.supplier_by_ident.items()):

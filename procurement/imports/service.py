@@ -80,6 +80,29 @@ FILE_BATCH = 2000
 # Tries of one batch when a concurrent import of another source wrote the same master row first.
 BATCH_ATTEMPTS = 3
 
+# PostgreSQL: the tables a batch looks rows up in by one array of keys (``bulk.among``), and the columns it looks them
+# up by. The planner judges such a lookup by the columns' statistics: with none yet (a first import), it takes the
+# source's rows for a few and scans them all instead of probing the index once per key, and each batch costs more
+# than the last. Autovacuum analyses a table only after the import's first minute, so a table that has no
+# statistics, or has grown fourfold since they were taken, has these columns analysed after a batch (a few times in
+# all; the columns alone, at a fraction of the cost of the whole table).
+LOOKUP_COLUMNS = {
+    "raw_release": ("source", "release_id", "ocid"),
+    "contract": ("source", "source_id"),
+    "contract_cpv": ("contract_id",),
+    "contract_supplier": ("contract_id",),
+    "supplier_match": ("source", "ocid", "supplier_id"),
+    "supplier": ("name_key", "merged_into_id"),
+    "supplier_identifier": ("scheme", "value", "supplier_id"),
+    "supplier_classification": ("supplier_id",),
+    "anchor_supplier_tier": ("supplier_id",),
+    "organisation": ("name_key",),
+    "organisation_identifier": ("scheme", "value"),
+}
+# Below this many pages (8 kB each) any plan of such a lookup is cheap.
+ANALYSE_FROM_PAGES = 128
+ANALYSE_GROWTH = 4
+
 
 async def _execute(statement: Any, session: AsyncSession) -> None:
     await session.execute(statement)
@@ -235,11 +258,38 @@ class ImportService(PartyResolver, ContractWriter):
         """
         for attempt in itertools.count(1):
             try:
-                return await self._store_batch(run_id, batch, checkpoint, pages, watermark)
+                counts = await self._store_batch(run_id, batch, checkpoint, pages, watermark)
             except IntegrityError:
                 if attempt >= BATCH_ATTEMPTS:
                     raise
+            else:
+                await self._refresh_statistics()
+                return counts
         raise AssertionError  # unreachable
+
+    async def _refresh_statistics(self) -> None:
+        """PostgreSQL: analyse the lookup columns of tables without statistics or grown past them
+        (``LOOKUP_COLUMNS``)."""
+        async with self.sessions() as session:
+            if session.get_bind().dialect.name != "postgresql":
+                return
+            # Statistics only make plans faster: a failure here must not fail the import (the batch is committed).
+            with contextlib.suppress(SQLAlchemyError):
+                async with session.begin():
+                    grown = (
+                        await session.scalars(
+                            text(
+                                "SELECT relname FROM pg_class WHERE oid = ANY(CAST(:tables AS regclass[])) "
+                                "AND pg_relation_size(oid) >= 8192 * greatest(:growth * relpages, :least) "
+                                "ORDER BY relname"
+                            ),
+                            {"tables": list(LOOKUP_COLUMNS), "growth": ANALYSE_GROWTH, "least": ANALYSE_FROM_PAGES},
+                        )
+                    ).all()
+                    if grown:
+                        targets = ", ".join(f"{t} ({', '.join(LOOKUP_COLUMNS[t])})" for t in grown)
+                        # Never waits: a table another session is analysing or vacuuming (autovacuum) is skipped.
+                        await session.execute(text(f"ANALYZE (SKIP_LOCKED) {targets}"))
 
     async def _store_batch(
         self,
@@ -311,14 +361,16 @@ class ImportService(PartyResolver, ContractWriter):
         (sequential scans) would otherwise be reused as they grow, slowing every batch. synchronous_commit: the
         commit does not wait for its WAL to reach the disk; a server crash can lose only the last batches whole,
         with the run's checkpoint, so a resumed run stores them again. default_toast_compression: the raw
-        archive's JSON is compressed with lz4 (where the server has it) at about half pglz's cost."""
+        archive's JSON is compressed with lz4 (where the server has it) at about half pglz's cost. random_page_cost:
+        a batch's lookups probe indexes the import keeps in memory; priced as a disk's seeks, thousands of probes look
+        dearer than reading a whole table of tens of thousands of rows, which costs several times more."""
         if self._lz4 is None:
             self._lz4 = bool(
                 await session.scalar(
                     text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
                 )
             )
-        settings = {"plan_cache_mode": "force_custom_plan", "synchronous_commit": "off"}
+        settings = {"plan_cache_mode": "force_custom_plan", "synchronous_commit": "off", "random_page_cost": "1.1"}
         if self._lz4:
             settings["default_toast_compression"] = "lz4"
         calls = ", ".join(f"set_config(:k{i}, :v{i}, true)" for i in range(len(settings)))

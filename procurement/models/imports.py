@@ -12,7 +12,7 @@ from typing import Any
 
 from advanced_alchemy.base import BigIntBase
 from advanced_alchemy.types import DateTimeUTC, JsonB
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -100,7 +100,21 @@ class SupplierMatch(BigIntBase):
     """
 
     __tablename__ = "supplier_match"
-    __table_args__ = (UniqueConstraint("source", "ocid", "party_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "ocid", "party_id"),
+        # The latest match declaring a scale (or VCSE status) per supplier, found without reading the supplier's
+        # other matches (classification's ``_latest_declared``): one index each, holding only declaring matches.
+        *(
+            Index(
+                f"ix_supplier_match_{column}",
+                "supplier_id",
+                "id",
+                postgresql_where=text(f"{column} IS NOT NULL"),
+                sqlite_where=text(f"{column} IS NOT NULL"),
+            )
+            for column in ("declared_scale", "declared_vcse")
+        ),
+    )
 
     source: Mapped[str] = mapped_column(String(32))
     ocid: Mapped[str] = mapped_column(String(200))

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import clock, figures
 from procurement import models as m
-from procurement.bulk import among, bulk_insert
+from procurement.bulk import among, bulk_insert, listed
 from procurement.db import get_or_not_found
 from procurement.suppliers.registers import MatchInput, RegisterFacts, register_facts
 from socialvalue import enterprise, geography, locality, register_evidence
@@ -97,7 +97,8 @@ async def _gather_inputs(session: AsyncSession, supplier_ids: Sequence[int] | No
         # One array parameter each (``among``): an IN list of a batch's suppliers is rendered, bound and prepared
         # again on every call.
         query = query.where(or_(among(dialect, s.id, supplier_ids), among(dialect, s.merged_into_id, supplier_ids)))
-    rows = (await session.execute(query)).all()
+    # In id order whatever the plan: new classifications are stored (and numbered) in this order.
+    rows = (await session.execute(query.order_by(s.id))).all()
     effective = [r for r in rows if r.merged_into_id is None]
     owner = {r.id: (r.merged_into_id or r.id) for r in rows}
     ids = list(owner)
@@ -208,13 +209,18 @@ async def _latest_declared(
         newest[column] = {}
         if not owners:
             continue
-        members = [sid for sid, o in owner.items() if o in owners]
-        where = [getattr(sm, column).is_not(None)] + ([among(dialect, sm.supplier_id, members)] if scoped else [])
-        for sid, match_id in await session.execute(
-            select(sm.supplier_id, func.max(sm.id)).where(*where).group_by(sm.supplier_id)
-        ):
+        declares = getattr(sm, column).is_not(None)
+        if scoped:
+            # One probe per supplier of the partial index on (supplier_id, id) of the matches that declare (0013):
+            # a supplier's other matches, however many, are never read.
+            members = listed(dialect, [sid for sid, o in owner.items() if o in owners], sm.supplier_id.type)
+            newest_id = select(func.max(sm.id)).where(sm.supplier_id == members.c.value, declares).scalar_subquery()
+            query = select(members.c.value, newest_id)
+        else:
+            query = select(sm.supplier_id, func.max(sm.id)).where(declares).group_by(sm.supplier_id)
+        for sid, match_id in await session.execute(query):
             o = owner.get(sid, sid)
-            if o in owners:
+            if match_id is not None and o in owners:
                 newest[column][o] = max(newest[column].get(o, 0), match_id)
     ids = sorted({i for found in newest.values() for i in found.values()})
     matches: dict[int, Any] = {}

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import figures
 from procurement import models as m
-from procurement.bulk import among, bulk_insert
+from procurement.bulk import among, bulk_insert_watched
 from procurement.errors import NotFound
 from procurement.memo import Memo, content_digest
 from procurement.organisations.local_area import anchor_area
@@ -348,7 +348,7 @@ async def bump_data_version(session: AsyncSession, *, tiers_rules: str | None = 
 
 
 async def _insert_tiers(session: AsyncSession, records: Sequence[dict[str, Any]]) -> None:
-    await bulk_insert(session, m.AnchorSupplierTier, records)
+    await bulk_insert_watched(session, m.AnchorSupplierTier, records)
 
 
 async def refresh_tiers(

@@ -7,10 +7,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from importers.ocds import compile_procurement, compile_releases_with_notes, map_compiled
 from procurement import models as m
+from procurement.imports import service
 from procurement.imports.runs import run_file_import
 from procurement.imports.service import CONTRACTS_FINDER
 from tests.conftest import Database, _empty_tables
@@ -272,3 +274,33 @@ async def test_a_release_back_to_earlier_content_promotes_that_version(db: Datab
     assert [(v, json.loads(d)["awards"][0]["value"]["amount"]) for v, d in rows] == [(2, 5000), (3, 4050)]
     again = await run_file_import(db.engine, CONTRACTS_FINDER, [tmp_path / "back.json"])
     assert again.counts.summary() == "new 0, changed 0, unchanged 1, skipped 0, failed 0"
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)  # the planner's statistics are PostgreSQL's
+async def test_import_analyses_its_lookup_columns(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import analyses the columns it looks rows up by once a table has grown (here: has any page, whatever the
+    tables held before); a run that adds nothing analyses nothing again."""
+    monkeypatch.setattr(service, "ANALYSE_FROM_PAGES", 1)
+    monkeypatch.setattr(service, "ANALYSE_GROWTH", 0)
+
+    async def analysed() -> dict[str, int]:
+        async with db.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT relname, analyze_count FROM pg_stat_user_tables WHERE relname = ANY(:tables)"),
+                {"tables": ["raw_release", "contract", "supplier_match"]},
+            )
+            return {name: int(count) for name, count in rows}
+
+    before = await analysed()
+    await run_file_import(db.engine, CONTRACTS_FINDER, list(CF_FILES))
+    after = await analysed()
+    assert all(after[t] > before[t] for t in before), (before, after)
+    async with db.engine.connect() as conn:
+        columns = await conn.execute(
+            text("SELECT attname FROM pg_stats WHERE tablename = 'raw_release' AND attname = ANY(:columns)"),
+            {"columns": list(service.LOOKUP_COLUMNS["raw_release"])},
+        )
+        assert sorted(c for (c,) in columns) == sorted(service.LOOKUP_COLUMNS["raw_release"])
+    monkeypatch.setattr(service, "ANALYSE_GROWTH", 4)
+    await run_file_import(db.engine, CONTRACTS_FINDER, list(CF_FILES))
+    assert await analysed() == after

@@ -122,3 +122,47 @@ async def test_manual_lad_override_sets_the_place(session: AsyncSession) -> None
     after = (await tiers_for_anchor(session, walsall))[supplier.id]
     assert (after.tier, after.method) == ("local", "manual_lad")
     assert after.reason == "Walsall is in Walsall (own LAD) (LAD set by override)."
+
+
+async def test_the_latest_declaring_match_counts_scoped_or_not(session: AsyncSession) -> None:
+    """A supplier that declares nothing itself takes each fact from its latest match that declares it (a later match
+    declaring nothing does not hide it), whether classified alone or with every supplier."""
+    supplier = await make_supplier(session, "Midland Tools Ltd", postcode="B15 2GW")
+    declared: list[tuple[str | None, bool | None]] = [("sme", True), ("large", None), (None, None)]
+    for n, (scale, vcse) in enumerate(declared, start=1):
+        session.add(
+            m.SupplierMatch(
+                source="contracts_finder",
+                ocid=f"ocds-b5fd17-{n}",
+                party_id=f"GB-CFS-{n}",
+                supplier_id=supplier.id,
+                method="name",
+                declared_scale=scale,
+                declared_vcse=vcse,
+            )
+        )
+        await session.flush()
+    for run in (classify(session, [supplier.id], full=True), classify(session, full=True)):
+        await run
+        row = (
+            await session.scalars(
+                select(m.SupplierClassification).where(m.SupplierClassification.supplier_id == supplier.id)
+            )
+        ).one()
+        facts = {(e["flag"], e["value"]) for e in row.evidence if e["method"] == "feed_declared"}
+        # The scale of the second match ("large"), the VCSE status of the first; the third declares neither.
+        assert {("sme", "false"), ("vcse", "true")} <= facts
+        assert ("sme", "true") not in facts
+
+
+async def test_new_classifications_are_numbered_in_supplier_order(session: AsyncSession) -> None:
+    first = await make_supplier(session, "Acme Ltd", postcode="B15 2GW")
+    second = await make_supplier(session, "Fixit CIC", postcode="WS1 1TP")
+    # Moved in the table (a new row version on PostgreSQL), so a plain scan finds the first supplier last.
+    first.postcode = "B91 3QB"
+    await session.flush()
+    await classify(session, [second.id, first.id])
+    rows = (
+        await session.execute(select(m.SupplierClassification.supplier_id).order_by(m.SupplierClassification.id))
+    ).all()
+    assert [r.supplier_id for r in rows] == [first.id, second.id]
