@@ -305,7 +305,7 @@ async def _every_paid_line(session: AsyncSession) -> pl.DataFrame | None:
     tiers were built with other rules."""
     # Made of the copies of the payment lines and stored tiers when they are there (being written alongside, as
     # they usually are): reading every line from the database again costs several times more.
-    await linecache.others_written(linecache.PAID)
+    await linecache.others_written(linecache.PAYMENTS, linecache.TIERS)
     if not await stored_tiers_usable(session):
         return None
     payments = await linecache.every_row(session, linecache.PAYMENTS)

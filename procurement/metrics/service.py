@@ -538,7 +538,10 @@ async def compute_bases(
             out.append(Computed(result, details, facts, influenceable))
             continue
         if contract_details is None and scope.anchor_ids:
-            contract_details, digest = await keyed_lines(db_session, scope.anchor_ids, detailed=detailed)
+            # Without details, the lines may come by anchor (see ``keyed_lines``): nothing here reads their order.
+            contract_details, digest = await keyed_lines(
+                db_session, scope.anchor_ids, detailed=detailed, by_anchor=not detailed
+            )
             digest = digest or lines_digest(contract_details)
         elif contract_details is None:
             contract_details = await scope_lines(db_session, scope, basis=b, detailed=detailed)
