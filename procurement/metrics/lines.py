@@ -416,7 +416,7 @@ async def _every_engine_line(session: AsyncSession) -> pl.DataFrame | None:
         return None
     engine = _engine_frame(joined.with_columns(buyer_name=pl.lit(None, pl.String)).lazy())
     every = engine.sort("anchor_id", "line_id", maintain_order=True).collect()
-    made = every.select(list(_LEAN_NULLS.values()))
+    made = every.with_columns(list(_LEAN_NULLS.values())).select(list(_LEAN_NULLS))
     if not every.select(made.columns).equals(made, null_equal=True):
         return None  # never so (lean lines): a safeguard that what is left out is made again the same
     return every.select(list(_ENGINE_SCHEMA))
