@@ -18,7 +18,7 @@ The lean payment lines of the paid basis are copied likewise, keyed by ``data_ve
 triggers renew on every write to ``payment_line``, ``spend_file`` and ``payee_match`` (migration
 0012_payments_token). The paid basis's engine lines (the payment lines joined to their stored tiers, with the
 columns made of both) are copied keyed by both tokens, so a cold paid request does no join per
-line."""
+line; so are the contract lines' engine columns (the lines joined to their stored tiers)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,8 @@ TIERS = Kind("tiers-", "tiers_token", "localvalue.tiers_queued", by_anchor=True)
 PAYMENTS = Kind("payments-", "payments_token", "localvalue.payments_queued", by_anchor=True)
 # The paid basis's engine lines (payment lines with their stored tiers), in (anchor, line) order.
 PAID = Kind("paid-", "payments_token", "localvalue.payments_queued", by_anchor=True, also=TIERS, today_tiers=True)
+# The contract lines' engine columns (lines with their stored tiers), in (anchor, line) order.
+CONTRACT = Kind("contract-", "lines_token", "localvalue.lines_queued", by_anchor=True, also=TIERS, today_tiers=True)
 
 
 def folder(url: str) -> Path:
@@ -218,10 +220,12 @@ def copy_later(url: URL, found: Found, read_every: Callable[[AsyncSession], Awai
     threading.Thread(target=asyncio.run, args=(writing,), name=f"{found.kind.prefix}copy", daemon=True).start()
 
 
-async def others_written(kind: Kind) -> None:
-    """Until the copies of other kinds being written by this process are written: a copy made of theirs (``PAID``)
-    is then made by reading them rather than every line from the database again."""
-    while any(not p.name.startswith(kind.prefix) for p in _writing):  # noqa: ASYNC110 (emptied by the writers)
+async def others_written(*made_of: Kind) -> None:
+    """Until the copies of these kinds being written by this process are written: a copy made of theirs (``PAID``,
+    ``CONTRACT``) is then made by reading them rather than every line from the database again. Only these: two
+    copies made of others, each waiting for every copy but its own, would wait for each other for ever."""
+    prefixes = tuple(k.prefix for k in made_of)
+    while any(p.name.startswith(prefixes) for p in _writing):  # noqa: ASYNC110 (emptied by the writers)
         await asyncio.sleep(0.05)
 
 

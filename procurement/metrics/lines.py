@@ -334,16 +334,35 @@ async def keyed_lines(
     from_scratch: bool = False,
     refresh: bool = False,
     detailed: bool = True,
+    by_anchor: bool = False,
 ) -> tuple[pl.DataFrame, bytes | None]:
     """``lines_with_details``, and a key for its content when it is made of the copies on disk alone (lines and
     stored tiers, none judged on the fly): their tokens name it as surely as ``lines_digest``, which on a large
-    scope costs a good part of an engine run. None: work the digest out."""
+    scope costs a good part of an engine run. None: work the digest out.
+
+    The lean lines come whole from the copy of every line's engine columns (``linecache.CONTRACT``, keyed by the
+    lines and tiers tokens) when there is one: the join to the tiers costs more than reading them. ``by_anchor``:
+    those may come by anchor (each anchor's in line order), as the copy holds them; the engine's figures are the
+    same (it orders lines by anchor and supplier, keeping their order within one anchor), and putting a scope's
+    lines back in line order costs a good part of reading them. Such lines have a key of their own."""
+    if not detailed and not from_scratch and not refresh:
+        # No copy (token None) while the stored tiers were built with other rules: they are judged below then.
+        found = await linecache.scope_rows(session, linecache.CONTRACT, anchor_ids, list(_ENGINE_SCHEMA))
+        if found.rows is not None and found.token is not None:
+            if found.rows.height == 0:
+                return pl.DataFrame(schema=_LINES_SCHEMA), None
+            rows = found.rows.lazy() if by_anchor else found.rows.lazy().sort("line_id")
+            made = rows.select([pl.col(k) if k in _ENGINE_SCHEMA else _LEAN_NULLS[k] for k in _LINES_SCHEMA])
+            copied = found.token.split("-")  # the lines and tiers tokens
+            key = _copies_key(copied[0], copied[1], anchor_ids) + (b":by-anchor" if by_anchor else b"")
+            return made.collect(), key
+        linecache.copy_later((await session.connection()).engine.url, found, _every_engine_line)
     if detailed:
         raw, lines_token = await _read_line_rows(session, anchor_ids, detailed=True), None
     else:
         raw, lines_token = await _lean_line_rows(session, anchor_ids)
     if raw.height == 0:
-        return pl.DataFrame(schema={**INPUT_SCHEMA, **EXTRA_SCHEMA}), None
+        return pl.DataFrame(schema=_LINES_SCHEMA), None
     joined, tiers_token = await keyed_tiers(
         session, raw, anchor_ids, from_scratch=from_scratch, refresh=refresh, detailed=detailed
     )
@@ -351,21 +370,56 @@ async def keyed_lines(
         joined = joined.join(await buyer_names(session, anchor_ids), on="anchor_id", how="left", maintain_order="left")
     else:
         joined = joined.with_columns(buyer_name=pl.lit(None, pl.String))
-    # One lazy pass: each eager step would copy every line again (a large share of a cold request on a big scope).
-    frame = (
-        joined.lazy()
-        .with_columns(
-            supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"),
-            tier=pl.col("tier").fill_null("unknown"),
-            category=pl.col("category").fill_null("unknown"),
-        )
-        .select([pl.col(k).cast(v) for k, v in {**INPUT_SCHEMA, **EXTRA_SCHEMA}.items()])
-        .collect()
-    )
+    frame = _engine_frame(joined.lazy()).collect()
     if lines_token is None or tiers_token is None:
         return frame, None
+    return frame, _copies_key(lines_token, tiers_token, anchor_ids)
+
+
+_LINES_SCHEMA = {**INPUT_SCHEMA, **EXTRA_SCHEMA}
+# What the copy of the engine lines holds; the lean lines' other columns are null on every line, made on reading.
+_ENGINE_SCHEMA = {**INPUT_SCHEMA, "contracted_supplier_id": EXTRA_SCHEMA["contracted_supplier_id"]}
+_LEAN_NULLS = {k: pl.lit(None, v).alias(k) for k, v in _LINES_SCHEMA.items() if k not in _ENGINE_SCHEMA}
+
+
+def _copies_key(lines_token: str, tiers_token: str, anchor_ids: Sequence[int]) -> bytes:
     # Longer than any content digest, so never equal to one.
-    return frame, f"copies:{lines_token}:{tiers_token}:{list(anchor_ids)}".encode()
+    return f"copies:{lines_token}:{tiers_token}:{list(anchor_ids)}".encode()
+
+
+def _engine_frame(joined: pl.LazyFrame) -> pl.LazyFrame:
+    """The lines with their tiers (``keyed_tiers``) as ``_LINES_SCHEMA``. One lazy pass: each eager step would
+    copy every line again (a large share of a cold request on a big scope)."""
+    return joined.with_columns(
+        supplier_id=pl.coalesce("effective_supplier_id", "contracted_supplier_id"),
+        tier=pl.col("tier").fill_null("unknown"),
+        category=pl.col("category").fill_null("unknown"),
+    ).select([pl.col(k).cast(v) for k, v in _LINES_SCHEMA.items()])
+
+
+async def _every_engine_line(session: AsyncSession) -> pl.DataFrame | None:
+    """What the copy of the contract lines' engine columns holds: every lean line of every buyer with its stored
+    tier, in (anchor, line) order (which ``linecache`` reads a scope's rows by), without the columns null on every
+    lean line. None when a line's pair has no stored tier (judged on each read) or the stored tiers were built
+    with other rules."""
+    # Made of the copies of the lines and stored tiers when they are there (being written alongside, as they
+    # usually are): reading every line from the database again costs several times more.
+    await linecache.others_written(linecache.LINES, linecache.TIERS)
+    if not await stored_tiers_usable(session):
+        return None
+    raw = await linecache.every_row(session, linecache.LINES)
+    raw = raw if raw is not None else await _read_line_rows(session, None, detailed=False)
+    tiers = await linecache.every_row(session, linecache.TIERS)
+    tiers = tiers if tiers is not None else await _every_lean_tier(session)
+    joined = raw.join(tiers, on=["anchor_id", "contracted_supplier_id"], how="left", maintain_order="left")
+    if joined["effective_supplier_id"].null_count():
+        return None
+    engine = _engine_frame(joined.with_columns(buyer_name=pl.lit(None, pl.String)).lazy())
+    every = engine.sort("anchor_id", "line_id", maintain_order=True).collect()
+    made = every.with_columns(list(_LEAN_NULLS.values())).select(list(_LEAN_NULLS))
+    if not every.select(made.columns).equals(made, null_equal=True):
+        return None  # never so (lean lines): a safeguard that what is left out is made again the same
+    return every.select(list(_ENGINE_SCHEMA))
 
 
 async def lines_frame(session: AsyncSession, anchor_ids: Sequence[int]) -> pl.DataFrame:

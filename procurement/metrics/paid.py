@@ -27,7 +27,14 @@ from procurement.metrics import linecache
 from procurement.metrics.lines import EXTRA_SCHEMA, buyer_names, id_list, keyed_tiers, stored_tiers
 from procurement.suppliers.tiers import stored_tiers_usable
 from socialvalue.metrics import INPUT_SCHEMA
-from socialvalue.periods import financial_year_label_expr, parse_financial_year, quarter_index, quarter_label_expr
+from socialvalue.periods import (
+    financial_year_label_expr,
+    parse_financial_year,
+    quarter_bounds,
+    quarter_from_index,
+    quarter_index,
+    quarter_label_expr,
+)
 
 REDACTED_SUPPLIER_ID = 0
 REDACTED_NAME = "Redacted payee (not named by the publisher)"
@@ -305,7 +312,7 @@ async def _every_paid_line(session: AsyncSession) -> pl.DataFrame | None:
     tiers were built with other rules."""
     # Made of the copies of the payment lines and stored tiers when they are there (being written alongside, as
     # they usually are): reading every line from the database again costs several times more.
-    await linecache.others_written(linecache.PAID)
+    await linecache.others_written(linecache.PAYMENTS, linecache.TIERS)
     if not await stored_tiers_usable(session):
         return None
     payments = await linecache.every_row(session, linecache.PAYMENTS)
@@ -367,6 +374,21 @@ def _wanted_keys(periods: str, wanted: Sequence[str]) -> pl.DataFrame | None:
     return keys.unique("period_key", maintain_order=True) if keys["period"].to_list() == list(wanted) else None
 
 
+def _within(periods: str, keys: pl.DataFrame) -> pl.Expr:
+    """Whether a line is dated from the first period asked for to the last: only those are keyed by period (a
+    date's period costs more than comparing it, and a period asked for is usually a small part of the lines)."""
+    if keys.height == 0:
+        return pl.lit(False)
+    quarters = 1 if periods == "quarter" else 4
+    wanted: list[int] = keys["period_key"].to_list()
+    try:
+        low = quarter_bounds(quarter_from_index(min(wanted) * quarters))[0]
+        high = quarter_bounds(quarter_from_index((max(wanted) + 1) * quarters))[0]
+    except ValueError:  # beyond the dates a period label can name: every line is keyed
+        return pl.lit(True)
+    return (pl.col("award_date") >= low) & (pl.col("award_date") < high)
+
+
 def paid_facts(
     details: pl.DataFrame, *, periods: str, influenceable: bool, wanted: Sequence[str] | None = None
 ) -> list[PaidFacts]:
@@ -377,15 +399,18 @@ def paid_facts(
     # The lines the engine counts (dated, in pounds, with an amount), so these facts agree with its figures. Only
     # the columns read here are filtered (names and titles would be copied for nothing), and each period's label
     # is made once, not once per line.
+    keys = _wanted_keys(periods, wanted) if wanted is not None else None
     dated = (
         details.lazy()
         .select(used)
         .filter(
-            pl.col("award_date").is_not_null() & (pl.col("currency") == "GBP") & pl.col("value_pence").is_not_null()
+            pl.col("award_date").is_not_null()
+            & (pl.col("currency") == "GBP")
+            & pl.col("value_pence").is_not_null()
+            & (pl.lit(True) if keys is None else _within(periods, keys))
         )
         .with_columns(period_key=_period_key(periods))
     )
-    keys = _wanted_keys(periods, wanted) if wanted is not None else None
     if keys is None:
         dated_now = dated.collect()
         keys = dated_now.select(pl.col("period_key").unique()).with_columns(

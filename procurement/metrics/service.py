@@ -191,11 +191,15 @@ def resting_on(result: MetricsResult, scope_key: str, period: str) -> tuple[int,
     name (so a figure resting on one contract says so)."""
     lines = result.rests_on(scope_key, period)
     # Supplier id 0 is the paid basis's stand-in for redacted payments: counted as value, never named.
-    payees = lines.filter(pl.col("supplier_id") != 0)
-    if payees["supplier_id"].n_unique() > NAMED_SUPPLIERS_MAX:
-        return lines["contract_id"].n_unique(), []
-    names = sorted({str(n) for n in payees["supplier_name"].drop_nulls().to_list()})
-    return lines["contract_id"].n_unique(), names
+    payee = pl.col("supplier_id") != 0
+    # Both counts in one pass, and the lines (their names) filtered only when the names are shown.
+    contracts, suppliers = lines.select(
+        pl.col("contract_id").n_unique(), pl.col("supplier_id").filter(payee).n_unique()
+    )
+    if suppliers.item() > NAMED_SUPPLIERS_MAX:
+        return contracts.item(), []
+    names = sorted({str(n) for n in lines.filter(payee)["supplier_name"].drop_nulls().to_list()})
+    return contracts.item(), names
 
 
 def period_metrics(
@@ -538,7 +542,10 @@ async def compute_bases(
             out.append(Computed(result, details, facts, influenceable))
             continue
         if contract_details is None and scope.anchor_ids:
-            contract_details, digest = await keyed_lines(db_session, scope.anchor_ids, detailed=detailed)
+            # Without details, the lines may come by anchor (see ``keyed_lines``): nothing here reads their order.
+            contract_details, digest = await keyed_lines(
+                db_session, scope.anchor_ids, detailed=detailed, by_anchor=not detailed
+            )
             digest = digest or lines_digest(contract_details)
         elif contract_details is None:
             contract_details = await scope_lines(db_session, scope, basis=b, detailed=detailed)
