@@ -18,8 +18,8 @@ anchor-year, a group of ten anchors and all anchors:
 
 * cold: a new server process and a new data version (neither the answer cache nor the engine's memo, both in the
   process, can help) that leaves the lines and stored tiers alone (as a commitment, a return or a restarted
-  server does), so the copies of the lines (paid basis: of the payment lines) and of the stored tiers on disk
-  (``procurement.metrics.linecache``) are read, median of 3;
+  server does), so the copy on disk of the engine's lines, the lines with their stored tiers (paid basis: the
+  payment lines with theirs), is read (``procurement.metrics.linecache``), median of 3;
 * cold after a tiers change: the same, but the new data version is one stored tier rewritten by SQL (as a
   classification, override, local-area change or rename moves the tiers), so the request reads its tiers from
   the database (and the server writes their new copy in the background), median of 3;
