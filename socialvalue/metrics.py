@@ -692,7 +692,7 @@ def _spread_parts(spans: pl.DataFrame, *, detail: bool) -> pl.LazyFrame:
     return lines.explode("o").select(**{name: columns[name] for name in schema})
 
 
-_LINE_BLOCK = 1 << 16  # lines per block of _spread_rows
+_ROW_BLOCK = 1 << 16  # rows per block of the numpy steps over rows (a block's buffers stay in cache)
 
 
 def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
@@ -700,7 +700,9 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
     same pence, made with numpy from each line's parts (its first and last part, and the floor and threshold
     of each length of whole quarter), so that no row needs a division, only a few lookups in small tables.
 
-    Lines go in blocks (``_line_blocks``) rather than exploding every line's columns to all its rows first.
+    Lines go in blocks (``_line_blocks``) rather than exploding every line's columns to all its rows first,
+    and each block works in the same few buffers and writes straight into the output: fresh memory is paid for
+    by the first run in a process (page faults), so only the output is as long as all the rows.
     """
     schema = {"r": pl.UInt32, "q": pl.Int32, "allocated_pence": pl.Int64}
     low, high = spans["qs"].min(), spans["qe"].max()
@@ -721,10 +723,9 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
         .rechunk()
     )
     qs, count, first, last = (parts[c].to_numpy() for c in ("qs", "count", "first", "last"))
-    # per line, the floor and the threshold of each length side by side, so that a row finds its own by one index
-    floors = np.stack([parts[f"f{d}"].to_numpy() for d in _LENGTHS], axis=1).ravel()
-    thresholds = np.stack([parts[f"t{d}"].to_numpy() for d in _LENGTHS], axis=1).ravel()
-    kind = np.searchsorted(np.array(_LENGTHS), quarters["length"].to_numpy())
+    floor_of = [parts[f"f{d}"].to_numpy() for d in _LENGTHS]
+    threshold_of = [parts[f"t{d}"].to_numpy() for d in _LENGTHS]
+    kind = np.searchsorted(np.array(_LENGTHS), quarters["length"].to_numpy()).astype(np.int64)
     earlier = quarters["earlier"].to_numpy()
     blocks = _line_blocks(count)
     total = blocks[-1].row_high if blocks else 0
@@ -732,21 +733,35 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
     quarter = np.empty(total, dtype=np.int32)
     pence = np.empty(total, dtype=np.int64)
     longest = max((b.row_high - b.row_low for b in blocks), default=0)
-    line_buffer, quarter_buffer = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int64)
+    widest = max((b.stop - b.start for b in blocks), default=0)
+    line_buffer, o_buffer, at_buffer, a_buffer, b_buffer = (np.empty(longest, dtype=np.int64) for _ in range(5))
+    bump_buffer = np.empty(longest, dtype=np.bool_)
+    # per line of a block, the floor and the threshold of each length side by side, so that a row finds its own
+    # by one index
+    floors, thresholds = np.empty((widest, len(_LENGTHS)), np.int64), np.empty((widest, len(_LENGTHS)), np.int64)
     for block in blocks:
         lines, rows = slice(block.start, block.stop), slice(block.row_low, block.row_high)
-        line = _runs(block, np.arange(block.start, block.stop, dtype=np.int64), 0, line_buffer)
-        o = _runs(block, qs[lines], 1, quarter_buffer)
-        at = line * len(_LENGTHS)
-        at += np.take(kind, o)
-        part = np.take(floors, at)
-        part += np.take(earlier, o) < np.take(thresholds, at)
+        size, width = block.row_high - block.row_low, block.stop - block.start
+        line = _runs(block, np.arange(width, dtype=np.int64), 0, line_buffer)
+        o = _runs(block, qs[lines], 1, o_buffer)
+        for i in range(len(_LENGTHS)):
+            floors[:width, i] = floor_of[i][lines]
+            thresholds[:width, i] = threshold_of[i][lines]
+        at = np.multiply(line, len(_LENGTHS), out=at_buffer[:size])
+        at += np.take(kind, o, out=a_buffer[:size], mode="clip")
+        # (mode "clip": with "raise", take writes to a temporary first; the indices are all in range)
+        part = np.take(floors[:width].ravel(), at, out=pence[rows], mode="clip")
+        bump = np.less(
+            np.take(earlier, o, out=a_buffer[:size], mode="clip"),
+            np.take(thresholds[:width].ravel(), at, out=b_buffer[:size], mode="clip"),
+            out=bump_buffer[:size],
+        )
+        np.add(part, bump, out=part)
         part[block.heads] = first[lines]
         several = block.n > 1
         part[block.heads[several] + block.n[several] - 1] = last[lines][several]
-        r[rows] = line
-        quarter[rows] = o + (low - quarter_base)
-        pence[rows] = part
+        np.add(line, block.start, out=r[rows], casting="unsafe")
+        np.add(o, low - quarter_base, out=quarter[rows], casting="unsafe")
     return pl.LazyFrame({"r": r, "q": quarter, "allocated_pence": pence}, schema=schema)
 
 
@@ -974,17 +989,20 @@ class _Block:
 
 
 def _line_blocks(count: npt.NDArray[np.int64]) -> list[_Block]:
-    """Blocks of lines (``_LINE_BLOCK`` at a time) with ``count`` rows each, the rows in line order.
+    """Blocks of consecutive lines with ``count`` rows each, the rows in line order: as many lines as keep a
+    block within ``_ROW_BLOCK`` rows (at least one line).
 
     Work on rows goes a block at a time so that its temporaries stay small (in cache) and are reused rather
     than each being an array as long as all the rows."""
     ends = np.cumsum(count)
     blocks = []
-    for start in range(0, count.size, _LINE_BLOCK):
-        stop = min(start + _LINE_BLOCK, count.size)
-        row_low, row_high = int(ends[start - 1]) if start else 0, int(ends[stop - 1])
+    start, row_low = 0, 0
+    while start < count.size:
+        stop = max(int(np.searchsorted(ends, row_low + _ROW_BLOCK, side="right")), start + 1)
+        row_high = int(ends[stop - 1])
         n = count[start:stop]
         blocks.append(_Block(start, stop, row_low, row_high, n, ends[start:stop] - n - row_low))
+        start, row_low = stop, row_high
     return blocks
 
 
