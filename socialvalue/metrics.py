@@ -51,7 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
-from typing import Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -1006,15 +1006,18 @@ def _line_blocks(count: npt.NDArray[np.int64]) -> list[_Block]:
     return blocks
 
 
-def _runs(block: _Block, first: npt.NDArray[np.int64], step: int, out: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+_Int = TypeVar("_Int", np.int64, np.int32)
+
+
+def _runs(block: _Block, first: npt.NDArray[Any], step: int, out: npt.NDArray[_Int]) -> npt.NDArray[_Int]:
     """Per row of the block, ``first`` of its line plus ``step`` times its place among the line's rows (a
     line's own value repeated with step 0), made by a cumulative sum: a gather or np.repeat per row costs
-    several times more."""
+    several times more. In ``out`` (its dtype)."""
     out = out[: block.row_high - block.row_low]
     out.fill(step)
     out[block.heads[1:]] = first[1:] - first[:-1] - (block.n[:-1] - 1) * step
     out[0] = first[0]
-    return np.cumsum(out, out=out)
+    return np.cumsum(out, out=out, dtype=out.dtype)
 
 
 def _period_runs(keys: pl.DataFrame, rows: int) -> tuple[list[_Block], npt.NDArray[np.int64]]:
@@ -1244,27 +1247,43 @@ class _Dense:
             return None
         scope_row = np.zeros(codes.scopes.len(), dtype=np.int64)
         scope_row[scope_codes] = np.arange(scope_codes.size)
-        line_cell = np.where(member, scope_row[np.where(member, several, 0)] * periods * width + column, -1)
-        r = rows["r"].to_numpy()
-        cell = line_cell[r]
-        p, pence, bits = rows["p"].to_numpy(), rows["pence"].to_numpy(), keys["bits"].to_numpy()[r]
-        if not member.all():
-            keep = cell >= 0
-            cell, p, pence, bits = cell[keep], p[keep], pence[keep], bits[keep]
-        cell += p.astype(np.int64) * width
-        value = np.zeros(size, dtype=np.int64)
-        np.add.at(value, cell, pence)
-        union = np.zeros(size, dtype=np.int32)
-        np.bitwise_or.at(union, cell, bits)
+        # A row's cell is its line's cell in the line's first period plus one period (``stride`` cells) per row
+        # after, so cells are made per block of rows by running sums (rows are in line order, one per period
+        # from the line's first to its last). A line outside these scopes goes to one spare column, dropped after.
+        spare = not member.all()
+        stride = width + spare
+        line_cell = scope_row[np.where(member, several, 0)] * periods * stride + np.where(member, column, width)
+        line_cell += keys["first"].to_numpy() * stride
+        line_bits = keys["bits"].to_numpy()
+        pence = rows["pence"].to_numpy()
+        value = np.zeros(scope_codes.size * periods * stride, dtype=np.int64)
+        union = np.zeros(value.size, dtype=np.int32)
+        blocks, _ = _period_runs(keys, rows.height)
+        longest = max(b.row_high - b.row_low for b in blocks)
+        cell_buffer, bits_buffer = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int32)
+        for block in blocks:
+            lines = slice(block.start, block.stop)
+            cell = _runs(block, line_cell[lines], stride, cell_buffer)
+            np.add.at(value, cell, pence[block.row_low : block.row_high])
+            np.bitwise_or.at(union, cell, _runs(block, line_bits[lines], 0, bits_buffer))
         sp = (scope_codes[:, None] * periods + np.arange(periods, dtype=np.int64)).ravel()
-        return _Dense(sp=sp, x=columns, value=value.reshape(-1, width), bits=union.reshape(-1, width))
+        return _Dense(sp=sp, x=columns, value=value.reshape(-1, stride)[:, :width], bits=union.reshape(-1, stride)[:, :width])
 
     def counts(self, low: int, width: int) -> npt.NDArray[np.int64]:
         """Suppliers per row of the arrays (sp) and set of the ``width`` bits from bit ``low`` on."""
         rows, columns = self.bits.shape
-        part = (self.bits >> low) & (width - 1)
-        n = np.bincount((part + np.arange(rows, dtype=np.int64)[:, None] * width).ravel(), minlength=rows * width)
-        n = n.reshape(rows, width)
+        n = np.empty((rows, width), dtype=np.int64)
+        # a few rows at a time, in one buffer: the sets of all the cells at once would be as big again as bits
+        step = max(1, _ROW_BLOCK // max(columns, 1))
+        buffer = np.empty((min(step, rows), columns), dtype=np.int64)
+        offsets = np.arange(buffer.shape[0], dtype=np.int64)[:, None] * width
+        for low_row in range(0, rows, step):
+            chunk = self.bits[low_row : low_row + step]
+            part = buffer[: chunk.shape[0]]
+            np.right_shift(chunk, low, out=part)
+            part &= width - 1
+            part += offsets[: chunk.shape[0]]
+            n[low_row : low_row + step] = np.bincount(part.ravel(), minlength=part.shape[0] * width).reshape(-1, width)
         # cells with no row fell in the empty set
         n[:, 0] -= columns - np.count_nonzero(self.bits, axis=1)
         return n
