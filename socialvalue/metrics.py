@@ -719,7 +719,8 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
             **{f"f{d}": f"f_{d}" for d in _LENGTHS},
             **{f"t{d}": f"t{d}" for d in _LENGTHS},
         )
-        .collect()
+        # streaming: a few morsels of lines at a time hold the thirty-odd columns of the steps, not all the lines
+        .collect(engine="streaming")
         .rechunk()
     )
     qs, count, first, last = (parts[c].to_numpy() for c in ("qs", "count", "first", "last"))
@@ -962,7 +963,7 @@ def _dense_sums(
     pence = rows["pence"].to_numpy()
     sums = {name: np.zeros(periods * width, dtype=np.int64) for name, width in widths.items()}
     line_keys = {name: keys[name].to_numpy() for name in widths}
-    blocks, first = _period_runs(keys, rows.height)
+    blocks, first, count = _period_runs(keys, rows.height)
     buffer = np.empty(max((b.row_high - b.row_low for b in blocks), default=0), dtype=np.int64)
     for block in blocks:
         in_block = slice(block.start, block.stop)
@@ -970,8 +971,10 @@ def _dense_sums(
             # a line's key in its first period, then one period (width) further at each of its rows
             key = _runs(block, line_keys[name][in_block] + first[in_block] * width, width, buffer)
             np.add.at(sums[name], key, pence[block.row_low : block.row_high])
+    slots = np.empty(first.size, dtype=np.int64)
     return {
-        name: (sums[name], _lines_per_period(line_keys[name], keys, width, periods)) for name, width in widths.items()
+        name: (sums[name], _lines_per_period(line_keys[name], first, count, width, periods, slots))
+        for name, width in widths.items()
     }
 
 
@@ -1020,27 +1023,39 @@ def _runs(block: _Block, first: npt.NDArray[Any], step: int, out: npt.NDArray[_I
     return np.cumsum(out, out=out, dtype=out.dtype)
 
 
-def _period_runs(keys: pl.DataFrame, rows: int) -> tuple[list[_Block], npt.NDArray[np.int64]]:
+def _period_runs(
+    keys: pl.DataFrame, rows: int
+) -> tuple[list[_Block], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The line blocks of ``_period_rows`` (one row per line and period from its first to its last, in line
-    order) and each line's first period code."""
+    order), each line's first period code and its count of rows."""
     first = keys["first"].to_numpy()
-    count = keys["last"].to_numpy() - first + 1
+    count = keys["last"].to_numpy() - first
+    count += 1
     if int(count.sum()) != rows:
         raise AssertionError("a line has one row per period from its first to its last")
-    return _line_blocks(count), first
+    return _line_blocks(count), first, count
 
 
 def _lines_per_period(
-    line_key: npt.NDArray[np.int64], keys: pl.DataFrame, width: int, periods: int
+    line_key: npt.NDArray[np.int64],
+    first: npt.NDArray[np.int64],
+    count: npt.NDArray[np.int64],
+    width: int,
+    periods: int,
+    slots: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.int64]:
-    """Rows per period and line key (period code * width + key), from the lines: a line has one row in each
-    period from its first to its last, so count +1 at its first and -1 after its last, and run the sums."""
-    first, stop = keys["first"].to_numpy(), keys["last"].to_numpy() + 1
+    """Rows per period and line key (period code * width + key), from the lines (their first period code and
+    count of rows; ``slots``, a buffer as long): a line has one row in each period from its first to its last,
+    so count +1 at its first and -1 after its last, and run the sums."""
     size = width * (periods + 1)
-    slot = line_key * (periods + 1)
-    changes = np.bincount(slot + first, minlength=size) - np.bincount(slot + stop, minlength=size)
-    held = changes.reshape(width, periods + 1).cumsum(axis=1)[:, :periods]
-    return np.ascontiguousarray(held.T).reshape(-1).astype(np.int64, copy=False)
+    slot = np.multiply(line_key, periods + 1, out=slots)
+    slot += first
+    changes = np.bincount(slot, minlength=size)
+    slot += count
+    changes -= np.bincount(slot, minlength=size)
+    held = changes.reshape(width, periods + 1)
+    np.cumsum(held, axis=1, out=held)
+    return np.ascontiguousarray(held[:, :periods].T).reshape(-1).astype(np.int64, copy=False)
 
 
 def _money_sums(
@@ -1258,7 +1273,7 @@ class _Dense:
         pence = rows["pence"].to_numpy()
         value = np.zeros(scope_codes.size * periods * stride, dtype=np.int64)
         union = np.zeros(value.size, dtype=np.int32)
-        blocks, _ = _period_runs(keys, rows.height)
+        blocks, _, _ = _period_runs(keys, rows.height)
         longest = max(b.row_high - b.row_low for b in blocks)
         cell_buffer, bits_buffer = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int32)
         for block in blocks:
@@ -1456,7 +1471,10 @@ def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, dense: _Dense | 
         parts = []
         alone = keys.filter("alone")
         scope, line_bits = alone["own"].to_numpy(), alone["bits"].to_numpy()
-        first, stop = alone["first"].to_numpy(), alone["last"].to_numpy() + 1
+        first = alone["first"].to_numpy()
+        count = alone["last"].to_numpy() - first
+        count += 1
+        slots, bit_sets = np.empty(first.size, dtype=np.int64), np.empty(first.size, dtype=np.int32)
         grouped_sp, grouped_bits = grouped["sp"].to_numpy(), grouped["bits"].to_numpy()
         for prefixes, counts in families:
             low = min(b for name, b in _BIT.items() if name.startswith(prefixes))
@@ -1464,9 +1482,19 @@ def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, dense: _Dense | 
             # An alone line: +1 at its first period and -1 after its last for its scope and bits; the count in
             # a period is then the running sum.
             size = codes.scopes.len() * width * (p_count + 1)
-            slot = (scope * width + ((line_bits >> low) & (width - 1))) * (p_count + 1)
-            changes = np.bincount(slot + first, minlength=size) - np.bincount(slot + stop, minlength=size)
-            held = changes.reshape(-1, p_count + 1).cumsum(axis=1)[:, :p_count]
+            # in place in one buffer: these are as long as the alone lines
+            part = np.right_shift(line_bits, low, out=bit_sets)
+            part &= width - 1
+            slot = np.multiply(scope, width, out=slots)
+            slot += part
+            slot *= p_count + 1
+            slot += first
+            changes = np.bincount(slot, minlength=size)
+            slot += count
+            changes -= np.bincount(slot, minlength=size)
+            held = changes.reshape(-1, p_count + 1)
+            np.cumsum(held, axis=1, out=held)
+            held = held[:, :p_count]
             n = held.reshape(-1, width, p_count).transpose(0, 2, 1).reshape(sp_count, width)
             part = (grouped_bits >> low) & (width - 1)
             n += np.bincount(grouped_sp * width + part, minlength=sp_count * width).reshape(sp_count, width)
