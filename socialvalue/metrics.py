@@ -1400,20 +1400,26 @@ def _own_groups(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.Dat
     if size > min(_DENSE_LIMIT, 2 * int(n.sum())) or int(row_start[-1] + count[-1]) != rows.height:
         return None
     # a chosen line's rows, and its cells, are runs of consecutive indices
-    total = int(n.sum())
-    runs = _Block(0, lines.size, 0, total, n, np.cumsum(n) - n)
-    row = _runs(runs, row_start[lines], 1, np.empty(total, dtype=np.int64))
     cell_start = (offset - first)[np.cumsum(head) - 1] + line_first[lines]
-    cell = _runs(runs, cell_start, 1, np.empty(total, dtype=np.int64))
+    line_row, line_bits = row_start[lines], keys["bits"].to_numpy()[lines]
+    pence = rows["pence"].to_numpy()
     value = np.zeros(size, dtype=np.int64)
-    np.add.at(value, cell, rows["pence"].to_numpy()[row])
     union = np.zeros(size, dtype=np.int32)
-    np.bitwise_or.at(union, cell, np.repeat(keys["bits"].to_numpy()[lines], n))
+    # a block of the chosen lines' rows at a time, in the same few buffers
+    blocks = _line_blocks(n)
+    longest = max(b.row_high - b.row_low for b in blocks)
+    row_buffer, cell_buffer, pence_buffer = (np.empty(longest, dtype=np.int64) for _ in range(3))
+    bits_buffer = np.empty(longest, dtype=np.int32)
+    for block in blocks:
+        chosen_lines = slice(block.start, block.stop)
+        row = _runs(block, line_row[chosen_lines], 1, row_buffer)
+        cell = _runs(block, cell_start[chosen_lines], 1, cell_buffer)
+        np.add.at(value, cell, np.take(pence, row, out=pence_buffer[: row.size], mode="clip"))
+        np.bitwise_or.at(union, cell, _runs(block, line_bits[chosen_lines], 0, bits_buffer))
     # a cell with rows has bits (every line has a tier bit)
     found = np.flatnonzero(union)
-    pair_of_cell = np.zeros(size, dtype=np.int64)
-    pair_of_cell[offset[1:]] = 1
-    group = np.cumsum(pair_of_cell)[found]
+    # the pair whose cells hold each found one (pairs' cells are consecutive, from offset on)
+    group = np.searchsorted(offset, found, side="right") - 1
     pair_line = lines[heads][group]
     own = keys["own"].fill_null(0).to_numpy()  # only lines with a scope are read
     return pl.DataFrame(
