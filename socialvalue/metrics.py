@@ -761,7 +761,7 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
         np.add(part, bump, out=part)
         part[block.heads] = first[lines]
         several = block.n > 1
-        part[block.heads[several] + block.n[several] - 1] = last[lines][several]
+        part[block.ends[several] - (block.row_low + 1)] = last[lines][several]
         np.add(line, block.start, out=r[rows], casting="unsafe")
         np.add(o, low - quarter_base, out=quarter[rows], casting="unsafe")
     return pl.LazyFrame({"r": r, "q": quarter, "allocated_pence": pence}, schema=schema)
@@ -982,14 +982,21 @@ def _dense_sums(
 @dataclass(frozen=True)
 class _Block:
     """A block of consecutive lines and their rows: lines start:stop, rows row_low:row_high; n, the rows of
-    each line, and heads, where each line's rows begin (counted from row_low)."""
+    each line, and ends, where each line's rows end (counted from row 0)."""
 
     start: int
     stop: int
     row_low: int
     row_high: int
     n: npt.NDArray[np.int64]
-    heads: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]
+
+    @property
+    def heads(self) -> npt.NDArray[np.int64]:
+        """Where each line's rows begin, counted from row_low (made when read: as many as the lines, and cheap)."""
+        heads = self.ends - self.n
+        heads -= self.row_low
+        return heads
 
 
 def _line_blocks(count: npt.NDArray[np.int64]) -> list[_Block]:
@@ -1005,7 +1012,7 @@ def _line_blocks(count: npt.NDArray[np.int64]) -> list[_Block]:
         stop = max(int(np.searchsorted(ends, row_low + _ROW_BLOCK, side="right")), start + 1)
         row_high = int(ends[stop - 1])
         n = count[start:stop]
-        blocks.append(_Block(start, stop, row_low, row_high, n, ends[start:stop] - n - row_low))
+        blocks.append(_Block(start, stop, row_low, row_high, n, ends[start:stop]))
         start, row_low = stop, row_high
     return blocks
 
@@ -1019,7 +1026,7 @@ def _runs(block: _Block, first: npt.NDArray[Any], step: int, out: npt.NDArray[_I
     several times more. In ``out`` (its dtype)."""
     out = out[: block.row_high - block.row_low]
     out.fill(step)
-    out[block.heads[1:]] = first[1:] - first[:-1] - (block.n[:-1] - 1) * step
+    out[block.ends[:-1] - block.row_low] = first[1:] - first[:-1] - (block.n[:-1] - 1) * step
     out[0] = first[0]
     return np.cumsum(out, out=out, dtype=out.dtype)
 
@@ -1268,7 +1275,11 @@ class _Dense:
         # from the line's first to its last). A line outside these scopes goes to one spare column, dropped after.
         spare = not member.all()
         stride = width + spare
-        line_cell = scope_row[np.where(member, several, 0)] * periods * stride + np.where(member, column, width)
+        line_cell = column  # a fresh array of this step's own
+        if spare:
+            line_cell[~member] = width
+        if scope_codes.size > 1:
+            line_cell += scope_row[np.where(member, several, 0)] * (periods * stride)
         line_cell += keys["first"].to_numpy() * stride
         line_bits = keys["bits"].to_numpy()
         pence = rows["pence"].to_numpy()
@@ -1383,26 +1394,35 @@ def _own_groups(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.Dat
     if lines.size == 0:
         return pl.DataFrame(schema=schema)
     x = keys["x"].to_numpy()
-    pair = keys["a"].to_numpy()[lines] * codes.suppliers + x[lines]
+    pair = keys["a"].to_numpy()[lines]
+    pair *= codes.suppliers
+    pair += x[lines]
     head = np.ones(lines.size, dtype=np.bool_)
-    head[1:] = pair[1:] != pair[:-1]
+    np.not_equal(pair[1:], pair[:-1], out=head[1:])
+    del pair
     heads = np.flatnonzero(head)
-    first = np.minimum.reduceat(keys["first"].to_numpy()[lines], heads)
-    last = np.maximum.reduceat(keys["last"].to_numpy()[lines], heads)
+    line_first, line_last = keys["first"].to_numpy(), keys["last"].to_numpy()
+    chosen_first = line_first[lines]
+    first = np.minimum.reduceat(chosen_first, heads)
+    last = np.maximum.reduceat(line_last[lines], heads)
     span = last - first + 1
     offset = np.cumsum(span) - span
     size = int(offset[-1] + span[-1])
-    line_first, line_last = keys["first"].to_numpy(), keys["last"].to_numpy()
-    count = line_last - line_first + 1  # rows per line, one per period from its first to its last, in order
-    row_start = np.cumsum(count) - count
-    n = count[lines]
+    # where each line's rows end: a line has one row per period from its first to its last, in order
+    ends = line_last - line_first
+    ends += 1
+    np.cumsum(ends, out=ends)
+    n = line_last[lines] - chosen_first + 1
     # Cells between a pair's lines can be empty: where they outnumber the rows (lines with one period each,
     # far apart) grouping the rows costs less.
-    if size > min(_DENSE_LIMIT, 2 * int(n.sum())) or int(row_start[-1] + count[-1]) != rows.height:
+    if size > min(_DENSE_LIMIT, 2 * int(n.sum())) or int(ends[-1]) != rows.height:
         return None
     # a chosen line's rows, and its cells, are runs of consecutive indices
-    cell_start = (offset - first)[np.cumsum(head) - 1] + line_first[lines]
-    line_row, line_bits = row_start[lines], keys["bits"].to_numpy()[lines]
+    line_row = ends[lines] - n
+    del ends
+    cell_start = (offset - first)[np.cumsum(head) - 1]
+    cell_start += chosen_first
+    line_bits = keys["bits"].to_numpy()[lines]
     pence = rows["pence"].to_numpy()
     value = np.zeros(size, dtype=np.int64)
     union = np.zeros(size, dtype=np.int32)
@@ -1421,12 +1441,16 @@ def _own_groups(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.Dat
     found = np.flatnonzero(union)
     # the pair whose cells hold each found one (pairs' cells are consecutive, from offset on)
     group = np.searchsorted(offset, found, side="right") - 1
-    pair_line = lines[heads][group]
-    own = keys["own"].fill_null(0).to_numpy()  # only lines with a scope are read
+    pair_line = lines[heads]
+    sp = keys["own"].gather(pair_line).to_numpy()[group]
+    sp *= p_count
+    sp += found
+    sp -= offset[group]
+    sp += first[group]
     return pl.DataFrame(
         {
-            "sp": own[pair_line] * p_count + found - offset[group] + first[group],
-            "x": x[pair_line],
+            "sp": sp,
+            "x": x[pair_line][group],
             "value": value[found],
             "bits": union[found],
         },
