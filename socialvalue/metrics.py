@@ -1031,9 +1031,7 @@ def _runs(block: _Block, first: npt.NDArray[Any], step: int, out: npt.NDArray[_I
     return np.cumsum(out, out=out, dtype=out.dtype)
 
 
-def _period_runs(
-    keys: pl.DataFrame, rows: int
-) -> tuple[list[_Block], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def _period_runs(keys: pl.DataFrame, rows: int) -> tuple[list[_Block], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The line blocks of ``_period_rows`` (one row per line and period from its first to its last, in line
     order), each line's first period code and its count of rows."""
     first = keys["first"].to_numpy()
@@ -1294,7 +1292,9 @@ class _Dense:
             np.add.at(value, cell, pence[block.row_low : block.row_high])
             np.bitwise_or.at(union, cell, _runs(block, line_bits[lines], 0, bits_buffer))
         sp = (scope_codes[:, None] * periods + np.arange(periods, dtype=np.int64)).ravel()
-        return _Dense(sp=sp, x=columns, value=value.reshape(-1, stride)[:, :width], bits=union.reshape(-1, stride)[:, :width])
+        return _Dense(
+            sp=sp, x=columns, value=value.reshape(-1, stride)[:, :width], bits=union.reshape(-1, stride)[:, :width]
+        )
 
     def counts(self, low: int, width: int) -> npt.NDArray[np.int64]:
         """Suppliers per row of the arrays (sp) and set of the ``width`` bits from bit ``low`` on."""
@@ -1422,21 +1422,7 @@ def _own_groups(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.Dat
     del ends
     cell_start = (offset - first)[np.cumsum(head) - 1]
     cell_start += chosen_first
-    line_bits = keys["bits"].to_numpy()[lines]
-    pence = rows["pence"].to_numpy()
-    value = np.zeros(size, dtype=np.int64)
-    union = np.zeros(size, dtype=np.int32)
-    # a block of the chosen lines' rows at a time, in the same few buffers
-    blocks = _line_blocks(n)
-    longest = max(b.row_high - b.row_low for b in blocks)
-    row_buffer, cell_buffer, pence_buffer = (np.empty(longest, dtype=np.int64) for _ in range(3))
-    bits_buffer = np.empty(longest, dtype=np.int32)
-    for block in blocks:
-        chosen_lines = slice(block.start, block.stop)
-        row = _runs(block, line_row[chosen_lines], 1, row_buffer)
-        cell = _runs(block, cell_start[chosen_lines], 1, cell_buffer)
-        np.add.at(value, cell, np.take(pence, row, out=pence_buffer[: row.size], mode="clip"))
-        np.bitwise_or.at(union, cell, _runs(block, line_bits[chosen_lines], 0, bits_buffer))
+    value, union = _add_lines(size, n, line_row, cell_start, keys["bits"].to_numpy()[lines], rows["pence"].to_numpy())
     # a cell with rows has bits (every line has a tier bit)
     found = np.flatnonzero(union)
     # the pair whose cells hold each found one (pairs' cells are consecutive, from offset on)
@@ -1456,6 +1442,32 @@ def _own_groups(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.Dat
         },
         schema=schema,
     )
+
+
+def _add_lines(
+    size: int,
+    n: npt.NDArray[np.int64],
+    line_row: npt.NDArray[np.int64],
+    cell_start: npt.NDArray[np.int64],
+    line_bits: npt.NDArray[np.int32],
+    pence: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """Pence and the union of bits per cell (of ``size``) from lines whose ``n`` rows begin at ``line_row`` of
+    ``pence`` and go to consecutive cells from ``cell_start``: a block of the lines' rows at a time, in the same
+    few buffers."""
+    value = np.zeros(size, dtype=np.int64)
+    union = np.zeros(size, dtype=np.int32)
+    blocks = _line_blocks(n)
+    longest = max(b.row_high - b.row_low for b in blocks)
+    row_buffer, cell_buffer, pence_buffer = (np.empty(longest, dtype=np.int64) for _ in range(3))
+    bits_buffer = np.empty(longest, dtype=np.int32)
+    for block in blocks:
+        lines = slice(block.start, block.stop)
+        row = _runs(block, line_row[lines], 1, row_buffer)
+        cell = _runs(block, cell_start[lines], 1, cell_buffer)
+        np.add.at(value, cell, np.take(pence, row, out=pence_buffer[: row.size], mode="clip"))
+        np.bitwise_or.at(union, cell, _runs(block, line_bits[lines], 0, bits_buffer))
+    return value, union
 
 
 def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, dense: _Dense | None, codes: _Codes) -> pl.DataFrame:
