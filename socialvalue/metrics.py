@@ -1054,14 +1054,17 @@ def _lines_per_period(
     count of rows; ``slots``, a buffer as long): a line has one row in each period from its first to its last,
     so count +1 at its first and -1 after its last, and run the sums."""
     size = width * (periods + 1)
-    slot = np.multiply(line_key, periods + 1, out=slots)
-    slot += first
+    # period-major (period * width + key), so that the running sums along the periods leave the counts in place
+    slot = np.multiply(first, width, out=slots)
+    slot += line_key
     changes = np.bincount(slot, minlength=size)
-    slot += count
+    slot = np.add(first, count, out=slots)
+    slot *= width
+    slot += line_key
     changes -= np.bincount(slot, minlength=size)
-    held = changes.reshape(width, periods + 1)
-    np.cumsum(held, axis=1, out=held)
-    return np.ascontiguousarray(held[:, :periods].T).reshape(-1).astype(np.int64, copy=False)
+    held = changes.reshape(periods + 1, width)
+    np.cumsum(held, axis=0, out=held)
+    return changes[: periods * width].astype(np.int64, copy=False)
 
 
 def _money_sums(
@@ -1113,8 +1116,13 @@ class _Groups:
         out = np.empty((per_anchor.shape[0], len(self.members), *per_anchor.shape[2:]), dtype=np.int64)
         out[:, single] = per_anchor[:, [self.members[g][0] for g in single]]
         for g, m in enumerate(self.members):
-            if len(m) != 1:
-                out[:, g] = per_anchor[:, m].sum(axis=1)
+            if len(m) == 1:
+                continue
+            # member by member into the group's slice: no copy of the members' part of the array
+            group = out[:, g]
+            np.copyto(group, per_anchor[:, m[0]])
+            for a in m[1:]:
+                group += per_anchor[:, a]
         return out
 
 
