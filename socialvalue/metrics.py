@@ -412,8 +412,9 @@ def _split(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> tuple[pl.D
         "value_pence",
         first_day=start,
         last_day=end,
-        qs=first,
-        qe=first if basis != "spread" else quarter_of(end),
+        # Int32 quarter indices (and Int8 codes below): the facts are copied whole when put in pair order
+        qs=first.cast(pl.Int32),
+        qe=(first if basis != "spread" else quarter_of(end)).cast(pl.Int32),
         fallback=~pl.col("has_period") if basis == "spread" else pl.col("award_date").is_null(),
         tier=_position("tier", TIERS),
         category=_position("category", CATEGORIES),
@@ -478,8 +479,7 @@ def _quarter_lookup(lines: pl.DataFrame) -> Callable[[pl.Expr], pl.Expr]:
 
 
 def _position(column: str, names: tuple[str, ...]) -> pl.Expr:
-    """Index of a validated code in ``names`` (Int8: the facts are copied whole when reordered, so narrow
-    columns are less memory to touch)."""
+    """Index of a validated code in ``names``."""
     expr: pl.Expr = pl.lit(len(names) - 1, pl.Int8)
     for i in reversed(range(len(names) - 1)):
         expr = pl.when(pl.col(column) == names[i]).then(pl.lit(i, pl.Int8)).otherwise(expr)
@@ -713,8 +713,8 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
     parts = (
         _with_bump_thresholds(spans.lazy(), quarters, low, None)
         .select(
-            qs=pl.col("qs") - low,
-            count=pl.col("qe") - pl.col("qs") + 1,
+            qs=pl.col("qs").cast(pl.Int64) - low,
+            count=(pl.col("qe") - pl.col("qs")).cast(pl.Int64) + 1,
             first=pl.col("f_first") + pl.col("first_bump").cast(pl.Int64),
             last=pl.col("f_last") + pl.col("last_bump").cast(pl.Int64),
             **{f"f{d}": f"f_{d}" for d in _LENGTHS},
@@ -905,8 +905,8 @@ def _line_keys(facts: pl.DataFrame, codes: _Codes, periods: PeriodKind) -> pl.Da
         a=a,
         x="x",
         bits="bits",
-        first=_period_key(pl.col("qs"), periods) - codes.period_low,
-        last=_period_key(pl.col("qe"), periods) - codes.period_low,
+        first=_period_key(pl.col("qs").cast(pl.Int64), periods) - codes.period_low,
+        last=_period_key(pl.col("qe").cast(pl.Int64), periods) - codes.period_low,
     ).with_columns(own=scope(codes.single), several=scope(codes.several))
     alone = (pair != pair.shift(1)).fill_null(True) & (pair != pair.shift(-1)).fill_null(True)
     # one chunk per column: rows look these up by position, which is slower across chunks
@@ -1719,7 +1719,7 @@ def _new_local_counts(facts: pl.DataFrame, scope_anchors: pl.DataFrame, periods:
         facts.lazy()
         .filter(pl.col("tier") == TIERS.index("local"))
         .group_by("anchor_id", "supplier_id")
-        .agg(_period_key(pl.col("qs"), periods).min().alias("period_key"))
+        .agg(_period_key(pl.col("qs"), periods).min().cast(pl.Int64).alias("period_key"))
     )
     return (
         _to_scopes(per_anchor, scope_anchors, ["supplier_id"], [pl.col("period_key").min()])
