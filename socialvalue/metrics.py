@@ -51,7 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
-from typing import Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -412,12 +412,13 @@ def _split(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> tuple[pl.D
         "value_pence",
         first_day=start,
         last_day=end,
-        qs=first,
-        qe=first if basis != "spread" else quarter_of(end),
+        # Int32 quarter indices (and Int8 codes below): the facts are copied whole when put in pair order
+        qs=first.cast(pl.Int32),
+        qe=(first if basis != "spread" else quarter_of(end)).cast(pl.Int32),
         fallback=~pl.col("has_period") if basis == "spread" else pl.col("award_date").is_null(),
         tier=_position("tier", TIERS),
         category=_position("category", CATEGORIES),
-        flags=flags[0] * 9 + flags[1] * 3 + flags[2],
+        flags=(flags[0] * 9 + flags[1] * 3 + flags[2]).cast(pl.Int8),
         division=_cpv_division().cast(pl.Int8),
     ).with_columns(bits=_bits())
     extremes = included.select(
@@ -479,9 +480,9 @@ def _quarter_lookup(lines: pl.DataFrame) -> Callable[[pl.Expr], pl.Expr]:
 
 def _position(column: str, names: tuple[str, ...]) -> pl.Expr:
     """Index of a validated code in ``names``."""
-    expr: pl.Expr = pl.lit(len(names) - 1, pl.Int64)
+    expr: pl.Expr = pl.lit(len(names) - 1, pl.Int8)
     for i in reversed(range(len(names) - 1)):
-        expr = pl.when(pl.col(column) == names[i]).then(pl.lit(i, pl.Int64)).otherwise(expr)
+        expr = pl.when(pl.col(column) == names[i]).then(pl.lit(i, pl.Int8)).otherwise(expr)
     return expr
 
 
@@ -692,7 +693,7 @@ def _spread_parts(spans: pl.DataFrame, *, detail: bool) -> pl.LazyFrame:
     return lines.explode("o").select(**{name: columns[name] for name in schema})
 
 
-_LINE_BLOCK = 1 << 16  # lines per block of _spread_rows
+_ROW_BLOCK = 1 << 16  # rows per block of the numpy steps over rows (a block's buffers stay in cache)
 
 
 def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
@@ -700,7 +701,9 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
     same pence, made with numpy from each line's parts (its first and last part, and the floor and threshold
     of each length of whole quarter), so that no row needs a division, only a few lookups in small tables.
 
-    Lines go in blocks (``_line_blocks``) rather than exploding every line's columns to all its rows first.
+    Lines go in blocks (``_line_blocks``) rather than exploding every line's columns to all its rows first,
+    and each block works in the same few buffers and writes straight into the output: fresh memory is paid for
+    by the first run in a process (page faults), so only the output is as long as all the rows.
     """
     schema = {"r": pl.UInt32, "q": pl.Int32, "allocated_pence": pl.Int64}
     low, high = spans["qs"].min(), spans["qe"].max()
@@ -710,21 +713,21 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
     parts = (
         _with_bump_thresholds(spans.lazy(), quarters, low, None)
         .select(
-            qs=pl.col("qs") - low,
-            count=pl.col("qe") - pl.col("qs") + 1,
+            qs=pl.col("qs").cast(pl.Int64) - low,
+            count=(pl.col("qe") - pl.col("qs")).cast(pl.Int64) + 1,
             first=pl.col("f_first") + pl.col("first_bump").cast(pl.Int64),
             last=pl.col("f_last") + pl.col("last_bump").cast(pl.Int64),
             **{f"f{d}": f"f_{d}" for d in _LENGTHS},
             **{f"t{d}": f"t{d}" for d in _LENGTHS},
         )
-        .collect()
+        # streaming: a few morsels of lines at a time hold the thirty-odd columns of the steps, not all the lines
+        .collect(engine="streaming")
         .rechunk()
     )
     qs, count, first, last = (parts[c].to_numpy() for c in ("qs", "count", "first", "last"))
-    # per line, the floor and the threshold of each length side by side, so that a row finds its own by one index
-    floors = np.stack([parts[f"f{d}"].to_numpy() for d in _LENGTHS], axis=1).ravel()
-    thresholds = np.stack([parts[f"t{d}"].to_numpy() for d in _LENGTHS], axis=1).ravel()
-    kind = np.searchsorted(np.array(_LENGTHS), quarters["length"].to_numpy())
+    floor_of = [parts[f"f{d}"].to_numpy() for d in _LENGTHS]
+    threshold_of = [parts[f"t{d}"].to_numpy() for d in _LENGTHS]
+    kind = np.searchsorted(np.array(_LENGTHS), quarters["length"].to_numpy()).astype(np.int64)
     earlier = quarters["earlier"].to_numpy()
     blocks = _line_blocks(count)
     total = blocks[-1].row_high if blocks else 0
@@ -732,21 +735,35 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
     quarter = np.empty(total, dtype=np.int32)
     pence = np.empty(total, dtype=np.int64)
     longest = max((b.row_high - b.row_low for b in blocks), default=0)
-    line_buffer, quarter_buffer = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int64)
+    widest = max((b.stop - b.start for b in blocks), default=0)
+    line_buffer, o_buffer, at_buffer, a_buffer, b_buffer = (np.empty(longest, dtype=np.int64) for _ in range(5))
+    bump_buffer = np.empty(longest, dtype=np.bool_)
+    # per line of a block, the floor and the threshold of each length side by side, so that a row finds its own
+    # by one index
+    floors, thresholds = np.empty((widest, len(_LENGTHS)), np.int64), np.empty((widest, len(_LENGTHS)), np.int64)
     for block in blocks:
         lines, rows = slice(block.start, block.stop), slice(block.row_low, block.row_high)
-        line = _runs(block, np.arange(block.start, block.stop, dtype=np.int64), 0, line_buffer)
-        o = _runs(block, qs[lines], 1, quarter_buffer)
-        at = line * len(_LENGTHS)
-        at += np.take(kind, o)
-        part = np.take(floors, at)
-        part += np.take(earlier, o) < np.take(thresholds, at)
+        size, width = block.row_high - block.row_low, block.stop - block.start
+        line = _runs(block, np.arange(width, dtype=np.int64), 0, line_buffer)
+        o = _runs(block, qs[lines], 1, o_buffer)
+        for i in range(len(_LENGTHS)):
+            floors[:width, i] = floor_of[i][lines]
+            thresholds[:width, i] = threshold_of[i][lines]
+        at = np.multiply(line, len(_LENGTHS), out=at_buffer[:size])
+        at += np.take(kind, o, out=a_buffer[:size], mode="clip")
+        # (mode "clip": with "raise", take writes to a temporary first; the indices are all in range)
+        part = np.take(floors[:width].ravel(), at, out=pence[rows], mode="clip")
+        bump = np.less(
+            np.take(earlier, o, out=a_buffer[:size], mode="clip"),
+            np.take(thresholds[:width].ravel(), at, out=b_buffer[:size], mode="clip"),
+            out=bump_buffer[:size],
+        )
+        np.add(part, bump, out=part)
         part[block.heads] = first[lines]
         several = block.n > 1
-        part[block.heads[several] + block.n[several] - 1] = last[lines][several]
-        r[rows] = line
-        quarter[rows] = o + (low - quarter_base)
-        pence[rows] = part
+        part[block.ends[several] - (block.row_low + 1)] = last[lines][several]
+        np.add(line, block.start, out=r[rows], casting="unsafe")
+        np.add(o, low - quarter_base, out=quarter[rows], casting="unsafe")
     return pl.LazyFrame({"r": r, "q": quarter, "allocated_pence": pence}, schema=schema)
 
 
@@ -888,8 +905,8 @@ def _line_keys(facts: pl.DataFrame, codes: _Codes, periods: PeriodKind) -> pl.Da
         a=a,
         x="x",
         bits="bits",
-        first=_period_key(pl.col("qs"), periods) - codes.period_low,
-        last=_period_key(pl.col("qe"), periods) - codes.period_low,
+        first=_period_key(pl.col("qs").cast(pl.Int64), periods) - codes.period_low,
+        last=_period_key(pl.col("qe").cast(pl.Int64), periods) - codes.period_low,
     ).with_columns(own=scope(codes.single), several=scope(codes.several))
     alone = (pair != pair.shift(1)).fill_null(True) & (pair != pair.shift(-1)).fill_null(True)
     # one chunk per column: rows look these up by position, which is slower across chunks
@@ -947,7 +964,7 @@ def _dense_sums(
     pence = rows["pence"].to_numpy()
     sums = {name: np.zeros(periods * width, dtype=np.int64) for name, width in widths.items()}
     line_keys = {name: keys[name].to_numpy() for name in widths}
-    blocks, first = _period_runs(keys, rows.height)
+    blocks, first, count = _period_runs(keys, rows.height)
     buffer = np.empty(max((b.row_high - b.row_low for b in blocks), default=0), dtype=np.int64)
     for block in blocks:
         in_block = slice(block.start, block.stop)
@@ -955,71 +972,99 @@ def _dense_sums(
             # a line's key in its first period, then one period (width) further at each of its rows
             key = _runs(block, line_keys[name][in_block] + first[in_block] * width, width, buffer)
             np.add.at(sums[name], key, pence[block.row_low : block.row_high])
+    slots = np.empty(first.size, dtype=np.int64)
     return {
-        name: (sums[name], _lines_per_period(line_keys[name], keys, width, periods)) for name, width in widths.items()
+        name: (sums[name], _lines_per_period(line_keys[name], first, count, width, periods, slots))
+        for name, width in widths.items()
     }
 
 
 @dataclass(frozen=True)
 class _Block:
     """A block of consecutive lines and their rows: lines start:stop, rows row_low:row_high; n, the rows of
-    each line, and heads, where each line's rows begin (counted from row_low)."""
+    each line, and ends, where each line's rows end (counted from row 0)."""
 
     start: int
     stop: int
     row_low: int
     row_high: int
     n: npt.NDArray[np.int64]
-    heads: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]
+
+    @property
+    def heads(self) -> npt.NDArray[np.int64]:
+        """Where each line's rows begin, counted from row_low (made when read: as many as the lines, and cheap)."""
+        heads = self.ends - self.n
+        heads -= self.row_low
+        return heads
 
 
 def _line_blocks(count: npt.NDArray[np.int64]) -> list[_Block]:
-    """Blocks of lines (``_LINE_BLOCK`` at a time) with ``count`` rows each, the rows in line order.
+    """Blocks of consecutive lines with ``count`` rows each, the rows in line order: as many lines as keep a
+    block within ``_ROW_BLOCK`` rows (at least one line).
 
     Work on rows goes a block at a time so that its temporaries stay small (in cache) and are reused rather
     than each being an array as long as all the rows."""
     ends = np.cumsum(count)
     blocks = []
-    for start in range(0, count.size, _LINE_BLOCK):
-        stop = min(start + _LINE_BLOCK, count.size)
-        row_low, row_high = int(ends[start - 1]) if start else 0, int(ends[stop - 1])
+    start, row_low = 0, 0
+    while start < count.size:
+        stop = max(int(np.searchsorted(ends, row_low + _ROW_BLOCK, side="right")), start + 1)
+        row_high = int(ends[stop - 1])
         n = count[start:stop]
-        blocks.append(_Block(start, stop, row_low, row_high, n, ends[start:stop] - n - row_low))
+        blocks.append(_Block(start, stop, row_low, row_high, n, ends[start:stop]))
+        start, row_low = stop, row_high
     return blocks
 
 
-def _runs(block: _Block, first: npt.NDArray[np.int64], step: int, out: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+_Int = TypeVar("_Int", np.int64, np.int32)
+
+
+def _runs(block: _Block, first: npt.NDArray[Any], step: int, out: npt.NDArray[_Int]) -> npt.NDArray[_Int]:
     """Per row of the block, ``first`` of its line plus ``step`` times its place among the line's rows (a
     line's own value repeated with step 0), made by a cumulative sum: a gather or np.repeat per row costs
-    several times more."""
+    several times more. In ``out`` (its dtype)."""
     out = out[: block.row_high - block.row_low]
     out.fill(step)
-    out[block.heads[1:]] = first[1:] - first[:-1] - (block.n[:-1] - 1) * step
+    out[block.ends[:-1] - block.row_low] = first[1:] - first[:-1] - (block.n[:-1] - 1) * step
     out[0] = first[0]
-    return np.cumsum(out, out=out)
+    return np.cumsum(out, out=out, dtype=out.dtype)
 
 
-def _period_runs(keys: pl.DataFrame, rows: int) -> tuple[list[_Block], npt.NDArray[np.int64]]:
+def _period_runs(keys: pl.DataFrame, rows: int) -> tuple[list[_Block], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The line blocks of ``_period_rows`` (one row per line and period from its first to its last, in line
-    order) and each line's first period code."""
+    order), each line's first period code and its count of rows."""
     first = keys["first"].to_numpy()
-    count = keys["last"].to_numpy() - first + 1
+    count = keys["last"].to_numpy() - first
+    count += 1
     if int(count.sum()) != rows:
         raise AssertionError("a line has one row per period from its first to its last")
-    return _line_blocks(count), first
+    return _line_blocks(count), first, count
 
 
 def _lines_per_period(
-    line_key: npt.NDArray[np.int64], keys: pl.DataFrame, width: int, periods: int
+    line_key: npt.NDArray[np.int64],
+    first: npt.NDArray[np.int64],
+    count: npt.NDArray[np.int64],
+    width: int,
+    periods: int,
+    slots: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.int64]:
-    """Rows per period and line key (period code * width + key), from the lines: a line has one row in each
-    period from its first to its last, so count +1 at its first and -1 after its last, and run the sums."""
-    first, stop = keys["first"].to_numpy(), keys["last"].to_numpy() + 1
+    """Rows per period and line key (period code * width + key), from the lines (their first period code and
+    count of rows; ``slots``, a buffer as long): a line has one row in each period from its first to its last,
+    so count +1 at its first and -1 after its last, and run the sums."""
     size = width * (periods + 1)
-    slot = line_key * (periods + 1)
-    changes = np.bincount(slot + first, minlength=size) - np.bincount(slot + stop, minlength=size)
-    held = changes.reshape(width, periods + 1).cumsum(axis=1)[:, :periods]
-    return np.ascontiguousarray(held.T).reshape(-1).astype(np.int64, copy=False)
+    # period-major (period * width + key), so that the running sums along the periods leave the counts in place
+    slot = np.multiply(first, width, out=slots)
+    slot += line_key
+    changes = np.bincount(slot, minlength=size)
+    slot = np.add(first, count, out=slots)
+    slot *= width
+    slot += line_key
+    changes -= np.bincount(slot, minlength=size)
+    held = changes.reshape(periods + 1, width)
+    np.cumsum(held, axis=0, out=held)
+    return changes[: periods * width].astype(np.int64, copy=False)
 
 
 def _money_sums(
@@ -1071,8 +1116,13 @@ class _Groups:
         out = np.empty((per_anchor.shape[0], len(self.members), *per_anchor.shape[2:]), dtype=np.int64)
         out[:, single] = per_anchor[:, [self.members[g][0] for g in single]]
         for g, m in enumerate(self.members):
-            if len(m) != 1:
-                out[:, g] = per_anchor[:, m].sum(axis=1)
+            if len(m) == 1:
+                continue
+            # member by member into the group's slice: no copy of the members' part of the array
+            group = out[:, g]
+            np.copyto(group, per_anchor[:, m[0]])
+            for a in m[1:]:
+                group += per_anchor[:, a]
         return out
 
 
@@ -1226,27 +1276,49 @@ class _Dense:
             return None
         scope_row = np.zeros(codes.scopes.len(), dtype=np.int64)
         scope_row[scope_codes] = np.arange(scope_codes.size)
-        line_cell = np.where(member, scope_row[np.where(member, several, 0)] * periods * width + column, -1)
-        r = rows["r"].to_numpy()
-        cell = line_cell[r]
-        p, pence, bits = rows["p"].to_numpy(), rows["pence"].to_numpy(), keys["bits"].to_numpy()[r]
-        if not member.all():
-            keep = cell >= 0
-            cell, p, pence, bits = cell[keep], p[keep], pence[keep], bits[keep]
-        cell += p.astype(np.int64) * width
-        value = np.zeros(size, dtype=np.int64)
-        np.add.at(value, cell, pence)
-        union = np.zeros(size, dtype=np.int32)
-        np.bitwise_or.at(union, cell, bits)
+        # A row's cell is its line's cell in the line's first period plus one period (``stride`` cells) per row
+        # after, so cells are made per block of rows by running sums (rows are in line order, one per period
+        # from the line's first to its last). A line outside these scopes goes to one spare column, dropped after.
+        spare = not member.all()
+        stride = width + spare
+        line_cell = column  # a fresh array of this step's own
+        if spare:
+            line_cell[~member] = width
+        if scope_codes.size > 1:
+            line_cell += scope_row[np.where(member, several, 0)] * (periods * stride)
+        line_cell += keys["first"].to_numpy() * stride
+        line_bits = keys["bits"].to_numpy()
+        pence = rows["pence"].to_numpy()
+        value = np.zeros(scope_codes.size * periods * stride, dtype=np.int64)
+        union = np.zeros(value.size, dtype=np.int32)
+        blocks, _, _ = _period_runs(keys, rows.height)
+        longest = max(b.row_high - b.row_low for b in blocks)
+        cell_buffer, bits_buffer = np.empty(longest, dtype=np.int64), np.empty(longest, dtype=np.int32)
+        for block in blocks:
+            lines = slice(block.start, block.stop)
+            cell = _runs(block, line_cell[lines], stride, cell_buffer)
+            np.add.at(value, cell, pence[block.row_low : block.row_high])
+            np.bitwise_or.at(union, cell, _runs(block, line_bits[lines], 0, bits_buffer))
         sp = (scope_codes[:, None] * periods + np.arange(periods, dtype=np.int64)).ravel()
-        return _Dense(sp=sp, x=columns, value=value.reshape(-1, width), bits=union.reshape(-1, width))
+        return _Dense(
+            sp=sp, x=columns, value=value.reshape(-1, stride)[:, :width], bits=union.reshape(-1, stride)[:, :width]
+        )
 
     def counts(self, low: int, width: int) -> npt.NDArray[np.int64]:
         """Suppliers per row of the arrays (sp) and set of the ``width`` bits from bit ``low`` on."""
         rows, columns = self.bits.shape
-        part = (self.bits >> low) & (width - 1)
-        n = np.bincount((part + np.arange(rows, dtype=np.int64)[:, None] * width).ravel(), minlength=rows * width)
-        n = n.reshape(rows, width)
+        n = np.empty((rows, width), dtype=np.int64)
+        # a few rows at a time, in one buffer: the sets of all the cells at once would be as big again as bits
+        step = max(1, _ROW_BLOCK // max(columns, 1))
+        buffer = np.empty((min(step, rows), columns), dtype=np.int64)
+        offsets = np.arange(buffer.shape[0], dtype=np.int64)[:, None] * width
+        for low_row in range(0, rows, step):
+            chunk = self.bits[low_row : low_row + step]
+            part = buffer[: chunk.shape[0]]
+            np.right_shift(chunk, low, out=part)
+            part &= width - 1
+            part += offsets[: chunk.shape[0]]
+            n[low_row : low_row + step] = np.bincount(part.ravel(), minlength=part.shape[0] * width).reshape(-1, width)
         # cells with no row fell in the empty set
         n[:, 0] -= columns - np.count_nonzero(self.bits, axis=1)
         return n
@@ -1330,49 +1402,80 @@ def _own_groups(rows: pl.DataFrame, keys: pl.DataFrame, codes: _Codes) -> pl.Dat
     if lines.size == 0:
         return pl.DataFrame(schema=schema)
     x = keys["x"].to_numpy()
-    pair = keys["a"].to_numpy()[lines] * codes.suppliers + x[lines]
+    pair = keys["a"].to_numpy()[lines]
+    pair *= codes.suppliers
+    pair += x[lines]
     head = np.ones(lines.size, dtype=np.bool_)
-    head[1:] = pair[1:] != pair[:-1]
+    np.not_equal(pair[1:], pair[:-1], out=head[1:])
+    del pair
     heads = np.flatnonzero(head)
-    first = np.minimum.reduceat(keys["first"].to_numpy()[lines], heads)
-    last = np.maximum.reduceat(keys["last"].to_numpy()[lines], heads)
+    line_first, line_last = keys["first"].to_numpy(), keys["last"].to_numpy()
+    chosen_first = line_first[lines]
+    first = np.minimum.reduceat(chosen_first, heads)
+    last = np.maximum.reduceat(line_last[lines], heads)
     span = last - first + 1
     offset = np.cumsum(span) - span
     size = int(offset[-1] + span[-1])
-    line_first, line_last = keys["first"].to_numpy(), keys["last"].to_numpy()
-    count = line_last - line_first + 1  # rows per line, one per period from its first to its last, in order
-    row_start = np.cumsum(count) - count
-    n = count[lines]
+    # where each line's rows end: a line has one row per period from its first to its last, in order
+    ends = line_last - line_first
+    ends += 1
+    np.cumsum(ends, out=ends)
+    n = line_last[lines] - chosen_first + 1
     # Cells between a pair's lines can be empty: where they outnumber the rows (lines with one period each,
     # far apart) grouping the rows costs less.
-    if size > min(_DENSE_LIMIT, 2 * int(n.sum())) or int(row_start[-1] + count[-1]) != rows.height:
+    if size > min(_DENSE_LIMIT, 2 * int(n.sum())) or int(ends[-1]) != rows.height:
         return None
     # a chosen line's rows, and its cells, are runs of consecutive indices
-    total = int(n.sum())
-    runs = _Block(0, lines.size, 0, total, n, np.cumsum(n) - n)
-    row = _runs(runs, row_start[lines], 1, np.empty(total, dtype=np.int64))
-    cell_start = (offset - first)[np.cumsum(head) - 1] + line_first[lines]
-    cell = _runs(runs, cell_start, 1, np.empty(total, dtype=np.int64))
-    value = np.zeros(size, dtype=np.int64)
-    np.add.at(value, cell, rows["pence"].to_numpy()[row])
-    union = np.zeros(size, dtype=np.int32)
-    np.bitwise_or.at(union, cell, np.repeat(keys["bits"].to_numpy()[lines], n))
+    line_row = ends[lines] - n
+    del ends
+    cell_start = (offset - first)[np.cumsum(head) - 1]
+    cell_start += chosen_first
+    value, union = _add_lines(size, n, line_row, cell_start, keys["bits"].to_numpy()[lines], rows["pence"].to_numpy())
     # a cell with rows has bits (every line has a tier bit)
     found = np.flatnonzero(union)
-    pair_of_cell = np.zeros(size, dtype=np.int64)
-    pair_of_cell[offset[1:]] = 1
-    group = np.cumsum(pair_of_cell)[found]
-    pair_line = lines[heads][group]
-    own = keys["own"].fill_null(0).to_numpy()  # only lines with a scope are read
+    # the pair whose cells hold each found one (pairs' cells are consecutive, from offset on)
+    group = np.searchsorted(offset, found, side="right") - 1
+    pair_line = lines[heads]
+    sp = keys["own"].gather(pair_line).to_numpy()[group]
+    sp *= p_count
+    sp += found
+    sp -= offset[group]
+    sp += first[group]
     return pl.DataFrame(
         {
-            "sp": own[pair_line] * p_count + found - offset[group] + first[group],
-            "x": x[pair_line],
+            "sp": sp,
+            "x": x[pair_line][group],
             "value": value[found],
             "bits": union[found],
         },
         schema=schema,
     )
+
+
+def _add_lines(
+    size: int,
+    n: npt.NDArray[np.int64],
+    line_row: npt.NDArray[np.int64],
+    cell_start: npt.NDArray[np.int64],
+    line_bits: npt.NDArray[np.int32],
+    pence: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """Pence and the union of bits per cell (of ``size``) from lines whose ``n`` rows begin at ``line_row`` of
+    ``pence`` and go to consecutive cells from ``cell_start``: a block of the lines' rows at a time, in the same
+    few buffers."""
+    value = np.zeros(size, dtype=np.int64)
+    union = np.zeros(size, dtype=np.int32)
+    blocks = _line_blocks(n)
+    longest = max(b.row_high - b.row_low for b in blocks)
+    row_buffer, cell_buffer, pence_buffer = (np.empty(longest, dtype=np.int64) for _ in range(3))
+    bits_buffer = np.empty(longest, dtype=np.int32)
+    for block in blocks:
+        lines = slice(block.start, block.stop)
+        row = _runs(block, line_row[lines], 1, row_buffer)
+        cell = _runs(block, cell_start[lines], 1, cell_buffer)
+        np.add.at(value, cell, np.take(pence, row, out=pence_buffer[: row.size], mode="clip"))
+        np.bitwise_or.at(union, cell, _runs(block, line_bits[lines], 0, bits_buffer))
+    return value, union
 
 
 def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, dense: _Dense | None, codes: _Codes) -> pl.DataFrame:
@@ -1419,7 +1522,10 @@ def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, dense: _Dense | 
         parts = []
         alone = keys.filter("alone")
         scope, line_bits = alone["own"].to_numpy(), alone["bits"].to_numpy()
-        first, stop = alone["first"].to_numpy(), alone["last"].to_numpy() + 1
+        first = alone["first"].to_numpy()
+        count = alone["last"].to_numpy() - first
+        count += 1
+        slots, bit_sets = np.empty(first.size, dtype=np.int64), np.empty(first.size, dtype=np.int32)
         grouped_sp, grouped_bits = grouped["sp"].to_numpy(), grouped["bits"].to_numpy()
         for prefixes, counts in families:
             low = min(b for name, b in _BIT.items() if name.startswith(prefixes))
@@ -1427,9 +1533,19 @@ def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, dense: _Dense | 
             # An alone line: +1 at its first period and -1 after its last for its scope and bits; the count in
             # a period is then the running sum.
             size = codes.scopes.len() * width * (p_count + 1)
-            slot = (scope * width + ((line_bits >> low) & (width - 1))) * (p_count + 1)
-            changes = np.bincount(slot + first, minlength=size) - np.bincount(slot + stop, minlength=size)
-            held = changes.reshape(-1, p_count + 1).cumsum(axis=1)[:, :p_count]
+            # in place in one buffer: these are as long as the alone lines
+            part = np.right_shift(line_bits, low, out=bit_sets)
+            part &= width - 1
+            slot = np.multiply(scope, width, out=slots)
+            slot += part
+            slot *= p_count + 1
+            slot += first
+            changes = np.bincount(slot, minlength=size)
+            slot += count
+            changes -= np.bincount(slot, minlength=size)
+            held = changes.reshape(-1, p_count + 1)
+            np.cumsum(held, axis=1, out=held)
+            held = held[:, :p_count]
             n = held.reshape(-1, width, p_count).transpose(0, 2, 1).reshape(sp_count, width)
             part = (grouped_bits >> low) & (width - 1)
             n += np.bincount(grouped_sp * width + part, minlength=sp_count * width).reshape(sp_count, width)
@@ -1603,7 +1719,7 @@ def _new_local_counts(facts: pl.DataFrame, scope_anchors: pl.DataFrame, periods:
         facts.lazy()
         .filter(pl.col("tier") == TIERS.index("local"))
         .group_by("anchor_id", "supplier_id")
-        .agg(_period_key(pl.col("qs"), periods).min().alias("period_key"))
+        .agg(_period_key(pl.col("qs"), periods).min().cast(pl.Int64).alias("period_key"))
     )
     return (
         _to_scopes(per_anchor, scope_anchors, ["supplier_id"], [pl.col("period_key").min()])

@@ -1,5 +1,6 @@
 """The numpy steps of socialvalue.metrics against plain polars computations of the same quantities."""
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -178,3 +179,66 @@ def test_money_per_group_of_anchors_is_the_sum_of_its_members() -> None:
     assert_frame_equal(
         per_group_division.sort(key), expected_divisions.sort(key), check_exact=True, check_column_order=False
     )
+
+
+@pytest.mark.parametrize("row_block", [1, 5, 64, 1 << 16])
+def test_line_blocks_cover_the_rows_in_order(row_block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "_ROW_BLOCK", row_block)
+    count = np.array([3, 1, 1, 7, 2, 1, 1, 1, 12, 4, 1], dtype=np.int64)
+    blocks = metrics._line_blocks(count)
+    assert [b.start for b in blocks] == [0] + [b.stop for b in blocks[:-1]]
+    assert blocks[-1].stop == count.size
+    assert [b.row_low for b in blocks] == [0] + [b.row_high for b in blocks[:-1]]
+    assert blocks[-1].row_high == count.sum()
+    for block in blocks:
+        rows = block.row_high - block.row_low
+        # a block holds as many whole lines as fit, and at least one
+        assert rows <= row_block or block.stop - block.start == 1
+        assert block.stop == count.size or rows + count[block.stop] > row_block
+        assert (block.n == count[block.start : block.stop]).all()
+        assert block.heads.tolist() == (np.cumsum(block.n) - block.n).tolist()
+        # runs: each line's first value, one step further per row
+        first = np.arange(block.start, block.stop, dtype=np.int64) * 100
+        runs = metrics._runs(block, first, 1, np.empty(rows, dtype=np.int64))
+        expected = np.concatenate([f + np.arange(n) for f, n in zip(first, block.n, strict=True)])
+        assert runs.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("periods", ["quarter", "year"])
+@pytest.mark.parametrize("row_block", [50, 1 << 16])
+def test_dense_suppliers_are_the_grouped_rows_of_their_scopes(
+    periods: metrics.PeriodKind, row_block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one scope of several anchors with lines of other anchors beside it (they go to a spare column and drop out)
+    monkeypatch.setattr(metrics, "_ROW_BLOCK", row_block)
+    lines = with_credit_notes(random_lines(3000, 2, 300))
+    scope_anchors = metrics._scope_frame(lines, {"pair": [11, 13], "solo": [12]})
+    facts, _ = metrics._split(lines, "spread", periods)
+    codes = metrics._Codes.of(facts, scope_anchors, periods)
+    facts = metrics._in_pair_order(facts, codes, "spread")
+    rows = metrics._period_rows(facts, "spread", periods, codes)
+    keys = metrics._line_keys(facts, codes, periods)
+    assert keys["several"].null_count() > 0
+    dense = metrics._Dense.of(rows, keys, codes)
+    assert dense is not None
+    row, column = np.nonzero(dense.bits)
+    found = pl.DataFrame(
+        {"sp": dense.sp[row], "x": dense.x[column], "value": dense.value[row, column], "bits": dense.bits[row, column]}
+    )
+    p_count = max(codes.periods, 1)
+    expected = (
+        rows.join(keys.with_row_index("r").with_columns(pl.col("r").cast(pl.UInt32)), on="r")
+        .filter(pl.col("several").is_not_null())
+        .group_by(sp=pl.col("several") * p_count + pl.col("p"), x="x")
+        .agg(value=pl.col("pence").sum(), bits=pl.col("bits").bitwise_or())
+    )
+    assert expected.height > 100
+    assert_frame_equal(found.sort("sp", "x"), expected.sort("sp", "x"), check_exact=True, check_column_order=False)
+    # supplier counts per set of tier bits, a few rows of the arrays at a time
+    low, width = 0, 1 << len(metrics.TIERS)
+    n = dense.counts(low, width)
+    tier_sets = expected.group_by("sp", tier_set=pl.col("bits") % width).len()
+    for sp, tier_set, suppliers in tier_sets.iter_rows():
+        assert n[int(np.flatnonzero(dense.sp == sp)[0]), tier_set] == suppliers
+    # every supplier with a row there in exactly one set
+    assert n.sum() == np.count_nonzero(dense.bits)

@@ -116,6 +116,20 @@ def test_supplier_codes_too_sparse_for_a_table(basis: str) -> None:
 
 
 @pytest.mark.parametrize("basis", ["awarded", "spread"])
+@pytest.mark.parametrize("scope_index", range(len(SCOPES)))
+def test_small_row_blocks(basis: str, scope_index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The numpy steps over rows go a block of lines at a time (and the dense supplier counts a few rows of
+    # their arrays at a time), each block within _ROW_BLOCK rows; ordinary inputs fill only a few blocks, so
+    # make them small to put many line and row boundaries between blocks.
+    monkeypatch.setattr(metrics, "_ROW_BLOCK", 37)
+    lines = random_lines(3000, 9, 300).with_columns(
+        value_pence=pl.when(pl.col("line_id") % 5 == 0).then(-pl.col("value_pence")).otherwise("value_pence"),
+    )
+    for periods in ("quarter", "year"):
+        assert_same_as_reference(lines, basis=basis, periods=periods, scopes=SCOPES[scope_index], top_n=5)
+
+
+@pytest.mark.parametrize("basis", ["awarded", "spread"])
 def test_dates_too_spread_for_the_day_table(basis: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metrics, "_DAY_TABLE_LIMIT", 10)
     lines = random_lines(3000, 5, 300)
