@@ -434,7 +434,7 @@ def _split(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> tuple[pl.D
             "reason",
             "currency",
             "value_pence",
-            **_first_last(start, end, periods),
+            **_first_last(start, end, periods, quarter_of),
         )
     )
     facts_frame, extremes_frame, excluded_lines = pl.collect_all([facts, extremes, excluded])
@@ -1834,7 +1834,8 @@ def _lines_frame(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> pl.D
 
 
 def _line_spans(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> pl.DataFrame:
-    """Each included line's first and last period key, as ``_lines_frame`` places its parts."""
+    """Each included line's first and last period key, as ``_lines_frame`` places its parts (made on the first
+    ``rests_on`` of a result: quarters looked up, since taking every line's dates apart cost about as much again)."""
     start, end = _span(basis)
     return (
         _marked(lines.lazy())
@@ -1844,17 +1845,20 @@ def _line_spans(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> pl.Da
             "contract_id",
             "supplier_id",
             "supplier_name",
-            **_first_last(start, end, periods),
+            **_first_last(start, end, periods, _quarter_lookup(lines)),
         )
         .collect()
     )
 
 
-def _first_last(start: pl.Expr, end: pl.Expr, periods: PeriodKind) -> dict[str, pl.Expr]:
-    """The keys of the periods of a line's first and last day (``_span``)."""
+def _first_last(
+    start: pl.Expr, end: pl.Expr, periods: PeriodKind, quarter_of: Callable[[pl.Expr], pl.Expr] = quarter_index_expr
+) -> dict[str, pl.Expr]:
+    """The keys of the periods of a line's first and last day (``_span``); ``quarter_of``: ``_quarter_lookup``'s
+    for the lines, where made."""
     return {
-        "first": _period_key(quarter_index_expr(start), periods),
-        "last": _period_key(quarter_index_expr(end), periods),
+        "first": _period_key(quarter_of(start), periods),
+        "last": _period_key(quarter_of(end), periods),
     }
 
 
