@@ -20,12 +20,16 @@ def head_as_get(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP or scope["method"] != "HEAD":
             await app(scope, receive, send)
             return
+        # The same scope (hooks that run on sending read what the handler left in it), given back its method as the
+        # answer starts, so the server knows no body follows the headers.
         scope["method"] = "GET"
         ended = False
 
         async def without_body(message: Message) -> None:
             nonlocal ended
             if message["type"] != "http.response.body":
+                if message["type"] == "http.response.start":
+                    scope["method"] = "HEAD"
                 await send(message)
             elif not ended and not message.get("more_body", False):
                 ended = True

@@ -59,6 +59,14 @@ async def test_two_workers_serve_and_finish_in_flight_request_on_sigterm(backend
         for _ in range(10):  # a connection each: the kernel spreads them over both workers
             with httpx.Client(base_url=base, timeout=10) as client:
                 assert client.get("/organisations?anchor=true&limit=5").json()["total"] == 45
+        # HEAD through the real server: the GET's headers, no body, and the connection still good for a GET.
+        with httpx.Client(base_url=base, timeout=10) as client:
+            heads = [client.head("/health"), client.head("/")]
+            assert [h.status_code for h in heads] == [200, 200]
+            assert [h.content for h in heads] == [b"", b""]
+            assert min(int(h.headers["content-length"]) for h in heads) > 0
+            assert client.get("/health").status_code == 200
+        assert "Exception in ASGI application" not in log.read_text()
 
         # A slow upload: the headers and half the body are sent, so the app is mid-request when SIGTERM arrives.
         body = json.dumps({"name": "Slow Upload Community Interest Company", "postcode": "WS2 9PS"}).encode()
