@@ -146,13 +146,20 @@ def fix_invalid_numbers(raw: bytes) -> tuple[bytes, list[str]]:
     return fixed, notes
 
 
+# JSON may escape half of a UTF-16 surrogate pair alone ("\udc00"); Python reads it into a string that cannot be
+# written as UTF-8, so storing or hashing the release would fail. A pair escaped whole reads as one character.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def clean_strings(value: Any) -> Any:
-    """Return ``value`` with NUL characters removed (PostgreSQL JSONB rejects them) and mojibake undone."""
+    """Return ``value`` with NUL characters removed (PostgreSQL JSONB rejects them), lone surrogates replaced by
+    U+FFFD (the replacement character: they are no character at all) and mojibake undone."""
     if isinstance(value, str):
         if "\x00" in value:
             value = value.replace("\x00", "")
         if value.isascii():
             return value
+        value = _LONE_SURROGATE.sub("\ufffd", value)
         return repair_mojibake(value)[0]
     if isinstance(value, dict):
         return {clean_strings(k): clean_strings(v) for k, v in value.items()}

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from importers.files import FileItem, iter_releases_from_file
+from importers.ocds import canonical_json
 from tests.support.paths import FEEDS_DIR
 
 CF_PAGE = FEEDS_DIR / "contracts-finder" / "ocds-search-page-2022-10-20.json"
@@ -135,6 +136,28 @@ def test_nul_characters_and_invalid_utf8_are_cleaned(tmp_path: Path) -> None:
     items = list(iter_releases_from_file(path))
     assert items[0].release is not None
     assert items[0].release["tender"]["title"] == "£ Road works"
+
+
+def test_lone_surrogate_escapes_become_the_replacement_character(tmp_path: Path) -> None:
+    # "\udc00" escapes half of a UTF-16 pair: Python reads it into a string that cannot be written as UTF-8, so
+    # the release could be neither hashed nor stored. A whole pair ("\ud83d\ude00") is one character, kept.
+    first, second = _real_releases()[:2]
+    first["tender"]["title"] = "Road works"
+    first["tender"]["description"] = "Café"
+    array = json.dumps([first, second], default=str)
+    array = array.replace('"Road works"', r'"Road \udc00works \ud83d\ude00"', 1)
+    array = array.replace('"tender": {', r'"tender": {"x\ud800": 1, ', 1)
+    lines = "\n".join(json.dumps(release, default=str) for release in json.loads(array))  # escapes them again
+    for name, body in (("array.json", array), ("lines.jsonl", lines)):
+        path = tmp_path / name
+        path.write_text(body, "utf-8")
+        releases = _releases(list(iter_releases_from_file(path)))
+        assert len(releases) == 2, name
+        tender = releases[0]["tender"]
+        assert tender["title"] == "Road \ufffdworks \U0001f600", name
+        assert tender["x\ufffd"] == 1, name
+        assert tender["description"] == "Café", name
+        assert canonical_json(releases[0]).decode("utf-8")  # was UnicodeEncodeError: surrogates not allowed
 
 
 def test_truncated_file_keeps_what_was_read_and_ends_with_a_note(tmp_path: Path) -> None:

@@ -304,3 +304,19 @@ async def test_import_analyses_its_lookup_columns(db: Database, monkeypatch: pyt
     monkeypatch.setattr(service, "ANALYSE_GROWTH", 4)
     await run_file_import(db.engine, CONTRACTS_FINDER, list(CF_FILES))
     assert await analysed() == after
+
+
+async def test_a_lone_surrogate_escape_is_stored_as_the_replacement_character(db: Database, tmp_path: Path) -> None:
+    # Before, its release could not be hashed: the whole file stopped, and resuming stopped there again.
+    release = next(r for r in _releases() if r["ocid"] == WARWICKSHIRE[0])
+    supplier = release["awards"][0]["suppliers"][0]["name"]
+    text = json.dumps([release, *_releases()[:3]], default=str).replace(
+        json.dumps(supplier), json.dumps(supplier)[:-1] + r' \udc00"'
+    )
+    path = tmp_path / "surrogate.json"
+    path.write_text(text, "utf-8")
+    result = await run_file_import(db.engine, CONTRACTS_FINDER, [path])
+    assert result.counts.summary() == "new 4, changed 0, unchanged 0, skipped 0, failed 0"
+    assert await _count(db, select(func.count()).where(m.Supplier.name == f"{supplier} \ufffd")) == 1
+    again = await run_file_import(db.engine, CONTRACTS_FINDER, [path])
+    assert again.counts.summary() == "new 0, changed 0, unchanged 4, skipped 0, failed 0"
