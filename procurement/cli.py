@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
@@ -91,35 +92,44 @@ def _guard_downgrade(database: click.Group) -> None:
     command.callback = guarded
 
 
-def own_commands() -> list[click.Command]:
-    """Every command of the product itself, one per capability (Litestar adds `database` and its own)."""
-    from procurement.accounts.cli import tokens_group, users_group
-    from procurement.backups.cli import backup_command, restore_command
+def _attribute(module: str, name: str) -> click.Command:
+    import importlib
+
+    command: click.Command = getattr(importlib.import_module(module), name)
+    return command
+
+
+def _import_group() -> click.Command:
     from procurement.imports.cli import import_group
-    from procurement.metrics.cli import metrics_command
-    from procurement.procure.cli import uploads_group
-    from procurement.serving import run_command
-    from procurement.spend.cli import import_spend_command, spend_group
-    from procurement.statements.cli import statements_group
-    from procurement.suppliers.cli import classify_group, geo_group, registers_group
+    from procurement.spend.cli import import_spend_command
 
     import_group.add_command(import_spend_command)
-    return [
-        import_group,
-        classify_group,
-        registers_group,
-        metrics_command,
-        statements_group,
-        spend_group,
-        _seed_group(),
-        tokens_group,
-        users_group,
-        geo_group,
-        backup_command,
-        restore_command,
-        uploads_group,
-        run_command,  # replaces Litestar's own `run`
-    ]
+    return import_group
+
+
+# Every command of the product itself, one per capability (Litestar adds `database` and its own), by name: a
+# command's module (and what it imports) is loaded only when that command runs, or when the whole list is shown.
+_OWN: dict[str, Callable[[], click.Command]] = {
+    "import": _import_group,
+    "classify": lambda: _attribute("procurement.suppliers.cli", "classify_group"),
+    "registers": lambda: _attribute("procurement.suppliers.cli", "registers_group"),
+    "metrics": lambda: _attribute("procurement.metrics.cli", "metrics_command"),
+    "statements": lambda: _attribute("procurement.statements.cli", "statements_group"),
+    "spend": lambda: _attribute("procurement.spend.cli", "spend_group"),
+    "seed": _seed_group,
+    "tokens": lambda: _attribute("procurement.accounts.cli", "tokens_group"),
+    "users": lambda: _attribute("procurement.accounts.cli", "users_group"),
+    "geo": lambda: _attribute("procurement.suppliers.cli", "geo_group"),
+    "backup": lambda: _attribute("procurement.backups.cli", "backup_command"),
+    "restore": lambda: _attribute("procurement.backups.cli", "restore_command"),
+    "uploads": lambda: _attribute("procurement.procure.cli", "uploads_group"),
+    "run": lambda: _attribute("procurement.serving", "run_command"),  # replaces Litestar's own `run`
+}
+
+
+def own_commands() -> list[click.Command]:
+    """Every command of the product itself (each loaded)."""
+    return [load() for load in _OWN.values()]
 
 
 class LocalValueCLIPlugin(CLIPluginProtocol):
@@ -208,12 +218,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     args = sys.argv[1:] if argv is None else list(argv)
     os.environ.setdefault("LITESTAR_APP", "procurement.app:create_app")
     # The product's own commands need no web app, and building it (routes, OpenAPI) is over half of a command's
-    # start-up: they run from a group of their own. `database`, the framework's commands and the full
+    # start-up: each runs from a group of its own, holding only that command (the others' modules are not even
+    # imported: about a second of a light command's start-up). `database`, the framework's commands and the full
     # `--help` go through Litestar's group, which builds the app to find its plugins' commands.
     if args and not args[0].startswith("-"):
-        commands = {str(command.name): command for command in own_commands()}
-        if args[0] in commands:
-            group = _Group(name="localvalue", help=HELP, commands=commands, context_settings=_CONTEXT)
+        if args[0] in _OWN:
+            command = _OWN[args[0]]()
+            group = _Group(name="localvalue", help=HELP, commands=[command], context_settings=_CONTEXT)
             _full_short_help(group)
             _run(group, args)
         if args[0] in ("database", "db"):
