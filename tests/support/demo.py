@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from tests.support.cli import localvalue
+from tests.support.cli import localvalue_steps
 from tests.support.imports import CF_FILES
 
 # The sample's Birmingham City Council award (a Dudley contractor, June 2022) makes the demo statement.
@@ -26,8 +26,7 @@ def load_demo(database_url: str) -> None:
         ("classify",),
         ("statements", "publish", "--anchor", DEMO_ANCHOR, "--quarter", DEMO_QUARTER, "--by", "demo"),
     ]
-    for step in steps:
-        localvalue(*step, database_url=database_url)
+    localvalue_steps(*steps, database_url=database_url)
 
 
 def table_rows(connection: Connection, columns: dict[str, list[str]] | None = None) -> dict[str, list[tuple[Any, ...]]]:

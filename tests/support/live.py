@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import dispose_database, free_port, new_database
-from tests.support.cli import LOCALVALUE, cli_env, localvalue, wait_for_http
+from tests.support.cli import LOCALVALUE, cli_env, localvalue, localvalue_steps, wait_for_http
 from tests.support.paths import REPO_DIR
 
 SAMPLE = REPO_DIR / "procurement" / "data" / "samples" / "contracts-finder-ocds-search-page-2022-10-20.json"
@@ -31,16 +31,16 @@ class LiveApp:
 
 def seed_demo(database_url: str) -> str:
     """Migrate, load anchors, the sample import, measures and groups, classify, publish; return an admin token."""
-    for args in (
-        ("database", "upgrade", "--no-prompt"),
+    localvalue("database", "upgrade", "--no-prompt", database_url=database_url)
+    localvalue_steps(
         ("seed", "anchors"),
         ("import", "file", str(SAMPLE)),
         ("seed", "measures"),
         ("seed", "groups"),
         ("classify",),
         ("statements", "publish", "--anchor", DEMO_ANCHOR, "--quarter", DEMO_QUARTER, "--by", "tests"),
-    ):
-        localvalue(*args, database_url=database_url)
+        database_url=database_url,
+    )
     out = localvalue("tokens", "create", "--role", "admin", "--name", "schemathesis", database_url=database_url)
     return out.stdout.strip().splitlines()[0]
 
