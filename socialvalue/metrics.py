@@ -439,8 +439,8 @@ def _split(lines: pl.DataFrame, basis: Basis, periods: PeriodKind) -> tuple[pl.D
     )
     facts_frame, extremes_frame, excluded_lines = pl.collect_all([facts, extremes, excluded])
     _check_overflow(*extremes_frame.row(0))
-    # One chunk per column: looking rows up by position in a chunked column is several times slower.
-    return facts_frame.rechunk(), excluded_lines
+    # Left in chunks: _in_pair_order copies the facts into one piece anyway.
+    return facts_frame, excluded_lines
 
 
 def _is_included() -> pl.Expr:
@@ -713,23 +713,24 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
     parts = (
         _with_bump_thresholds(spans.lazy(), quarters, low, None)
         .select(
-            qs=pl.col("qs").cast(pl.Int64) - low,
-            count=(pl.col("qe") - pl.col("qs")).cast(pl.Int64) + 1,
+            # Int32 where a count of quarters will do: these columns are made, and copied into one chunk, in
+            # fresh memory (page faults) on every call
+            qs=(pl.col("qs").cast(pl.Int64) - low).cast(pl.Int32),
+            count=(pl.col("qe") - pl.col("qs") + 1).cast(pl.Int32),
             first=pl.col("f_first") + pl.col("first_bump").cast(pl.Int64),
             last=pl.col("f_last") + pl.col("last_bump").cast(pl.Int64),
             **{f"f{d}": f"f_{d}" for d in _LENGTHS},
-            **{f"t{d}": f"t{d}" for d in _LENGTHS},
+            **{f"t{d}": pl.col(f"t{d}").cast(pl.Int32) for d in _LENGTHS},
         )
         # streaming: a few morsels of lines at a time hold the thirty-odd columns of the steps, not all the lines
         .collect(engine="streaming")
-        .rechunk()
     )
-    qs, count, first, last = (parts[c].to_numpy() for c in ("qs", "count", "first", "last"))
-    floor_of = [parts[f"f{d}"].to_numpy() for d in _LENGTHS]
-    threshold_of = [parts[f"t{d}"].to_numpy() for d in _LENGTHS]
+    qs, count, first, last = (_numpy_of(parts[c]) for c in ("qs", "count", "first", "last"))
+    floor_of = [_numpy_of(parts[f"f{d}"]) for d in _LENGTHS]
+    threshold_of = [_numpy_of(parts[f"t{d}"]) for d in _LENGTHS]
     kind = np.searchsorted(np.array(_LENGTHS), quarters["length"].to_numpy()).astype(np.int64)
     earlier = quarters["earlier"].to_numpy()
-    blocks = _line_blocks(count)
+    blocks = _line_blocks(count.astype(np.int64))
     total = blocks[-1].row_high if blocks else 0
     r = np.empty(total, dtype=np.uint32)
     quarter = np.empty(total, dtype=np.int32)
@@ -765,6 +766,16 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
         np.add(line, block.start, out=r[rows], casting="unsafe")
         np.add(o, low - quarter_base, out=quarter[rows], casting="unsafe")
     return pl.LazyFrame({"r": r, "q": quarter, "allocated_pence": pence}, schema=schema)
+
+
+def _numpy_of(column: pl.Series) -> npt.NDArray[Any]:
+    """A column without nulls as one numpy array. Its chunks are copied into numpy's memory rather than first
+    into one polars chunk: polars' fresh memory costs a page fault per 4 KiB, numpy's large arrays get huge
+    pages."""
+    chunks = column.get_chunks()
+    if len(chunks) <= 1:
+        return column.to_numpy()
+    return np.concatenate([chunk.to_numpy() for chunk in chunks])
 
 
 _PACKED_KEY_BITS = 63
@@ -871,7 +882,8 @@ def _in_pair_order(facts: pl.DataFrame, codes: _Codes, basis: Basis) -> pl.DataF
     facts = facts.select(pl.exclude(dropped), a=a, x=x)
     pair = facts.select(pl.col("a") * codes.suppliers + pl.col("x")).to_series().to_numpy()
     if pair.size < 2 or bool((pair[1:] >= pair[:-1]).all()):
-        return facts
+        # One chunk per column: looking rows up by position in a chunked column is several times slower.
+        return facts.rechunk()
     index_bits = max(facts.height - 1, 1).bit_length()
     if (int(pair.max()) << index_bits).bit_length() <= _PACKED_KEY_BITS:
         # sorting plain integers with the row number packed in is much cheaper than an arg-sort (numpy's
@@ -880,8 +892,21 @@ def _in_pair_order(facts: pl.DataFrame, codes: _Codes, basis: Basis) -> pl.DataF
         packed |= np.arange(pair.size, dtype=np.int64)
         packed.sort()
         packed &= (1 << index_bits) - 1
-        return facts[packed]
-    return facts[pl.Series(pair).arg_sort()]
+        return _gathered(facts, packed)
+    return _gathered(facts, pl.Series(pair).arg_sort().to_numpy())
+
+
+def _gathered(frame: pl.DataFrame, index: npt.NDArray[Any]) -> pl.DataFrame:
+    """``frame[index]`` in one chunk per column. Integer columns without nulls are gathered by numpy: a
+    polars gather (of a column made one chunk first, or it is several times slower) writes into polars'
+    fresh memory at a page fault per 4 KiB, numpy's large arrays get huge pages."""
+    columns = {}
+    for column in frame.get_columns():
+        if column.dtype.is_integer() and column.null_count() == 0:
+            columns[column.name] = pl.Series(column.name, np.take(_numpy_of(column), index), dtype=column.dtype)
+        else:
+            columns[column.name] = column.rechunk().gather(index)
+    return pl.DataFrame(columns)
 
 
 def _line_keys(facts: pl.DataFrame, codes: _Codes, periods: PeriodKind) -> pl.DataFrame:
@@ -998,6 +1023,21 @@ class _Block:
         heads -= self.row_low
         return heads
 
+    @cached_property
+    def one_row_each(self) -> bool:
+        """Every line of the block has one row (so a line's rows are just the line)."""
+        return self.row_high - self.row_low == self.stop - self.start
+
+    @cached_property
+    def later_heads(self) -> npt.NDArray[np.int64]:
+        """``heads`` but the first; kept, as every ``_runs`` over the block needs them."""
+        return self.ends[:-1] - self.row_low
+
+    @cached_property
+    def extra_rows(self) -> npt.NDArray[np.int64]:
+        """Rows of each line but the last, less one; kept like ``later_heads``."""
+        return self.n[:-1] - 1
+
 
 def _line_blocks(count: npt.NDArray[np.int64]) -> list[_Block]:
     """Blocks of consecutive lines with ``count`` rows each, the rows in line order: as many lines as keep a
@@ -1025,8 +1065,15 @@ def _runs(block: _Block, first: npt.NDArray[Any], step: int, out: npt.NDArray[_I
     line's own value repeated with step 0), made by a cumulative sum: a gather or np.repeat per row costs
     several times more. In ``out`` (its dtype)."""
     out = out[: block.row_high - block.row_low]
+    if block.one_row_each:
+        # each row is its line's first (every block on the bases that place a line in one period)
+        np.copyto(out, first, casting="unsafe")
+        return out
     out.fill(step)
-    out[block.ends[:-1] - block.row_low] = first[1:] - first[:-1] - (block.n[:-1] - 1) * step
+    change = np.subtract(first[1:], first[:-1])
+    if step:
+        change -= block.extra_rows if step == 1 else block.extra_rows * step
+    out[block.later_heads] = change
     out[0] = first[0]
     return np.cumsum(out, out=out, dtype=out.dtype)
 
@@ -1520,7 +1567,8 @@ def _supplier_counts(keys: pl.DataFrame, grouped: pl.DataFrame, dense: _Dense | 
         parts = _count_by_grouping(keys, grouped, dense, codes, families)
     else:
         parts = []
-        alone = keys.filter("alone")
+        # only the columns read here: a filter copies each column it keeps into fresh memory
+        alone = keys.select("own", "bits", "first", "last").filter(keys["alone"])
         scope, line_bits = alone["own"].to_numpy(), alone["bits"].to_numpy()
         first = alone["first"].to_numpy()
         count = alone["last"].to_numpy() - first

@@ -242,3 +242,44 @@ def test_dense_suppliers_are_the_grouped_rows_of_their_scopes(
         assert n[int(np.flatnonzero(dense.sp == sp)[0]), tier_set] == suppliers
     # every supplier with a row there in exactly one set
     assert n.sum() == np.count_nonzero(dense.bits)
+
+
+@pytest.mark.parametrize("step", [0, 1, 3])
+@pytest.mark.parametrize("count", [[1] * 9, [1, 4, 1, 1, 2, 6, 1]])
+def test_runs_of_any_step_into_any_width(step: int, count: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    # small blocks: some hold one row per line (each row its line's first), some lines of several rows
+    monkeypatch.setattr(metrics, "_ROW_BLOCK", 4)
+    n = np.array(count, dtype=np.int64)
+    first = (np.arange(n.size, dtype=np.int64) * 7) % 5 - 2
+    for block in metrics._line_blocks(n):
+        lines = slice(block.start, block.stop)
+        expected = np.concatenate([f + step * np.arange(k) for f, k in zip(first[lines], block.n, strict=True)])
+        size = block.row_high - block.row_low + 3  # a buffer longer than the block's rows
+        wide = metrics._runs(block, first[lines], step, np.full(size, 99, dtype=np.int64))
+        narrow = metrics._runs(block, first[lines].astype(np.int32), step, np.full(size, 99, dtype=np.int32))
+        assert (wide.dtype, narrow.dtype) == (np.dtype(np.int64), np.dtype(np.int32))
+        assert wide.tolist() == narrow.tolist() == expected.tolist()
+        assert block.one_row_each == bool((block.n == 1).all())
+
+
+def test_gathered_is_the_frame_taken_in_that_order() -> None:
+    parts = [
+        pl.DataFrame(
+            {
+                "value": pl.Series([10 * k + i for i in range(4)], dtype=pl.Int64),
+                "day": pl.Series([None if i == 1 else i + k for i in range(4)], dtype=pl.Int32).cast(pl.Date),
+                "flag": [i % 2 == 0 for i in range(4)],
+                "code": pl.Series([i - k for i in range(4)], dtype=pl.Int8),
+                "division": pl.Series([None if i == k else i for i in range(4)], dtype=pl.Int8),
+            }
+        )
+        for k in range(3)
+    ]
+    frame = pl.concat(parts, rechunk=False)
+    assert frame.n_chunks() == 3
+    index = np.array([11, 0, 5, 5, 3, 8, 1, 10, 2, 4, 6, 7, 9], dtype=np.int64)
+    taken = metrics._gathered(frame, index)
+    assert_frame_equal(taken, frame[index], check_exact=True)
+    assert taken.n_chunks("all") == [1] * frame.width
+    assert metrics._numpy_of(frame["value"]).tolist() == frame["value"].to_list()
+    assert metrics._numpy_of(frame["code"]).dtype == np.int8
