@@ -6,10 +6,12 @@ value whose status is known) beside them. A share whose coverage is below the th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 import polars as pl
@@ -216,10 +218,15 @@ def period_metrics(
     summary = result.summary.filter(pl.col("scope") == scope_key)
     rows = {r["period"]: r for r in summary.iter_rows(named=True)}
     wanted = list(periods) if periods is not None else sorted(rows)
-    by_tier = result.by_tier.filter(pl.col("scope") == scope_key)
-    by_category = result.by_category.filter(pl.col("scope") == scope_key)
-    top = result.top_suppliers.filter((pl.col("scope") == scope_key) & (pl.col("supplier_id") != REDACTED_SUPPLIER_ID))
-    cpv = result.by_cpv_division.filter(pl.col("scope") == scope_key)
+    # Each breakdown filtered once to the scope and the periods asked for, and its rows split by period here: a
+    # filter per period and breakdown cost a cold request more than the figures' own Python.
+    picked = pl.col("scope") == scope_key
+    if periods is not None:
+        picked = picked & pl.col("period").is_in(wanted)
+    by_tier = _rows_by_period(result.by_tier, picked)
+    by_category = _rows_by_period(result.by_category, picked)
+    top = _rows_by_period(result.top_suppliers, picked & (pl.col("supplier_id") != REDACTED_SUPPLIER_ID))
+    cpv = _rows_by_period(result.by_cpv_division, picked)
     out = []
     for label in wanted:
         row = rows.get(label) or _empty_row(label)
@@ -265,8 +272,9 @@ def period_metrics(
                 g("social_enterprise_pence", 0), total, g("social_enterprise_unknown_pence", 0), threshold
             ),
         )
-        tiers = {r["tier"]: r for r in by_tier.filter(pl.col("period") == label).iter_rows(named=True)}
-        cats = {r["category"]: r for r in by_category.filter(pl.col("period") == label).iter_rows(named=True)}
+        # Copies: the unknown rows are changed below, and a period asked for twice must find them as they were.
+        tiers = {r["tier"]: dict(r) for r in by_tier.get(label, [])}
+        cats = {r["category"]: dict(r) for r in by_category.get(label, [])}
         for unknown in (tiers.get("unknown"), cats.get("unknown")):
             if unknown is not None and stand_in:
                 unknown["suppliers"] -= stand_in
@@ -292,7 +300,7 @@ def period_metrics(
                 value=pounds(r["value_pence"]),
                 share=ratio(r["value_pence"], total),
             )
-            for r in top.filter(pl.col("period") == label).iter_rows(named=True)
+            for r in top.get(label, [])
         ]
         cpv_rows = [
             CpvRow(
@@ -305,7 +313,7 @@ def period_metrics(
                 local=pounds(r["local_pence"]),
                 local_share=ratio(r["local_pence"], r["value_pence"]),
             )
-            for r in cpv.filter(pl.col("period") == label).iter_rows(named=True)
+            for r in cpv.get(label, [])
         ]
         coverage = Coverage(
             tier_known_share=ratio(total - g("tier_unknown_pence", 0), total),
@@ -334,6 +342,14 @@ def period_metrics(
                 year_on_year=_change(row, rows, "yoy"),
             )
         )
+    return out
+
+
+def _rows_by_period(frame: pl.DataFrame, picked: pl.Expr) -> dict[str, list[dict[str, Any]]]:
+    """The rows ``picked`` of one breakdown by period label, each period's in the frame's order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in frame.filter(picked).iter_rows(named=True):
+        out.setdefault(r["period"], []).append(r)
     return out
 
 
@@ -537,8 +553,16 @@ async def compute_bases(
             details = every.filter(pl.col("influenceable")) if influenceable else every
             # The copies' tokens name every line; the influenceable view is a part of them, so another key.
             key = key + b":influenceable" if key is not None and influenceable else key
-            result = metrics_for_lines(details, scope, basis=b, periods=kind, digest=key)
-            facts = paid_facts(every, periods=kind, influenceable=influenceable, wanted=[period] if period else None)
+            # The facts beside the figures are worked out in a thread meanwhile (polars lets go of the GIL): on a
+            # cold request they cost a few per cent of the engine's time, and the engine leaves a core idle at times.
+            wanted = [period] if period else None
+            facts_later = asyncio.get_running_loop().run_in_executor(
+                None, partial(paid_facts, every, periods=kind, influenceable=influenceable, wanted=wanted)
+            )
+            try:
+                result = metrics_for_lines(details, scope, basis=b, periods=kind, digest=key)
+            finally:
+                facts = await facts_later
             out.append(Computed(result, details, facts, influenceable))
             continue
         if contract_details is None and scope.anchor_ids:
