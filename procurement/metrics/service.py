@@ -6,12 +6,10 @@ value whose status is known) beside them. A share whose coverage is below the th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from functools import partial
 from typing import Any
 
 import polars as pl
@@ -553,16 +551,8 @@ async def compute_bases(
             details = every.filter(pl.col("influenceable")) if influenceable else every
             # The copies' tokens name every line; the influenceable view is a part of them, so another key.
             key = key + b":influenceable" if key is not None and influenceable else key
-            # The facts beside the figures are worked out in a thread meanwhile (polars lets go of the GIL): on a
-            # cold request they cost a few per cent of the engine's time, and the engine leaves a core idle at times.
-            wanted = [period] if period else None
-            facts_later = asyncio.get_running_loop().run_in_executor(
-                None, partial(paid_facts, every, periods=kind, influenceable=influenceable, wanted=wanted)
-            )
-            try:
-                result = metrics_for_lines(details, scope, basis=b, periods=kind, digest=key)
-            finally:
-                facts = await facts_later
+            result = metrics_for_lines(details, scope, basis=b, periods=kind, digest=key)
+            facts = paid_facts(every, periods=kind, influenceable=influenceable, wanted=[period] if period else None)
             out.append(Computed(result, details, facts, influenceable))
             continue
         if contract_details is None and scope.anchor_ids:
