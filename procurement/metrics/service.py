@@ -186,10 +186,10 @@ def _change(row: dict[str, Any], rows: dict[str, dict[str, Any]], suffix: str) -
     return Change(other["period"], d_total, pounds(d_total), d_local, pounds(d_local), pp)
 
 
-def resting_on(result: MetricsResult, scope_key: str, period: str) -> tuple[int, list[str]]:
+def resting_on(result: MetricsResult, scope_key: str, period: str, *, only: bool = False) -> tuple[int, list[str]]:
     """How many contracts a period's figures rest on, and its suppliers' names when there are few enough to
-    name (so a figure resting on one contract says so)."""
-    lines = result.rests_on(scope_key, period)
+    name (so a figure resting on one contract says so). ``only``: the one period asked about."""
+    lines = result.rests_on(scope_key, period, only=only)
     # Supplier id 0 is the paid basis's stand-in for redacted payments: counted as value, never named.
     payee = pl.col("supplier_id") != 0
     # Both counts in one pass, and the lines (their names) filtered only when the names are shown.
@@ -242,7 +242,7 @@ def period_metrics(
         def category_unknown(cat: str, r: dict[str, Any] = row) -> int | None:
             return None if cat == "unknown" else r.get("category_unknown_pence", 0)
 
-        contracts, names = resting_on(result, scope_key, label) if total else (0, [])
+        contracts, names = resting_on(result, scope_key, label, only=len(wanted) == 1) if total else (0, [])
         headline = Headline(
             total_pence=total,
             total=pounds(total),
