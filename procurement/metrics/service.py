@@ -186,10 +186,10 @@ def _change(row: dict[str, Any], rows: dict[str, dict[str, Any]], suffix: str) -
     return Change(other["period"], d_total, pounds(d_total), d_local, pounds(d_local), pp)
 
 
-def resting_on(result: MetricsResult, scope_key: str, period: str) -> tuple[int, list[str]]:
+def resting_on(result: MetricsResult, scope_key: str, period: str, *, only: bool = False) -> tuple[int, list[str]]:
     """How many contracts a period's figures rest on, and its suppliers' names when there are few enough to
-    name (so a figure resting on one contract says so)."""
-    lines = result.rests_on(scope_key, period)
+    name (so a figure resting on one contract says so). ``only``: the one period asked about."""
+    lines = result.rests_on(scope_key, period, only=only)
     # Supplier id 0 is the paid basis's stand-in for redacted payments: counted as value, never named.
     payee = pl.col("supplier_id") != 0
     # Both counts in one pass, and the lines (their names) filtered only when the names are shown.
@@ -216,10 +216,15 @@ def period_metrics(
     summary = result.summary.filter(pl.col("scope") == scope_key)
     rows = {r["period"]: r for r in summary.iter_rows(named=True)}
     wanted = list(periods) if periods is not None else sorted(rows)
-    by_tier = result.by_tier.filter(pl.col("scope") == scope_key)
-    by_category = result.by_category.filter(pl.col("scope") == scope_key)
-    top = result.top_suppliers.filter((pl.col("scope") == scope_key) & (pl.col("supplier_id") != REDACTED_SUPPLIER_ID))
-    cpv = result.by_cpv_division.filter(pl.col("scope") == scope_key)
+    # Each breakdown filtered once to the scope and the periods asked for, and its rows split by period here: a
+    # filter per period and breakdown cost a cold request more than the figures' own Python.
+    picked = pl.col("scope") == scope_key
+    if periods is not None:
+        picked = picked & pl.col("period").is_in(wanted)
+    by_tier = _rows_by_period(result.by_tier, picked)
+    by_category = _rows_by_period(result.by_category, picked)
+    top = _rows_by_period(result.top_suppliers, picked & (pl.col("supplier_id") != REDACTED_SUPPLIER_ID))
+    cpv = _rows_by_period(result.by_cpv_division, picked)
     out = []
     for label in wanted:
         row = rows.get(label) or _empty_row(label)
@@ -237,7 +242,7 @@ def period_metrics(
         def category_unknown(cat: str, r: dict[str, Any] = row) -> int | None:
             return None if cat == "unknown" else r.get("category_unknown_pence", 0)
 
-        contracts, names = resting_on(result, scope_key, label) if total else (0, [])
+        contracts, names = resting_on(result, scope_key, label, only=len(wanted) == 1) if total else (0, [])
         headline = Headline(
             total_pence=total,
             total=pounds(total),
@@ -265,8 +270,9 @@ def period_metrics(
                 g("social_enterprise_pence", 0), total, g("social_enterprise_unknown_pence", 0), threshold
             ),
         )
-        tiers = {r["tier"]: r for r in by_tier.filter(pl.col("period") == label).iter_rows(named=True)}
-        cats = {r["category"]: r for r in by_category.filter(pl.col("period") == label).iter_rows(named=True)}
+        # Copies: the unknown rows are changed below, and a period asked for twice must find them as they were.
+        tiers = {r["tier"]: dict(r) for r in by_tier.get(label, [])}
+        cats = {r["category"]: dict(r) for r in by_category.get(label, [])}
         for unknown in (tiers.get("unknown"), cats.get("unknown")):
             if unknown is not None and stand_in:
                 unknown["suppliers"] -= stand_in
@@ -292,7 +298,7 @@ def period_metrics(
                 value=pounds(r["value_pence"]),
                 share=ratio(r["value_pence"], total),
             )
-            for r in top.filter(pl.col("period") == label).iter_rows(named=True)
+            for r in top.get(label, [])
         ]
         cpv_rows = [
             CpvRow(
@@ -305,7 +311,7 @@ def period_metrics(
                 local=pounds(r["local_pence"]),
                 local_share=ratio(r["local_pence"], r["value_pence"]),
             )
-            for r in cpv.filter(pl.col("period") == label).iter_rows(named=True)
+            for r in cpv.get(label, [])
         ]
         coverage = Coverage(
             tier_known_share=ratio(total - g("tier_unknown_pence", 0), total),
@@ -334,6 +340,14 @@ def period_metrics(
                 year_on_year=_change(row, rows, "yoy"),
             )
         )
+    return out
+
+
+def _rows_by_period(frame: pl.DataFrame, picked: pl.Expr) -> dict[str, list[dict[str, Any]]]:
+    """The rows ``picked`` of one breakdown by period label, each period's in the frame's order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in frame.filter(picked).iter_rows(named=True):
+        out.setdefault(r["period"], []).append(r)
     return out
 
 

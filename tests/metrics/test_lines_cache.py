@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -101,3 +102,20 @@ def test_a_scope_read_from_a_copy_by_anchor_ranges_is_its_rows(tmp_path: Any) ->
                 for columns in (None, ["line_id", "name"]):
                     read = linecache.read_scope(path, ids, columns, by_anchor=True)
                     assert_frame_equal(read, expected if columns is None else expected.select(columns)), (name, ids)
+                    held = linecache.scope_of(frame, path, ids, columns, by_anchor=True)
+                    assert_frame_equal(held, expected if columns is None else expected.select(columns)), (name, ids)
+
+
+def test_a_held_copy_is_the_copy_at_its_path_and_only_the_current_one_is_held(tmp_path: Any) -> None:
+    """A kind's copy is read whole once and held; a copy at another path (a new token) replaces it, and a copy that
+    is not there is not held (FileNotFoundError, as for a read from disk)."""
+    first, second = tmp_path / "paid-a.arrow", tmp_path / "paid-b.arrow"
+    pl.DataFrame({"anchor_id": [1, 2], "line_id": [1, 2]}).write_ipc(first)
+    pl.DataFrame({"anchor_id": [1], "line_id": [9]}).write_ipc(second)
+    read = linecache.held(linecache.PAID, first)
+    first.unlink()  # held: not read again
+    assert linecache.held(linecache.PAID, first) is read
+    assert linecache.held(linecache.PAID, second)["line_id"].to_list() == [9]
+    with pytest.raises(FileNotFoundError):
+        linecache.held(linecache.PAID, first)  # no longer held, and gone from disk
+    assert linecache.held(linecache.PAID, second)["line_id"].to_list() == [9]

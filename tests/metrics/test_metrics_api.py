@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
-from procurement.metrics.lines import lines_frame, resolve_scope
+from procurement.errors import DomainError, NotFound
+from procurement.metrics.lines import Scope, lines_frame, resolve_scope
 from procurement.organisations.groups import seed_groups
 from procurement.organisations.seed import seed_anchors
 from socialvalue.metrics import compute_metrics
@@ -314,3 +315,38 @@ async def test_cli_prints_the_same_headline(app_client: Any, session: AsyncSessi
     missing = localvalue("metrics", "--anchor", "ZZZ", "--period", "2025Q1", database_url=db.url, check=False)
     assert missing.returncode != 0
     assert "no organisation matches 'ZZZ'" in missing.stderr
+
+
+async def test_a_scope_is_an_anchor_a_group_of_its_members_or_all_anchors(session: Any) -> None:
+    """The scope of /metrics, with the errors for an anchor or group that is not there and a group with no
+    members."""
+    a = m.Organisation(name="Council A", name_key="council a", kind="local_authority", is_anchor=True)
+    b = m.Organisation(name="Council B", name_key="council b", kind="local_authority", is_anchor=True)
+    other = m.Organisation(name="Not an anchor", name_key="not an anchor", kind="local_authority")
+    session.add_all([a, b, other])
+    await session.flush()
+    group = m.AnchorGroup(slug="a-and-b", name="A and B")
+    empty = m.AnchorGroup(slug="empty", name="No one")
+    session.add_all([group, empty])
+    await session.flush()
+    session.add_all([m.AnchorGroupMember(group_id=group.id, organisation_id=i) for i in (b.id, a.id)])
+    await session.commit()
+    assert await resolve_scope(session, anchor_id=a.id) == Scope(
+        f"org:{a.id}", "anchor", "Council A", (a.id,), a.id, None
+    )
+    assert await resolve_scope(session, group="a-and-b") == Scope(
+        "group:a-and-b", "group", "A and B", tuple(sorted((a.id, b.id))), None, group.id
+    )
+    every = await resolve_scope(session)
+    assert (every.key, every.kind, every.name) == ("all", "all", "All anchors")
+    assert set(every.anchor_ids) >= {a.id, b.id}
+    assert other.id not in every.anchor_ids
+    assert list(every.anchor_ids) == sorted(every.anchor_ids)
+    with pytest.raises(NotFound, match=r"No organisation with id 999999\."):
+        await resolve_scope(session, anchor_id=999999)
+    with pytest.raises(NotFound, match="No anchor group 'nope'"):
+        await resolve_scope(session, group="nope")
+    with pytest.raises(DomainError, match="Anchor group 'empty' has no members"):
+        await resolve_scope(session, group="empty")
+    with pytest.raises(DomainError, match="not both"):
+        await resolve_scope(session, anchor_id=a.id, group="a-and-b")
