@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
+from procurement.bulk import among
 from procurement.db import fetch_frame
 from procurement.errors import DomainError, NotFound
 from procurement.memo import Memo, content_digest
@@ -304,7 +305,10 @@ async def fill_missing_tiers(
     else:
         computed = await compute_pair_tiers(session, pairs)
     ids = computed["effective_supplier_id"].drop_nulls().unique().to_list()
-    names = (await session.execute(select(m.Supplier.id, m.Supplier.name).where(m.Supplier.id.in_(ids)))).all()
+    dialect = session.get_bind().dialect.name
+    names = (
+        await session.execute(select(m.Supplier.id, m.Supplier.name).where(among(dialect, m.Supplier.id, ids)))
+    ).all()
     name_frame = pl.DataFrame(
         {"effective_supplier_id": [r[0] for r in names], "supplier_name": [r[1] for r in names]},
         schema={"effective_supplier_id": pl.Int64, "supplier_name": pl.String},

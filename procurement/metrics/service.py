@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
+from procurement.bulk import among
 from procurement.errors import DomainError, InvalidInput
 from procurement.metrics.lines import (
     EXTRA_SCHEMA,
@@ -367,7 +368,7 @@ async def _evidence(session: AsyncSession, supplier_ids: list[int]) -> pl.DataFr
         return pl.DataFrame(schema=schema)
     rows = await session.execute(
         select(m.SupplierClassification.supplier_id, m.SupplierClassification.evidence).where(
-            m.SupplierClassification.supplier_id.in_(supplier_ids)
+            among(session.get_bind().dialect.name, m.SupplierClassification.supplier_id, supplier_ids)
         )
     )
     out = []

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.auth import Principal
+from procurement.bulk import among
 from procurement.metrics.service import rows_behind
 from procurement.spend.service import review_queue as payee_queue
 from procurement.suppliers.registers import CLI_NAME, review_candidates
@@ -126,7 +127,7 @@ async def _supplier_rows(session: AsyncSession, found: pl.DataFrame, viewer: Pri
     pending: dict[int, list[int]] = {}
     waiting = await session.scalars(
         select(m.SupplierChangeRequest).where(
-            m.SupplierChangeRequest.supplier_id.in_(ids),
+            among(session.get_bind().dialect.name, m.SupplierChangeRequest.supplier_id, ids),
             m.SupplierChangeRequest.status == m.ChangeRequestStatus.PENDING.value,
         )
     )
@@ -154,13 +155,15 @@ async def _supplier_rows(session: AsyncSession, found: pl.DataFrame, viewer: Pri
 async def _duplicates(session: AsyncSession, ids: list[int]) -> dict[int, list[tuple[int, str]]]:
     """Other unmerged suppliers with the same normalised name (one indexed query for the whole queue)."""
     s = m.Supplier
-    keys = dict((await session.execute(select(s.id, s.name_key).where(s.id.in_(ids), s.name_key != ""))).tuples().all())
+    dialect = session.get_bind().dialect.name
+    named = select(s.id, s.name_key).where(among(dialect, s.id, ids), s.name_key != "")
+    keys = dict((await session.execute(named)).tuples().all())
     if not keys:
         return {}
     same = (
         await session.execute(
             select(s.id, s.name, s.name_key)
-            .where(s.name_key.in_(set(keys.values())), s.merged_into_id.is_(None))
+            .where(among(dialect, s.name_key, sorted(set(keys.values()))), s.merged_into_id.is_(None))
             .order_by(s.id)
         )
     ).all()
