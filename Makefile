@@ -58,10 +58,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# Two workers: the suite is mostly waiting on databases, subprocesses and Chromium, so both cores stay busy.
-# worksteal: the slow modules run first (tests/conftest.py) and an idle worker takes half of the other's queue.
+# Three workers on two cores: the suite waits on databases, subprocesses and Chromium, and with two workers the
+# cores were busy only about three quarters of the time (user + system CPU over wall time of a whole CI run).
+# worksteal: the slow modules run first (tests/conftest.py) and an idle worker takes half of another's queue.
+PYTEST_WORKERS ?= 3
 pytest: install postgres browser
-	$(BIN)/pytest -n 2 --dist worksteal
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 test: lint typecheck pytest
 
