@@ -58,14 +58,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# Three workers on two cores: the suite waits on databases, subprocesses and Chromium, and with two workers the
-# cores were busy only about three quarters of the time (user + system CPU over wall time of a whole CI run).
-# worksteal: the slow modules run first (tests/conftest.py) and an idle worker takes half of another's queue.
-PYTEST_WORKERS ?= 3
+# Two workers: the suite is mostly waiting on databases, subprocesses and Chromium, so both cores stay busy
+# (a third made a whole CI run no shorter).
+# worksteal: the slow modules run first (tests/conftest.py) and an idle worker takes half of the other's queue.
 pytest: install postgres browser
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal
+	$(BIN)/pytest -n 2 --dist worksteal
 
-test: lint typecheck pytest
+# Lint and type-check run beside the suite, on the time its workers spend waiting; any failure fails `make test`.
+test: install postgres browser
+	$(MAKE) --no-print-directory -j3 lint typecheck pytest
 
 # PNGs of the first two pages of the demo statement, for reviewers without a PDF viewer.
 statement-preview: demo-data
