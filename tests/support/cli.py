@@ -127,26 +127,15 @@ def localvalue(
     return result
 
 
-# Several commands in one process: each through the command's own entry point (``procurement.cli.main``), as typed,
-# each running, printing and failing as it does alone; only Python's start-up (about 2 s a command) is shared.
-_STEPS = """
-import json, sys
-from procurement.cli import main
-for args in json.loads(sys.argv[1]):
-    try:
-        main(args)
-    except SystemExit as exit:
-        if exit.code not in (0, None):
-            print(f"localvalue {' '.join(args)} failed ({exit.code})", file=sys.stderr)
-            raise
-"""
+_STEPS = "import json, sys; from tests.support.warm_parent import run_steps; run_steps(json.loads(sys.argv[1]))"
 
 
 def localvalue_steps(
     *steps: tuple[str, ...], database_url: str, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """``localvalue`` once per step, in order, in one process (not for `database` commands, which change the
-    framework's groups as they load); the first that fails stops the rest and fails the test."""
+    framework's groups as they load); the first that fails stops the rest and fails the test. Each runs, prints and
+    fails as it does alone; only the start-up is shared."""
     assert not any(step[0] in ("database", "db") for step in steps)
     result = _WARM.run([list(step) for step in steps], cli_env(database_url), timeout) or subprocess.run(
         [sys.executable, "-c", _STEPS, json.dumps(steps)],

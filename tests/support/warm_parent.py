@@ -81,14 +81,11 @@ def become(request: dict[str, Any]) -> None:
     sys.path[0] = os.path.dirname(program)  # where a console script's Python starts looking
 
 
-if __name__ == "__main__":
-    request = serve()
-    if request is None:
-        sys.exit(0)
-    become(request)
+def run_steps(steps: list[list[str]]) -> None:
+    """``localvalue`` once per step, each through the command's own entry point, as typed; the first that fails
+    stops the rest. Exits as the last step does."""
     from procurement.cli import main
 
-    steps: list[list[str]] = request["steps"]
     *first, last = steps
     for args in first:
         try:
@@ -98,3 +95,11 @@ if __name__ == "__main__":
                 print(f"localvalue {' '.join(args)} failed ({exit.code})", file=sys.stderr)
                 raise
     main(last)
+
+
+if __name__ == "__main__":
+    request = serve()
+    if request is None:
+        sys.exit(0)
+    become(request)
+    run_steps(request["steps"])
