@@ -219,8 +219,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     os.environ.setdefault("LITESTAR_APP", "procurement.app:create_app")
     # The product's own commands need no web app, and building it (routes, OpenAPI) is over half of a command's
     # start-up: each runs from a group of its own, holding only that command (the others' modules are not even
-    # imported: about a second of a light command's start-up). `database`, the framework's commands and the full
-    # `--help` go through Litestar's group, which builds the app to find its plugins' commands.
+    # imported: about a second of a light command's start-up). `database` runs from a group with only the migration
+    # plugin's app; the framework's commands go through Litestar's group, which builds the app to find its plugins'
+    # commands.
     if args and not args[0].startswith("-"):
         if args[0] in _OWN:
             command = _OWN[args[0]]()
@@ -229,6 +230,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
             _run(group, args)
         if args[0] in ("database", "db"):
             _run(_database_group(), args, obj=_migrations_env())
+    if not args or args[0] in _CONTEXT["help_option_names"]:
+        # The list of commands, without the app: Litestar's group builds it to find its plugins' commands (seconds).
+        listing = _database_group()
+        for command in own_commands():
+            listing.add_command(command)
+        _full_short_help(listing)
+        _run(listing, args)
     from litestar.cli.main import litestar_group
 
     _run(litestar_group, args)

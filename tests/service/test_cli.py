@@ -88,6 +88,8 @@ def test_help_is_the_products_own(tmp_path: Path) -> None:
         assert f" {command} " in top, command
     for framework in ("routes", "sessions", "schema", "version", "assets"):
         assert f" {framework} " not in top, framework
+    # Nor the framework's options for finding an app, which mean nothing to a user.
+    assert "--app" not in top
     # Every command list shows whole first sentences: click's default cuts them at 45 characters with "...".
     for group in (
         (),
