@@ -78,11 +78,18 @@ def _headline_lines(basis: str, p: PeriodMetrics) -> list[str]:
     def pounds(text: str) -> str:
         return f"£{Decimal(text):,.2f}"
 
+    def percent(fraction: str | None) -> str:
+        # As the pages show shares (0.1234 -> 12.3%); "-" where there is none.
+        from procurement.web.setup import share as as_percent
+
+        return "-" if fraction is None else as_percent(fraction)
+
     def share(label: str, value: str, s: Share) -> str:
-        judged = f"judged on {s.coverage or '-'} of value"
+        judged = f"judged on {percent(s.coverage)} of value"
         if s.status == "not_known":
             return f"    {label:<18} {pounds(value):>18}  share not known ({judged})"
-        return f"    {label:<18} {pounds(value):>18}  share {s.share}, of known {s.share_known or '-'}, {judged}"
+        given = f"share {percent(s.share)}, of known {percent(s.share_known)}"
+        return f"    {label:<18} {pounds(value):>18}  {given}, {judged}"
 
     excluded = c.excluded_withdrawn_lines + c.excluded_non_gbp_lines + c.excluded_no_value_lines
     fallback = c.spread_fallback_lines if basis == "spread" else c.award_fallback_lines

@@ -275,8 +275,8 @@ async def test_cli_prints_the_same_headline(app_client: Any, session: AsyncSessi
         "total £4,000.00, lines 3, contracts 2, suppliers 2 (local 1, new local 1): Edgbaston Catering Ltd, "
         "Westminster Consulting Ltd"
     )
-    assert "local £2,000.00 share 0.5000, of known 0.5000, judged on 1.0000 of value" in awarded
-    assert "SME £0.00 share not known (judged on 0.0000 of value)" in awarded
+    assert "local £2,000.00 share 50.0%, of known 50.0%, judged on 100.0% of value" in awarded
+    assert "SME £0.00 share not known (judged on 0.0% of value)" in awarded
     # The threshold is a setting: at 0 every share is given, whatever it rests on.
     lenient = localvalue(
         "metrics",
@@ -289,7 +289,7 @@ async def test_cli_prints_the_same_headline(app_client: Any, session: AsyncSessi
         database_url=db.url,
         LOCALVALUE_COVERAGE_THRESHOLD="0",
     ).stdout
-    assert "SME £0.00 share 0.0000, of known -, judged on 0.0000 of value" in " ".join(lenient.split())
+    assert "SME £0.00 share 0.0%, of known -, judged on 0.0% of value" in " ".join(lenient.split())
     bad = localvalue(
         "metrics",
         "--anchor",
@@ -311,7 +311,7 @@ async def test_cli_prints_the_same_headline(app_client: Any, session: AsyncSessi
         "metrics", "--group", "birmingham-and-solihull", "--period", "2025Q1", "--basis", "awarded", database_url=db.url
     ).stdout
     assert "total £4,600.00" in group
-    assert "share 0.4348" in group  # £2,000 local of £4,600
+    assert "share 43.5%" in group  # £2,000 local of £4,600
     missing = localvalue("metrics", "--anchor", "ZZZ", "--period", "2025Q1", database_url=db.url, check=False)
     assert missing.returncode != 0
     assert "no organisation matches 'ZZZ'" in missing.stderr

@@ -199,8 +199,8 @@ async def test_coverage_before_and_after_a_load_and_the_registered_postcode_fall
     assert metrics_before.stdout != metrics_after.stdout
     sme_before = next(line for line in metrics_before.stdout.splitlines() if line.strip().startswith("SME"))
     sme_after = next(line for line in metrics_after.stdout.splitlines() if line.strip().startswith("SME"))
-    assert "share not known (judged on 0.0000 of value)" in sme_before, metrics_before.stdout
-    assert "judged on 1.0000 of value" in sme_after, metrics_after.stdout
+    assert "share not known (judged on 0.0% of value)" in sme_before, metrics_before.stdout
+    assert "judged on 100.0% of value" in sme_after, metrics_after.stdout
 
     bad = localvalue(
         "registers", "load", "mutuals", str(REGISTERS_DIR / "SocietyList.csv"), "--version", "2025-13-01",
