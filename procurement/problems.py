@@ -7,9 +7,12 @@ plain 500 problem with no stack trace (the trace goes to the server log).
 from __future__ import annotations
 
 import difflib
+import enum
 import logging
 import re
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from advanced_alchemy.exceptions import (
@@ -165,9 +168,15 @@ def _limit_words(kind: str, op: str, bound: str, *, length: bool) -> str:
     return f"must be a whole number of {words} {bound}" if kind == "int" else f"must be a number of {words} {bound}"
 
 
-def human_error(key: str | None, message: str, known_fields: Sequence[str] = ()) -> dict[str, Any]:
+def human_error(
+    key: str | None,
+    message: str,
+    known_fields: Sequence[str] = (),
+    choices: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
     """One validation error as the caller sent it: ``field`` (their name for it, or null for the whole body) and
     a ``message`` that names it and says what to send, with an example; never a type name, regex or parser phrase.
+    ``choices``: the values each field that takes one of a fixed list (by the caller's name for it) takes.
     """
     parent = None if key in (None, "", "data") else key
     if match := _UNKNOWN.match(message):
@@ -191,7 +200,12 @@ def human_error(key: str | None, message: str, known_fields: Sequence[str] = ())
         nested = first is not None and first.group(1) in _NESTED_FIELDS
         field = _join(parent, first.group(1)) if first is not None and nested else parent
         return {"field": field, "message": f"{parent}.{message}" if nested else f"{parent}: {message}"}
-    return {"field": parent, "message": f"{parent} {_what_to_send(parent, message)}"}
+    wanted = (choices or {}).get(parent)
+    if wanted and message.startswith("Invalid enum value"):
+        what = f"must be one of: {', '.join(wanted)}"
+    else:
+        what = _what_to_send(parent, message)
+    return {"field": parent, "message": f"{parent} {what}"}
 
 
 def _what_to_send(field: str, message: str) -> str:
@@ -219,7 +233,7 @@ def _validation_errors(request: Request[Any, Any, Any], extra: Any) -> list[dict
     raw = [extra] if isinstance(extra, dict) else extra if isinstance(extra, list) else None
     if raw is None:
         return None
-    aliases, known = _caller_names(request)
+    aliases, known, choices = _caller_names(request)
     out = []
     for error in raw:
         if not isinstance(error, dict):
@@ -228,21 +242,23 @@ def _validation_errors(request: Request[Any, Any, Any], extra: Any) -> list[dict
         key = error.get("key")
         if error.get("source") == "query" and isinstance(key, str):
             key = aliases.get(key, key)
-        human = human_error(key, str(error.get("message", "")), known)
+        human = human_error(key, str(error.get("message", "")), known, choices)
         if error.get("source") in {"query", "path"}:
             human["source"] = error["source"]
         out.append(human)
     return out
 
 
-def _caller_names(request: Request[Any, Any, Any]) -> tuple[dict[str, str], list[str]]:
-    """Query parameter aliases (award_from -> from) and the body's top-level field names, from the handler."""
+def _caller_names(request: Request[Any, Any, Any]) -> tuple[dict[str, str], list[str], dict[str, list[str]]]:
+    """Query parameter aliases (award_from -> from), the body's top-level field names, and the values of each
+    parameter or top-level field that takes one of a fixed list, from the handler."""
     aliases: dict[str, str] = {}
     known: list[str] = []
+    choices: dict[str, list[str]] = {}
     try:
         signature = request.route_handler.parsed_fn_signature
     except (AttributeError, KeyError):  # the request never reached a handler
-        return aliases, known
+        return aliases, known, choices
     for name, definition in signature.parameters.items():
         kwarg = getattr(definition, "kwarg_definition", None)
         query = getattr(kwarg, "query", None) or getattr(kwarg, "name", None)
@@ -250,10 +266,27 @@ def _caller_names(request: Request[Any, Any, Any]) -> tuple[dict[str, str], list
             aliases[name] = query
         if name == "data":
             for arg in (definition, *getattr(definition, "inner_types", ())):
-                fields = getattr(getattr(arg, "annotation", None), "__struct_fields__", None)
+                struct = getattr(arg, "annotation", None)
+                fields = getattr(struct, "__struct_fields__", None)
                 if fields:
                     known = list(fields)
-    return aliases, known
+                    hints = typing.get_type_hints(struct)
+                    choices.update({f: _choices(hints.get(f)) for f in fields if _choices(hints.get(f))})
+        elif values := _choices(getattr(definition, "annotation", None)):
+            choices[aliases.get(name, name)] = values
+    return aliases, known, choices
+
+
+def _choices(annotation: Any) -> list[str]:
+    """The values a Literal or an Enum (or either, optional) allows, as the caller writes them; [] for others."""
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return [str(member.value) for member in annotation]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return [str(value) for value in typing.get_args(annotation)]
+    if origin in (typing.Union, types.UnionType):
+        return [value for arg in typing.get_args(annotation) for value in _choices(arg)]
+    return []
 
 
 _NOT_JSON = (

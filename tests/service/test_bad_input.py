@@ -56,6 +56,10 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
     ("unknown route", "GET", "/nowhere", None, 404, ""),
     ("wrong method", "DELETE", "/contracts", None, 405, ""),
     ("to before from", "GET", "/contracts?from=2025-05-01&to=2025-04-01", None, 422, "before"),
+    # A field that takes one of a fixed list says which.
+    ("unknown basis", "GET", "/metrics?basis=bogus", None, 400, "basis must be one of: awarded, spread, paid"),
+    ("unknown table", "GET", "/metrics.csv?table=bogus", None, 400, "table must be one of: lines, summary"),
+    ("unknown kind", "POST", "/organisations", {"name": "X Trust", "kind": "bogus"}, 400, "kind must be one of: "),
 ]
 
 
