@@ -203,7 +203,8 @@ def _run(group: click.Group, args: list[str], **extra: Any) -> NoReturn:
         code = group.main(args=args, prog_name="localvalue", standalone_mode=False, **extra)
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None and exc.ctx.parent is not None else _path(group, args)
-        click.echo(f"Error: {exc.format_message()} See `{where} --help`.", err=True)
+        said = exc.format_message().rstrip()
+        click.echo(f"Error: {said}{'' if said.endswith(('.', '?', '!')) else '.'} See `{where} --help`.", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         click.echo(f"Error: {exc.format_message()}", err=True)
