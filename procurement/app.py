@@ -15,6 +15,7 @@ from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
@@ -53,7 +54,7 @@ from procurement.suppliers.controllers import (
     SupplierController,
 )
 from procurement.suppliers.register_controllers import RegisterMatchController
-from procurement.web.frame import SETTINGS_STATE_KEY
+from procurement.web.frame import SETTINGS_STATE_KEY, unrouted_as_page
 from procurement.web.pages import accessibility_statement_route
 from procurement.web.setup import static_files_router, template_config
 from procurement.workspace.commitments import CommitmentPagesController
@@ -110,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=_middleware(settings),
         request_class=GuardedRequest,
         before_send=[security_headers(settings)],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, HTTPException: unrouted_as_page},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Local Value",

@@ -15,12 +15,12 @@ from litestar import Request, Response
 from litestar.datastructures import ResponseHeader
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_403_FORBIDDEN
+from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_400_BAD_REQUEST, HTTP_403_FORBIDDEN, HTTP_404_NOT_FOUND
 
 from procurement.auth import Principal, current_principal
 from procurement.errors import DomainError
 from procurement.models import Role
-from procurement.problems import domain_status
+from procurement.problems import domain_status, http_exception_handler
 
 log = logging.getLogger("localvalue")
 
@@ -135,6 +135,21 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         parts = [f"{e.get('key')}: {e.get('message')}" for e in exc.extra if isinstance(e, dict)]
         detail = "; ".join(parts) or detail
     return error_page(request, exc.status_code, detail)
+
+
+# An address no route answers, as the NHS.UK pattern words it for someone who typed or pasted it.
+_NO_PAGE = "If you typed the web address, check it is correct. If you pasted it, check you copied the whole address."
+
+
+def unrouted_as_page(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """The app's handler of HTTP errors: an address no route answers (404), asked for by a browser, is a page a
+    person can act on; everything else, and anyone who does not ask for HTML first (API clients, curl), gets the
+    problem document."""
+    routed = request.scope.get("route_handler") is not None
+    wanted = request.accept.best_match(["application/json", "text/html"], default="application/json")
+    if routed or wanted != "text/html" or exc.status_code != HTTP_404_NOT_FOUND:
+        return http_exception_handler(request, exc)
+    return error_page(request, HTTP_404_NOT_FOUND, _NO_PAGE)
 
 
 PAGE_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {

@@ -121,6 +121,25 @@ async def test_home_and_anchor_pages_show_published_figures_only(session: Any, a
     assert (await app_client.get(f"/public/statements/{q1['id']}.html")).status_code == 200
 
 
+async def test_an_address_nothing_answers_is_a_page_for_browsers_and_a_problem_for_the_api(app_client: Any) -> None:
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    page = await app_client.get("/public", headers={"Accept": browser})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<title>Page not found - Local Value</title>" in page.text
+    assert "check you copied the whole address" in page.text
+    assert 'href="/">Go to the published figures</a>' in page.text
+    for accept in ("*/*", "application/json"):
+        answer = await app_client.get("/public", headers={"Accept": accept})
+        assert answer.status_code == 404
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["status"] == 404
+    # An API route's own 404 stays a problem document, whoever asks.
+    api = await app_client.get("/public/statements/424242.pdf", headers={"Accept": browser})
+    assert api.status_code == 404
+    assert api.headers["content-type"] == "application/problem+json"
+
+
 async def test_unknown_anchor_is_a_404_page(session: Any, app_client: Any) -> None:
     for key in ("999999", "NOPE"):
         page = await app_client.get(f"/anchors/{key}")

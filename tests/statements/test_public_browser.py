@@ -117,6 +117,12 @@ async def test_public_page_link_and_pdf_download(backend: str, tmp_path: Path) -
                 assert heading == "Birmingham City Council: Q1 2022/23 (1 April to 30 June 2022)"
                 html_text = " ".join((await tab.locator("main").inner_text()).split())
                 await _accessible(tab, f"statement at {width}px")
+                # A mistyped address: a page, not the API's problem document.
+                missing = await tab.goto(f"{base}/anchors-typo", wait_until="networkidle")
+                assert missing is not None
+                assert missing.status == 404
+                await assert_title(tab, "Page not found - Local Value")
+                await _accessible(tab, f"page not found at {width}px")
                 await checked.close()
             await browser.close()
 
