@@ -28,16 +28,17 @@ MAX_ENTRIES = 128  # answers for all anchors can be megabytes; this bounds the m
 
 
 class AnswerCache:
-    """A bounded LRU of encoded answers (responses ready to send) keyed by (data version, question)."""
+    """A bounded LRU of encoded answers (responses ready to send) keyed by (data version, question). Answers of
+    different kinds share it: the question in each tag decides the kind, so ``answer`` gives back what it stored."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self._entries: OrderedDict[str, Any] = OrderedDict()
+        self._entries: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
 
-    def get(self, etag: str) -> Any:
+    def get(self, etag: str) -> object | None:
         with self._lock:
             body = self._entries.get(etag)
             if body is None:
