@@ -270,11 +270,19 @@ def _caller_names(request: Request[Any, Any, Any]) -> tuple[dict[str, str], list
                 fields = getattr(struct, "__struct_fields__", None)
                 if fields:
                     known = list(fields)
-                    hints = typing.get_type_hints(struct)
-                    choices.update({f: _choices(hints.get(f)) for f in fields if _choices(hints.get(f))})
+                    choices.update({f: values for f, hint in _hints(struct).items() if (values := _choices(hint))})
         elif values := _choices(getattr(definition, "annotation", None)):
             choices[aliases.get(name, name)] = values
     return aliases, known, choices
+
+
+def _hints(struct: Any) -> dict[str, Any]:
+    """The body's field types; none when one cannot be resolved here (a 400 must never become a 500 for want of
+    a list of values)."""
+    try:
+        return typing.get_type_hints(struct)
+    except Exception:  # any failure to resolve only loses the list of values
+        return {}
 
 
 def _choices(annotation: Any) -> list[str]:
