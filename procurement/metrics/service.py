@@ -6,6 +6,7 @@ value whose status is known) beside them. A share whose coverage is below the th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -536,37 +537,39 @@ async def compute_bases(
 
     if influenceable and basis != "paid":
         raise InvalidInput("influenceable=true needs basis=paid: only payment lines name their payees.")
-    out = []
-    contract_details: pl.DataFrame | None = None
+    if basis == "paid":
+        key: bytes | None = None
+        if scope.anchor_ids:
+            # Without details, only the columns the figures are made of (nothing else reads them here).
+            every, key = await keyed_payment_lines(db_session, scope.anchor_ids, detailed=detailed, figures_only=True)
+        else:
+            every = await scope_lines(db_session, scope, basis="paid", detailed=detailed)
+        details = every.filter(pl.col("influenceable")) if influenceable else every
+        # The copies' tokens name every line; the influenceable view is a part of them, so another key.
+        key = key + b":influenceable" if key is not None and influenceable else key
+        result, facts = await asyncio.gather(
+            _off_loop(details, scope, "paid", kind, key),
+            asyncio.to_thread(
+                paid_facts, every, periods=kind, influenceable=influenceable, wanted=[period] if period else None
+            ),
+        )
+        return [Computed(result, details, facts, influenceable)]
     digest: bytes | None = None
-    for b in [basis] if basis else ["awarded", "spread"]:
-        if b == "paid":
-            key: bytes | None = None
-            if scope.anchor_ids:
-                # Without details, only the columns the figures are made of (nothing else reads them here).
-                every, key = await keyed_payment_lines(
-                    db_session, scope.anchor_ids, detailed=detailed, figures_only=True
-                )
-            else:
-                every = await scope_lines(db_session, scope, basis="paid", detailed=detailed)
-            details = every.filter(pl.col("influenceable")) if influenceable else every
-            # The copies' tokens name every line; the influenceable view is a part of them, so another key.
-            key = key + b":influenceable" if key is not None and influenceable else key
-            result = metrics_for_lines(details, scope, basis=b, periods=kind, digest=key)
-            facts = paid_facts(every, periods=kind, influenceable=influenceable, wanted=[period] if period else None)
-            out.append(Computed(result, details, facts, influenceable))
-            continue
-        if contract_details is None and scope.anchor_ids:
-            # Without details, the lines may come by anchor (see ``keyed_lines``): nothing here reads their order.
-            contract_details, digest = await keyed_lines(
-                db_session, scope.anchor_ids, detailed=detailed, by_anchor=not detailed
-            )
-            digest = digest or lines_digest(contract_details)
-        elif contract_details is None:
-            contract_details = await scope_lines(db_session, scope, basis=b, detailed=detailed)
-        result = metrics_for_lines(contract_details, scope, basis=b, periods=kind, digest=digest)
-        out.append(Computed(result, contract_details))
-    return out
+    if scope.anchor_ids:
+        # Without details, the lines may come by anchor (see ``keyed_lines``): nothing here reads their order.
+        lines, digest = await keyed_lines(db_session, scope.anchor_ids, detailed=detailed, by_anchor=not detailed)
+        digest = digest or lines_digest(lines)
+    else:
+        lines = await scope_lines(db_session, scope, basis="awarded", detailed=detailed)
+    bases = [basis] if basis else ["awarded", "spread"]
+    results = await asyncio.gather(*(_off_loop(lines, scope, b, kind, digest) for b in bases))
+    return [Computed(result, lines) for result in results]
+
+
+async def _off_loop(lines: pl.DataFrame, scope: Scope, basis: str, kind: str, digest: bytes | None) -> MetricsResult:
+    """The engine in a worker thread: other requests go on meanwhile, and computations asked for together (both
+    bases; the paid figures and what they rest on) run side by side, as polars lets go of the GIL."""
+    return await asyncio.to_thread(metrics_for_lines, lines, scope, basis=basis, periods=kind, digest=digest)
 
 
 def paid_periods(facts: list[PaidFacts]) -> list[PaidPeriod]:

@@ -3,7 +3,9 @@ figures checked by hand and against the pure engine; CSV and XLSX read back and 
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 from typing import Any
 
 import openpyxl
@@ -14,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
 from procurement.errors import DomainError, NotFound
+from procurement.metrics import lines as lines_module
 from procurement.metrics.lines import Scope, lines_frame, resolve_scope
+from procurement.metrics.service import compute_bases
 from procurement.organisations.groups import seed_groups
 from procurement.organisations.seed import seed_anchors
 from socialvalue.metrics import compute_metrics
@@ -169,6 +173,40 @@ async def test_anchor_figures_by_hand_and_against_the_engine(app_client: Any, se
     # B's £3,000 runs 1 Jul 2025 - 30 Jun 2026: 274 of its 365 days fall in 2025/26 (its Birmingham share is
     # £1,000 -> floor(100000 x 274 / 365) = 75068 (+1p largest remainder), London £2,000 -> 150137).
     assert year_total == 100000 + 75068 + 150137 or year_total == 100000 + 75069 + 150137
+
+
+async def test_the_engine_leaves_the_event_loop_free(
+    app_client: Any, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine runs in worker threads (both bases side by side), so a cold answer (hundreds of milliseconds for
+    a large scope) holds up no other request on the server's event loop. The engine is held mid-computation here;
+    run on the loop, it would hold the loop until it ends."""
+    w = await _world(session, app_client)
+    started, release = threading.Event(), threading.Event()
+    engine = lines_module.compute_metrics
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        release.wait(5)
+        return engine(*args, **kwargs)
+
+    monkeypatch.setattr(lines_module, "compute_metrics", held)
+    # The same lines on the other backend were computed already: their figures would come from the engine's memo.
+    monkeypatch.setattr(lines_module, "_results", type(lines_module._results)(32))
+    scope = await resolve_scope(session, anchor_id=w["bcc"].id)
+    asked = asyncio.create_task(compute_bases(session, scope, "quarter", "2025Q1", None))
+    for _ in range(500):
+        if started.is_set():
+            break
+        await asyncio.sleep(0.01)
+    assert started.is_set(), "the engine was not reached"
+    await asyncio.sleep(0.05)  # the loop goes on meanwhile
+    assert not asked.done(), "the loop waited for the engine"
+    release.set()
+    awarded, spread = await asked
+    assert (awarded.result.basis, spread.result.basis) == ("awarded", "spread")
+    summary = awarded.result.summary.filter(pl.col("period") == "2025Q1")
+    assert summary["total_pence"].to_list() == [400000]
 
 
 async def test_group_is_the_sum_of_its_members(app_client: Any, session: AsyncSession) -> None:

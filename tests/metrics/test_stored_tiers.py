@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from procurement import models as m
 from procurement.imports.runs import run_file_import
 from procurement.imports.service import CONTRACTS_FINDER
+from procurement.metrics import linecache
 from procurement.metrics.cache import ANSWERS
 from procurement.metrics.lines import lines_with_details
 from procurement.metrics.paid import payment_lines_with_details
 from procurement.metrics.schemas import Metrics
 from procurement.metrics.service import NOTES, _compute, basis_metrics, scope_ref
 from procurement.organisations.seed import seed_anchors
-from procurement.settings import get_settings
 from procurement.spend.service import import_spend_file
 from procurement.suppliers.tiers import TIER_COLUMNS, refresh_tiers
 from tests.conftest import Database
@@ -44,7 +44,9 @@ async def _stored(session: Any) -> list[tuple[Any, ...]]:
 async def _from_scratch(db: Database, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each question answered after reclassifying everything and rebuilding every tier, in a transaction that is
     rolled back; checks on the way that the stored tiers and the old per-request tiers agree."""
-    shutil.rmtree(get_settings().cache_dir or "", ignore_errors=True)  # the lines read afresh, not from their copy
+    # The lines read afresh, not from their copy; only this database's copies: the cache folder is shared by the
+    # test workers, and removing it whole took other tests' copies from under them.
+    shutil.rmtree(linecache.folder(db.engine.url.render_as_string(hide_password=True)), ignore_errors=True)
     maker = async_sessionmaker(db.engine, expire_on_commit=False)
     async with maker() as s:
         anchors = list((await s.scalars(select(m.Organisation.id).order_by(m.Organisation.id))).all())
