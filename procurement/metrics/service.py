@@ -7,11 +7,13 @@ value whose status is known) beside them. A share whose coverage is below the th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import polars as pl
 from sqlalchemy import select
@@ -65,6 +67,7 @@ BASIS_LABELS = {
 
 
 NAMED_SUPPLIERS_MAX = 5
+T = TypeVar("T")
 
 
 def basis_label(basis: str, *, influenceable: bool = False) -> str:
@@ -549,8 +552,10 @@ async def compute_bases(
         key = key + b":influenceable" if key is not None and influenceable else key
         result, facts = await asyncio.gather(
             _off_loop(details, scope, "paid", kind, key),
-            asyncio.to_thread(
-                paid_facts, every, periods=kind, influenceable=influenceable, wanted=[period] if period else None
+            _in_engine_thread(
+                partial(
+                    paid_facts, every, periods=kind, influenceable=influenceable, wanted=[period] if period else None
+                )
             ),
         )
         return [Computed(result, details, facts, influenceable)]
@@ -569,7 +574,16 @@ async def compute_bases(
 async def _off_loop(lines: pl.DataFrame, scope: Scope, basis: str, kind: str, digest: bytes | None) -> MetricsResult:
     """The engine in a worker thread: other requests go on meanwhile, and computations asked for together (both
     bases; the paid figures and what they rest on) run side by side, as polars lets go of the GIL."""
-    return await asyncio.to_thread(metrics_for_lines, lines, scope, basis=basis, periods=kind, digest=digest)
+    return await _in_engine_thread(partial(metrics_for_lines, lines, scope, basis=basis, periods=kind, digest=digest))
+
+
+# Two: the computations of one answer that run side by side. More would only hold more memory at once (a large
+# scope's computation takes hundreds of megabytes), as polars already spreads each over every core; others wait.
+_ENGINE_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="metrics-engine")
+
+
+async def _in_engine_thread(work: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_ENGINE_THREADS, work)
 
 
 def paid_periods(facts: list[PaidFacts]) -> list[PaidPeriod]:
