@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import polars as pl
 from sqlalchemy import select, text
@@ -23,6 +25,7 @@ from socialvalue.metrics import INPUT_SCHEMA, Basis, MetricsResult, PeriodKind, 
 
 ALL_KEY = "all"
 _results: Memo[MetricsResult] = Memo(32)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -477,3 +480,29 @@ def metrics_for_lines(
             inputs, basis=basis_value, scopes={scope.key: anchors}, periods=period_value, top_n=top_n
         ),
     )
+
+
+async def metrics_off_loop(
+    lines: pl.DataFrame,
+    scope: Scope,
+    *,
+    basis: str,
+    periods: str = "quarter",
+    top_n: int = 20,
+    digest: bytes | None = None,
+) -> MetricsResult:
+    """``metrics_for_lines`` in an engine thread: a request's event loop goes on serving others meanwhile (a large
+    scope's figures take hundreds of milliseconds), and computations asked for together run side by side, as polars
+    lets go of the GIL."""
+    work = partial(metrics_for_lines, lines, scope, basis=basis, periods=periods, top_n=top_n, digest=digest)
+    return await in_engine_thread(work)
+
+
+# Two: the computations of one answer that run side by side (both bases; the paid figures and what they rest on).
+# More would only hold more memory at once (a large scope's computation takes hundreds of megabytes), as polars
+# already spreads each over every core; others wait.
+_ENGINE_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="metrics-engine")
+
+
+async def in_engine_thread(work: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_ENGINE_THREADS, work)

@@ -7,13 +7,12 @@ value whose status is known) beside them. A share whose coverage is below the th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import polars as pl
 from sqlalchemy import select
@@ -25,10 +24,11 @@ from procurement.errors import DomainError, InvalidInput
 from procurement.metrics.lines import (
     EXTRA_SCHEMA,
     Scope,
+    in_engine_thread,
     keyed_lines,
     lines_digest,
     lines_with_details,
-    metrics_for_lines,
+    metrics_off_loop,
     resolve_scope,
 )
 from procurement.metrics.paid import (
@@ -67,7 +67,6 @@ BASIS_LABELS = {
 
 
 NAMED_SUPPLIERS_MAX = 5
-T = TypeVar("T")
 
 
 def basis_label(basis: str, *, influenceable: bool = False) -> str:
@@ -118,7 +117,7 @@ async def scope_metrics(
     if influenceable and basis != "paid":
         raise DomainError("influenceable=true needs basis=paid: only payment lines name their payees.")
     lines = await scope_lines(session, scope, basis=basis, influenceable=influenceable)
-    return metrics_for_lines(lines, scope, basis=basis, periods=periods, top_n=top_n)
+    return await metrics_off_loop(lines, scope, basis=basis, periods=periods, top_n=top_n)
 
 
 def pounds(pence: int | None) -> str:
@@ -551,8 +550,8 @@ async def compute_bases(
         # The copies' tokens name every line; the influenceable view is a part of them, so another key.
         key = key + b":influenceable" if key is not None and influenceable else key
         result, facts = await asyncio.gather(
-            _off_loop(details, scope, "paid", kind, key),
-            _in_engine_thread(
+            metrics_off_loop(details, scope, basis="paid", periods=kind, digest=key),
+            in_engine_thread(
                 partial(
                     paid_facts, every, periods=kind, influenceable=influenceable, wanted=[period] if period else None
                 )
@@ -567,23 +566,10 @@ async def compute_bases(
     else:
         lines = await scope_lines(db_session, scope, basis="awarded", detailed=detailed)
     bases = [basis] if basis else ["awarded", "spread"]
-    results = await asyncio.gather(*(_off_loop(lines, scope, b, kind, digest) for b in bases))
+    results = await asyncio.gather(
+        *(metrics_off_loop(lines, scope, basis=b, periods=kind, digest=digest) for b in bases)
+    )
     return [Computed(result, lines) for result in results]
-
-
-async def _off_loop(lines: pl.DataFrame, scope: Scope, basis: str, kind: str, digest: bytes | None) -> MetricsResult:
-    """The engine in a worker thread: other requests go on meanwhile, and computations asked for together (both
-    bases; the paid figures and what they rest on) run side by side, as polars lets go of the GIL."""
-    return await _in_engine_thread(partial(metrics_for_lines, lines, scope, basis=basis, periods=kind, digest=digest))
-
-
-# Two: the computations of one answer that run side by side. More would only hold more memory at once (a large
-# scope's computation takes hundreds of megabytes), as polars already spreads each over every core; others wait.
-_ENGINE_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="metrics-engine")
-
-
-async def _in_engine_thread(work: Callable[[], T]) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_ENGINE_THREADS, work)
 
 
 def paid_periods(facts: list[PaidFacts]) -> list[PaidPeriod]:

@@ -23,7 +23,7 @@ from procurement import clock
 from procurement import models as m
 from procurement.auth import Principal
 from procurement.errors import Forbidden, InvalidInput
-from procurement.metrics.lines import Scope, metrics_for_lines, resolve_scope
+from procurement.metrics.lines import Scope, metrics_off_loop, resolve_scope
 from procurement.metrics.schemas import PeriodMetrics
 from procurement.metrics.service import _rows, parse_period, period_metrics, scope_lines
 from socialvalue.metrics import CATEGORIES, TIERS, MetricsResult
@@ -180,15 +180,16 @@ class Dashboard:
 async def dashboard(session: AsyncSession, selection: Selection) -> Dashboard:
     scope = await resolve_scope(session, anchor_id=selection.anchor_id, group=selection.group)
     details = await scope_lines(session, scope, basis=selection.basis)
-    by_quarter = metrics_for_lines(details, scope, basis=selection.basis, periods="quarter")
+    by_quarter = await metrics_off_loop(details, scope, basis=selection.basis, periods="quarter")
     summary = by_quarter.summary.filter((pl.col("scope") == scope.key) & (pl.col("lines") > 0))
     quarters = sorted(summary["period"].to_list(), reverse=True)
     years = sorted({financial_year_label(quarter_index(q) // 4) for q in quarters}, reverse=True)
     period = selection.period or (quarters[0] if quarters else quarter_of(clock.now().date()))
     kind = parse_period(period)
-    result = (
-        by_quarter if kind == "quarter" else metrics_for_lines(details, scope, basis=selection.basis, periods="year")
-    )
+    if kind == "quarter":
+        result = by_quarter
+    else:
+        result = await metrics_off_loop(details, scope, basis=selection.basis, periods="year")
     (metrics,) = period_metrics(result, scope.key, [period])
     last = quarter_index(period) if kind == "quarter" else parse_financial_year(period) * 4 + 3
     trend_labels = [quarter_from_index(i) for i in range(last - TREND_QUARTERS + 1, last + 1)]
