@@ -12,6 +12,10 @@ process ends, however it ends (SIGKILL included), so "not held" means "dead" wit
 correct for several processes on one machine, which is what SQLite itself supports; the file is never deleted
 (deleting it would let two processes lock two different files of the same name).
 
+A killed holder's PostgreSQL session lasts until the server notices its closed connection (at once when idle,
+when its statement ends when busy); a holder naming a process of this host that no longer exists is therefore
+waited for (up to ORPHAN_SECONDS) rather than reported as live.
+
 Either way a run whose process died no longer holds the lock, so the next holder marks its ``running`` rows
 as interrupted and they can be resumed; a run found ``running`` while the lock is held is live.
 """
@@ -40,6 +44,9 @@ from procurement.models import RunStatus
 
 # How often a waiting import looks again.
 POLL_SECONDS = 0.5
+# A killed holder's PostgreSQL session outlives its process until the server notices the closed connection
+# (once the statement it was running ends): how long a holder of this host whose process is gone is waited for.
+ORPHAN_SECONDS = 30.0
 DIED = "the importing process stopped without finishing (found when the next import of this source started)"
 
 
@@ -124,11 +131,7 @@ class _FileLock:
         A holder empties the file when it lets go; one killed leaves its pid behind, so a pid of this host that
         no longer exists is no holder."""
         holder = self._named()
-        if holder is None or holder.pid is None:
-            return holder
-        if holder.host == _host() and not _alive(holder.pid):
-            return None
-        return holder
+        return None if _gone(holder) else holder
 
     def _named(self) -> Holder | None:
         try:
@@ -181,6 +184,23 @@ async def advisory_holder(conn: AsyncConnection | AsyncSession, key: int) -> Hol
         fields.get("host") or None,
         row[1],
     )
+
+
+def _gone(holder: Holder | None) -> bool:
+    """A holder named by a process of this host that no longer exists: its lock is on its way out."""
+    return holder is not None and holder.pid is not None and holder.host == _host() and not _alive(holder.pid)
+
+
+async def _acquire(backend: _Backend) -> bool:
+    """Take the lock if nobody live holds it, waiting out the session a killed process of this host left."""
+    if await backend.try_acquire():
+        return True
+    deadline = asyncio.get_running_loop().time() + ORPHAN_SECONDS
+    while _gone(await backend.holder()) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+        if await backend.try_acquire():
+            return True
+    return False
 
 
 def _alive(pid: int) -> bool:
@@ -298,7 +318,7 @@ async def _with_started_at(engine: AsyncEngine, holder: Holder) -> Holder:
 async def current_holder(engine: AsyncEngine, source: str) -> Holder | None:
     """Who holds the source's lock now, or None when nobody does (so no run of it is live)."""
     backend = _backend(engine, source)
-    if await backend.try_acquire():
+    if await _acquire(backend):
         await backend.release()
         return None
     holder = await backend.holder()
@@ -320,7 +340,8 @@ async def holder_now(session: AsyncSession, source: str) -> Holder | None:
     neither write nor make a starting import think the source is busy). None: nobody, so no run of it is live."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        return await advisory_holder(session, _advisory_key(source))
+        holder = await advisory_holder(session, _advisory_key(source))
+        return None if _gone(holder) else holder
     database = bind.engine.url.database
     if not database or database == ":memory:" or database.startswith("file::memory:"):
         return Holder()  # a private in-memory database: whatever runs in it is this process, alive
@@ -352,7 +373,7 @@ async def import_lock(
     """
     backend = _backend(engine, source)
     told = False
-    while not await backend.try_acquire():
+    while not await _acquire(backend):
         holder = await backend.holder()
         for _ in range(20):  # the holder writes its name just after taking the lock: give it a moment
             if holder is None or holder.pid is not None:

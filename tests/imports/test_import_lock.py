@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,9 +17,10 @@ from typing import IO, Any
 import pytest
 from advanced_alchemy.base import metadata_registry
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from procurement import models as m
-from procurement.imports.locks import current_holder
+from procurement.imports.locks import current_holder, holder_now, import_lock
 from procurement.imports.runs import run_file_import
 from procurement.imports.service import CONTRACTS_FINDER
 from tests.conftest import Database, _empty_tables
@@ -209,3 +211,54 @@ async def test_killed_import_is_found_dead_and_resumed(db: Database) -> None:
     assert second.resumed_from_id == first.id
     assert diff(clean, await snapshot(db.engine)) == {}
     assert await _counts(db) == clean_counts
+
+
+# Holds the source's lock as an import does, then keeps its PostgreSQL session busy (the statement a killed
+# import was running when it died), so the server only notices the dead client when the statement ends.
+_LINGERING_HOLDER = """
+import asyncio, sys, time
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from procurement.imports.locks import _backend
+
+async def main() -> None:
+    engine = create_async_engine(sys.argv[1])
+    lock = _backend(engine, "contracts_finder")
+    assert await lock.try_acquire()
+    await lock.claim(None)
+    print("held", flush=True)
+    if engine.dialect.name == "postgresql":
+        await lock.conn.execute(text("SELECT pg_sleep(3)"))
+    time.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_holders_lingering_session_is_waited_for_not_reported(
+    db: Database, session: AsyncSession
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", _LINGERING_HOLDER, db.url],
+        env=cli_env(db.url),
+        cwd=REPO_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "held"
+        held = await current_holder(db.engine, CONTRACTS_FINDER)
+        assert held is not None
+        assert held.pid == process.pid
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # Pages and the API read the holder without waiting: a dead process of this host holds nothing.
+    assert await holder_now(session, CONTRACTS_FINDER) is None
+    # Taking the lock waits for the server to end the dead process's session, rather than refusing.
+    assert await current_holder(db.engine, CONTRACTS_FINDER) is None
+    async with import_lock(db.engine, CONTRACTS_FINDER):
+        pass
