@@ -193,14 +193,16 @@ def _gone(holder: Holder | None) -> bool:
 
 async def _acquire(backend: _Backend) -> bool:
     """Take the lock if nobody live holds it, waiting out the session a killed process of this host left."""
-    if await backend.try_acquire():
-        return True
     deadline = asyncio.get_running_loop().time() + ORPHAN_SECONDS
-    while _gone(await backend.holder()) and asyncio.get_running_loop().time() < deadline:
+    while not await backend.try_acquire():
+        holder = await backend.holder()
+        if holder is not None and not _gone(holder):
+            return False
+        # Here the holder is a dead process's session, or none (let go since we tried, or ending as we looked).
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
         await asyncio.sleep(0.05)
-        if await backend.try_acquire():
-            return True
-    return False
+    return True
 
 
 def _alive(pid: int) -> bool:

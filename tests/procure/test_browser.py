@@ -16,16 +16,13 @@ import pytest
 from tests.procure.test_returns import PDF
 from tests.procure.test_upload import csv_bytes, register
 from tests.support.browser import (
-    DESKTOP,
     assert_local_only,
     assert_title,
     chromium,
-    horizontal_overflow,
     new_context,
-    run_axe,
 )
 from tests.support.cli import localvalue
-from tests.workspace.test_browser import PHONE, invite, set_password_and_sign_in, site
+from tests.workspace.test_browser import check_page, invite, set_password_and_sign_in, site
 
 __all__ = ["site"]  # the shared server fixture: seeded anchors, the sample imported and classified
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -35,18 +32,6 @@ async def follow(page: Any, target: Any) -> None:
     """Click a link or submit button and wait for the page it leads to (the machine may be slow)."""
     async with page.expect_navigation():
         await target.click()
-
-
-async def check_page(page: Any, label: str) -> None:
-    """axe at desktop and phone widths (once the header has re-flowed its menu), and no sideways scrolling."""
-    for width in (DESKTOP, PHONE):
-        await page.set_viewport_size({"width": width, "height": 900})
-        await page.wait_for_timeout(400)  # the NHS.UK header moves overflowing menu items after a resize
-        result = await run_axe(page)
-        assert not result.violations, f"{label} at {width}px: {result.summary()}"
-    overflow = await horizontal_overflow(page)
-    assert not overflow, f"{label} scrolls sideways at {PHONE}px:\n  " + "\n  ".join(overflow)
-    await page.set_viewport_size({"width": DESKTOP, "height": 900})
 
 
 async def match_columns_once(page: Any, base: str) -> None:
