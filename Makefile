@@ -61,7 +61,10 @@ typecheck: install
 # Two workers: the suite is mostly waiting on databases, subprocesses and Chromium, so both cores stay busy
 # (a third made a whole CI run no shorter).
 # worksteal: the slow modules run first (tests/conftest.py) and an idle worker takes half of the other's queue.
+# compileall: the suite starts a few hundred processes (servers, commands), each importing the service; where
+# PYTHONDONTWRITEBYTECODE is set (as on CI) nothing caches their bytecode, and compiling it costs each about a second.
 pytest: install postgres browser
+	$(BIN)/python -m compileall -q -j 0 $(PACKAGES) tests migrations
 	$(BIN)/pytest -n 2 --dist worksteal
 
 # Lint and type-check run beside the suite, on the time its workers spend waiting; any failure fails `make test`.
