@@ -6,7 +6,10 @@ Suppliers are drawn uniformly by default (the worst case: almost every anchor x 
 new). "zipf" draws them with probability proportional to 1/rank, closer to real procurement, where a few
 suppliers hold many contracts.
 Prints wall and CPU (user + system) time per basis and the peak resident set size of the process (polars
-allocates outside Python, so tracemalloc would not see it). --phases also prints, per basis, the wall and CPU
+allocates outside Python, so tracemalloc would not see it), and the ratio of both bases' time to a floor timed in
+the same run: polars summing each basis's value per anchor and quarter in one group-by (the spread basis over each
+line's quarters, not split by day), the least any engine does on these lines, so that the ratio can be compared
+across machines where the seconds cannot. --phases also prints, per basis, the wall and CPU
 time of each step compute_metrics calls directly.
 result.lines (one row per line and quarter, for downloads) is built on first use, so it is not read here.
 """
@@ -83,6 +86,31 @@ def synthesise(n: int, suppliers: str = "uniform") -> pl.DataFrame:
     return frame.select(pl.col(name).cast(dtype) for name, dtype in INPUT_SCHEMA.items())
 
 
+def floor_seconds(lines: pl.DataFrame) -> float:
+    """Wall time of the floor (see the module docstring): both bases' value per anchor and quarter, one group-by
+    each, best of 3."""
+
+    def quarter(day: str) -> pl.Expr:
+        return pl.col(day).dt.year().cast(pl.Int32) * 4 + pl.col(day).dt.quarter().cast(pl.Int32)
+
+    valued = lines.lazy().filter(pl.col("value_pence").is_not_null())
+    awarded = valued.group_by("anchor_id", q=quarter("award_date")).agg(pl.col("value_pence").sum())
+    spread = (
+        valued.filter(pl.col("start_date") <= pl.col("end_date"))
+        .select("anchor_id", "value_pence", q=pl.int_ranges(quarter("start_date"), quarter("end_date") + 1))
+        .explode("q")
+        .group_by("anchor_id", "q")
+        .agg(pl.col("value_pence").sum())
+    )
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for query in (awarded, spread):
+            query.collect()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def cpu_seconds() -> float:
     """User + system CPU of this process, all threads: wall time alone misleads when other work shares the cores."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -145,6 +173,11 @@ def main() -> None:
             print(f"    {'(the rest)':24s} {rest_wall:.3f} s wall, {rest_cpu:.3f} s CPU")
             steps.clear()
     print(f"both bases, every anchor + 'all', quarterly: {total:.2f} s wall, {total_cpu:.2f} s CPU")
+    floor = floor_seconds(lines)
+    print(
+        f"floor (polars: each basis's value per anchor and quarter, one group-by): {floor:.2f} s wall; "
+        f"both bases {total / floor:.2f}x the floor"
+    )
     t0, c0 = time.perf_counter(), cpu_seconds()
     compute_metrics(lines, basis="spread", periods="year")
     print(f"spread   year:    {time.perf_counter() - t0:.2f} s wall, {cpu_seconds() - c0:.2f} s CPU")
