@@ -28,8 +28,9 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,14 +255,50 @@ def copy_later(url: URL, found: Found, read_every: Callable[[AsyncSession], Awai
     """Writes the missing copy in the background, once per process: the request that found it missing has read its
     own rows already, at the cost it had before there were copies (reading every row costs more). A thread of
     its own, with its own event loop and connection, so decoding every line never holds up a request's loop, started
-    a little later (``WRITE_AFTER_S``). ``read_every`` returns None when the copy may not be written (it would
-    hold what must be judged on each read); this process does not try that copy again."""
+    a little later (``WRITE_AFTER_S``) and once no figures are being worked out here (``working_out``).
+    ``read_every`` returns None when the copy may not be written (it would hold what must be judged on each read);
+    this process does not try that copy again."""
     path, current = found.missing, found.token
     if path is None or current is None or path in _writing or path in _unwritable:
         return
     _writing.add(path)
     writing = _write(url, found.kind, path, current, read_every)
     threading.Thread(target=asyncio.run, args=(writing,), name=f"{found.kind.prefix}copy", daemon=True).start()
+
+
+# Figures being worked out in this process (``working_out``). A copy waits for them to end before it reads every
+# line, so the request that found the copy missing (the first after an import or an edit) does not share the cores
+# with it: on every anchor's figures, the copy's read started during the request cost it about a third more. It
+# waits IDLE_WAIT_S at most: under steady load, every request would go on reading from the database.
+IDLE_WAIT_S = 30.0
+
+
+class _Working:
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+
+_working = _Working()
+
+
+@contextlib.contextmanager
+def working_out() -> Iterator[None]:
+    """Marks figures being worked out here, for as long as the block runs (see ``_working``)."""
+    with _working.lock:
+        _working.count += 1
+    try:
+        yield
+    finally:
+        with _working.lock:
+            _working.count -= 1
+
+
+async def _idle() -> None:
+    """Until no figures are being worked out in this process, or IDLE_WAIT_S have passed."""
+    deadline = time.monotonic() + IDLE_WAIT_S
+    while _working.count and time.monotonic() < deadline:  # noqa: ASYNC110 (emptied by the requests' threads)
+        await asyncio.sleep(0.05)
 
 
 async def others_written(*made_of: Kind) -> None:
@@ -287,6 +324,7 @@ async def _write(
     read_every: Callable[[AsyncSession], Awaitable[pl.DataFrame | None]],
 ) -> None:
     await asyncio.sleep(WRITE_AFTER_S)
+    await _idle()
     engine = make_engine(url.render_as_string(hide_password=False))
     try:
         async with AsyncSession(bind=engine) as session:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from procurement import models as m
 from procurement.bulk import among
 from procurement.errors import DomainError, InvalidInput
+from procurement.metrics import linecache
 from procurement.metrics.lines import (
     EXTRA_SCHEMA,
     Scope,
@@ -535,10 +536,24 @@ async def compute_bases(
 ) -> list[Computed]:
     """Awarded and spread when no basis is asked for (paid only when asked: it rests on other data).
     ``detailed``: the lines keep what only the rows behind the figures show (titles, tier evidence)."""
-    from procurement.metrics.paid import paid_facts
-
     if influenceable and basis != "paid":
         raise InvalidInput("influenceable=true needs basis=paid: only payment lines name their payees.")
+    # A copy of the lines found missing here is written once these figures are out (``linecache.working_out``).
+    with linecache.working_out():
+        return await _compute_bases(db_session, scope, kind, period, basis, influenceable, detailed)
+
+
+async def _compute_bases(
+    db_session: AsyncSession,
+    scope: Scope,
+    kind: str,
+    period: str | None,
+    basis: str | None,
+    influenceable: bool,
+    detailed: bool,
+) -> list[Computed]:
+    from procurement.metrics.paid import paid_facts
+
     if basis == "paid":
         key: bytes | None = None
         if scope.anchor_ids:

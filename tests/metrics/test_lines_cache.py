@@ -5,6 +5,7 @@ lines alone (an override, a local area) keeps the copy."""
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 from typing import Any
 
@@ -119,3 +120,29 @@ def test_a_held_copy_is_the_copy_at_its_path_and_only_the_current_one_is_held(tm
     with pytest.raises(FileNotFoundError):
         linecache.held(linecache.PAID, first)  # no longer held, and gone from disk
     assert linecache.held(linecache.PAID, second)["line_id"].to_list() == [9]
+
+
+async def test_a_missing_copy_waits_for_the_figures_being_worked_out(
+    db: Database, session: Any, app_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request that finds a copy missing is not made to share the cores with the copy's read of every line:
+    the copy is written once no figures are being worked out in the process, and /metrics marks its own."""
+    place = await make_place(session)
+    await post_contract(app_client, place)
+    monkeypatch.setattr(linecache, "WRITE_AFTER_S", 0.0)
+    maker = async_sessionmaker(db.engine, expire_on_commit=False)
+    with linecache.working_out():
+        async with maker() as s:
+            assert await copy_of(s, linecache.LINES) is None
+            await lines_module._line_rows(s, [place.bcc], detailed=False)  # finds it missing: read from the tables
+        await asyncio.sleep(0.5)
+        assert linecache._writing, "the copy should be waiting to be written"
+        async with maker() as s:
+            assert await copy_of(s, linecache.LINES) is None, "no copy while figures are being worked out"
+    await asyncio.wait_for(linecache.written(), timeout=10)
+    async with maker() as s:
+        assert await copy_of(s, linecache.LINES) is not None
+
+    r = await app_client.get("/metrics", params={"anchor_id": place.bcc}, headers=place.reviewer)
+    assert r.status_code == 200, r.text
+    assert linecache._working.count == 0, "a /metrics answer should leave no figures marked as being worked out"
