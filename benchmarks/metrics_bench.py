@@ -28,6 +28,7 @@ import polars as pl
 
 from socialvalue import metrics
 from socialvalue.metrics import CATEGORIES, INPUT_SCHEMA, TIERS, compute_metrics
+from socialvalue.periods import quarter_index_expr
 
 ANCHORS = 50
 SUPPLIERS = 60_000
@@ -90,8 +91,8 @@ def floor_seconds(lines: pl.DataFrame) -> float:
     """Wall time of the floor (see the module docstring): both bases' value per anchor and quarter, one group-by
     each, best of 3."""
 
-    def quarter(day: str) -> pl.Expr:
-        return pl.col(day).dt.year().cast(pl.Int32) * 4 + pl.col(day).dt.quarter().cast(pl.Int32)
+    def quarter(day: str) -> pl.Expr:  # the financial quarters the engine places value in
+        return quarter_index_expr(pl.col(day))
 
     valued = lines.lazy().filter(pl.col("value_pence").is_not_null())
     awarded = valued.group_by("anchor_id", q=quarter("award_date")).agg(pl.col("value_pence").sum())
