@@ -11,7 +11,9 @@ the same run: polars summing each basis's value per anchor and quarter in one gr
 line's quarters, not split by day), the least any engine does on these lines, so that the ratio can be compared
 across machines where the seconds cannot. --phases also prints, per basis, the wall and CPU
 time of each step compute_metrics calls directly.
-result.lines (one row per line and quarter, for downloads) is built on first use, so it is not read here.
+result.lines (one row per line and quarter, for downloads) is built on first use, so it is not read here;
+result.excluded (one row per excluded line, scope and period, for downloads and statements) likewise, and it is
+read only after the time is taken, for the count printed.
 """
 
 import functools

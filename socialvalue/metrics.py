@@ -121,7 +121,7 @@ class MetricsResult:
     anchors each scope holds and ``lines_for_scope`` gives the rows behind one scope's figures. Only
     downloads and statements read it, so it is built on first use and then kept.
     ``excluded`` is one row per excluded line, scope and period it would have fallen in (period null for
-    ``no_date``).
+    ``no_date``); likewise read only by downloads and statements, and built on first use.
     """
 
     basis: str
@@ -131,16 +131,20 @@ class MetricsResult:
     by_category: pl.DataFrame
     top_suppliers: pl.DataFrame
     by_cpv_division: pl.DataFrame
-    excluded: pl.DataFrame
     scope_anchors: pl.DataFrame
     _build_lines: Callable[[], pl.DataFrame] = field(repr=False, compare=False)
     _build_spans: Callable[[], pl.DataFrame] = field(repr=False, compare=False)
+    _build_excluded: Callable[[], pl.DataFrame] = field(repr=False, compare=False)
     # The included lines whose span touches the days from the first to before the second (``_lines_dated``).
     _build_dated: Callable[[date, date], pl.DataFrame] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def lines(self) -> pl.DataFrame:
         return self._build_lines()
+
+    @cached_property
+    def excluded(self) -> pl.DataFrame:
+        return self._build_excluded()
 
     @cached_property
     def _spans(self) -> pl.DataFrame:
@@ -233,22 +237,28 @@ def compute_metrics(
 
     facts, excluded_lines = _split(lines, basis, periods)
     # The exclusions and the new local suppliers are polars work that needs nothing else here: they run on a
-    # second thread while the numpy steps below, which hold one core, run on this one.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # second thread while the numpy steps below, which hold one core, run on this one. Steps that need only
+    # what is already made run beside each other too.
+    with ThreadPoolExecutor(max_workers=2) as pool:
         beside = pool.submit(_beside, facts, excluded_lines, scope_anchors, periods)
         codes = _Codes.of(facts, scope_anchors, periods)
         facts = _in_pair_order(facts, codes, basis)
+        line_keys = pool.submit(_line_keys, facts, codes, periods)
         rows = _period_rows(facts, basis, periods, codes)
-        keys = _line_keys(facts, codes, periods)
-        value_sums, cpv = _money_sums(rows, keys, codes, scope_anchors, basis)
+        keys = line_keys.result()
+        money = pool.submit(_money_sums, rows, keys, codes, scope_anchors, basis)
         grouped, dense = _supplier_rows(rows, keys, codes)
-        supplier_counts = _supplier_counts(keys, grouped, dense, codes)
+        counts = pool.submit(_supplier_counts, keys, grouped, dense, codes)
         top = _top_suppliers(rows, keys, grouped, dense, codes, top_n)
+        supplier_counts = counts.result()
+        value_sums, cpv = money.result()
         del rows, keys, grouped, dense
-        excluded, exclusion_counts, first_local = beside.result()
+        exclusion_counts, first_local = beside.result()
 
     span_keys = pl.Series([] if codes.periods == 0 else [codes.period_low, codes.period_low + codes.periods - 1])
-    grid = _period_grid(pl.concat([span_keys.cast(pl.Int64), excluded["period_key"]]), scope_anchors)
+    scoped = excluded_lines.filter(pl.col("anchor_id").is_in(scope_anchors["anchor_id"].implode()))
+    excluded_keys = pl.concat([scoped["first"], scoped["last"]]).drop_nulls()
+    grid = _period_grid(pl.concat([span_keys.cast(pl.Int64), excluded_keys.cast(pl.Int64)]), scope_anchors)
     names = (
         lines.lazy()
         .filter(pl.col("supplier_id").is_in(top["supplier_id"].unique().implode()))
@@ -308,20 +318,19 @@ def compute_metrics(
         by_category=by_category,
         top_suppliers=top,
         by_cpv_division=by_cpv,
-        excluded=_excluded_output(excluded, basis),
         scope_anchors=scope_anchors,
         _build_lines=lambda: _lines_frame(lines, basis, periods),
         _build_spans=lambda: _line_spans(lines, basis, periods),
+        _build_excluded=lambda: _excluded_output(_excluded_frame(excluded_lines, scope_anchors, periods), basis),
         _build_dated=lambda low, high: _lines_dated(lines, basis, low, high),
     )
 
 
 def _beside(
     facts: pl.DataFrame, excluded_lines: pl.DataFrame, scope_anchors: pl.DataFrame, periods: PeriodKind
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The excluded rows, their counts per scope and period, and the new local suppliers."""
-    excluded = _excluded_frame(excluded_lines, scope_anchors, periods)
-    return excluded, _exclusion_counts(excluded), _new_local_counts(facts, scope_anchors, periods)
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The excluded lines' counts per scope and period, and the new local suppliers."""
+    return _exclusion_counts(excluded_lines, scope_anchors), _new_local_counts(facts, scope_anchors, periods)
 
 
 def _scope_frame(lines: pl.DataFrame, scopes: Mapping[str, Sequence[int]] | None) -> pl.DataFrame:
@@ -749,36 +758,42 @@ def _spread_rows(spans: pl.DataFrame, quarter_base: int) -> pl.LazyFrame:
     r = np.empty(total, dtype=np.uint32)
     quarter = np.empty(total, dtype=np.int32)
     pence = np.empty(total, dtype=np.int64)
-    longest = max((b.row_high - b.row_low for b in blocks), default=0)
-    widest = max((b.stop - b.start for b in blocks), default=0)
-    line_buffer, o_buffer, at_buffer, a_buffer, b_buffer = (np.empty(longest, dtype=np.int64) for _ in range(5))
-    bump_buffer = np.empty(longest, dtype=np.bool_)
-    # per line of a block, the floor and the threshold of each length side by side, so that a row finds its own
-    # by one index
-    floors, thresholds = np.empty((widest, len(_LENGTHS)), np.int64), np.empty((widest, len(_LENGTHS)), np.int64)
-    for block in blocks:
-        lines, rows = slice(block.start, block.stop), slice(block.row_low, block.row_high)
-        size, width = block.row_high - block.row_low, block.stop - block.start
-        line = _runs(block, np.arange(width, dtype=np.int64), 0, line_buffer)
-        o = _runs(block, qs[lines], 1, o_buffer)
-        for i in range(len(_LENGTHS)):
-            floors[:width, i] = floor_of[i][lines]
-            thresholds[:width, i] = threshold_of[i][lines]
-        at = np.multiply(line, len(_LENGTHS), out=at_buffer[:size])
-        at += np.take(kind, o, out=a_buffer[:size], mode="clip")
-        # (mode "clip": with "raise", take writes to a temporary first; the indices are all in range)
-        part = np.take(floors[:width].ravel(), at, out=pence[rows], mode="clip")
-        bump = np.less(
-            np.take(earlier, o, out=a_buffer[:size], mode="clip"),
-            np.take(thresholds[:width].ravel(), at, out=b_buffer[:size], mode="clip"),
-            out=bump_buffer[:size],
-        )
-        np.add(part, bump, out=part)
-        part[block.heads] = first[lines]
-        several = block.n > 1
-        part[block.ends[several] - (block.row_low + 1)] = last[lines][several]
-        np.add(line, block.start, out=r[rows], casting="unsafe")
-        np.add(o, low - quarter_base, out=quarter[rows], casting="unsafe")
+
+    def fill(blocks: list[_Block]) -> None:
+        """The output rows of these blocks, in buffers of this call's own."""
+        longest = max((b.row_high - b.row_low for b in blocks), default=0)
+        widest = max((b.stop - b.start for b in blocks), default=0)
+        line_buffer, o_buffer, at_buffer, a_buffer, b_buffer = (np.empty(longest, dtype=np.int64) for _ in range(5))
+        bump_buffer = np.empty(longest, dtype=np.bool_)
+        # per line of a block, the floor and the threshold of each length side by side, so that a row finds its
+        # own by one index
+        floors = np.empty((widest, len(_LENGTHS)), np.int64)
+        thresholds = np.empty((widest, len(_LENGTHS)), np.int64)
+        for block in blocks:
+            lines, rows = slice(block.start, block.stop), slice(block.row_low, block.row_high)
+            size, width = block.row_high - block.row_low, block.stop - block.start
+            line = _runs(block, np.arange(width, dtype=np.int64), 0, line_buffer)
+            o = _runs(block, qs[lines], 1, o_buffer)
+            for i in range(len(_LENGTHS)):
+                floors[:width, i] = floor_of[i][lines]
+                thresholds[:width, i] = threshold_of[i][lines]
+            at = np.multiply(line, len(_LENGTHS), out=at_buffer[:size])
+            at += np.take(kind, o, out=a_buffer[:size], mode="clip")
+            # (mode "clip": with "raise", take writes to a temporary first; the indices are all in range)
+            part = np.take(floors[:width].ravel(), at, out=pence[rows], mode="clip")
+            bump = np.less(
+                np.take(earlier, o, out=a_buffer[:size], mode="clip"),
+                np.take(thresholds[:width].ravel(), at, out=b_buffer[:size], mode="clip"),
+                out=bump_buffer[:size],
+            )
+            np.add(part, bump, out=part)
+            part[block.heads] = first[lines]
+            several = block.n > 1
+            part[block.ends[several] - (block.row_low + 1)] = last[lines][several]
+            np.add(line, block.start, out=r[rows], casting="unsafe")
+            np.add(o, low - quarter_base, out=quarter[rows], casting="unsafe")
+
+    _in_halves(fill, blocks)
     return pl.LazyFrame({"r": r, "q": quarter, "allocated_pence": pence}, schema=schema)
 
 
@@ -1069,6 +1084,19 @@ def _line_blocks(count: npt.NDArray[np.int64]) -> list[_Block]:
         blocks.append(_Block(start, stop, row_low, row_high, n, ends[start:stop]))
         start, row_low = stop, row_high
     return blocks
+
+
+def _in_halves(work: Callable[[list[_Block]], None], blocks: list[_Block]) -> None:
+    """``work`` on the first half of the blocks in a second thread and on the rest in this one: its numpy steps let
+    go of the GIL, and the other core is mostly idle meanwhile."""
+    if len(blocks) < 4:
+        work(blocks)
+        return
+    half = len(blocks) // 2
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        done = pool.submit(work, blocks[:half])
+        work(blocks[half:])
+        done.result()
 
 
 _Int = TypeVar("_Int", np.int64, np.int32)
@@ -1965,13 +1993,21 @@ def _period_grid(keys: pl.Series, scope_anchors: pl.DataFrame) -> pl.DataFrame:
     return scopes.join(pl.DataFrame({"period_key": pl.int_range(low, high + 1, eager=True)}), how="cross")
 
 
-def _exclusion_counts(excluded: pl.DataFrame) -> pl.DataFrame:
-    placed = excluded.filter(pl.col("period_key").is_not_null())
-    return placed.group_by(_KEY).agg(
-        pl.col("line_id").filter(pl.col("reason") == r).n_unique().cast(pl.Int64).alias(f"excluded_{r}_lines")
-        for r in EXCLUSION_REASONS
-        if r != "no_date"
+def _exclusion_counts(excluded_lines: pl.DataFrame, scope_anchors: pl.DataFrame) -> pl.DataFrame:
+    """Excluded lines per scope, period and reason (``no_date`` lines have no period), counted per anchor and
+    summed to scopes: the rows of ``MetricsResult.excluded`` (a scope's names and period labels on every line and
+    period) are not needed for this."""
+    reasons = [r for r in EXCLUSION_REASONS if r != "no_date"]
+    per_anchor = (
+        excluded_lines.lazy()
+        .filter(pl.col("first").is_not_null())
+        .select("anchor_id", "reason", period_key=pl.int_ranges("first", pl.col("last") + 1))
+        .explode("period_key")
+        .group_by("anchor_id", "period_key")
+        .agg((pl.col("reason") == r).sum().cast(pl.Int64).alias(f"excluded_{r}_lines") for r in reasons)
     )
+    counts = [pl.col(f"excluded_{r}_lines").sum() for r in reasons]
+    return _to_scopes(per_anchor, scope_anchors, ["period_key"], counts).collect()
 
 
 def _tier_col(tier: str) -> str:

@@ -28,7 +28,11 @@ def pipeline(
 
 
 @pytest.mark.parametrize(("seed", "suppliers"), [(1, 40), (2, 2000), (3, 300)])
-def test_spread_rows_are_the_largest_remainder_split(seed: int, suppliers: int) -> None:
+@pytest.mark.parametrize("row_block", [64, 1 << 16])  # many blocks, shared out between two threads; one block
+def test_spread_rows_are_the_largest_remainder_split(
+    seed: int, suppliers: int, row_block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metrics, "_ROW_BLOCK", row_block)
     facts, *_ = pipeline(with_credit_notes(random_lines(3000, seed, suppliers)), "spread", "quarter")
     rows = (
         metrics._spread_rows(facts, 0)
