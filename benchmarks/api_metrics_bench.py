@@ -113,8 +113,8 @@ def _world(lines: int) -> dict[str, pl.DataFrame]:
         pl.DataFrame({"id": supplier_ids})
         .with_columns(
             kind=pick(1, 10),
-            anchor_lad=pl.lit(anchor_lads["lad_code"]).get(pick(2, ANCHORS)),
-            any_lad=pl.lit(every_lad["lad_code"]).get(pick(3, every_lad.height)),
+            anchor_lad=pl.lit(anchor_lads["lad_code"]).gather(pick(2, ANCHORS)),
+            any_lad=pl.lit(every_lad["lad_code"]).gather(pick(3, every_lad.height)),
         )
         .with_columns(
             lad_code=pl.when(pl.col("kind") < 3)
@@ -130,7 +130,7 @@ def _world(lines: int) -> dict[str, pl.DataFrame]:
             how="left",
         )
         .with_columns(
-            category=pl.lit(pl.Series(["sme", "sme", "large", "charity", "cic", "unknown"])).get(pick(4, 6)),
+            category=pl.lit(pl.Series(["sme", "sme", "large", "charity", "cic", "unknown"])).gather(pick(4, 6)),
             sme=pl.when(pick(5, 5) == 0).then(None).otherwise(pick(6, 2) == 0),
             vcse=pl.when(pick(7, 5) == 0).then(None).otherwise(pick(8, 4) == 0),
             social_enterprise=pl.when(pick(9, 3) == 0).then(None).otherwise(pick(10, 6) == 0),

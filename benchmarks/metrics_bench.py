@@ -75,8 +75,8 @@ def synthesise(n: int, suppliers: str = "uniform") -> pl.DataFrame:
         cpv_code=pl.when(rnd(17, 30) == 0)
         .then(None)
         .otherwise(pl.format("{}000000", (rnd(18, 90) + 10).cast(pl.String))),
-        tier=pl.lit(pl.Series(TIERS)).get(rnd(19, len(TIERS))),
-        category=pl.lit(pl.Series(CATEGORIES)).get(rnd(20, len(CATEGORIES))),
+        tier=pl.lit(pl.Series(TIERS)).gather(rnd(19, len(TIERS))),
+        category=pl.lit(pl.Series(CATEGORIES)).gather(rnd(20, len(CATEGORIES))),
         sme=pl.when(rnd(21, 5) == 0).then(None).otherwise(rnd(22, 2) == 0),
         vcse=pl.when(rnd(23, 5) == 0).then(None).otherwise(rnd(24, 4) == 0),
         social_enterprise=pl.when(rnd(25, 3) == 0).then(None).otherwise(rnd(26, 6) == 0),

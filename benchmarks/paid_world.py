@@ -99,20 +99,20 @@ def _lines(n: int, anchors: int, n_suppliers: int) -> pl.DataFrame:
             row_number=pl.int_range(pl.len()).over("file_id") + 2,  # row 1 is the header
         )
     )
-    month_start = pl.lit(starts).get(pl.col("month_index"))
+    month_start = pl.lit(starts).gather(pl.col("month_index"))
     pounds = pl.when(pl.col("nhs")).then(25_000 * 10 ** (pl.col("u") * 2.6)).otherwise(500 * 10 ** (pl.col("u") * 3.3))
     pence = (pounds * 100).round().cast(pl.Int64)
     split = (_pick(110, 20) == 0) & (pl.col("row_number") > 2)
     named = pl.col("payee_class")
     frame = frame.with_columns(
-        month=pl.lit(pl.Series(MONTHS)).get(pl.col("month_index")),
+        month=pl.lit(pl.Series(MONTHS)).gather(pl.col("month_index")),
         payment_date=pl.when(_pick(106, 50) != 0).then(month_start + pl.duration(days=_pick(105, 28))),
         amount_pence=pl.when(_pick(109, 1000) == 0).then(None).when(_pick(108, 70) == 0).then(-pence).otherwise(pence),
         transaction_number=(pl.col("file_id") * 1_000_000 + pl.col("row_number") - split.cast(pl.Int64)).cast(
             pl.String
         ),
         payee_name=pl.when(named == "public")
-        .then(pl.lit(pl.Series(PUBLIC_BODIES)).get(_pick(112, len(PUBLIC_BODIES))))
+        .then(pl.lit(pl.Series(PUBLIC_BODIES)).gather(_pick(112, len(PUBLIC_BODIES))))
         .when(named == "review")
         .then(pl.format("Supplier {} Trading", _pick(113, 3000) + 1))
         .when(named == "rejected")
@@ -122,10 +122,10 @@ def _lines(n: int, anchors: int, n_suppliers: int) -> pl.DataFrame:
         .otherwise(None),
         expense_type=pl.when(_pick(116, 400) == 0)
         .then(pl.lit("Employers Superannuation"))
-        .otherwise(pl.lit(pl.Series(EXPENSE_TYPES)).get(_pick(111, len(EXPENSE_TYPES)))),
-        expense_area=pl.lit(pl.Series(EXPENSE_AREAS)).get(_pick(117, len(EXPENSE_AREAS))),
+        .otherwise(pl.lit(pl.Series(EXPENSE_TYPES)).gather(_pick(111, len(EXPENSE_TYPES)))),
+        expense_area=pl.lit(pl.Series(EXPENSE_AREAS)).gather(_pick(117, len(EXPENSE_AREAS))),
         redaction_kind=pl.when(named == "redacted").then(
-            pl.lit(pl.Series(REDACTION_KINDS)).get(_pick(115, len(REDACTION_KINDS)))
+            pl.lit(pl.Series(REDACTION_KINDS)).gather(_pick(115, len(REDACTION_KINDS)))
         ),
     ).with_columns(
         # Publishers spell the same payee differently; the key is the same.

@@ -35,12 +35,12 @@ def random_lines(n: int, seed: int, suppliers: int) -> pl.DataFrame:
         .when(rnd(11, 25) == 0)
         .then(start - pl.duration(days=3))
         .otherwise(start + pl.duration(days=rnd(12, 1500))),
-        cpv_code=pl.lit(pl.Series(["45000000", "85100000-1", "xx", "33100000", None])).get(rnd(13, 5)),
-        tier=pl.lit(pl.Series(TIERS)).get(rnd(14, len(TIERS))),
-        category=pl.lit(pl.Series(CATEGORIES)).get(rnd(15, len(CATEGORIES))),
-        sme=pl.lit(pl.Series([True, False, None])).get(rnd(16, 3)),
-        vcse=pl.lit(pl.Series([True, False, None])).get(rnd(17, 3)),
-        social_enterprise=pl.lit(pl.Series([True, False, None])).get(rnd(18, 3)),
+        cpv_code=pl.lit(pl.Series(["45000000", "85100000-1", "xx", "33100000", None])).gather(rnd(13, 5)),
+        tier=pl.lit(pl.Series(TIERS)).gather(rnd(14, len(TIERS))),
+        category=pl.lit(pl.Series(CATEGORIES)).gather(rnd(15, len(CATEGORIES))),
+        sme=pl.lit(pl.Series([True, False, None])).gather(rnd(16, 3)),
+        vcse=pl.lit(pl.Series([True, False, None])).gather(rnd(17, 3)),
+        social_enterprise=pl.lit(pl.Series([True, False, None])).gather(rnd(18, 3)),
         status=pl.when(rnd(19, 25) == 0).then(pl.lit("withdrawn")).otherwise(pl.lit("active")),
     )
     frame = frame.with_columns(supplier_name=pl.format("Supplier {}", pl.col("supplier_id") // (rnd(20, 2) + 1)))
