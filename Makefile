@@ -15,15 +15,27 @@ DEMO_SPEND_ANCHOR ?= RAL
 DEMO_SPEND_QUARTER ?= 2020Q1
 DEMO_SPEND_FILE ?= procurement/data/samples/nhs_royal-free-ft_2020-Q1_over25k_with_VATreg.csv
 
-.PHONY: install demo demo-data test lint typecheck pytest postgres browser clean statement-preview screens
+.PHONY: install constraints demo demo-data test lint typecheck pytest postgres browser clean statement-preview screens
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --upgrade -c constraints.txt pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-pin: a new environment with the newest releases pyproject.toml's ranges allow, frozen into constraints.txt
+# (its comment lines kept). Run `make test` on the result before committing it.
+constraints:
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	grep '^#' constraints.txt > constraints.txt.new
+	$(BIN)/pip freeze --all --exclude-editable | sort -f >> constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	touch $(STAMP)
 
 # Migrate the embedded SQLite database, load the shipped reference data, then serve.
 demo-data: install
