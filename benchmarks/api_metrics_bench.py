@@ -31,7 +31,8 @@ anchor-year, a group of ten anchors and all anchors:
 * warm: the same request again, p50 of 20;
 * engine: ``compute_metrics`` alone on the same lines, loaded beforehand, run as /metrics runs it (awarded and
   spread side by side in two threads, as /metrics computes them by default; paid on the payment lines), median
-  and best of 5;
+  and best of 5, each round taken just before a cold answer's server starts (``_EngineTimer``: the machine's
+  speed drifts over the minutes a scope takes, and the ratio should compare the two on the same machine);
 
 and prints each with the ratios. Targets: cold within 1.5x the engine, median against median (each is also
 printed best against best: a best engine time against a median answer would count the machine's noise as the
@@ -58,7 +59,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import httpx
 import polars as pl
@@ -84,7 +85,6 @@ GROUP = 10
 COLD_ROUNDS = 5
 CHANGE_ROUNDS = 3
 WARM_ROUNDS = 20
-ENGINE_ROUNDS = 5
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
@@ -327,41 +327,53 @@ def _serve(url: str, port: int, cache_dir: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*command, "--log-level", "warning"], env=env)
 
 
-async def _engine_times(
-    url: str, scopes: dict[str, tuple[Scope, str | None]], *, paid: bool
-) -> dict[str, tuple[float, float]]:
-    """Each scope's engine time on its lines: (median, best)."""
-    engine = make_engine(url)
-    out = {}
-    bases: tuple[Basis, ...] = ("paid",) if paid else ("awarded", "spread")
-    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
-        for label, (scope, period) in scopes.items():
+class _EngineTimer:
+    """The pure engine alone on one scope's lines, loaded beforehand, run as /metrics runs it (awarded and spread side
+    by side in two threads, as /metrics computes them by default; paid on the payment lines), a round at a time.
+
+    Its rounds are taken between the cold answers they are compared with, each just before its answer's server
+    starts: a shared machine's speed drifts by a fifth and more over the minutes a scope's cold answers take, so an
+    engine timed before all of them would be set against answers given on a faster or slower machine.
+    """
+
+    def __init__(self, inputs: pl.DataFrame, scope: Scope, period: str | None, *, paid: bool) -> None:
+        self._inputs = inputs
+        self._scope = scope
+        self._kind: Literal["year", "quarter"] = "year" if period and "/" in period else "quarter"
+        self._bases: tuple[Basis, ...] = ("paid",) if paid else ("awarded", "spread")
+        self._pool = ThreadPoolExecutor(len(self._bases))
+        self.times: list[float] = []
+        self._one_round()  # untimed: the first run in a process pays for its first use of the code and memory
+
+    @classmethod
+    async def load(cls, url: str, scope: Scope, period: str | None, *, paid: bool) -> _EngineTimer:
+        engine = make_engine(url)
+        async with async_sessionmaker(engine, expire_on_commit=False)() as session:
             if paid:
                 lines = await payment_lines_with_details(session, scope.anchor_ids)
             else:
                 lines = await lines_with_details(session, scope.anchor_ids)
-            kind = "year" if period and "/" in period else "quarter"
-            inputs = lines.select(list(INPUT_SCHEMA))
+        await engine.dispose()
+        return cls(lines.select(list(INPUT_SCHEMA)), scope, period, paid=paid)
 
-            def one(basis: Basis, inputs: pl.DataFrame = inputs, scope: Scope = scope, kind: str = kind) -> None:
-                # The pure engine itself: metrics_for_lines would answer repeats from its content memo.
-                compute_metrics(
-                    inputs,
-                    basis=basis,
-                    scopes={scope.key: scope.anchor_ids},
-                    periods="year" if kind == "year" else "quarter",
-                    top_n=20,
-                )
+    def _one(self, basis: Basis) -> None:
+        # The pure engine itself: metrics_for_lines would answer repeats from its content memo.
+        compute_metrics(
+            self._inputs, basis=basis, scopes={self._scope.key: self._scope.anchor_ids}, periods=self._kind, top_n=20
+        )
 
-            times = []
-            with ThreadPoolExecutor(len(bases)) as pool:
-                for _ in range(ENGINE_ROUNDS):
-                    t0 = time.perf_counter()
-                    list(pool.map(one, bases))  # side by side, as /metrics runs the bases it is asked for
-                    times.append(time.perf_counter() - t0)
-            out[label] = (statistics.median(times), min(times))
-    await engine.dispose()
-    return out
+    def _one_round(self) -> float:
+        t0 = time.perf_counter()
+        list(self._pool.map(self._one, self._bases))  # side by side, as /metrics runs the bases it is asked for
+        return time.perf_counter() - t0
+
+    def time_round(self) -> None:
+        self.times.append(self._one_round())
+
+    def close(self) -> tuple[float, float]:
+        """(median, best) of the rounds timed."""
+        self._pool.shutdown()
+        return statistics.median(self.times), min(self.times)
 
 
 async def _bump(url: str, *, change: str | None = None) -> None:
@@ -423,7 +435,6 @@ async def _measure(backend: str, url: str, counts: dict[str, int], cache_dir: st
     headers = {"Authorization": f"Bearer {token}"}
     for basis, lines in counts.items():
         paid = basis == "paid"
-        engine_s = await _engine_times(url, {k: (v[0], v[1]) for k, v in scopes.items()}, paid=paid)
         if paid:
             print(
                 f"\n{backend}, paid basis (GET /metrics?basis=paid; engine: basis paid): {lines:,} payment lines, "
@@ -436,8 +447,9 @@ async def _measure(backend: str, url: str, counts: dict[str, int], cache_dir: st
             f"{'tiers chg s':>12} {'chg/eng':>8} {'lines chg s':>12} {'chg/eng':>8} {'warm p50 ms':>12}  targets"
         )
         basis_query = "&basis=paid" if paid else ""
-        for label, (_scope, _period, question) in scopes.items():
+        for label, (scope, period, question) in scopes.items():
             query = question + basis_query
+            engine_timer = await _EngineTimer.load(url, scope, period, paid=paid)
             # Cold: a fresh server each round, so neither the answer cache nor the engine's content memo (both in
             # the process) can answer. It first answers another anchor's question on the same basis (its code's
             # first-use costs), then the same question on the other lines (the paid basis for contract lines, the
@@ -453,6 +465,8 @@ async def _measure(backend: str, url: str, counts: dict[str, int], cache_dir: st
             for change, times in cold.items():
                 await _copy_lines(url, cache_dir)
                 for _ in range(COLD_ROUNDS if change is None else CHANGE_ROUNDS):
+                    if change is None:
+                        engine_timer.time_round()
                     async with _served(url, headers, cache_dir) as client:
                         for warm_up in warm_ups:
                             assert (await client.get(warm_up)).status_code == 200
@@ -469,7 +483,7 @@ async def _measure(backend: str, url: str, counts: dict[str, int], cache_dir: st
                     r = await client.get(f"/metrics?{query}")
                     warm.append((time.perf_counter() - t0) * 1000)
                     assert r.status_code == 200
-            (e, e_best), w = engine_s[label], statistics.median(warm)
+            (e, e_best), w = engine_timer.close(), statistics.median(warm)
             c, c_best = statistics.median(cold[None]), min(cold[None])
             tiers, lines_ = statistics.median(cold["tier"]), statistics.median(cold[line_change])
             ok = ("cold ok" if c <= 1.5 * e else "cold MISSED") + (", warm ok" if w < 20 else ", warm MISSED")
