@@ -26,14 +26,15 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # Re-pin: a new environment with the newest releases pyproject.toml's ranges allow, frozen into constraints.txt
-# (its comment lines kept). Run `make test` on the result before committing it.
+# (its comment lines kept). Run `make test` on the result before committing it. setuptools and wheel are left
+# out: only some Pythons' venv puts them there (3.11 does, 3.12 does not), and nothing here needs them.
 constraints:
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	grep '^#' constraints.txt > constraints.txt.new
-	$(BIN)/pip freeze --all --exclude-editable | sort -f >> constraints.txt.new
+	$(BIN)/pip freeze --all --exclude-editable | grep -viE '^(setuptools|wheel)==' | sort -f >> constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	touch $(STAMP)
 
