@@ -43,6 +43,10 @@ from importers.ocds import (
 
 # Files smaller than this are prepared in-process: starting the child costs more than it saves.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+# The child runs at a lower priority. The writing process and the database server behind it are an import's critical
+# path (each batch waits on both in turn), and the child has slack: it catches up while they wait for each other.
+# On two cores with PostgreSQL beside it, an even share for all three made imports about 4% slower.
+READER_NICENESS = 10
 _LENGTH = struct.Struct("<Q")
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -367,6 +371,8 @@ def _child_main() -> None:
     # stdout carries the messages; anything else printed goes to stderr.
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    if hasattr(os, "nice"):
+        os.nice(READER_NICENESS)
     # Parsing builds millions of small objects that all live until their batch is sent; frequent cyclic
     # collections would scan them again and again.
     gc.freeze()
