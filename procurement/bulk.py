@@ -31,6 +31,19 @@ _IN_CHUNK = 500  # IN-list size: well under SQLite's bound-parameter limit
 WIDE = 5000  # values per ``among`` (one parameter whatever the count)
 # Below this many rows a COPY's extra round trips (column types, then the copy itself) cost more than they save.
 _COPY_FROM = 16
+# session.info key: the transaction that ``plans_cached`` was said of.
+_PLANS_CACHED = "bulk.plans_cached"
+
+
+def plans_cached(session: AsyncSession) -> None:
+    """Say that the session's transaction runs with plan_cache_mode 'auto', as COPY's foreign-key checks need (see
+    ``_copy``): its COPYs then go without switching to it and back, two round trips each."""
+    session.info[_PLANS_CACHED] = session.sync_session.get_transaction()
+
+
+def _plans_known_cached(session: AsyncSession) -> bool:
+    transaction = session.sync_session.get_transaction()
+    return transaction is not None and session.info.get(_PLANS_CACHED) is transaction
 
 
 async def bulk_insert(session: AsyncSession, model: type[Any], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -83,7 +96,7 @@ async def bulk_insert(session: AsyncSession, model: type[Any], rows: Sequence[Ma
     else:
         values = [(*item, *tail) for item in picked] if tail else picked
     if copy:
-        await _copy(connection, table, columns, values, statement)
+        await _copy(connection, table, columns, values, statement, switch=not _plans_known_cached(session))
     else:
         await connection.exec_driver_sql(statement, values)
 
@@ -98,10 +111,22 @@ async def bulk_insert_watched(session: AsyncSession, model: type[Any], rows: Seq
 
 
 async def _copy(
-    connection: AsyncConnection, table: Table, columns: list[str], values: list[tuple[Any, ...]], statement: str
+    connection: AsyncConnection,
+    table: Table,
+    columns: list[str],
+    values: list[tuple[Any, ...]],
+    statement: str,
+    *,
+    switch: bool,
 ) -> None:
     """COPY the rows in, inside the transaction the session already has open; a constraint it breaks raises the
-    same IntegrityError as the INSERT would (imports retry a batch on it)."""
+    same IntegrityError as the INSERT would (imports retry a batch on it).
+
+    Each row's foreign-key checks run as the server's cached plans. Under plan_cache_mode=force_custom_plan (an
+    import's own reads need it) every check would be planned again, row by row: most of a COPY's cost. So with
+    ``switch`` the COPY runs with the default mode, and the caller's mode is put back after it (a failed COPY ends
+    the transaction, and with it both settings); without it the caller has said the mode is right (``plans_cached``).
+    """
     import asyncpg
 
     raw = await connection.get_raw_connection()
@@ -109,15 +134,13 @@ async def _copy(
     if not driver.is_in_transaction():
         # The adapter opens its transaction lazily, on the first statement; COPY must not run outside it.
         await connection.exec_driver_sql("SELECT 1")
-    # Each row's foreign-key checks run as the server's cached plans. Under plan_cache_mode=force_custom_plan (an
-    # import's own reads need it) every check would be planned again, row by row: most of a COPY's cost. So the
-    # COPY runs with the default mode, and the caller's mode is put back after it (a failed COPY ends the
-    # transaction, and with it both settings).
-    # One round trip: the subquery reads the caller's mode before the outer select sets it.
-    mode = await driver.fetchval(
-        "SELECT q.mode, set_config('plan_cache_mode', 'auto', true) "
-        "FROM (SELECT current_setting('plan_cache_mode') AS mode OFFSET 0) AS q"
-    )
+    mode = "auto"
+    if switch:
+        # One round trip: the subquery reads the caller's mode before the outer select sets it.
+        mode = await driver.fetchval(
+            "SELECT q.mode, set_config('plan_cache_mode', 'auto', true) "
+            "FROM (SELECT current_setting('plan_cache_mode') AS mode OFFSET 0) AS q"
+        )
     try:
         await driver.copy_records_to_table(table.name, records=values, columns=columns, schema_name=table.schema)
     except asyncpg.IntegrityConstraintViolationError as exc:

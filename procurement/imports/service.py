@@ -57,7 +57,7 @@ from importers.prepare import CompiledOcid, PreparedBatch, PreparedRelease, comp
 from procurement import clock
 from procurement import models as m
 from procurement.audit import record_audit
-from procurement.bulk import WIDE, WriteBehind, among, bulk_insert, chunks, cut
+from procurement.bulk import WIDE, WriteBehind, among, bulk_insert, chunks, cut, plans_cached
 from procurement.imports.contract_writes import ContractWriter
 from procurement.imports.parties import Caches, PartyResolver
 from procurement.models import RunStatus
@@ -309,11 +309,11 @@ class ImportService(PartyResolver, ContractWriter):
                 )
                 dialect = session.get_bind().dialect.name
                 if dialect == "postgresql":
-                    await self._batch_settings(session)
+                    await self._batch_settings(session, writes=True)
                     # Until the batch's first read that must see its own writes (classification), it reads what
                     # earlier batches committed on a second connection, while its writes run on this one.
                     async with self.sessions() as reads, reads.begin():
-                        await self._batch_settings(reads)
+                        await self._batch_settings(reads, writes=False)
                         await self._store_rows(session, reads, run_id, batch, counts)
                 else:
                     if dialect == "sqlite":
@@ -354,28 +354,38 @@ class ImportService(PartyResolver, ContractWriter):
         finally:
             await writes.settle()
 
-    async def _batch_settings(self, session: AsyncSession) -> None:
-        """PostgreSQL settings for the batch's transaction, in one round trip.
+    async def _batch_settings(self, session: AsyncSession, *, writes: bool) -> None:
+        """PostgreSQL settings for one of the batch's transactions, in one round trip: ``writes``, the one its writes go
+        to; else the one that reads what earlier batches committed.
 
-        plan_cache_mode: asyncpg keeps prepared statements; a generic plan made while the tables were nearly empty
-        (sequential scans) would otherwise be reused as they grow, slowing every batch. synchronous_commit: the
-        commit does not wait for its WAL to reach the disk; a server crash can lose only the last batches whole,
-        with the run's checkpoint, so a resumed run stores them again. default_toast_compression: the raw
-        archive's JSON is compressed with lz4 (where the server has it) at about half pglz's cost. random_page_cost:
-        a batch's lookups probe indexes the import keeps in memory; priced as a disk's seeks, thousands of probes look
-        dearer than reading a whole table of tens of thousands of rows, which costs several times more."""
+        plan_cache_mode: asyncpg keeps prepared statements; on the reading connection a generic plan made while the
+        tables were nearly empty (sequential scans) would otherwise be reused as they grow, slowing every batch. The
+        writing connection keeps the default (cached plans), which its COPYs' foreign-key checks need (``bulk._copy``);
+        its reads look up the batch's own suppliers by key, and a plan made on smaller tables is dropped when they are
+        analysed (``_refresh_statistics``). synchronous_commit: the commit does not wait for its WAL to reach the disk;
+        a server crash can lose only the last batches whole, with the run's checkpoint, so a resumed run stores them
+        again. default_toast_compression: the raw archive's JSON is compressed with lz4 (where the server has it) at
+        about half pglz's cost. random_page_cost: a batch's lookups probe indexes the import keeps in memory; priced as
+        a disk's seeks, thousands of probes look dearer than reading a whole table of tens of thousands of rows, which
+        costs several times more."""
         if self._lz4 is None:
             self._lz4 = bool(
                 await session.scalar(
                     text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
                 )
             )
-        settings = {"plan_cache_mode": "force_custom_plan", "synchronous_commit": "off", "random_page_cost": "1.1"}
+        settings = {
+            "plan_cache_mode": "auto" if writes else "force_custom_plan",
+            "synchronous_commit": "off",
+            "random_page_cost": "1.1",
+        }
         if self._lz4:
             settings["default_toast_compression"] = "lz4"
         calls = ", ".join(f"set_config(:k{i}, :v{i}, true)" for i in range(len(settings)))
         values = {f"{p}{i}": x for i, kv in enumerate(settings.items()) for p, x in zip("kv", kv, strict=True)}
         await session.execute(text(f"SELECT {calls}"), values)
+        if writes:
+            plans_cached(session)
 
     async def _store_raw(
         self, session: AsyncSession, run_id: int, releases: Sequence[PreparedRelease], counts: Counts

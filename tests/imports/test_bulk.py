@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from procurement import models as m
-from procurement.bulk import WriteBehind, allocate_ids, bulk_insert
+from procurement.bulk import WriteBehind, allocate_ids, bulk_insert, plans_cached
 from tests.conftest import Database
 
 WHEN = dt.datetime(2025, 4, 1, 9, 30, tzinfo=dt.UTC)
@@ -56,6 +56,35 @@ async def test_copy_leaves_the_callers_plan_cache_mode_as_it_found_it(db: Databa
     assert (await session.execute(text("SELECT current_setting('plan_cache_mode')"))).scalar() == "force_custom_plan"
     await session.commit()
     assert (await session.execute(select(func.count()).select_from(m.FeedWatermark))).scalar() == 40
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+async def test_copy_in_a_transaction_said_to_cache_plans_does_not_switch_modes(
+    db: Database, session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import's writing transaction runs with cached plans throughout and says so (``plans_cached``): its COPYs
+    then send no statement besides the COPY itself. The word holds for that transaction only."""
+    import asyncpg
+
+    sent: list[str] = []
+    for name in ("fetchval", "execute"):
+        method = getattr(asyncpg.Connection, name)
+
+        async def spy(self: Any, query: str, *args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            sent.append(query)
+            return await _method(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.Connection, name, spy)
+    await session.execute(text("SELECT set_config('plan_cache_mode', 'auto', true)"))
+    plans_cached(session)
+    await bulk_insert(session, m.FeedWatermark, _rows(40)[:20])
+    await bulk_insert(session, m.FeedWatermark, _rows(40)[20:])
+    assert [q for q in sent if "plan_cache_mode" in q] == []
+    await session.commit()
+    await bulk_insert(session, m.FeedWatermark, [{**r, "source": f"next-{r['source']}"} for r in _rows(20)])
+    assert len([q for q in sent if "plan_cache_mode" in q]) == 1  # a new transaction: asked (and found 'auto') again
+    await session.commit()
+    assert (await session.execute(select(func.count()).select_from(m.FeedWatermark))).scalar() == 60
 
 
 @pytest.mark.parametrize("behind", [True, False])
