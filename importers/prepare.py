@@ -371,8 +371,7 @@ def _child_main() -> None:
     # stdout carries the messages; anything else printed goes to stderr.
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    if hasattr(os, "nice"):
-        os.nice(READER_NICENESS)
+    os.nice(READER_NICENESS)
     # Parsing builds millions of small objects that all live until their batch is sent; frequent cyclic
     # collections would scan them again and again.
     gc.freeze()
